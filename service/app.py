@@ -1,0 +1,44 @@
+"""The app factory: settings in, a FastAPI app with its own database out."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from service.datasets.router import router as datasets_router
+from service.db.session import Database
+from service.errors import install_error_handlers
+from service.health.router import router as health_router
+from service.jobs.router import router as jobs_router
+from service.settings import Settings, get_settings
+
+DESCRIPTION = """
+Train linear classifiers (multiclass SVM, softmax) with the optimization strategies of CS231n's
+"Optimization: Stochastic Gradient Descent" notes. Submit a job, watch its loss curve, download W.
+Errors are RFC 9457 `application/problem+json`.
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    logging.basicConfig(level=settings.log_level.upper())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        database = Database(settings.database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
+        app.state.database = database
+        try:
+            yield
+        finally:
+            database.dispose()
+
+    app = FastAPI(title="Descent", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.include_router(health_router)
+    app.include_router(jobs_router)
+    app.include_router(datasets_router)
+    return app

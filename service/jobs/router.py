@@ -1,0 +1,155 @@
+"""HTTP endpoints of the jobs resource: thin wrappers around jobs.service."""
+
+from __future__ import annotations
+
+import io
+import math
+from typing import Annotated, Any, Literal
+
+import numpy as np
+from fastapi import APIRouter, Body, Path, Query, Response
+from fastapi.responses import JSONResponse
+
+from service.deps import ReadSession, SettingsDep, WriteSession
+from service.jobs import service
+from service.jobs.schemas import JobOut, JobPage, LossPage, LossPoint, SeriesPage, WeightsOut
+from service.jobs.spec import SPEC_EXAMPLE, JobSpec
+
+router = APIRouter(prefix="/jobs", tags=["jobs"])
+
+JobId = Annotated[str, Path(min_length=1, max_length=64, description="A job id.")]
+After = Annotated[
+    int | None, Query(ge=-1, description="Return points with step > after (-1 = from the start).")
+]
+Limit = Annotated[int, Query(ge=1, le=10_000, description="Page size.")]
+PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "Unknown job", **PROBLEM}}
+
+
+@router.post(
+    "",
+    status_code=202,
+    response_model=JobOut,
+    responses={422: {"description": "Invalid spec", **PROBLEM}},
+    summary="Submit a job",
+)
+def submit_job(
+    spec: Annotated[JobSpec, Body(openapi_examples={"svm-sgd": {"value": SPEC_EXAMPLE}})],
+    session: WriteSession,
+    settings: SettingsDep,
+    response: Response,
+) -> JobOut:
+    job = service.submit(session, spec, settings)
+    session.commit()
+    response.headers["Location"] = f"/jobs/{job.id}"
+    return service.to_out(job)
+
+
+@router.get("", response_model=JobPage, summary="List jobs, newest first")
+def list_jobs(
+    session: ReadSession,
+    settings: SettingsDep,
+    status: Annotated[
+        Literal["queued", "running", "succeeded", "failed", "cancelled"] | None, Query()
+    ] = None,
+    task: Annotated[str | None, Query(max_length=32)] = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 50,
+    cursor: Annotated[str | None, Query(max_length=64)] = None,
+) -> JobPage:
+    return service.list_page(
+        session, status=status, task=task, cursor=cursor, limit=min(limit, settings.max_page_limit)
+    )
+
+
+@router.get("/{job_id}", response_model=JobOut, responses=NOT_FOUND, summary="One job")
+def get_job(job_id: JobId, session: ReadSession) -> JobOut:
+    return service.to_out(service.get(session, job_id))
+
+
+@router.get("/{job_id}/loss", response_model=LossPage, responses=NOT_FOUND, summary="Loss history")
+def get_loss(
+    job_id: JobId, session: ReadSession, after: After = None, limit: Limit = 1000
+) -> LossPage:
+    job = service.get(session, job_id)
+    points, next_after, total = service.series_page(session, job, "loss", after=after, limit=limit)
+    return LossPage(
+        points=[LossPoint(step=p.step, loss=p.value) for p in points],
+        next_after=next_after,
+        total=total,
+    )
+
+
+@router.get(
+    "/{job_id}/metrics/{series}",
+    response_model=SeriesPage,
+    responses=NOT_FOUND,
+    summary="Any recorded series (loss, best_loss, learning_rate, train_accuracy, val_accuracy)",
+)
+def get_series(
+    job_id: JobId,
+    series: Annotated[str, Path(pattern=r"^[a-z_]{1,32}$")],
+    session: ReadSession,
+    after: After = None,
+    limit: Limit = 1000,
+) -> SeriesPage:
+    job = service.get(session, job_id)
+    points, next_after, total = service.series_page(session, job, series, after=after, limit=limit)
+    return SeriesPage(points=points, next_after=next_after, total=total)
+
+
+@router.get(
+    "/{job_id}/weights",
+    response_model=WeightsOut,
+    responses={
+        **NOT_FOUND,
+        409: {"description": "No weights stored yet", **PROBLEM},
+        200: {"content": {"application/octet-stream": {}}},
+    },
+    summary="The learned W (classes x features, bias last); ?format=npy for an .npy file",
+)
+def get_weights(
+    job_id: JobId,
+    session: ReadSession,
+    format: Annotated[Literal["json", "npy"], Query()] = "json",
+) -> Any:
+    job = service.get(session, job_id)
+    stored = service.weights(session, job)
+    array = service.as_ndarray(stored)
+    if format == "npy":
+        buffer = io.BytesIO()
+        np.save(buffer, array, allow_pickle=False)
+        return Response(
+            buffer.getvalue(),
+            media_type="application/octet-stream",
+            headers={"Content-Disposition": f'attachment; filename="{job.id}-W.npy"'},
+        )
+    data = array.tolist()
+    if not np.isfinite(array).all():  # never serve NaN/Infinity as JSON
+        data = [[v if math.isfinite(v) else None for v in row] for row in data]
+    body = WeightsOut(shape=list(array.shape), dtype=str(array.dtype), step=stored.step, data=data)
+    return JSONResponse(body.model_dump())
+
+
+@router.post(
+    "/{job_id}/cancel",
+    status_code=202,
+    response_model=JobOut,
+    responses={**NOT_FOUND, 409: {"description": "Already finished", **PROBLEM}},
+    summary="Cancel a queued or running job",
+)
+def cancel_job(job_id: JobId, session: WriteSession) -> JobOut:
+    job = service.cancel(session, job_id)
+    session.commit()
+    return service.to_out(job)
+
+
+@router.delete(
+    "/{job_id}",
+    status_code=204,
+    responses={**NOT_FOUND, 409: {"description": "Still queued or running", **PROBLEM}},
+    summary="Delete a finished job with its history and weights",
+)
+def delete_job(job_id: JobId, session: WriteSession) -> Response:
+    service.delete(session, job_id)
+    session.commit()
+    return Response(status_code=204)

@@ -1,0 +1,114 @@
+"""Response models of the jobs resource. No NaN or Infinity ever leaves through them."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
+FiniteFloat = Annotated[float | None, PlainSerializer(_finite, return_type=float | None)]
+
+
+class Progress(BaseModel):
+    step: int
+    total: int
+    fraction: FiniteFloat
+
+
+class JobMetrics(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    loss: FiniteFloat = None
+    best_loss: FiniteFloat = None
+    train_accuracy: FiniteFloat = None
+    val_accuracy: FiniteFloat = None
+    test_accuracy: FiniteFloat = None
+
+
+class JobError(BaseModel):
+    type: str = Field(examples=["diverged"])
+    message: str
+    step: int | None = None
+
+
+class Timings(BaseModel):
+    queued_s: FiniteFloat = None
+    load_s: FiniteFloat = None
+    run_s: FiniteFloat = None
+
+
+class JobOut(BaseModel):
+    id: str
+    status: str = Field(examples=["running"])
+    task: str
+    name: str | None
+    spec: dict[str, Any]
+    progress: Progress
+    metrics: JobMetrics
+    error: JobError | None
+    attempts: int
+    timings: Timings
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class JobPage(BaseModel):
+    items: list[JobOut]
+    next_cursor: str | None
+
+
+class LossPoint(BaseModel):
+    step: int
+    loss: FiniteFloat
+
+
+class LossPage(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "points": [{"step": 0, "loss": 9.4}, {"step": 1, "loss": 8.96}],
+                    "next_after": 1,
+                    "total": 1500,
+                }
+            ]
+        }
+    )
+
+    points: list[LossPoint]
+    next_after: int | None
+    total: int
+
+
+class SeriesPoint(BaseModel):
+    step: int
+    value: FiniteFloat
+
+
+class SeriesPage(BaseModel):
+    points: list[SeriesPoint]
+    next_after: int | None
+    total: int
+
+
+class WeightsOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"shape": [3, 3], "dtype": "float32", "step": 1500, "data": [[0.1] * 3] * 3}
+            ]
+        }
+    )
+
+    shape: list[int]
+    dtype: str
+    step: int
+    data: list[Any] = Field(description="Nested lists, classes x features, bias last.")

@@ -1,0 +1,215 @@
+"""The rules of the jobs resource: what may be submitted, cancelled, deleted and read."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+import numpy as np
+from sqlalchemy.orm import Session
+
+from service.datasets import catalog
+from service.db.base import utcnow
+from service.db.models import TERMINAL_STATUSES, Job, JobArray
+from service.errors import Conflict, InvalidInput, NotFound
+from service.ids import new_id
+from service.jobs import repository
+from service.jobs.schemas import (
+    JobError,
+    JobMetrics,
+    JobOut,
+    JobPage,
+    Progress,
+    SeriesPoint,
+    Timings,
+)
+from service.jobs.spec import JobSpec
+from service.settings import Settings
+
+SERIES = ("loss", "best_loss", "learning_rate", "train_accuracy", "val_accuracy")
+
+
+def _resolve_dataset(spec: JobSpec, settings: Settings) -> dict[str, Any]:
+    """The stored dataset reference, with the data set's default split sizes filled in."""
+    ref = spec.dataset
+    state = catalog.availability(ref.name, settings)
+    if not state.available:
+        raise InvalidInput(
+            f"Data set {ref.name!r} is not available on this server: {state.reason}",
+            [(("body", "dataset", "name"), state.reason or "unavailable")],
+        )
+    resolved = ref.model_dump()
+    allowed = catalog.option_names(ref.name)
+    problems: list[tuple[tuple[str, ...], str]] = [
+        (("body", "dataset", key), f"{ref.name} does not take {key}")
+        for key in catalog.OPTION_FIELDS
+        if resolved[key] is not None and key not in allowed
+    ]
+    defaults = catalog.info(ref.name)
+    for split in ("n_train", "n_val", "n_test"):
+        if resolved[split] is None:
+            resolved[split] = getattr(defaults, split)
+    sizes = (resolved["n_train"], resolved["n_val"], resolved["n_test"])
+    problems += [
+        (("body", "dataset", "n_train"), msg) for msg in catalog.size_problems(ref.name, *sizes)
+    ]
+    if problems:
+        raise InvalidInput(f"Invalid dataset for {ref.name}", problems)
+    for key in catalog.OPTION_FIELDS:
+        if key in allowed and resolved[key] is None:
+            resolved[key] = catalog.default_option(ref.name, key)
+        elif key not in allowed:
+            del resolved[key]
+    return resolved
+
+
+def _check_limits(spec: JobSpec, n_train: int, settings: Settings) -> None:
+    problems: list[tuple[tuple[str, ...], str]] = []
+    opt = spec.optimizer
+    if opt.iterations > settings.max_iterations:
+        problems.append(
+            (("body", "optimizer", "iterations"), f"may not exceed {settings.max_iterations}")
+        )
+    if opt.batch_size is not None and opt.batch_size > n_train:
+        problems.append(
+            (("body", "optimizer", "batch_size"), f"may not exceed the {n_train} training rows")
+        )
+    if problems:
+        raise InvalidInput("The job spec is outside this server's limits", problems)
+
+
+def submit(session: Session, spec: JobSpec, settings: Settings) -> Job:
+    dataset = _resolve_dataset(spec, settings)
+    _check_limits(spec, dataset["n_train"], settings)
+    stored = spec.model_dump(mode="json")
+    stored["dataset"] = dataset
+    job = Job(
+        id=new_id(),
+        name=spec.name,
+        task=spec.task,
+        status="queued",
+        spec=stored,
+        dataset_ref=f"builtin:{dataset['name']}",
+        progress_step=0,
+        progress_total=spec.optimizer.iterations,
+        metrics={},
+        timings={},
+        attempts=0,
+        cancel_requested=False,
+        created_at=utcnow(),
+    )
+    repository.add(session, job)
+    return job
+
+
+def get(session: Session, job_id: str) -> Job:
+    job = repository.get(session, job_id)
+    if job is None:
+        raise NotFound(f"No job with id {job_id!r}")
+    return job
+
+
+def to_out(job: Job) -> JobOut:
+    total = job.progress_total
+    return JobOut(
+        id=job.id,
+        status=job.status,
+        task=job.task,
+        name=job.name,
+        spec=job.spec,
+        progress=Progress(
+            step=job.progress_step,
+            total=total,
+            fraction=(job.progress_step / total) if total else None,
+        ),
+        metrics=JobMetrics(**job.metrics),
+        error=JobError(**job.error) if job.error else None,
+        attempts=job.attempts,
+        timings=Timings(**job.timings),
+        created_at=job.created_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+    )
+
+
+def encode_cursor(job_id: str) -> str:
+    return base64.urlsafe_b64encode(job_id.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> str:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raw = ""
+    if not raw or len(raw) > 32 or not raw.isalnum():
+        raise InvalidInput(
+            "Invalid cursor", [(("query", "cursor"), "not a cursor this API issued")]
+        )
+    return raw
+
+
+def list_page(
+    session: Session, *, status: str | None, task: str | None, cursor: str | None, limit: int
+) -> JobPage:
+    before = decode_cursor(cursor) if cursor else None
+    jobs = repository.page(session, status=status, task=task, before_id=before, limit=limit + 1)
+    has_more = len(jobs) > limit
+    items = [to_out(job) for job in jobs[:limit]]
+    return JobPage(items=items, next_cursor=encode_cursor(items[-1].id) if has_more else None)
+
+
+def series_page(
+    session: Session, job: Job, series: str, *, after: int | None, limit: int
+) -> tuple[list[SeriesPoint], int | None, int]:
+    """A page of one series: its points, the cursor for the next page, the points stored so far."""
+    rows = repository.points(session, job.id, series, after=after, limit=limit)
+    total = repository.count_points(session, job.id, series)
+    points = [SeriesPoint(step=step, value=value) for step, value in rows]
+    finished = job.status in TERMINAL_STATUSES
+    if not points:
+        # A running job may still write: hand the same cursor back (-1 = from the start).
+        next_after = None if finished else (after if after is not None else -1)
+    else:
+        last = points[-1].step
+        exhausted = finished and (
+            len(points) < limit or repository.last_step(session, job.id, series) == last
+        )
+        next_after = None if exhausted else last
+    return points, next_after, total
+
+
+def weights(session: Session, job: Job) -> JobArray:
+    array = repository.array(session, job.id, "W")
+    if array is None:
+        raise Conflict(f"Job {job.id} has no weights yet (status {job.status})")
+    return array
+
+
+def as_ndarray(array: JobArray) -> np.ndarray:
+    return np.frombuffer(array.data, dtype=np.dtype(array.dtype)).reshape(array.shape)
+
+
+def cancel(session: Session, job_id: str) -> Job:
+    job = repository.get(session, job_id, for_update=True)
+    if job is None:
+        raise NotFound(f"No job with id {job_id!r}")
+    if job.status in TERMINAL_STATUSES:
+        raise Conflict(f"Job {job_id} is already {job.status}")
+    if job.status == "queued":
+        job.status = "cancelled"
+        job.finished_at = utcnow()
+        job.lease_owner = None
+        job.lease_expires_at = None
+    job.cancel_requested = True
+    session.flush()
+    return job
+
+
+def delete(session: Session, job_id: str) -> None:
+    job = repository.get(session, job_id, for_update=True)
+    if job is None:
+        raise NotFound(f"No job with id {job_id!r}")
+    if job.status not in TERMINAL_STATUSES:
+        raise Conflict(f"Job {job_id} is {job.status}: cancel it before deleting it")
+    repository.remove(session, job_id)

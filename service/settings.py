@@ -1,0 +1,60 @@
+"""Configuration: every setting is a DESCENT_* environment variable (or a line in `.env`)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DESCENT_", env_file=".env", extra="ignore")
+
+    database_url: str = Field(
+        "sqlite:///./var/descent.db",
+        description="SQLAlchemy URL; postgresql+psycopg://user@host/db for PostgreSQL.",
+    )
+    data_dir: Path = Field(Path("./var/data"), description="Where uploaded data sets live.")
+    cifar10_dir: Path | None = Field(
+        None,
+        description="Directory holding the CIFAR-10 python batches (data_batch_1..5, test_batch).",
+    )
+    api_token: str | None = Field(None, description="Bearer token required by the API when set.")
+    lease_seconds: float = Field(
+        30.0, gt=0, description="How long a claim lasts without a heartbeat."
+    )
+    heartbeat_seconds: float = Field(5.0, gt=0, description="How often a worker renews its lease.")
+    checkpoint_seconds: float = Field(
+        5.0, gt=0, description="How often a running job stores its latest weights."
+    )
+    poll_seconds: float = Field(
+        0.2, gt=0, description="How often an idle worker looks for queued jobs."
+    )
+    max_upload_bytes: int = Field(512 * 1024 * 1024, gt=0, description="Largest accepted upload.")
+    dataset_cache_bytes: int = Field(
+        3 * 1024**3, ge=0, description="Memory a worker may keep prepared data sets in."
+    )
+    max_iterations: int = Field(
+        1_000_000, gt=0, description="Upper bound on iterations and trials."
+    )
+    max_page_limit: int = Field(10_000, gt=0, description="Upper bound on a page's `limit`.")
+    sqlite_busy_timeout_ms: int = Field(
+        30_000, ge=0, description="SQLite lock wait before failing."
+    )
+    log_level: str = Field("INFO", description="Python logging level.")
+
+    @field_validator("cifar10_dir", "api_token", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

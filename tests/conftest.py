@@ -1,0 +1,136 @@
+"""Shared fixtures: a fresh migrated database per test (SQLite, and PostgreSQL when configured)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from service.db import migrate
+from service.settings import Settings
+
+POSTGRES_ENV = "DESCENT_TEST_POSTGRES_URL"
+REPO = Path(__file__).resolve().parents[1]
+SHARED_CIFAR10 = REPO.parent / "shared" / "data" / "cifar-10-batches-py"
+
+
+def cifar10_dir() -> Path | None:
+    """Where the real CIFAR-10 batches are, if anywhere on this machine."""
+    configured = os.environ.get("DESCENT_CIFAR10_DIR")
+    for candidate in (Path(configured) if configured else None, SHARED_CIFAR10):
+        if candidate is not None and (candidate / "data_batch_1").is_file():
+            return candidate
+    return None
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite file, copied for each test instead of migrating every time."""
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    migrate.upgrade(f"sqlite:///{path}")
+    return path
+
+
+class PostgresServer:
+    """Creates throw-away databases on the server named by DESCENT_TEST_POSTGRES_URL."""
+
+    def __init__(self, url: str) -> None:
+        self.url = make_url(url)
+        self.admin = create_engine(self.url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+        self.template = f"descent_tmpl_{uuid.uuid4().hex[:10]}"
+        self._create(self.template)
+        migrate.upgrade(self.url_for(self.template))
+        self.created: list[str] = [self.template]
+
+    def url_for(self, database: str) -> str:
+        return self.url.set(database=database).render_as_string(hide_password=False)
+
+    def _create(self, database: str, template: str | None = None) -> None:
+        with self.admin.connect() as conn:
+            suffix = f" TEMPLATE {template}" if template else ""
+            conn.execute(text(f'CREATE DATABASE "{database}"{suffix}'))
+
+    def fresh(self) -> str:
+        name = f"descent_t_{uuid.uuid4().hex[:12]}"
+        self._create(name, self.template)
+        self.created.append(name)
+        return self.url_for(name)
+
+    def empty(self) -> str:
+        name = f"descent_e_{uuid.uuid4().hex[:12]}"
+        self._create(name)
+        self.created.append(name)
+        return self.url_for(name)
+
+    def drop(self, url: str) -> None:
+        name = make_url(url).database
+        with self.admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        if name in self.created:
+            self.created.remove(name)
+
+    def close(self) -> None:
+        with self.admin.connect() as conn:
+            for name in self.created:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        self.admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer | None]:
+    url = os.environ.get(POSTGRES_ENV)
+    if not url:
+        yield None
+        return
+    server = PostgresServer(url)
+    yield server
+    server.close()
+
+
+BACKENDS = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    sqlite_template: Path,
+    postgres_server: PostgresServer | None,
+) -> Iterator[str]:
+    """A fresh, migrated database for this test; PostgreSQL only when the server is configured."""
+    if request.param == "sqlite":
+        path = tmp_path / "descent.db"
+        shutil.copy(sqlite_template, path)
+        yield f"sqlite:///{path}"
+        return
+    if postgres_server is None:
+        pytest.skip(f"PostgreSQL lane off: set {POSTGRES_ENV} to a server URL to run it")
+    url = postgres_server.fresh()
+    yield url
+    postgres_server.drop(url)
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path, sqlite_template: Path) -> str:
+    path = tmp_path / "descent.db"
+    shutil.copy(sqlite_template, path)
+    return f"sqlite:///{path}"
+
+
+def make_settings(database_url: str, tmp_path: Path, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "database_url": database_url,
+        "data_dir": tmp_path / "data",
+        "cifar10_dir": cifar10_dir(),
+        "poll_seconds": 0.05,
+        "checkpoint_seconds": 0.2,
+        "dataset_cache_bytes": 2 * 1024**3,
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]

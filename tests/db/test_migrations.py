@@ -1,0 +1,72 @@
+"""The schema lives in Alembic: one head, upgrade from empty, models == migrations, downgrade."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, inspect
+
+from service.db import migrate
+from service.db.base import Base
+from tests.conftest import PostgresServer
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_database(
+    request: pytest.FixtureRequest, tmp_path: Path, postgres_server: PostgresServer | None
+) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'empty.db'}"
+        return
+    if postgres_server is None:
+        pytest.skip("PostgreSQL lane off: set DESCENT_TEST_POSTGRES_URL to a server URL to run it")
+    url = postgres_server.empty()
+    yield url
+    postgres_server.drop(url)
+
+
+def test_there_is_exactly_one_head() -> None:
+    script = ScriptDirectory.from_config(migrate.alembic_config("sqlite://"))
+
+    assert len(script.get_heads()) == 1
+
+
+def test_upgrade_from_empty_creates_every_table(empty_database: str) -> None:
+    migrate.upgrade(empty_database)
+
+    engine = create_engine(empty_database)
+    tables = set(inspect(engine).get_table_names())
+    assert {"jobs", "metric_points", "job_arrays", "datasets", "alembic_version"} <= tables
+    assert migrate.is_migrated(engine)
+    engine.dispose()
+
+
+def test_models_match_the_migrated_schema(empty_database: str) -> None:
+    migrate.upgrade(empty_database)
+
+    engine = create_engine(empty_database)
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        differences = compare_metadata(context, Base.metadata)
+    engine.dispose()
+    assert differences == []
+
+
+def test_downgrade_to_base_and_back_up(empty_database: str) -> None:
+    migrate.upgrade(empty_database)
+    migrate.downgrade(empty_database, "base")
+
+    engine = create_engine(empty_database)
+    assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
+    assert not migrate.is_migrated(engine)
+    engine.dispose()
+
+    migrate.upgrade(empty_database)
+    engine = create_engine(empty_database)
+    assert migrate.is_migrated(engine)
+    engine.dispose()

@@ -1,0 +1,87 @@
+"""Claims are atomic: concurrent workers never take the same job; leases guard every write."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+
+from sqlalchemy import select
+
+from service.db.models import Job
+from service.db.session import Database
+from service.settings import Settings
+from tests.worker.conftest import submit
+from worker import store
+
+
+def test_each_queued_job_is_claimed_once_by_concurrent_claimers(
+    settings: Settings, database: Database
+) -> None:
+    job_ids = {submit(database, settings) for _ in range(30)}
+    claims: list[tuple[str, str]] = []
+    lock = threading.Lock()
+
+    def claimer(name: str) -> None:
+        db = Database(settings.database_url)
+        while True:
+            with db.transaction() as session:
+                claimed = store.claim(session, name, lease_seconds=60)
+            if claimed is None:
+                break
+            with lock:
+                claims.append((claimed.id, name))
+        db.dispose()
+
+    threads = [threading.Thread(target=claimer, args=(f"w{i}",)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    counts = Counter(job_id for job_id, _ in claims)
+    assert set(counts) == job_ids
+    assert set(counts.values()) == {1}
+    with database.read() as session:
+        jobs = session.scalars(select(Job)).all()
+    assert {job.status for job in jobs} == {"running"}
+    assert {job.attempts for job in jobs} == {1}
+    assert all(job.lease_owner is not None and job.lease_expires_at for job in jobs)
+
+
+def test_jobs_are_claimed_oldest_first(settings: Settings, database: Database) -> None:
+    first, second = submit(database, settings), submit(database, settings)
+
+    with database.transaction() as session:
+        a = store.claim(session, "w", lease_seconds=60)
+    with database.transaction() as session:
+        b = store.claim(session, "w", lease_seconds=60)
+
+    assert a is not None and b is not None
+    assert (a.id, b.id) == (first, second)
+
+
+def test_a_job_whose_lease_expired_is_claimed_again(settings: Settings, database: Database) -> None:
+    job_id = submit(database, settings)
+    with database.transaction() as session:
+        store.claim(session, "lost-worker", lease_seconds=-1)
+
+    with database.transaction() as session:
+        again = store.claim(session, "new-worker", lease_seconds=60)
+
+    assert again is not None and again.id == job_id and again.attempts == 2
+    with database.transaction() as session:
+        # The old owner can no longer write to it.
+        assert store.heartbeat(session, job_id, "lost-worker", 60) is None
+        assert not store.finish(session, job_id, "lost-worker", "succeeded")
+        assert store.heartbeat(session, job_id, "new-worker", 60) is False
+
+
+def test_a_running_job_with_a_live_lease_is_not_claimed(
+    settings: Settings, database: Database
+) -> None:
+    submit(database, settings)
+    with database.transaction() as session:
+        assert store.claim(session, "w1", lease_seconds=60) is not None
+
+    with database.transaction() as session:
+        assert store.claim(session, "w2", lease_seconds=60) is None

@@ -1,0 +1,269 @@
+"""The minibatch gradient-descent loop, run in resumable chunks.
+
+W is (C, D) classes x features with the bias last; X is (N, D) already preprocessed in the run's
+dtype; y is int64 (N,). `run` mutates a TrainState (W, update-rule state, Generator, step) so the
+caller can checkpoint it between chunks and resume with identical results.
+"""
+
+import math
+import time
+from collections.abc import Callable, Generator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, NamedTuple
+
+import numpy as np
+from numpy.typing import NDArray
+
+from worker.engine.arrays import FloatArray, IntArray
+from worker.engine.datasets import Dataset
+from worker.engine.losses import LossFunction, make_loss
+from worker.engine.lr_schedules import make_schedule
+from worker.engine.metrics import accuracy
+from worker.engine.optimizers import RuleState, UpdateRule, make_rule
+from worker.engine.preprocess import Preprocessor
+from worker.engine.sampling import SAMPLING_MODES, BatchSampler, Sampling
+
+DTypeName = Literal["float32", "float64"]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyperparameters of a training run; invalid values raise ValueError on construction."""
+
+    loss: str = "svm"
+    reg: float = 0.0
+    delta: float = 1.0
+    optimizer: str = "sgd"
+    optimizer_params: Mapping[str, float] = field(default_factory=dict)
+    learning_rate: float = 1e-3
+    lr_schedule: Mapping[str, Any] = field(default_factory=lambda: {"type": "constant"})
+    batch_size: int | None = 200
+    sampling: Sampling = "replacement"
+    iterations: int = 100
+    init_scale: float = 0.001
+    log_every: int = 1
+    eval_every: int = 0
+    dtype: DTypeName = "float32"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        self.make_loss()
+        self.make_rule()
+        self.make_schedule()
+        if not (math.isfinite(self.reg) and self.reg >= 0.0):
+            raise ValueError(f"reg must be >= 0, got {self.reg}")
+        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0.0):
+            raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1 or None, got {self.batch_size}")
+        if self.sampling not in SAMPLING_MODES:
+            raise ValueError(f"sampling must be one of {SAMPLING_MODES}, got {self.sampling!r}")
+        if self.dtype not in ("float32", "float64"):
+            raise ValueError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
+        for name, minimum in (("iterations", 1), ("log_every", 1), ("eval_every", 0)):
+            if getattr(self, name) < minimum:
+                raise ValueError(f"{name} must be >= {minimum}, got {getattr(self, name)}")
+        if not self.init_scale >= 0.0:
+            raise ValueError(f"init_scale must be >= 0, got {self.init_scale}")
+
+    @property
+    def np_dtype(self) -> np.dtype[np.floating[Any]]:
+        return np.dtype(np.float32 if self.dtype == "float32" else np.float64)
+
+    def make_loss(self) -> LossFunction:
+        return make_loss(self.loss, self.reg, self.delta)
+
+    def make_rule(self) -> UpdateRule:
+        return make_rule(self.optimizer, **self.optimizer_params)
+
+    def make_schedule(self) -> Callable[[int], float]:
+        params = dict(self.lr_schedule)
+        kind = params.pop("type", "constant")
+        return make_schedule(kind, self.learning_rate, **params)
+
+
+@dataclass(frozen=True)
+class TrainData:
+    """Prepared arrays: features preprocessed (bias column included) in the run's dtype."""
+
+    X_train: FloatArray
+    y_train: IntArray
+    X_val: FloatArray
+    y_val: IntArray
+
+
+def prepare_data(dataset: Dataset, preprocessor: Preprocessor, dtype: str) -> TrainData:
+    """Apply `preprocessor` to the train and val splits, in `dtype`."""
+    return TrainData(
+        preprocessor.transform(dataset.X_train, dtype),
+        dataset.y_train,
+        preprocessor.transform(dataset.X_val, dtype),
+        dataset.y_val,
+    )
+
+
+@dataclass
+class TrainState:
+    """Everything a run needs to continue: checkpoint it between chunks."""
+
+    W: FloatArray
+    rule_state: RuleState
+    rng: np.random.Generator
+    step: int = 0
+
+
+def init_state(config: TrainConfig, n_classes: int, n_features: int) -> TrainState:
+    """W = init_scale * standard_normal((C, D)) from default_rng(seed), cast to the run's dtype."""
+    rng = np.random.default_rng(config.seed)
+    W = (config.init_scale * rng.standard_normal((n_classes, n_features))).astype(config.np_dtype)
+    return TrainState(W=W, rule_state=config.make_rule().init(W), rng=rng)
+
+
+class Evaluation(NamedTuple):
+    step: int
+    train_accuracy: float
+    val_accuracy: float
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """History of a stretch of steps.
+
+    losses[i] is the minibatch loss at steps[i] before that step's update, learning_rates[i] the
+    rate that update used. evals at step s use W before step s's update, except the one at the
+    last step, which uses the final W (after every update), so it scores the weights returned.
+    """
+
+    steps: IntArray
+    losses: NDArray[np.float64]
+    learning_rates: NDArray[np.float64]
+    evals: tuple[Evaluation, ...]
+    done: bool
+
+
+class Diverged(Exception):
+    """The loss became NaN or infinite at `step`."""
+
+    def __init__(self, step: int, loss: float) -> None:
+        super().__init__(f"loss became {loss} at step {step}")
+        self.step = step
+        self.loss = loss
+
+
+class _History:
+    def __init__(self) -> None:
+        self.steps: list[int] = []
+        self.losses: list[float] = []
+        self.learning_rates: list[float] = []
+        self.evals: list[Evaluation] = []
+        self.steps_run = 0
+
+    def chunk(self, done: bool) -> Chunk:
+        return Chunk(
+            steps=np.array(self.steps, dtype=np.int64),
+            losses=np.array(self.losses, dtype=np.float64),
+            learning_rates=np.array(self.learning_rates, dtype=np.float64),
+            evals=tuple(self.evals),
+            done=done,
+        )
+
+
+def _check(state: TrainState, config: TrainConfig, data: TrainData) -> None:
+    n_classes, n_features = state.W.shape
+    for name in ("X_train", "X_val"):
+        X = getattr(data, name)
+        if X.dtype != config.np_dtype or X.ndim != 2 or X.shape[1] != n_features:
+            raise ValueError(
+                f"{name} must be {config.dtype} (N, {n_features}), got {X.dtype} {X.shape}"
+            )
+    if state.W.dtype != config.np_dtype:
+        raise ValueError(f"W is {state.W.dtype}, the run is {config.dtype}")
+    for name in ("y_train", "y_val"):
+        y = getattr(data, name)
+        X = getattr(data, "X" + name[1:])
+        if y.shape != (X.shape[0],) or y.dtype.kind not in "iu":
+            raise ValueError(f"{name} must hold one integer label per row of X")
+        if y.size and (y.min() < 0 or y.max() >= n_classes):
+            raise ValueError(f"{name} must lie in 0..{n_classes - 1}")
+
+
+class _Loop:
+    """One run's fixed parts; `advance` performs steps and records their history."""
+
+    def __init__(self, config: TrainConfig, data: TrainData) -> None:
+        self.config, self.data = config, data
+        self.loss = config.make_loss()
+        self.rule = config.make_rule()
+        self.schedule = config.make_schedule()
+        self.sampler = BatchSampler(
+            data.X_train, data.y_train, config.batch_size, config.sampling, config.seed
+        )
+
+    def evaluate(self, step: int, W: FloatArray) -> Evaluation:
+        data = self.data
+        return Evaluation(
+            step, accuracy(W, data.X_train, data.y_train), accuracy(W, data.X_val, data.y_val)
+        )
+
+    def advance(
+        self, state: TrainState, stop: int, history: _History, deadline: float | None = None
+    ) -> None:
+        """Run steps up to `stop`, or until time.perf_counter() passes `deadline`."""
+        config = self.config
+        last, log_every, eval_every = config.iterations - 1, config.log_every, config.eval_every
+        for step in range(state.step, stop):
+            if deadline is not None and history.steps_run and time.perf_counter() >= deadline:
+                return
+            history.steps_run += 1
+            X_batch, y_batch = self.sampler.batch(step, state.rng)
+            lr = self.schedule(step)
+            loss, grad = self.loss.loss_grad(state.W, X_batch, y_batch)
+            if not math.isfinite(loss):
+                raise Diverged(step, loss)
+            if step % log_every == 0 or step == last:
+                history.steps.append(step)
+                history.losses.append(loss)
+                history.learning_rates.append(lr)
+            if eval_every and step % eval_every == 0 and step != last:
+                history.evals.append(self.evaluate(step, state.W))
+            state.W, state.rule_state = self.rule.update(grad, state.rule_state, state.W, lr)
+            state.step = step + 1
+            if step == last and eval_every:
+                history.evals.append(self.evaluate(step, state.W))
+
+
+def run(
+    state: TrainState,
+    config: TrainConfig,
+    data: TrainData,
+    *,
+    chunk_steps: int = 1000,
+    chunk_seconds: float | None = None,
+) -> Generator[Chunk, None, None]:
+    """Train from `state.step` to `config.iterations`, yielding a Chunk every `chunk_steps` steps
+    or, with `chunk_seconds`, as soon as a chunk has run that long (at least one step each).
+
+    The last Chunk has done=True. On a NaN/Inf loss at step s this yields a Chunk with the
+    history before s (done=False), then raises Diverged(s, loss); `state` then holds the W
+    that produced that loss. Same config and seed give bit-identical losses and W, whether the
+    run goes straight through or is resumed from a saved state.
+    """
+    if chunk_steps < 1:
+        raise ValueError(f"chunk_steps must be >= 1, got {chunk_steps}")
+    _check(state, config, data)
+    loop = _Loop(config, data)
+    while True:
+        history = _History()
+        stop = min(state.step + chunk_steps, config.iterations)
+        deadline = None if chunk_seconds is None else time.perf_counter() + chunk_seconds
+        try:
+            # Overflow on the way to divergence is expected; it is reported as Diverged instead.
+            with np.errstate(all="ignore"):
+                loop.advance(state, stop, history, deadline)
+        except Diverged:
+            yield history.chunk(done=False)
+            raise
+        done = state.step >= config.iterations
+        yield history.chunk(done)
+        if done:
+            return
