@@ -1,0 +1,54 @@
+"""A real `descent serve` process on a free port, with its own SQLite database."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    port = free_port()
+    env = {
+        **os.environ,
+        "DESCENT_DATABASE_URL": f"sqlite:///{tmp_path / 'descent.db'}",
+        "DESCENT_DATA_DIR": str(tmp_path / "data"),
+        "DESCENT_POLL_SECONDS": "0.05",
+        "DESCENT_LOG_LEVEL": "WARNING",
+    }
+    descent = Path(sys.executable).parent / "descent"
+    process = subprocess.Popen(
+        [str(descent), "serve", "--port", str(port), "--workers", "1"], env=env, cwd=tmp_path
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise AssertionError("descent serve did not become ready")
+        time.sleep(0.1)
+    yield base, process
+    if process.poll() is None:
+        process.kill()
+        process.wait()
+
+
