@@ -121,7 +121,7 @@ class Worker:
         timings["load_s"] = time.perf_counter() - started
         log.info("job %s: data ready in %.2fs (cache %s)", claimed.id, timings["load_s"],
                  "hit" if cache_hit else "miss")  # fmt: skip
-        self._store_preprocessing(claimed.id, data)
+        self._store_preprocessing(claimed.id, data, timings)
         started = time.perf_counter()
         with threadpool_limits(limits=self._blas_threads()):
             outcome = self._optimize(claimed, data)
@@ -132,13 +132,21 @@ class Worker:
     def _blas_threads(self) -> int:
         return max(1, os.cpu_count() or 1)
 
-    def _store_preprocessing(self, job_id: str, data: PreparedData) -> None:
+    def _store_preprocessing(
+        self, job_id: str, data: PreparedData, timings: dict[str, float]
+    ) -> None:
+        """Keep the preprocessing statistics with the job, and show the timings known so far."""
         pre = data.preprocessor
         with self.database.transaction() as session:
             if pre.mean is not None:
                 store.put_array(session, job_id, "mean", pre.mean, 0)
             if pre.std is not None:
                 store.put_array(session, job_id, "std", pre.std, 0)
+            lease = store.heartbeat(
+                session, job_id, self.owner, self.settings.lease_seconds, timings=timings
+            )
+        if lease is None:
+            raise LeaseLost(job_id)
 
     def _optimize(self, claimed: store.ClaimedJob, data: PreparedData) -> Outcome:
         config = train_config(claimed.spec)

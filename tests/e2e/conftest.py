@@ -50,5 +50,3 @@ def server(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     if process.poll() is None:
         process.kill()
         process.wait()
-
-
