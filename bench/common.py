@@ -1,0 +1,92 @@
+"""What every benchmark shares: interleaved timing, the CIFAR-10 data, and writing results.
+
+Timings are ratios measured in one run: the candidates are timed alternately, `repeats` times
+each, and the minimum is kept, so a noisy neighbour slows both sides alike.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+DOCS = REPO / "docs" / "benchmarks"
+SHARED_CIFAR10 = REPO.parent / "shared" / "data" / "cifar-10-batches-py"
+
+
+def cifar10_dir() -> Path | None:
+    configured = os.environ.get("DESCENT_CIFAR10_DIR")
+    for candidate in (Path(configured) if configured else None, SHARED_CIFAR10):
+        if candidate is not None and (candidate / "data_batch_1").is_file():
+            return candidate
+    return None
+
+
+def require_cifar10() -> Path:
+    found = cifar10_dir()
+    if found is None:
+        raise SystemExit("CIFAR-10 not found: set DESCENT_CIFAR10_DIR (skipping this benchmark)")
+    return found
+
+
+@dataclass(frozen=True)
+class Timing:
+    name: str
+    seconds: float  # the minimum over repeats
+    runs: tuple[float, ...]
+
+
+def interleaved(
+    candidates: Sequence[tuple[str, Callable[[], object]]], *, repeats: int = 5, warmup: int = 1
+) -> list[Timing]:
+    """Time each candidate `repeats` times, alternating between them; keep each one's minimum."""
+    for _ in range(warmup):
+        for _, fn in candidates:
+            fn()
+    runs: dict[str, list[float]] = {name: [] for name, _ in candidates}
+    for _ in range(repeats):
+        for name, fn in candidates:
+            start = time.perf_counter()
+            fn()
+            runs[name].append(time.perf_counter() - start)
+    return [Timing(name, min(runs[name]), tuple(runs[name])) for name, _ in candidates]
+
+
+def machine() -> str:
+    blas = ""
+    try:
+        from threadpoolctl import threadpool_info
+
+        libs = [f"{i.get('internal_api')} {i.get('version')} ({i.get('num_threads')} threads)"
+                for i in threadpool_info()]  # fmt: skip
+        blas = "; ".join(libs)
+    except ImportError:
+        pass
+    return (
+        f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"NumPy {np.__version__}{', ' + blas if blas else ''}"
+    )
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def write_report(name: str, title: str, command: str, body: str) -> Path:
+    """Write docs/benchmarks/<name>.md with how it was measured, and print it."""
+    DOCS.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    text = f"# {title}\n\nMeasured {stamp} on {machine()}.\n\nReproduce: `{command}`\n\n{body.strip()}\n"
+    path = DOCS / f"{name}.md"
+    path.write_text(text)
+    print(text)
+    return path
