@@ -85,7 +85,8 @@ def write_report(name: str, title: str, command: str, body: str) -> Path:
     """Write docs/benchmarks/<name>.md with how it was measured, and print it."""
     DOCS.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    text = f"# {title}\n\nMeasured {stamp} on {machine()}.\n\nReproduce: `{command}`\n\n{body.strip()}\n"
+    header = f"# {title}\n\nMeasured {stamp} on {machine()}.\n\nReproduce: `{command}`\n\n"
+    text = header + body.strip() + "\n"
     path = DOCS / f"{name}.md"
     path.write_text(text)
     print(text)
