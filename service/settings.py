@@ -27,10 +27,19 @@ class Settings(BaseSettings):
     )
     heartbeat_seconds: float = Field(5.0, gt=0, description="How often a worker renews its lease.")
     checkpoint_seconds: float = Field(
-        5.0, gt=0, description="How often a running job stores its latest weights."
+        2.0, gt=0, description="Checkpoint a running job (and its latest W) at least this often."
+    )
+    checkpoint_steps: int = Field(
+        10_000, ge=0, description="Also checkpoint every this many steps (0 = by time only)."
+    )
+    max_attempts: int = Field(
+        3, ge=1, description="Claims a job may have before a lost worker fails it."
     )
     poll_seconds: float = Field(
         0.2, gt=0, description="How often an idle worker looks for queued jobs."
+    )
+    idempotency_ttl_seconds: float = Field(
+        86_400.0, gt=0, description="How long an Idempotency-Key and its response are kept."
     )
     max_upload_bytes: int = Field(512 * 1024 * 1024, gt=0, description="Largest accepted upload.")
     dataset_cache_bytes: int = Field(

@@ -1,7 +1,8 @@
-"""All SQL the worker runs: claim a job, write its history, renew its lease, finish it.
+"""All SQL the worker runs: claim a job, write its history and checkpoints, renew its lease, end it.
 
 Every statement that touches a claimed job is guarded by `lease_owner = :owner`, so a worker that
-lost its lease (the job was reclaimed elsewhere) can no longer write to it.
+lost its lease (the job was reclaimed elsewhere) can no longer write to it: the caller runs the
+guarded lease renewal first in each transaction and rolls back if it matched nothing.
 """
 
 from __future__ import annotations
@@ -11,11 +12,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
-from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from service.db.base import utcnow
-from service.db.models import Job, JobArray, MetricPoint
+from service.db.models import Checkpoint, Job, JobArray, JobAttempt, MetricPoint
+from service.db.notify import job_queued
 
 
 @dataclass(frozen=True)
@@ -27,22 +29,48 @@ class ClaimedJob:
     started_at: datetime
 
 
+def _claimable(now: datetime) -> Any:
+    return or_(
+        Job.status == "queued",
+        and_(Job.status == "running", Job.lease_expires_at < now),
+    )
+
+
+def fail_exhausted(session: Session, max_attempts: int) -> int:
+    """Fail jobs whose lease expired after their last allowed attempt (`worker_lost`)."""
+    now = utcnow()
+    error = {
+        "type": "worker_lost",
+        "message": f"the worker running this job was lost {max_attempts} time(s)",
+    }
+    stmt = (
+        update(Job)
+        .where(Job.status == "running", Job.lease_expires_at < now, Job.attempts >= max_attempts)
+        .values(
+            status="failed",
+            error=error,
+            finished_at=now,
+            updated_at=now,
+            lease_owner=None,
+            lease_expires_at=None,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return int(session.execute(stmt).rowcount)  # type: ignore[attr-defined]
+
+
 def claim(session: Session, owner: str, lease_seconds: float) -> ClaimedJob | None:
     """Claim the oldest queued job (or one whose lease expired) in one statement.
 
     PostgreSQL: the sub-select locks with FOR UPDATE SKIP LOCKED, so concurrent workers take
     different jobs. SQLite: the caller's transaction began with BEGIN IMMEDIATE, which serializes
-    claims.
+    claims. The attempt is recorded in job_attempts, whose primary key (job, attempt) makes
+    running the same attempt twice impossible.
     """
     now = utcnow()
     candidate = (
         select(Job.id)
-        .where(
-            or_(
-                Job.status == "queued",
-                (Job.status == "running") & (Job.lease_expires_at < now),
-            )
-        )
+        .where(_claimable(now))
         .order_by(Job.id)
         .limit(1)
         .with_for_update(skip_locked=True)
@@ -59,45 +87,30 @@ def claim(session: Session, owner: str, lease_seconds: float) -> ClaimedJob | No
             started_at=func.coalesce(Job.started_at, now),
             updated_at=now,
         )
-        .returning(Job.id, Job.spec, Job.attempts, Job.created_at)
+        .returning(Job.id, Job.spec, Job.attempts, Job.created_at, Job.started_at)
         .execution_options(synchronize_session=False)
     )
     row = session.execute(stmt).one_or_none()
     if row is None:
         return None
+    session.add(JobAttempt(job_id=row.id, attempt=row.attempts, worker=owner, started_at=now))
+    session.flush()
     return ClaimedJob(
-        id=row.id, spec=row.spec, attempts=row.attempts, created_at=row.created_at, started_at=now
+        id=row.id,
+        spec=row.spec,
+        attempts=row.attempts,
+        created_at=row.created_at,
+        started_at=row.started_at,
     )
 
 
 def has_claimable(session: Session) -> bool:
-    now = utcnow()
-    stmt = select(Job.id).where(
-        or_(Job.status == "queued", (Job.status == "running") & (Job.lease_expires_at < now))
-    )
-    return session.execute(stmt.limit(1)).first() is not None
+    stmt = select(Job.id).where(_claimable(utcnow())).limit(1)
+    return session.execute(stmt).first() is not None
 
 
-def reset_history(session: Session, job_id: str) -> None:
-    """Drop what an earlier attempt wrote, before a job starts again from step 0."""
-    session.execute(delete(MetricPoint).where(MetricPoint.job_id == job_id))
-    session.execute(delete(JobArray).where(JobArray.job_id == job_id))
-
-
-def add_points(session: Session, job_id: str, rows: list[tuple[str, int, float]]) -> None:
-    if rows:
-        session.execute(
-            insert(MetricPoint),
-            [{"job_id": job_id, "series": s, "step": step, "value": v} for s, step, v in rows],
-        )
-
-
-def heartbeat(
-    session: Session,
-    job_id: str,
-    owner: str,
-    lease_seconds: float,
-    **values: Any,
+def renew(
+    session: Session, job_id: str, owner: str, lease_seconds: float, **values: Any
 ) -> bool | None:
     """Renew the lease and set `values`; cancel_requested, or None if the lease is lost."""
     now = utcnow()
@@ -112,6 +125,14 @@ def heartbeat(
     return None if row is None else bool(row.cancel_requested)
 
 
+def add_points(session: Session, job_id: str, rows: list[tuple[str, int, float]]) -> None:
+    if rows:
+        session.execute(
+            insert(MetricPoint),
+            [{"job_id": job_id, "series": s, "step": step, "value": v} for s, step, v in rows],
+        )
+
+
 def put_array(session: Session, job_id: str, name: str, array: np.ndarray, step: int) -> None:
     contiguous = np.ascontiguousarray(array)
     session.merge(
@@ -124,6 +145,46 @@ def put_array(session: Session, job_id: str, name: str, array: np.ndarray, step:
             data=contiguous.tobytes(),
             updated_at=utcnow(),
         )
+    )
+
+
+def put_checkpoint(session: Session, job_id: str, attempt: int, step: int, payload: bytes) -> None:
+    session.merge(
+        Checkpoint(job_id=job_id, step=step, attempt=attempt, payload=payload, created_at=utcnow())
+    )
+
+
+def get_checkpoint(session: Session, job_id: str) -> Checkpoint | None:
+    return session.get(Checkpoint, job_id)
+
+
+def truncate_history(session: Session, job_id: str, from_step: int) -> None:
+    """Drop points at or after `from_step`: work the checkpoint being resumed does not include."""
+    session.execute(
+        delete(MetricPoint).where(MetricPoint.job_id == job_id, MetricPoint.step >= from_step)
+    )
+
+
+def reset_history(session: Session, job_id: str) -> None:
+    """Drop what an earlier attempt wrote, before a job starts again from step 0."""
+    session.execute(delete(MetricPoint).where(MetricPoint.job_id == job_id))
+    session.execute(delete(JobArray).where(JobArray.job_id == job_id))
+    session.execute(delete(Checkpoint).where(Checkpoint.job_id == job_id))
+
+
+def record_resume(session: Session, job_id: str, attempt: int, step: int) -> None:
+    session.execute(
+        update(JobAttempt)
+        .where(JobAttempt.job_id == job_id, JobAttempt.attempt == attempt)
+        .values(resumed_from=step)
+    )
+
+
+def end_attempt(session: Session, job_id: str, attempt: int, outcome: str) -> None:
+    session.execute(
+        update(JobAttempt)
+        .where(JobAttempt.job_id == job_id, JobAttempt.attempt == attempt)
+        .values(outcome=outcome, ended_at=utcnow())
     )
 
 
@@ -143,15 +204,21 @@ def finish(session: Session, job_id: str, owner: str, status: str, **values: Any
         )
         .execution_options(synchronize_session=False)
     )
-    return session.execute(stmt).rowcount == 1  # type: ignore[attr-defined, no-any-return]
+    if session.execute(stmt).rowcount != 1:  # type: ignore[attr-defined]
+        return False
+    session.execute(delete(Checkpoint).where(Checkpoint.job_id == job_id))
+    return True
 
 
 def release(session: Session, job_id: str, owner: str) -> bool:
-    """Hand a job back to the queue (worker shutting down) for another worker to take."""
+    """Hand a job back to the queue (worker shutting down) for another worker to take at once."""
     stmt = (
         update(Job)
         .where(Job.id == job_id, Job.lease_owner == owner, Job.status == "running")
         .values(status="queued", lease_owner=None, lease_expires_at=None, updated_at=utcnow())
         .execution_options(synchronize_session=False)
     )
-    return session.execute(stmt).rowcount == 1  # type: ignore[attr-defined, no-any-return]
+    released = session.execute(stmt).rowcount == 1  # type: ignore[attr-defined]
+    if released:
+        job_queued(session)
+    return bool(released)

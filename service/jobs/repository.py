@@ -7,12 +7,14 @@ from collections.abc import Sequence
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from service.db.models import Job, JobArray, MetricPoint
+from service.db.models import Checkpoint, Job, JobArray, JobAttempt, MetricPoint
+from service.db.notify import job_queued
 
 
 def add(session: Session, job: Job) -> None:
     session.add(job)
     session.flush()
+    job_queued(session)
 
 
 def get(session: Session, job_id: str, *, for_update: bool = False) -> Job | None:
@@ -75,4 +77,6 @@ def remove(session: Session, job_id: str) -> None:
     """Delete a job with everything it owns (explicitly, not trusting FK cascades on SQLite)."""
     session.execute(delete(MetricPoint).where(MetricPoint.job_id == job_id))
     session.execute(delete(JobArray).where(JobArray.job_id == job_id))
+    session.execute(delete(Checkpoint).where(Checkpoint.job_id == job_id))
+    session.execute(delete(JobAttempt).where(JobAttempt.job_id == job_id))
     session.execute(delete(Job).where(Job.id == job_id))

@@ -7,10 +7,11 @@ import math
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from fastapi import APIRouter, Body, Path, Query, Response
+from fastapi import APIRouter, Body, Header, Path, Query, Response
 from fastapi.responses import JSONResponse
 
-from service.deps import ReadSession, SettingsDep, WriteSession
+from service import idempotency
+from service.deps import DatabaseDep, ReadSession, SettingsDep, WriteSession
 from service.jobs import service
 from service.jobs.schemas import JobOut, JobPage, LossPage, LossPoint, SeriesPage, WeightsOut
 from service.jobs.spec import SPEC_EXAMPLE, JobSpec
@@ -30,19 +31,45 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "Unknown job"
     "",
     status_code=202,
     response_model=JobOut,
-    responses={422: {"description": "Invalid spec", **PROBLEM}},
+    responses={
+        409: {"description": "The same Idempotency-Key is still in flight", **PROBLEM},
+        422: {
+            "description": "Invalid spec, or an Idempotency-Key reused with another body",
+            **PROBLEM,
+        },
+    },
     summary="Submit a job",
 )
 def submit_job(
     spec: Annotated[JobSpec, Body(openapi_examples={"svm-sgd": {"value": SPEC_EXAMPLE}})],
-    session: WriteSession,
+    database: DatabaseDep,
     settings: SettingsDep,
-    response: Response,
-) -> JobOut:
-    job = service.submit(session, spec, settings)
-    session.commit()
-    response.headers["Location"] = f"/jobs/{job.id}"
-    return service.to_out(job)
+    idempotency_key: Annotated[
+        str | None,
+        Header(description="Makes retries safe: the same key and body replay the first response."),
+    ] = None,
+) -> Any:
+    body = spec.model_dump(mode="json", exclude_unset=True)
+    scope = "POST /jobs"
+    if idempotency_key is not None:
+        stored = idempotency.claim(
+            database, scope, idempotency_key, body, settings.idempotency_ttl_seconds
+        )
+        if stored is not None:
+            return JSONResponse(stored.body, status_code=stored.status, headers=stored.headers)
+    try:
+        with database.write() as session:
+            job = service.submit(session, spec, settings)
+            out = service.to_out(job).model_dump(mode="json")
+            headers = {"Location": f"/jobs/{job.id}"}
+            if idempotency_key is not None:
+                idempotency.complete(session, scope, idempotency_key, 202, out, headers)
+            session.commit()
+    except Exception:
+        if idempotency_key is not None:
+            idempotency.abandon(database, scope, idempotency_key)
+        raise
+    return JSONResponse(out, status_code=202, headers=headers)
 
 
 @router.get("", response_model=JobPage, summary="List jobs, newest first")

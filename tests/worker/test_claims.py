@@ -71,9 +71,9 @@ def test_a_job_whose_lease_expired_is_claimed_again(settings: Settings, database
     assert again is not None and again.id == job_id and again.attempts == 2
     with database.transaction() as session:
         # The old owner can no longer write to it.
-        assert store.heartbeat(session, job_id, "lost-worker", 60) is None
+        assert store.renew(session, job_id, "lost-worker", 60) is None
         assert not store.finish(session, job_id, "lost-worker", "succeeded")
-        assert store.heartbeat(session, job_id, "new-worker", 60) is False
+        assert store.renew(session, job_id, "new-worker", 60) is False
 
 
 def test_a_running_job_with_a_live_lease_is_not_claimed(

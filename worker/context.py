@@ -1,0 +1,193 @@
+"""A claimed job as the code that runs it sees it: its spec, its lease, and its writes.
+
+Each write renews the lease first, in the same transaction, and rolls everything back if the lease
+was lost: a worker that lost its job can never add a point or a checkpoint to it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from sqlalchemy.orm import Session
+
+from service.db.session import Database
+from service.settings import Settings
+from worker import store
+from worker.retry import in_transaction
+from worker.store import ClaimedJob
+
+log = logging.getLogger("descent.worker")
+
+
+class LeaseLost(Exception):
+    """Another worker holds the job now (our lease expired); stop touching it."""
+
+
+@dataclass
+class Outcome:
+    """How a run ended: a terminal status, or "queued" to hand the job back."""
+
+    status: str
+    values: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Resume:
+    step: int
+    payload: bytes
+
+
+class JobContext:
+    def __init__(
+        self,
+        settings: Settings,
+        database: Database,
+        owner: str,
+        claimed: ClaimedJob,
+        stopping: threading.Event,
+    ) -> None:
+        self.settings = settings
+        self.database = database
+        self.owner = owner
+        self.claimed = claimed
+        self.stopping = stopping
+        self.lease_lost = threading.Event()
+        self.timings: dict[str, float] = {
+            "queued_s": (claimed.started_at - claimed.created_at).total_seconds()
+        }
+        self._last_checkpoint_time = time.monotonic()
+        self._last_checkpoint_step = 0
+
+    @property
+    def job_id(self) -> str:
+        return self.claimed.id
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        return self.claimed.spec
+
+    # ---- starting ----------------------------------------------------------------------------
+    def resume_point(self) -> Resume | None:
+        """The checkpoint to resume from (history after it is dropped), or None to start over."""
+
+        def work(session: Session) -> Resume | None:
+            self._renew(session)
+            checkpoint = store.get_checkpoint(session, self.job_id)
+            if checkpoint is None:
+                if self.claimed.attempts > 1:
+                    store.reset_history(session, self.job_id)
+                return None
+            store.truncate_history(session, self.job_id, checkpoint.step)
+            store.record_resume(session, self.job_id, self.claimed.attempts, checkpoint.step)
+            return Resume(checkpoint.step, checkpoint.payload)
+
+        resume = in_transaction(self.database, work)
+        if resume is not None:
+            self._last_checkpoint_step = resume.step
+            log.info("job %s resumes from step %d", self.job_id, resume.step)
+        return resume
+
+    # ---- while running -----------------------------------------------------------------------
+    def _renew(self, session: Session, **values: Any) -> bool:
+        cancel = store.renew(
+            session, self.job_id, self.owner, self.settings.lease_seconds, **values
+        )
+        if cancel is None:
+            raise LeaseLost(self.job_id)
+        return cancel
+
+    def heartbeat(self, **values: Any) -> bool:
+        """Renew the lease (setting `values`); True if a cancel was requested."""
+        return in_transaction(self.database, lambda session: self._renew(session, **values))
+
+    def checkpoint_due(self, step: int) -> bool:
+        every_steps = self.settings.checkpoint_steps
+        return (
+            time.monotonic() - self._last_checkpoint_time >= self.settings.checkpoint_seconds
+            or (every_steps > 0 and step - self._last_checkpoint_step >= every_steps)
+            or self.stopping.is_set()
+        )
+
+    def flush(
+        self,
+        rows: list[tuple[str, int, float]],
+        *,
+        step: int,
+        metrics: dict[str, Any],
+        checkpoint: bytes | None = None,
+        weights: np.ndarray | None = None,
+    ) -> bool:
+        """Write points, progress and metrics (and a checkpoint); True if cancel was requested."""
+        if self.lease_lost.is_set():
+            raise LeaseLost(self.job_id)
+
+        def work(session: Session) -> bool:
+            cancel = self._renew(session, progress_step=step, metrics=metrics)
+            store.add_points(session, self.job_id, rows)
+            if checkpoint is not None:
+                store.put_checkpoint(session, self.job_id, self.claimed.attempts, step, checkpoint)
+            if weights is not None:
+                store.put_array(session, self.job_id, "W", weights, step)
+            return cancel
+
+        cancel = in_transaction(self.database, work)
+        if checkpoint is not None:
+            self._last_checkpoint_time = time.monotonic()
+            self._last_checkpoint_step = step
+        return cancel
+
+    def put_arrays(self, arrays: dict[str, tuple[np.ndarray, int]], **values: Any) -> None:
+        def work(session: Session) -> None:
+            self._renew(session, **values)
+            for name, (array, step) in arrays.items():
+                store.put_array(session, self.job_id, name, array, step)
+
+        in_transaction(self.database, work)
+
+    # ---- ending ------------------------------------------------------------------------------
+    def end(self, outcome: Outcome) -> None:
+        def work(session: Session) -> None:
+            if outcome.status == "queued":
+                done = store.release(session, self.job_id, self.owner)
+            else:
+                values = {"timings": self.timings, **outcome.values}
+                done = store.finish(session, self.job_id, self.owner, outcome.status, **values)
+            if not done:
+                raise LeaseLost(self.job_id)
+            store.end_attempt(session, self.job_id, self.claimed.attempts, outcome.status)
+
+        in_transaction(self.database, work)
+
+
+class Heartbeat:
+    """Renews a job's lease in the background, so long steps or loads never let it expire."""
+
+    def __init__(self, context: JobContext) -> None:
+        self.context = context
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="heartbeat", daemon=True)
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _beat(self) -> None:
+        interval = self.context.settings.heartbeat_seconds
+        while not self._stop.wait(interval):
+            try:
+                self.context.heartbeat()
+            except LeaseLost:
+                log.warning("job %s: lease lost", self.context.job_id)
+                self.context.lease_lost.set()
+                return
+            except Exception:  # a failed renewal is retried at the next beat
+                log.exception("job %s: heartbeat failed", self.context.job_id)

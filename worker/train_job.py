@@ -1,0 +1,108 @@
+"""Run a `train` job: the engine's training loop, resumed from a checkpoint when there is one."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from worker.checkpoint import generator_state, pack, restore_generator, unpack
+from worker.context import JobContext, Outcome, Resume
+from worker.engine.metrics import accuracy
+from worker.engine.train import Chunk, Diverged, TrainConfig, TrainData, TrainState, init_state, run
+from worker.prepare import PreparedData
+from worker.training import train_config
+
+# Flush history to the database at least this often, so pollers see the curve grow.
+FLUSH_SECONDS = 0.25
+
+
+class History:
+    """Turns engine chunks into metric rows and keeps the job's latest metrics."""
+
+    def __init__(self, metrics: dict[str, float] | None = None) -> None:
+        self.metrics: dict[str, float] = dict(metrics or {})
+
+    def add(self, chunk: Chunk) -> list[tuple[str, int, float]]:
+        steps = chunk.steps.tolist()
+        losses = chunk.losses.tolist()
+        rows = [("loss", s, v) for s, v in zip(steps, losses, strict=True)]
+        rows += [
+            ("learning_rate", s, v)
+            for s, v in zip(steps, chunk.learning_rates.tolist(), strict=True)
+        ]
+        for step, train_acc, val_acc in chunk.evals:
+            rows += [("train_accuracy", step, train_acc), ("val_accuracy", step, val_acc)]
+            self.metrics["train_accuracy"] = train_acc
+            self.metrics["val_accuracy"] = val_acc
+        if losses:
+            self.metrics["loss"] = losses[-1]
+            best = min(losses)
+            self.metrics["best_loss"] = min(best, self.metrics.get("best_loss", best))
+        return rows
+
+
+def state_to_checkpoint(state: TrainState, metrics: dict[str, float]) -> bytes:
+    arrays = {"W": state.W, **{f"rule.{key}": value for key, value in state.rule_state.items()}}
+    meta = {"kind": "train", "step": state.step, "rng": generator_state(state.rng),
+            "metrics": metrics}  # fmt: skip
+    return pack(arrays, meta)
+
+
+def state_from_checkpoint(payload: bytes) -> tuple[TrainState, dict[str, float]]:
+    arrays, meta = unpack(payload)
+    if meta.get("kind") != "train":
+        raise ValueError(f"not a train checkpoint: {meta.get('kind')!r}")
+    rule_state = {key[5:]: value for key, value in arrays.items() if key.startswith("rule.")}
+    state = TrainState(
+        W=arrays["W"], rule_state=rule_state, rng=restore_generator(meta["rng"]), step=meta["step"]
+    )
+    return state, dict(meta["metrics"])
+
+
+def _initial_state(
+    config: TrainConfig, data: PreparedData, resume: Resume | None
+) -> tuple[TrainState, History]:
+    if resume is None:
+        return init_state(config, data.n_classes, data.X_train.shape[1]), History()
+    state, metrics = state_from_checkpoint(resume.payload)
+    return state, History(metrics)
+
+
+def run_train(context: JobContext, data: PreparedData, resume: Resume | None) -> Outcome:
+    config = train_config(context.spec)
+    state, history = _initial_state(config, data, resume)
+    train_data = TrainData(data.X_train, data.y_train, data.X_val, data.y_val)
+    try:
+        for chunk in run(state, config, train_data, chunk_steps=100_000,
+                         chunk_seconds=FLUSH_SECONDS):  # fmt: skip
+            rows = history.add(chunk)
+            checkpoint = not chunk.done and context.checkpoint_due(state.step)
+            cancel = context.flush(
+                rows,
+                step=state.step,
+                metrics=history.metrics,
+                checkpoint=state_to_checkpoint(state, history.metrics) if checkpoint else None,
+                weights=state.W if checkpoint else None,
+            )
+            if cancel:
+                return Outcome("cancelled", {"metrics": history.metrics})
+            if context.stopping.is_set() and not chunk.done:
+                return Outcome("queued")
+    except Diverged as exc:
+        error = {"type": "diverged", "message": f"the loss became {exc.loss} at step {exc.step}",
+                 "step": exc.step}  # fmt: skip
+        return Outcome("failed", {"error": error, "metrics": history.metrics})
+    return _succeeded(context, data, state, history)
+
+
+def _succeeded(
+    context: JobContext, data: PreparedData, state: TrainState, history: History
+) -> Outcome:
+    W: np.ndarray = state.W
+    metrics: dict[str, Any] = dict(history.metrics)
+    metrics["train_accuracy"] = accuracy(W, data.X_train, data.y_train)
+    metrics["val_accuracy"] = accuracy(W, data.X_val, data.y_val)
+    metrics["test_accuracy"] = accuracy(W, data.X_test, data.y_test)
+    context.put_arrays({"W": (W, state.step)})
+    return Outcome("succeeded", {"metrics": metrics, "progress_step": state.step})
