@@ -16,19 +16,27 @@ from numpy.typing import NDArray
 
 from worker.engine.arrays import FloatArray, IntArray
 from worker.engine.datasets import Dataset
+from worker.engine.gradients import Difference
 from worker.engine.losses import LossFunction, make_loss
 from worker.engine.lr_schedules import make_schedule
 from worker.engine.metrics import accuracy
+from worker.engine.numerical import loss_and_numerical_gradient
 from worker.engine.optimizers import RuleState, UpdateRule, make_rule
 from worker.engine.preprocess import Preprocessor
 from worker.engine.sampling import SAMPLING_MODES, BatchSampler, Sampling
 
 DTypeName = Literal["float32", "float64"]
+GradientSource = Literal["analytic", "numerical"]
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Hyperparameters of a training run; invalid values raise ValueError on construction."""
+    """Hyperparameters of a training run; invalid values raise ValueError on construction.
+
+    `gradient` "numerical" replaces the analytic gradient of each minibatch by finite
+    differences over every entry of W (step `h`, `difference` "centered" or "forward"),
+    computed through the linear scores by worker.engine.numerical.
+    """
 
     loss: str = "svm"
     reg: float = 0.0
@@ -45,6 +53,9 @@ class TrainConfig:
     eval_every: int = 0
     dtype: DTypeName = "float32"
     seed: int = 0
+    gradient: GradientSource = "analytic"
+    h: float = 1e-5
+    difference: Difference = "centered"
 
     def __post_init__(self) -> None:
         self.make_loss()
@@ -65,6 +76,12 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= {minimum}, got {getattr(self, name)}")
         if not self.init_scale >= 0.0:
             raise ValueError(f"init_scale must be >= 0, got {self.init_scale}")
+        if self.gradient not in ("analytic", "numerical"):
+            raise ValueError(f"gradient must be 'analytic' or 'numerical', got {self.gradient!r}")
+        if not (math.isfinite(self.h) and self.h > 0.0):
+            raise ValueError(f"h must be positive, got {self.h}")
+        if self.difference not in ("centered", "forward"):
+            raise ValueError(f"difference must be 'centered' or 'forward', got {self.difference!r}")
 
     @property
     def np_dtype(self) -> np.dtype[np.floating[Any]]:
@@ -199,6 +216,15 @@ class _Loop:
             data.X_train, data.y_train, config.batch_size, config.sampling, config.seed
         )
 
+    def loss_grad(self, W: FloatArray, X: FloatArray, y: IntArray) -> tuple[float, FloatArray]:
+        config = self.config
+        if config.gradient == "analytic":
+            return self.loss.loss_grad(W, X, y)
+        loss, grad = loss_and_numerical_gradient(
+            self.loss, W, X, y, h=config.h, difference=config.difference
+        )
+        return loss, grad.astype(W.dtype, copy=False)
+
     def evaluate(self, step: int, W: FloatArray) -> Evaluation:
         data = self.data
         return Evaluation(
@@ -217,7 +243,7 @@ class _Loop:
             history.steps_run += 1
             X_batch, y_batch = self.sampler.batch(step, state.rng)
             lr = self.schedule(step)
-            loss, grad = self.loss.loss_grad(state.W, X_batch, y_batch)
+            loss, grad = self.loss_grad(state.W, X_batch, y_batch)
             if not math.isfinite(loss):
                 raise Diverged(step, loss)
             if step % log_every == 0 or step == last:
