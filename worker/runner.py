@@ -39,6 +39,15 @@ class Worker:
         self.data = DataPreparer(settings.dataset_cache_bytes, settings.cifar10_dir)
         self.jobs_done = 0
 
+    def close(self) -> None:
+        self.database.dispose()
+
+    def __enter__(self) -> Worker:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
     # ---- the loop ----------------------------------------------------------------------------
     def run(self, *, burst: bool = False, max_jobs: int | None = None) -> int:
         """Claim and run jobs until stopped (or, with burst, until the queue is empty)."""

@@ -43,7 +43,8 @@ def test_the_svm_sgd_recipe_reaches_the_course_accuracy(
 ) -> None:
     job_id = client.post("/jobs", json=RECIPE).json()["id"]
 
-    Worker(cifar_settings).run(burst=True)
+    with Worker(cifar_settings) as worker:
+        worker.run(burst=True)
 
     job = client.get(f"/jobs/{job_id}").json()
     assert job["status"] == "succeeded", job["error"]
@@ -64,7 +65,8 @@ def test_a_learning_rate_of_5e_5_diverges_and_fails_cleanly(
     body = {**RECIPE, "optimizer": {**RECIPE["optimizer"], "learning_rate": 5e-5}}
     job_id = client.post("/jobs", json=body).json()["id"]
 
-    Worker(cifar_settings).run(burst=True)
+    with Worker(cifar_settings) as worker:
+        worker.run(burst=True)
 
     job = client.get(f"/jobs/{job_id}").json()
     assert job["status"] == "failed"

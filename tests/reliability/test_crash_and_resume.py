@@ -1,0 +1,107 @@
+"""Real worker processes killed mid-job: the job resumes elsewhere and ends bit-identical."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+from collections.abc import Callable
+
+import numpy as np
+
+from service.db.session import Database
+from service.jobs import service
+from service.settings import Settings
+from tests.reliability.conftest import (
+    LONG_JOB,
+    attempts,
+    checkpoint_step,
+    history,
+    status,
+    submit,
+    wait_until,
+    weights,
+)
+from worker import store
+from worker.retry import in_transaction
+from worker.runner import Worker
+
+StartWorker = Callable[..., subprocess.Popen[bytes]]
+
+
+def assert_same_as_uninterrupted(database: Database, settings: Settings, job_id: str) -> None:
+    reference = submit(database, settings, LONG_JOB)
+    with Worker(settings) as worker:
+        worker.run(burst=True)
+
+    assert status(database, reference) == "succeeded"
+    resumed, straight = history(database, job_id), history(database, reference)
+    assert len(resumed) == len(straight)
+    assert resumed == straight
+    np.testing.assert_array_equal(weights(database, job_id), weights(database, reference))
+
+
+def test_a_worker_killed_with_sigkill_loses_nothing_but_time(
+    settings: Settings, database: Database, start_worker: StartWorker
+) -> None:
+    job_id = submit(database, settings, LONG_JOB)
+    victim = start_worker()
+    wait_until(lambda: checkpoint_step(database, job_id) > 0, what="a first checkpoint")
+
+    victim.kill()
+    victim.wait()
+    assert status(database, job_id) == "running"  # nobody has noticed yet
+    rescuer = start_worker()
+    wait_until(lambda: status(database, job_id) != "running", timeout=120, what="the job to end")
+
+    assert status(database, job_id) == "succeeded"
+    first, second = attempts(database, job_id)
+    assert first.outcome is None  # that attempt died mid-run
+    assert second.outcome == "succeeded"
+    assert second.resumed_from is not None and second.resumed_from > 0
+    rescuer.terminate()
+    rescuer.wait()
+    assert_same_as_uninterrupted(database, settings, job_id)
+
+
+def test_a_worker_stopped_with_sigterm_hands_its_job_back(
+    settings: Settings, database: Database, start_worker: StartWorker
+) -> None:
+    job_id = submit(database, settings, LONG_JOB)
+    leaving = start_worker()
+    wait_until(lambda: checkpoint_step(database, job_id) > 0, what="a first checkpoint")
+
+    leaving.send_signal(signal.SIGTERM)
+
+    assert leaving.wait(timeout=30) == 0
+    assert status(database, job_id) == "queued"
+    handed_back_at = checkpoint_step(database, job_id)
+    assert handed_back_at > 0
+    rescuer = start_worker()
+    wait_until(lambda: status(database, job_id) != "queued", what="another worker to take it")
+    wait_until(lambda: status(database, job_id) != "running", timeout=120, what="the job to end")
+
+    assert status(database, job_id) == "succeeded"
+    first, second = attempts(database, job_id)
+    assert first.outcome == "queued"
+    assert second.resumed_from == handed_back_at
+    rescuer.terminate()
+    rescuer.wait()
+    assert_same_as_uninterrupted(database, settings, job_id)
+
+
+def test_a_job_whose_workers_keep_dying_fails_as_worker_lost(
+    settings: Settings, database: Database
+) -> None:
+    limited = settings.model_copy(update={"max_attempts": 2, "lease_seconds": -1.0})
+    job_id = submit(database, settings, LONG_JOB)
+    for owner in ("w1", "w2"):  # two claims whose workers vanish (their leases are already over)
+        assert in_transaction(database, lambda s, o=owner: store.claim(s, o, -1.0)) is not None
+
+    with Worker(limited) as worker:
+        worker.run(burst=True)
+
+    with database.read() as session:
+        job = service.get(session, job_id)
+        assert job.status == "failed"
+        assert job.error is not None and job.error["type"] == "worker_lost"
+        assert job.attempts == 2
