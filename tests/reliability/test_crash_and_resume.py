@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import subprocess
+from functools import partial
 from collections.abc import Callable
 
 import numpy as np
@@ -95,7 +96,7 @@ def test_a_job_whose_workers_keep_dying_fails_as_worker_lost(
     limited = settings.model_copy(update={"max_attempts": 2, "lease_seconds": -1.0})
     job_id = submit(database, settings, LONG_JOB)
     for owner in ("w1", "w2"):  # two claims whose workers vanish (their leases are already over)
-        assert in_transaction(database, lambda s, o=owner: store.claim(s, o, -1.0)) is not None
+        assert in_transaction(database, partial(store.claim, owner=owner, lease_seconds=-1.0))
 
     with Worker(limited) as worker:
         worker.run(burst=True)

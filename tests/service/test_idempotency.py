@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
-import httpx
 from fastapi.testclient import TestClient
 
 from service.db.session import Database
@@ -65,7 +65,7 @@ def test_a_request_that_failed_validation_does_not_burn_its_key(client: TestClie
 
 
 def test_concurrent_resubmissions_create_exactly_one_job(client: TestClient) -> None:
-    def submit(_: int) -> httpx.Response:
+    def submit(_: int) -> Any:
         return client.post("/jobs", json=toy_spec(), headers={"Idempotency-Key": "race"})
 
     with ThreadPoolExecutor(max_workers=10) as pool:
