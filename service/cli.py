@@ -30,6 +30,10 @@ def _parser() -> argparse.ArgumentParser:
     worker.add_argument("--burst", action="store_true", help="exit when the queue is empty")
 
     commands.add_parser("migrate", help="apply database migrations (alembic upgrade head)")
+    prune = commands.add_parser(
+        "prune", help="downsample finished jobs' history older than DESCENT_RETENTION_DAYS"
+    )
+    prune.add_argument("--days", type=float, default=None, help="override the retention period")
     return parser
 
 
@@ -39,6 +43,28 @@ def _migrate() -> int:
     settings = get_settings()
     migrate.upgrade(settings.database_url)
     log.info("database at head %s", ", ".join(migrate.head_revisions()))
+    return 0
+
+
+def _prune(days: float | None) -> int:
+    from service import retention
+    from service.db.session import Database
+
+    settings = get_settings()
+    days = days if days is not None else settings.retention_days
+    if days is None:
+        raise SystemExit("no retention period: set DESCENT_RETENTION_DAYS or pass --days")
+    database = Database(settings.database_url)
+    total = 0
+    while True:
+        with database.transaction() as session:
+            pruned = retention.prune_expired(session, days)
+        total += pruned
+        if pruned == 0:
+            break
+    database.dispose()
+    log.info("downsampled the history of %d finished job(s)", total)
+    print(f"downsampled the history of {total} finished job(s)")
     return 0
 
 
@@ -84,6 +110,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if args.command == "migrate":
         return _migrate()
+    if args.command == "prune":
+        return _prune(args.days)
     if args.command == "serve":
         if args.workers < 0:
             raise SystemExit("--workers must be 0 or more")

@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     idempotency_ttl_seconds: float = Field(
         86_400.0, gt=0, description="How long an Idempotency-Key and its response are kept."
     )
+    retention_days: float | None = Field(
+        None, gt=0, description="Downsample finished jobs' history after this many days."
+    )
     max_upload_bytes: int = Field(512 * 1024 * 1024, gt=0, description="Largest accepted upload.")
     dataset_cache_bytes: int = Field(
         3 * 1024**3, ge=0, description="Memory a worker may keep prepared data sets in."
@@ -54,7 +57,7 @@ class Settings(BaseSettings):
     )
     log_level: str = Field("INFO", description="Python logging level.")
 
-    @field_validator("cifar10_dir", "api_token", mode="before")
+    @field_validator("cifar10_dir", "api_token", "retention_days", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value

@@ -15,6 +15,7 @@ import time
 from sqlalchemy.orm import Session
 from threadpoolctl import threadpool_limits
 
+from service import idempotency, retention
 from service.db.session import Database
 from service.settings import Settings
 from worker import store
@@ -26,6 +27,7 @@ from worker.train_job import run_train
 from worker.wakeup import make_waiter
 
 log = logging.getLogger("descent.worker")
+MAINTENANCE_SECONDS = 600.0
 
 
 class Worker:
@@ -38,6 +40,7 @@ class Worker:
         self.stopping = threading.Event()
         self.data = DataPreparer(settings.dataset_cache_bytes, settings.cifar10_dir)
         self.jobs_done = 0
+        self._last_maintenance = -MAINTENANCE_SECONDS
 
     def close(self) -> None:
         self.database.dispose()
@@ -61,6 +64,7 @@ class Worker:
                 if claimed is None:
                     if burst:
                         break
+                    self.maintain()
                     waiter.wait(self.settings.poll_seconds)
                     continue
                 self.execute(claimed)
@@ -69,6 +73,25 @@ class Worker:
             waiter.close()
         log.info("worker %s stopped after %d jobs", self.owner, self.jobs_done)
         return self.jobs_done
+
+    def maintain(self, *, force: bool = False) -> None:
+        """Housekeeping an idle worker does now and then: retention, expired idempotency keys."""
+        now = time.monotonic()
+        if not force and now - self._last_maintenance < MAINTENANCE_SECONDS:
+            return
+        self._last_maintenance = now
+        days = self.settings.retention_days
+        try:
+            pruned = in_transaction(
+                self.database,
+                lambda session: (
+                    retention.prune_expired(session, days) if days else 0,
+                    idempotency.prune(session),
+                ),
+            )
+            log.info("maintenance: %d job histories downsampled, %d keys expired", *pruned)
+        except Exception:  # housekeeping must never stop the worker
+            log.exception("maintenance failed")
 
     def claim(self) -> store.ClaimedJob | None:
         # A read first: an idle worker never takes SQLite's write lock just to find nothing.
