@@ -1,0 +1,92 @@
+"""Losses from precomputed class scores, for evaluating many W against one X.
+
+Scores here are class-major: T = W @ X.T, shape (C, N) for one W (the transpose of the engine's
+usual X @ W.T) or (G, C, N) for G of them, so that each candidate of a stacked product
+stack @ X.T is one contiguous (C, N) slab. y is (N,) int64.
+Search, step-size sweeps and landscapes form scores by adding products they already hold
+(T0 + a T1, T_W + dW @ X.T), so each evaluation costs O(N C) instead of a product.
+"""
+
+import numpy as np
+from numpy.typing import NDArray
+
+from worker.engine.arrays import FloatArray, IntArray
+from worker.engine.losses import LossName
+
+F64 = NDArray[np.float64]
+
+
+def l2(W: FloatArray, reg: float) -> float:
+    """reg * sum(W**2), accumulated in float64."""
+    if reg == 0.0:
+        return 0.0
+    flat = W.ravel().astype(np.float64)
+    return reg * float(np.dot(flat, flat))
+
+
+def correct_index(y: IntArray) -> IntArray:
+    """Flat positions of the correct-class scores y_i * N + i in a (C, N) array."""
+    n_rows = y.shape[0]
+    index: IntArray = y.astype(np.int64) * n_rows + np.arange(n_rows, dtype=np.int64)
+    return index
+
+
+def data_loss(
+    name: LossName,
+    T: FloatArray,
+    y: IntArray,
+    delta: float = 1.0,
+    *,
+    base: F64 | None = None,
+    out: F64 | None = None,
+    index: IntArray | None = None,
+) -> float:
+    """The data term (mean over rows) of loss `name` for class-major scores T (+ base), (C, N).
+
+    The work happens in `out`, a C-contiguous float64 (C, N) scratch (allocated if None; T and
+    base are not modified), so equal inputs give bit-identical losses whichever array they came
+    from. `index` is correct_index(y), which callers evaluating many candidates precompute.
+    """
+    n_rows = int(T.shape[1])
+    if out is None:
+        out = np.empty(T.shape, dtype=np.float64)
+    if index is None:
+        index = correct_index(y)
+    if base is None:
+        np.copyto(out, T)
+    else:
+        np.add(base, T, out=out)
+    if name == "svm":
+        threshold = np.take(out, index)
+        threshold -= delta
+        out -= threshold
+        np.put(out, index, 0.0)
+        np.maximum(out, 0.0, out=out)
+        return float(out.sum()) / n_rows
+    out -= out.max(axis=0)
+    correct = np.take(out, index)
+    np.exp(out, out=out)
+    terms = np.log(out.sum(axis=0))
+    terms -= correct
+    return float(terms.sum()) / n_rows
+
+
+def data_losses(name: LossName, T: F64, y: IntArray, delta: float = 1.0) -> F64:
+    """The data term for each of G stacked class-major scores T (G, C, N), float64 (G,).
+
+    T is overwritten.
+    """
+    n_rows = int(T.shape[-1])
+    rows = np.arange(n_rows)
+    correct = T[:, y, rows]  # (G, N)
+    if name == "svm":
+        T -= (correct - delta)[:, np.newaxis, :]
+        T[:, y, rows] = 0.0
+        np.maximum(T, 0.0, out=T)
+        sums: F64 = T.sum(axis=(1, 2))
+    else:
+        top = T.max(axis=1, keepdims=True)
+        T -= top
+        np.exp(T, out=T)
+        sums = (np.log(T.sum(axis=1)) - (correct - top[:, 0, :])).sum(axis=1)
+    return sums / n_rows
