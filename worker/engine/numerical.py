@@ -84,7 +84,8 @@ def _svm(
     dS[np.arange(n_rows), y] = -active.sum(axis=1)
     grad = (dS.T @ X).astype(np.float64)  # the exact difference wherever no hinge changes side
 
-    reach = h * np.abs(X).max(axis=1, initial=0.0).astype(np.float64)
+    # h max_d |x_id|: the most a +-h step of row i's scores can move its margins.
+    reach = h * np.maximum(X.max(axis=1), -X.min(axis=1)).astype(np.float64)
     near_i, near_j = np.nonzero(np.abs(M) <= reach[:, np.newaxis])
     kinks = np.zeros(W.shape, dtype=np.bool_) if want_kinks else None
     scale = 1.0 / h if difference == "forward" else 0.5 / h
