@@ -185,6 +185,10 @@ def test_chunk_seconds_yields_early_with_whole_blocks() -> None:
     _, chunks = random(config, X, y, 3, chunk_seconds=0.0)
     assert [len(chunk.steps) for chunk in chunks] == [4] * 10
     assert chunks[-1].done
+    sparse = LocalSearchConfig(iterations=40, block_size=4, log_every=100)
+    _, chunks = local(sparse, X, y, chunk_seconds=0.0)  # a deadline, even with nothing logged
+    assert len(chunks) == 10
+    np.testing.assert_array_equal(joined(chunks)[0], [0, 39])
 
 
 def test_bad_configs_and_inputs_are_rejected() -> None:

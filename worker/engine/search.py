@@ -7,16 +7,17 @@ the run's dtype, y int64 (N,). Every candidate is scored on the whole of X:
 - random local search: starts at init_scale * randn(C, D); step t proposes W + step_size * dW_t,
   dW_t = randn(C, D), and moves there only if the loss drops (strictly).
 
-Speed: X is read once per block of `block_size` candidates, in one product X @ stack.T. The
-proposals of local search do not depend on W, so their products X @ dW_t.T are computed for a
-whole block up front and added to the current scores S_W = X @ W.T: after an acceptance the rest
-of the block is simply re-based on the new S_W, which gives the sequential result exactly.
+Speed: X is read once per block of `block_size` candidates, in one product stack @ X.T (scores
+are class-major, (C, N) per candidate; see scoreloss). The proposals of local search do not
+depend on W, so their scores dW_t @ X.T are computed for a whole block up front and added to the
+current scores T_W = W @ X.T: after an acceptance the rest of the block is re-based on the new
+T_W, which gives the sequential result exactly.
 
-Bit-identity: BLAS may round a column differently in products of different widths (OpenBLAS's
-small-matrix kernels do), so step t is always multiplied in slot t % block_size of a product of
-the same width. `sequential=True` (the reference path) puts one candidate in that product at a
-time and decides before drawing the next; it matches the blocked path bit for bit (losses,
-accepted steps, W) for the same block_size, and so does any chunking or resume.
+Bit-identity: BLAS may round a row of a product differently depending on the product's size
+(NumPy's OpenBLAS does for small shapes), so step t is always multiplied in slot t % block_size of
+a product of the same shape. `sequential=True` (the reference path) puts one candidate in that
+product at a time and decides before drawing the next; it matches the blocked path bit for bit
+(losses, accepted steps, W) for the same block_size, and so does any chunking or resume.
 """
 
 import math
@@ -188,11 +189,13 @@ def _chunks(
         raise ValueError(f"chunk_steps must be >= 1, got {chunk_steps}")
     while True:
         history = SearchHistory()
-        stop = min(state_step() + chunk_steps, total)
+        start = state_step()
+        stop = min(start + chunk_steps, total)
         deadline = None if chunk_seconds is None else time.perf_counter() + chunk_seconds
         with np.errstate(all="ignore"):  # an overflowing candidate just has an inf/NaN loss
             while state_step() < stop:
-                if deadline is not None and history.steps and time.perf_counter() >= deadline:
+                ran = state_step() > start
+                if deadline is not None and ran and time.perf_counter() >= deadline:
                     break
                 advance(stop, history)
         done = state_step() >= total
