@@ -32,8 +32,8 @@ class Settings(BaseSettings):
     checkpoint_steps: int = Field(
         10_000, ge=0, description="Also checkpoint every this many steps (0 = by time only)."
     )
-    max_attempts: int = Field(
-        3, ge=1, description="Claims a job may have before a lost worker fails it."
+    max_worker_losses: int = Field(
+        3, ge=1, description="Times a job's worker may be lost before the job fails (worker_lost)."
     )
     poll_seconds: float = Field(
         0.2, gt=0, description="How often an idle worker looks for queued jobs."

@@ -100,7 +100,7 @@ class Worker:
                 return None
 
         def work(session: Session) -> store.ClaimedJob | None:
-            store.fail_exhausted(session, self.settings.max_attempts)
+            store.fail_exhausted(session, self.settings.max_worker_losses)
             return store.claim(session, self.owner, self.settings.lease_seconds)
 
         return in_transaction(self.database, work)

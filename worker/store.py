@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
-from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy import and_, case, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from service.db.base import utcnow
@@ -36,19 +36,27 @@ def _claimable(now: datetime) -> Any:
     )
 
 
-def fail_exhausted(session: Session, max_attempts: int) -> int:
-    """Fail jobs whose lease expired after their last allowed attempt (`worker_lost`)."""
+def fail_exhausted(session: Session, max_losses: int) -> int:
+    """Fail jobs whose worker was lost (lease expired) for the `max_losses`-th time.
+
+    Only lost workers count: a job handed back by a worker that shut down cleanly is not lost.
+    """
     now = utcnow()
     error = {
         "type": "worker_lost",
-        "message": f"the worker running this job was lost {max_attempts} time(s)",
+        "message": f"the worker running this job was lost {max_losses} time(s)",
     }
     stmt = (
         update(Job)
-        .where(Job.status == "running", Job.lease_expires_at < now, Job.attempts >= max_attempts)
+        .where(
+            Job.status == "running",
+            Job.lease_expires_at < now,
+            Job.lost_count + 1 >= max_losses,
+        )
         .values(
             status="failed",
             error=error,
+            lost_count=Job.lost_count + 1,
             finished_at=now,
             updated_at=now,
             lease_owner=None,
@@ -82,6 +90,8 @@ def claim(session: Session, owner: str, lease_seconds: float) -> ClaimedJob | No
         .values(
             status="running",
             attempts=Job.attempts + 1,
+            # Taking over a running job means its worker was lost.
+            lost_count=Job.lost_count + case((Job.status == "running", 1), else_=0),
             lease_owner=owner,
             lease_expires_at=now + timedelta(seconds=lease_seconds),
             started_at=func.coalesce(Job.started_at, now),

@@ -1,4 +1,4 @@
-"""Reliability: checkpoints, job attempts, idempotency keys, pruned history flag.
+"""Reliability: checkpoints, job attempts, idempotency keys, lost workers, pruned history.
 
 Revision ID: 0002_reliability
 Revises: 0001_initial
@@ -66,8 +66,12 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("history_pruned", sa.Boolean(), nullable=False, server_default=sa.false())
         )
+        batch_op.add_column(
+            sa.Column("lost_count", sa.Integer(), nullable=False, server_default="0")
+        )
     with op.batch_alter_table("jobs") as batch_op:
         batch_op.alter_column("history_pruned", server_default=None)
+        batch_op.alter_column("lost_count", server_default=None)
     op.create_index("ix_jobs_status_finished", "jobs", ["status", "finished_at"])
     op.create_index("ix_jobs_status_lease", "jobs", ["status", "lease_expires_at"])
 
@@ -76,6 +80,7 @@ def downgrade() -> None:
     op.drop_index("ix_jobs_status_lease", table_name="jobs")
     op.drop_index("ix_jobs_status_finished", table_name="jobs")
     with op.batch_alter_table("jobs") as batch_op:
+        batch_op.drop_column("lost_count")
         batch_op.drop_column("history_pruned")
     op.drop_table("job_attempts")
     op.drop_table("checkpoints")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import signal
 import subprocess
-from functools import partial
 from collections.abc import Callable
+from functools import partial
 
 import numpy as np
 
@@ -93,7 +93,7 @@ def test_a_worker_stopped_with_sigterm_hands_its_job_back(
 def test_a_job_whose_workers_keep_dying_fails_as_worker_lost(
     settings: Settings, database: Database
 ) -> None:
-    limited = settings.model_copy(update={"max_attempts": 2, "lease_seconds": -1.0})
+    limited = settings.model_copy(update={"max_worker_losses": 2, "lease_seconds": -1.0})
     job_id = submit(database, settings, LONG_JOB)
     for owner in ("w1", "w2"):  # two claims whose workers vanish (their leases are already over)
         assert in_transaction(database, partial(store.claim, owner=owner, lease_seconds=-1.0))

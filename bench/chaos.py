@@ -1,0 +1,224 @@
+"""Chaos: kill and restart workers at random while clients submit jobs; then count what broke.
+
+    python -m bench.chaos --minutes 2 --workers 3 [--database-url postgresql+psycopg://...]
+
+Workers are real `python -m worker` processes with short leases; each round one of them gets
+SIGKILL or SIGTERM and a new one is started. At the end every job must have succeeded, every step
+must be stored exactly once, and every job's history and weights must equal an uninterrupted run
+of the same spec (computed afterwards by an in-process worker on a second database).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from bench.common import table, write_report
+from service.db import migrate
+from service.db.models import Job, JobArray, MetricPoint
+from service.db.session import Database
+from service.jobs import service
+from service.jobs.spec import JobSpec
+from service.settings import Settings
+from worker.runner import Worker
+
+LEASES = {
+    "DESCENT_LEASE_SECONDS": "2",
+    "DESCENT_HEARTBEAT_SECONDS": "0.3",
+    "DESCENT_CHECKPOINT_SECONDS": "0.3",
+    "DESCENT_POLL_SECONDS": "0.05",
+    "DESCENT_LOG_LEVEL": "ERROR",
+    # Measure the mechanism, not the give-up policy: at this kill rate a job can lose its worker
+    # more than the default 3 times (tests/reliability checks that policy on its own).
+    "DESCENT_MAX_WORKER_LOSSES": "1000",
+}
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
+
+
+def job_spec(rng: random.Random) -> dict[str, Any]:
+    return {
+        "dataset": {"name": rng.choice(["blobs", "spiral"])},
+        "model": {"loss": rng.choice(["svm", "softmax"]), "reg": 0.001},
+        "optimizer": {
+            "type": rng.choice(OPTIMIZERS),
+            "learning_rate": 0.01,
+            "batch_size": 16,
+            "iterations": rng.randrange(20_000, 80_000),
+        },
+        "log_every": 10,
+        "eval_every": 5_000,
+        "seed": rng.randrange(1_000),
+    }
+
+
+def submit(database: Database, settings: Settings, spec: dict[str, Any]) -> str:
+    with database.write() as session:
+        job = service.submit(session, JobSpec.model_validate(spec), settings)
+        session.commit()
+        return job.id
+
+
+class Fleet:
+    def __init__(self, database_url: str, size: int) -> None:
+        self.env = {**os.environ, **LEASES, "DESCENT_DATABASE_URL": database_url}
+        self.processes = [self.start() for _ in range(size)]
+        self.kills: Counter[str] = Counter()
+
+    def start(self) -> subprocess.Popen[bytes]:
+        return subprocess.Popen([sys.executable, "-m", "worker"], env=self.env)
+
+    def strike(self, rng: random.Random) -> None:
+        index = rng.randrange(len(self.processes))
+        victim = self.processes[index]
+        how = signal.SIGKILL if rng.random() < 0.6 else signal.SIGTERM
+        victim.send_signal(how)
+        self.kills[how.name] += 1
+        if how == signal.SIGTERM:
+            try:
+                victim.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                victim.kill()
+        victim.wait()
+        self.processes[index] = self.start()
+
+    def stop(self) -> None:
+        for process in self.processes:
+            process.send_signal(signal.SIGTERM)
+        for process in self.processes:
+            process.wait(timeout=60)
+
+
+def history(database: Database, job_id: str) -> list[tuple[str, int, float]]:
+    with database.read() as session:
+        stmt = (
+            select(MetricPoint.series, MetricPoint.step, MetricPoint.value)
+            .where(MetricPoint.job_id == job_id)
+            .order_by(MetricPoint.series, MetricPoint.step)
+        )
+        return [(s, int(step), float(v)) for s, step, v in session.execute(stmt)]
+
+
+def weights(database: Database, job_id: str) -> bytes | None:
+    with database.read() as session:
+        array = session.get(JobArray, (job_id, "W"))
+        return None if array is None else bytes(array.data)
+
+
+def expected_loss_steps(spec: dict[str, Any]) -> list[int]:
+    iterations, every = spec["optimizer"]["iterations"], spec["log_every"]
+    steps = list(range(0, iterations, every))
+    return steps if steps[-1] == iterations - 1 else [*steps, iterations - 1]
+
+
+def run(minutes: float, workers: int, database_url: str | None, seed: int) -> dict[str, Any]:
+    rng = random.Random(seed)
+    workdir = Path(tempfile.mkdtemp(prefix="descent-chaos-"))
+    url = database_url or f"sqlite:///{workdir / 'chaos.db'}"
+    reference_url = f"sqlite:///{workdir / 'reference.db'}"
+    for target in (url, reference_url):
+        migrate.upgrade(target)
+    settings = Settings(database_url=url, data_dir=workdir / "data")
+    database = Database(url)
+    fleet = Fleet(url, workers)
+    submitted: dict[str, dict[str, Any]] = {}
+    stop_submitting = threading.Event()
+
+    def client() -> None:
+        while not stop_submitting.wait(rng.uniform(0.2, 0.8)):
+            spec = job_spec(rng)
+            submitted[submit(database, settings, spec)] = spec
+
+    submitter = threading.Thread(target=client)
+    submitter.start()
+    deadline = time.monotonic() + minutes * 60
+    while time.monotonic() < deadline:
+        time.sleep(rng.uniform(0.5, 2.5))
+        fleet.strike(rng)
+    stop_submitting.set()
+    submitter.join()
+    drain_deadline = time.monotonic() + 600
+    while time.monotonic() < drain_deadline:
+        with database.read() as session:
+            live = session.scalar(
+                select(Job.id).where(Job.status.in_(("queued", "running"))).limit(1)
+            )
+        if live is None:
+            break
+        time.sleep(0.5)
+    fleet.stop()
+
+    reference_db = Database(reference_url)
+    reference_settings = Settings(database_url=reference_url, data_dir=workdir / "data")
+    twin = {job_id: submit(reference_db, reference_settings, spec)
+            for job_id, spec in submitted.items()}  # fmt: skip
+    with Worker(reference_settings) as worker:
+        worker.run(burst=True)
+
+    lost = duplicated = missing = differing_history = differing_weights = resumed = 0
+    with database.read() as session:
+        jobs = {job.id: job for job in session.scalars(select(Job))}
+    for job_id, spec in submitted.items():
+        job = jobs[job_id]
+        if job.status != "succeeded":
+            lost += 1
+            continue
+        resumed += job.attempts > 1
+        got = history(database, job_id)
+        loss_steps = [step for series, step, _ in got if series == "loss"]
+        expected = expected_loss_steps(spec)
+        duplicated += len(loss_steps) - len(set(loss_steps))
+        missing += len(set(expected) - set(loss_steps))
+        differing_history += got != history(reference_db, twin[job_id])
+        differing_weights += weights(database, job_id) != weights(reference_db, twin[job_id])
+    database.dispose()
+    reference_db.dispose()
+    return {
+        "minutes": minutes,
+        "workers": workers,
+        "database": "PostgreSQL" if url.startswith("postgresql") else "SQLite",
+        "SIGKILL": fleet.kills["SIGKILL"],
+        "SIGTERM": fleet.kills["SIGTERM"],
+        "jobs": len(submitted),
+        "resumed": resumed,
+        "lost": lost,
+        "duplicated": duplicated,
+        "missing": missing,
+        "history differs": differing_history,
+        "weights differ": differing_weights,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.chaos", description=__doc__)
+    parser.add_argument("--minutes", type=float, default=1.0)
+    parser.add_argument("--workers", type=int, default=3)
+    parser.add_argument("--database-url", default=None, help="default: a temporary SQLite file")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv if argv is not None else [])
+    result = run(args.minutes, args.workers, args.database_url, args.seed)
+    ok = all(result[k] == 0 for k in ("lost", "duplicated", "missing", "history differs",
+                                       "weights differ"))  # fmt: skip
+    body = table(list(result), [list(result.values())])
+    verdict = "All zero: nothing lost, nothing done twice." if ok else "FAILURES above."
+    command = f"python -m bench.chaos --minutes {args.minutes} --workers {args.workers}"
+    name = "chaos" if result["database"] == "SQLite" else "chaos-postgresql"
+    write_report(name, f"Chaos: workers killed at random ({result['database']})", command,
+                 body + "\n\n" + verdict)  # fmt: skip
+    if not ok:
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
