@@ -19,10 +19,12 @@ from service import idempotency, retention
 from service.db.session import Database
 from service.settings import Settings
 from worker import store
-from worker.context import Heartbeat, JobContext, LeaseLost, Outcome
+from worker.context import Heartbeat, JobContext, LeaseLost, Outcome, Resume
 from worker.engine.datasets import DatasetUnavailable
-from worker.prepare import DataPreparer
+from worker.prepare import DataPreparer, PreparedData
 from worker.retry import in_transaction
+from worker.search_job import run_search
+from worker.task_job import run_task
 from worker.train_job import run_train
 from worker.wakeup import make_waiter
 
@@ -137,7 +139,7 @@ class Worker:
             context.put_arrays(arrays, timings=context.timings)
             started = time.perf_counter()
             with threadpool_limits(limits=self._blas_threads()):
-                outcome = run_train(context, data, resume)
+                outcome = self._dispatch(context, data, resume)
             context.timings["run_s"] = time.perf_counter() - started
             return outcome
         except LeaseLost:
@@ -145,6 +147,14 @@ class Worker:
         except Exception as exc:
             log.exception("job %s failed", context.job_id)
             return _failed("internal_error", f"{type(exc).__name__}: {exc}")
+
+    def _dispatch(self, context: JobContext, data: PreparedData, resume: Resume | None) -> Outcome:
+        spec = context.spec
+        if spec["task"] != "train":
+            return run_task(context, data)
+        if spec["optimizer"]["type"] in ("random_search", "random_local_search"):
+            return run_search(context, data, resume)
+        return run_train(context, data, resume)
 
     def _blas_threads(self) -> int:
         return max(1, os.cpu_count() or 1)

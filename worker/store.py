@@ -201,6 +201,8 @@ def end_attempt(session: Session, job_id: str, attempt: int, outcome: str) -> No
 def finish(session: Session, job_id: str, owner: str, status: str, **values: Any) -> bool:
     """Move a claimed job to a terminal state; False if this worker no longer holds it."""
     now = utcnow()
+    if status == "succeeded":
+        values.setdefault("progress_step", Job.progress_total)
     stmt = (
         update(Job)
         .where(Job.id == job_id, Job.lease_owner == owner, Job.status == "running")

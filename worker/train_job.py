@@ -8,13 +8,11 @@ import numpy as np
 
 from worker.checkpoint import generator_state, pack, restore_generator, unpack
 from worker.context import JobContext, Outcome, Resume
+from worker.driving import FLUSH_SECONDS, drive
 from worker.engine.metrics import accuracy
 from worker.engine.train import Chunk, Diverged, TrainConfig, TrainData, TrainState, init_state, run
 from worker.prepare import PreparedData
 from worker.training import train_config
-
-# Flush history to the database at least this often, so pollers see the curve grow.
-FLUSH_SECONDS = 0.25
 
 
 class History:
@@ -73,36 +71,32 @@ def run_train(context: JobContext, data: PreparedData, resume: Resume | None) ->
     config = train_config(context.spec)
     state, history = _initial_state(config, data, resume)
     train_data = TrainData(data.X_train, data.y_train, data.X_val, data.y_val)
+    chunks = run(state, config, train_data, chunk_steps=100_000, chunk_seconds=FLUSH_SECONDS)
     try:
-        for chunk in run(state, config, train_data, chunk_steps=100_000,
-                         chunk_seconds=FLUSH_SECONDS):  # fmt: skip
-            rows = history.add(chunk)
-            checkpoint = not chunk.done and context.checkpoint_due(state.step)
-            cancel = context.flush(
-                rows,
-                step=state.step,
-                metrics=history.metrics,
-                checkpoint=state_to_checkpoint(state, history.metrics) if checkpoint else None,
-                weights=state.W if checkpoint else None,
-            )
-            if cancel:
-                return Outcome("cancelled", {"metrics": history.metrics})
-            if context.stopping.is_set() and not chunk.done:
-                return Outcome("queued")
+        stopped = drive(
+            context,
+            chunks,
+            rows_of=history.add,
+            metrics=lambda: history.metrics,
+            step=lambda: state.step,
+            snapshot=lambda: (state_to_checkpoint(state, history.metrics), state.W),
+        )
     except Diverged as exc:
         error = {"type": "diverged", "message": f"the loss became {exc.loss} at step {exc.step}",
                  "step": exc.step}  # fmt: skip
         return Outcome("failed", {"error": error, "metrics": history.metrics})
-    return _succeeded(context, data, state, history)
+    if stopped is not None:
+        return stopped
+    return _succeeded(context, data, state.W, state.step, history.metrics)
 
 
 def _succeeded(
-    context: JobContext, data: PreparedData, state: TrainState, history: History
+    context: JobContext, data: PreparedData, W: np.ndarray, step: int, metrics: dict[str, float]
 ) -> Outcome:
-    W: np.ndarray = state.W
-    metrics: dict[str, Any] = dict(history.metrics)
-    metrics["train_accuracy"] = accuracy(W, data.X_train, data.y_train)
-    metrics["val_accuracy"] = accuracy(W, data.X_val, data.y_val)
-    metrics["test_accuracy"] = accuracy(W, data.X_test, data.y_test)
-    context.put_arrays({"W": (W, state.step)})
-    return Outcome("succeeded", {"metrics": metrics, "progress_step": state.step})
+    """Score the returned W on every split and store it."""
+    final: dict[str, Any] = dict(metrics)
+    final["train_accuracy"] = accuracy(W, data.X_train, data.y_train)
+    final["val_accuracy"] = accuracy(W, data.X_val, data.y_val)
+    final["test_accuracy"] = accuracy(W, data.X_test, data.y_test)
+    context.put_arrays({"W": (W, step)})
+    return Outcome("succeeded", {"metrics": final, "progress_step": step})

@@ -157,6 +157,32 @@ def get_weights(
     return JSONResponse(body.model_dump())
 
 
+@router.get(
+    "/{job_id}/result",
+    responses={
+        **NOT_FOUND,
+        409: {"description": "A train job, or a task that has not succeeded", **PROBLEM},
+        200: {
+            "content": {
+                "application/json": {
+                    "examples": {
+                        "step_size_sweep": {
+                            "value": {
+                                "loss_original": 9.0,
+                                "steps": [{"step_size": 1e-6, "loss": 8.7}],
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    },
+    summary="The result of a finished gradient_check, step_size_sweep or landscape job",
+)
+def get_result(job_id: JobId, session: ReadSession) -> dict[str, Any]:
+    return service.result(service.get(session, job_id))
+
+
 @router.post(
     "/{job_id}/cancel",
     status_code=202,

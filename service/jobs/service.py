@@ -9,12 +9,11 @@ from typing import Any
 import numpy as np
 from sqlalchemy.orm import Session
 
-from service.datasets import catalog
 from service.db.base import utcnow
 from service.db.models import TERMINAL_STATUSES, Job, JobArray
 from service.errors import Conflict, InvalidInput, NotFound
 from service.ids import new_id
-from service.jobs import repository
+from service.jobs import repository, validation
 from service.jobs.schemas import (
     JobError,
     JobMetrics,
@@ -30,69 +29,17 @@ from service.settings import Settings
 SERIES = ("loss", "best_loss", "learning_rate", "train_accuracy", "val_accuracy")
 
 
-def _resolve_dataset(spec: JobSpec, settings: Settings) -> dict[str, Any]:
-    """The stored dataset reference, with the data set's default split sizes filled in."""
-    ref = spec.dataset
-    state = catalog.availability(ref.name, settings)
-    if not state.available:
-        raise InvalidInput(
-            f"Data set {ref.name!r} is not available on this server: {state.reason}",
-            [(("body", "dataset", "name"), state.reason or "unavailable")],
-        )
-    resolved = ref.model_dump()
-    allowed = catalog.option_names(ref.name)
-    problems: list[tuple[tuple[str, ...], str]] = [
-        (("body", "dataset", key), f"{ref.name} does not take {key}")
-        for key in catalog.OPTION_FIELDS
-        if resolved[key] is not None and key not in allowed
-    ]
-    defaults = catalog.info(ref.name)
-    for split in ("n_train", "n_val", "n_test"):
-        if resolved[split] is None:
-            resolved[split] = getattr(defaults, split)
-    sizes = (resolved["n_train"], resolved["n_val"], resolved["n_test"])
-    problems += [
-        (("body", "dataset", "n_train"), msg) for msg in catalog.size_problems(ref.name, *sizes)
-    ]
-    if problems:
-        raise InvalidInput(f"Invalid dataset for {ref.name}", problems)
-    for key in catalog.OPTION_FIELDS:
-        if key in allowed and resolved[key] is None:
-            resolved[key] = catalog.default_option(ref.name, key)
-        elif key not in allowed:
-            del resolved[key]
-    return resolved
-
-
-def _check_limits(spec: JobSpec, n_train: int, settings: Settings) -> None:
-    problems: list[tuple[tuple[str, ...], str]] = []
-    opt = spec.optimizer
-    if opt.iterations > settings.max_iterations:
-        problems.append(
-            (("body", "optimizer", "iterations"), f"may not exceed {settings.max_iterations}")
-        )
-    if opt.batch_size is not None and opt.batch_size > n_train:
-        problems.append(
-            (("body", "optimizer", "batch_size"), f"may not exceed the {n_train} training rows")
-        )
-    if problems:
-        raise InvalidInput("The job spec is outside this server's limits", problems)
-
-
 def submit(session: Session, spec: JobSpec, settings: Settings) -> Job:
-    dataset = _resolve_dataset(spec, settings)
-    _check_limits(spec, dataset["n_train"], settings)
-    stored = spec.model_dump(mode="json")
-    stored["dataset"] = dataset
+    checked = validation.check(session, spec, settings)
     job = Job(
         id=new_id(),
         name=spec.name,
         task=spec.task,
         status="queued",
-        spec=stored,
-        dataset_ref=f"builtin:{dataset['name']}",
+        spec=checked.stored_spec,
+        dataset_ref=checked.dataset_ref,
         progress_step=0,
-        progress_total=spec.optimizer.iterations,
+        progress_total=checked.total_steps,
         metrics={},
         timings={},
         attempts=0,
@@ -177,6 +124,14 @@ def series_page(
         )
         next_after = None if exhausted else last
     return points, next_after, total
+
+
+def result(job: Job) -> dict[str, Any]:
+    if job.task == "train":
+        raise Conflict(f"Job {job.id} is a train job: its outcome is its weights and metrics")
+    if job.status != "succeeded" or job.result is None:
+        raise Conflict(f"Job {job.id} has no result ({job.status})")
+    return job.result
 
 
 def weights(session: Session, job: Job) -> JobArray:

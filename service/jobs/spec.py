@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field, model_validator
 
-PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
-NonNegativeFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+from service.jobs.spec_base import NonNegativeFloat, PositiveFloat
+from service.jobs.spec_base import Strict as _Strict
+from service.jobs.spec_optimizers import Optimizer
+from service.jobs.spec_tasks import GradientCheckParams, LandscapeParams, StepSizeSweepParams
 
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+Task = Literal["train", "gradient_check", "step_size_sweep", "landscape"]
 
 
 class BuiltinDatasetRef(_Strict):
@@ -40,82 +40,6 @@ class Model(_Strict):
     reg: NonNegativeFloat = Field(0.0, description="L2 strength λ in data_loss + λ·ΣW².")
 
 
-class ConstantSchedule(_Strict):
-    type: Literal["constant"] = "constant"
-
-
-class StepSchedule(_Strict):
-    type: Literal["step"]
-    step_size: int = Field(100, ge=1, description="Steps between decays.")
-    gamma: PositiveFloat = Field(0.5, description="Factor applied every step_size steps.")
-
-
-class ExponentialSchedule(_Strict):
-    type: Literal["exponential"]
-    k: NonNegativeFloat = Field(1e-3, description="lr·exp(−k·t).")
-
-
-class InverseTimeSchedule(_Strict):
-    type: Literal["inverse_time"]
-    k: NonNegativeFloat = Field(1e-3, description="lr / (1 + k·t).")
-
-
-Schedule = Annotated[
-    ConstantSchedule | StepSchedule | ExponentialSchedule | InverseTimeSchedule,
-    Field(discriminator="type"),
-]
-
-
-class _GradientDescent(_Strict):
-    iterations: int = Field(1000, ge=1, description="Parameter updates.")
-    learning_rate: PositiveFloat = 1e-3
-    batch_size: int | None = Field(
-        None, ge=1, description="null = the full batch (vanilla GD), 1 = SGD, k = minibatch."
-    )
-    sampling: Literal["replacement", "epoch"] = Field(
-        "replacement", description="Minibatches drawn with replacement (the course) or by epoch."
-    )
-    gradient: Literal["analytic"] = Field("analytic", description="How the gradient is computed.")
-    init_scale: PositiveFloat = Field(0.001, description="W starts as init_scale·randn.")
-    lr_schedule: Schedule = Field(default_factory=ConstantSchedule)
-
-
-class Sgd(_GradientDescent):
-    type: Literal["sgd"]
-
-
-class Momentum(_GradientDescent):
-    type: Literal["momentum"]
-    momentum: Annotated[float, Field(ge=0, lt=1)] = 0.9
-
-
-class Nesterov(_GradientDescent):
-    type: Literal["nesterov"]
-    momentum: Annotated[float, Field(ge=0, lt=1)] = 0.9
-
-
-class Adagrad(_GradientDescent):
-    type: Literal["adagrad"]
-    eps: PositiveFloat = 1e-8
-
-
-class RmsProp(_GradientDescent):
-    type: Literal["rmsprop"]
-    decay_rate: Annotated[float, Field(ge=0, lt=1)] = 0.99
-    eps: PositiveFloat = 1e-8
-
-
-class Adam(_GradientDescent):
-    type: Literal["adam"]
-    beta1: Annotated[float, Field(ge=0, lt=1)] = 0.9
-    beta2: Annotated[float, Field(ge=0, lt=1)] = 0.999
-    eps: PositiveFloat = 1e-8
-
-
-Optimizer = Annotated[
-    Sgd | Momentum | Nesterov | Adagrad | RmsProp | Adam, Field(discriminator="type")
-]
-
 SPEC_EXAMPLE: dict[str, Any] = {
     "task": "train",
     "name": "svm-sgd-baseline",
@@ -139,15 +63,38 @@ SPEC_EXAMPLE: dict[str, Any] = {
 class JobSpec(_Strict):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [SPEC_EXAMPLE]})
 
-    task: Literal["train"] = "train"
+    task: Task = "train"
     name: str | None = Field(None, max_length=200)
     dataset: BuiltinDatasetRef
     preprocess: Preprocess = Field(default_factory=Preprocess)
     model: Model = Field(default_factory=Model)
-    optimizer: Optimizer
+    optimizer: Optimizer | None = Field(None, description="Required for task train.")
     dtype: Literal["float32", "float64"] = "float32"
     seed: int = Field(0, ge=0, le=2**63 - 1)
     log_every: int = Field(1, ge=1, description="One loss point every k steps (last always kept).")
     eval_every: int = Field(
         100, ge=0, description="Train/val accuracy every k steps; 0 = only at the end."
     )
+    gradient_check: GradientCheckParams | None = None
+    step_size_sweep: StepSizeSweepParams | None = None
+    landscape: LandscapeParams | None = None
+
+    @model_validator(mode="after")
+    def _task_parameters(self) -> JobSpec:
+        if self.task == "train":
+            if self.optimizer is None:
+                raise ValueError("optimizer is required for task 'train'")
+        elif getattr(self, self.task) is None:
+            # The task's own parameters default, and are echoed in the stored spec.
+            setattr(self, self.task, TASK_PARAMS[self.task]())
+        for other in TASK_PARAMS:
+            if other != self.task and getattr(self, other) is not None:
+                raise ValueError(f"{other} parameters given for task {self.task!r}")
+        return self
+
+
+TASK_PARAMS: dict[str, type[_Strict]] = {
+    "gradient_check": GradientCheckParams,
+    "step_size_sweep": StepSizeSweepParams,
+    "landscape": LandscapeParams,
+}

@@ -35,7 +35,9 @@ def test_the_openapi_document_describes_the_contract(client: TestClient) -> None
                  "/jobs/{job_id}/cancel", "/healthz", "/readyz", "/datasets"):  # fmt: skip
         assert path in paths, path
     optimizer = schema["components"]["schemas"]["JobSpec"]["properties"]["optimizer"]
-    assert optimizer["discriminator"]["propertyName"] == "type"
+    union = next(option for option in optimizer["anyOf"] if "discriminator" in option)
+    assert union["discriminator"]["propertyName"] == "type"
+    assert "random_search" in union["discriminator"]["mapping"]
     assert client.get("/docs").status_code == 200
 
 

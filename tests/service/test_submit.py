@@ -58,7 +58,19 @@ def test_a_submitted_job_can_be_read_back(client: TestClient) -> None:
         (toy_spec(dataset={"name": "mnist"}), ["body", "dataset", "name"]),
         (toy_spec(model={"loss": "hinge"}), ["body", "model", "loss"]),
         (toy_spec(colour="blue"), ["body", "colour"]),
-        (toy_spec(task="landscape"), ["body", "task"]),
+        (toy_spec(task="dance"), ["body", "task"]),
+        ({"dataset": {"name": "toy"}}, ["body"]),
+        (toy_spec(task="landscape", landscape={"points": 500}), ["body", "landscape", "points"]),
+        (toy_spec(task="landscape", landscape={"dims": 3}), ["body", "landscape", "dims"]),
+        (toy_spec(gradient_check={"num_checks": 3}), ["body"]),
+        (
+            toy_spec(optimizer={"type": "sgd", "gradient": "magic"}),
+            ["body", "optimizer", "sgd", "gradient"],
+        ),
+        (
+            toy_spec(optimizer={"type": "random_search", "scale": 0}),
+            ["body", "optimizer", "random_search", "scale"],
+        ),
     ],
 )
 def test_invalid_specs_are_422_problems_naming_the_field(

@@ -1,0 +1,132 @@
+"""What a submitted spec must satisfy on this server, and what is stored for it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from service.datasets import catalog
+from service.errors import InvalidInput
+from service.jobs import repository
+from service.jobs.spec import JobSpec
+from service.jobs.spec_optimizers import RandomSearch, steps_of
+from service.settings import Settings
+
+Problem = tuple[tuple[str, ...], str]
+
+
+def _resolve_dataset(spec: JobSpec, settings: Settings) -> dict[str, Any]:
+    """The stored dataset reference, with the data set's default split sizes filled in."""
+    ref = spec.dataset
+    state = catalog.availability(ref.name, settings)
+    if not state.available:
+        raise InvalidInput(
+            f"Data set {ref.name!r} is not available on this server: {state.reason}",
+            [(("body", "dataset", "name"), state.reason or "unavailable")],
+        )
+    resolved = ref.model_dump()
+    allowed = catalog.option_names(ref.name)
+    problems: list[Problem] = [
+        (("body", "dataset", key), f"{ref.name} does not take {key}")
+        for key in catalog.OPTION_FIELDS
+        if resolved[key] is not None and key not in allowed
+    ]
+    defaults = catalog.info(ref.name)
+    for split in ("n_train", "n_val", "n_test"):
+        if resolved[split] is None:
+            resolved[split] = getattr(defaults, split)
+    sizes = (resolved["n_train"], resolved["n_val"], resolved["n_test"])
+    problems += [
+        (("body", "dataset", "n_train"), msg) for msg in catalog.size_problems(ref.name, *sizes)
+    ]
+    if problems:
+        raise InvalidInput(f"Invalid dataset for {ref.name}", problems)
+    for key in catalog.OPTION_FIELDS:
+        if key in allowed and resolved[key] is None:
+            resolved[key] = catalog.default_option(ref.name, key)
+        elif key not in allowed:
+            del resolved[key]
+    return resolved
+
+
+def _optimizer_problems(spec: JobSpec, n_train: int, settings: Settings) -> list[Problem]:
+    opt = spec.optimizer
+    if opt is None or spec.task != "train":
+        return []
+    problems: list[Problem] = []
+    field = "trials" if isinstance(opt, RandomSearch) else "iterations"
+    if steps_of(opt) > settings.max_iterations:
+        problems.append((("body", "optimizer", field), f"may not exceed {settings.max_iterations}"))
+    batch_size = getattr(opt, "batch_size", None)
+    if batch_size is not None and batch_size > n_train:
+        problems.append(
+            (("body", "optimizer", "batch_size"), f"may not exceed the {n_train} training rows")
+        )
+    return problems
+
+
+def _landscape_problems(session: Session, spec: JobSpec, dataset: dict[str, Any]) -> list[Problem]:
+    params = spec.landscape
+    if spec.task != "landscape" or params is None:
+        return []
+    problems: list[Problem] = []
+    if params.examples is not None and params.examples > dataset["n_train"]:
+        problems.append(
+            (("body", "landscape", "examples"), f"may not exceed the {dataset['n_train']} rows")
+        )
+    if params.around is not None:
+        loc = ("body", "landscape", "around")
+        W = repository.array(session, params.around, "W")
+        if W is None:
+            problems.append((loc, f"job {params.around!r} does not exist or has no weights yet"))
+        elif W.shape != list(_weights_shape(spec, dataset)):
+            expected = _weights_shape(spec, dataset)
+            problems.append((loc, f"its W has shape {W.shape}, this data set needs {expected}"))
+    return problems
+
+
+def _weights_shape(spec: JobSpec, dataset: dict[str, Any]) -> tuple[int, int]:
+    info = catalog.info(dataset["name"])
+    n_classes = dataset.get("n_classes") or info.n_classes
+    n_features = dataset.get("n_features") or info.n_features
+    return int(n_classes), int(n_features) + int(spec.preprocess.bias)
+
+
+def _total_steps(spec: JobSpec, dataset: dict[str, Any]) -> int:
+    """What `progress.total` counts: updates, trials or proposals, checks, or grid points."""
+    if spec.task == "train":
+        assert spec.optimizer is not None
+        return steps_of(spec.optimizer)
+    if spec.gradient_check is not None:
+        n_classes, n_features = _weights_shape(spec, dataset)
+        return spec.gradient_check.num_checks or n_classes * n_features
+    if spec.step_size_sweep is not None:
+        return len(spec.step_size_sweep.exponents)
+    assert spec.landscape is not None
+    return int(spec.landscape.points**spec.landscape.dims)
+
+
+@dataclass(frozen=True)
+class CheckedSpec:
+    stored_spec: dict[str, Any]
+    dataset_ref: str
+    total_steps: int
+
+
+def check(session: Session, spec: JobSpec, settings: Settings) -> CheckedSpec:
+    """Validate a spec against this server (data, limits, referenced jobs); 422 if it fails."""
+    dataset = _resolve_dataset(spec, settings)
+    problems = _optimizer_problems(spec, dataset["n_train"], settings)
+    problems += _landscape_problems(session, spec, dataset)
+    if problems:
+        raise InvalidInput("The job spec cannot run on this server", problems)
+    stored = spec.model_dump(mode="json", exclude_none=False)
+    for task in ("gradient_check", "step_size_sweep", "landscape"):
+        if stored.get(task) is None:
+            stored.pop(task, None)
+    if stored.get("optimizer") is None:
+        stored.pop("optimizer", None)
+    stored["dataset"] = dataset
+    return CheckedSpec(stored, f"builtin:{dataset['name']}", _total_steps(spec, dataset))

@@ -1,0 +1,57 @@
+"""Drive a chunked engine run: write each chunk, checkpoint when due, stop on cancel or shutdown."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Protocol, TypeVar
+
+import numpy as np
+
+from worker.context import JobContext, Outcome
+
+# Flush history to the database at least this often, so pollers see the curve grow.
+FLUSH_SECONDS = 0.25
+
+
+class ChunkLike(Protocol):
+    @property
+    def done(self) -> bool: ...
+
+
+C = TypeVar("C", bound=ChunkLike)
+Rows = list[tuple[str, int, float]]
+
+
+def drive(
+    context: JobContext,
+    chunks: Iterable[C],
+    *,
+    rows_of: Callable[[C], Rows],
+    metrics: Callable[[], dict[str, float]],
+    step: Callable[[], int],
+    snapshot: Callable[[], tuple[bytes, np.ndarray]],
+) -> Outcome | None:
+    """Consume `chunks`; None when the run completed, else the cancelled / handed-back Outcome.
+
+    `snapshot()` returns (checkpoint bytes, W to serve from /weights); it is called only when a
+    checkpoint is due, and always before a job is handed back.
+    """
+    for chunk in chunks:
+        rows = rows_of(chunk)
+        due = not chunk.done and context.checkpoint_due(step())
+        checkpoint, weights = snapshot() if due else (None, None)
+        cancel = context.flush(
+            rows, step=step(), metrics=metrics(), checkpoint=checkpoint, weights=weights
+        )
+        if cancel:
+            return Outcome("cancelled", {"metrics": metrics()})
+        if context.stopping.is_set() and not chunk.done:
+            return Outcome("queued")
+    return None
+
+
+def finite_rows(series: str, steps: np.ndarray, values: np.ndarray) -> Rows:
+    """(series, step, value) rows, non-finite values left out (SQLite and JSON cannot hold them)."""
+    keep = np.isfinite(values)
+    pairs = zip(steps[keep].tolist(), values[keep].tolist(), strict=True)
+    return [(series, step, value) for step, value in pairs]

@@ -1,0 +1,117 @@
+"""Run a random search or random local search job (the note's strategies 1 and 2), resumable."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from worker.checkpoint import generator_state, pack, restore_generator, unpack
+from worker.context import JobContext, Outcome, Resume
+from worker.driving import FLUSH_SECONDS, Rows, drive, finite_rows
+from worker.engine.search import (
+    LocalSearchConfig,
+    LocalSearchState,
+    RandomSearchConfig,
+    RandomSearchState,
+    SearchChunk,
+    init_local_search_state,
+    init_random_search_state,
+    run_local_search,
+    run_random_search,
+)
+from worker.prepare import PreparedData
+from worker.train_job import _succeeded
+
+SearchState = RandomSearchState | LocalSearchState
+
+
+def _common(spec: dict[str, Any]) -> dict[str, Any]:
+    model = spec["model"]
+    return {
+        "loss": model["loss"],
+        "reg": float(model["reg"]),
+        "delta": float(model["delta"]),
+        "log_every": int(spec["log_every"]),
+        "dtype": spec["dtype"],
+        "seed": int(spec["seed"]),
+    }
+
+
+def _to_checkpoint(state: SearchState) -> bytes:
+    arrays: dict[str, np.ndarray] = {"W": state.W}
+    meta: dict[str, Any] = {"step": state.step, "rng": generator_state(state.rng),
+                            "loss": state.loss}  # fmt: skip
+    if isinstance(state, RandomSearchState):
+        arrays["best_W"] = state.best_W
+        meta.update(kind="random_search", best_loss=state.best_loss)
+    else:
+        meta["kind"] = "random_local_search"
+        if state.scores is not None:
+            arrays["scores"] = state.scores
+    return pack(arrays, meta)
+
+
+def _from_checkpoint(payload: bytes) -> SearchState:
+    arrays, meta = unpack(payload)
+    rng = restore_generator(meta["rng"])
+    if meta["kind"] == "random_search":
+        return RandomSearchState(rng, arrays["W"], arrays["best_W"], float(meta["loss"]),
+                                 float(meta["best_loss"]), int(meta["step"]))  # fmt: skip
+    if meta["kind"] == "random_local_search":
+        return LocalSearchState(rng, arrays["W"], float(meta["loss"]), int(meta["step"]),
+                                arrays.get("scores"))  # fmt: skip
+    raise ValueError(f"not a search checkpoint: {meta['kind']!r}")
+
+
+def _start(
+    spec: dict[str, Any], shape: tuple[int, int], X: np.ndarray, y: np.ndarray,
+    resume: Resume | None,
+) -> tuple[SearchState, Iterator[SearchChunk]]:  # fmt: skip
+    opt = spec["optimizer"]
+    if opt["type"] == "random_search":
+        random = RandomSearchConfig(
+            **_common(spec), trials=int(opt["trials"]), scale=float(opt["scale"])
+        )
+        state = _from_checkpoint(resume.payload) if resume else None
+        rs = state if isinstance(state, RandomSearchState) else init_random_search_state(
+            random, *shape)  # fmt: skip
+        return rs, run_random_search(rs, random, X, y, chunk_seconds=FLUSH_SECONDS)
+    local = LocalSearchConfig(
+        **_common(spec),
+        iterations=int(opt["iterations"]),
+        init_scale=float(opt["init_scale"]),
+        step_size=float(opt["step_size"]),
+    )
+    state = _from_checkpoint(resume.payload) if resume else None
+    ls = state if isinstance(state, LocalSearchState) else init_local_search_state(local, *shape)
+    return ls, run_local_search(ls, local, X, y, chunk_seconds=FLUSH_SECONDS)
+
+
+def run_search(context: JobContext, data: PreparedData, resume: Resume | None) -> Outcome:
+    X, y = data.X_train, data.y_train
+    state, chunks = _start(context.spec, (data.n_classes, X.shape[1]), X, y, resume)
+    metrics: dict[str, float] = {}
+
+    def rows_of(chunk: SearchChunk) -> Rows:
+        finite = chunk.losses[np.isfinite(chunk.losses)]
+        if finite.size:
+            metrics["loss"] = float(finite[-1])
+        if np.isfinite(state.best_loss):
+            metrics["best_loss"] = float(state.best_loss)
+        return finite_rows("loss", chunk.steps, chunk.losses) + finite_rows(
+            "best_loss", chunk.steps, chunk.best_losses
+        )
+
+    stopped = drive(
+        context,
+        chunks,
+        rows_of=rows_of,
+        metrics=lambda: metrics,
+        step=lambda: state.step,
+        snapshot=lambda: (_to_checkpoint(state), state.best_W),
+    )
+    if stopped is not None:
+        return stopped
+    return _succeeded(context, data, state.best_W, state.step, metrics)

@@ -1,0 +1,73 @@
+"""Run the non-train tasks: gradient check, step-size sweep, loss landscape."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import numpy as np
+
+from service.db.models import JobArray
+from worker.context import JobContext, Outcome
+from worker.engine.gradcheck import gradient_check
+from worker.engine.landscape import landscape
+from worker.engine.stepsweep import step_size_sweep
+from worker.prepare import PreparedData
+
+
+def json_safe(value: Any) -> Any:
+    """Plain JSON values; NaN and infinities become None (never served as JSON)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = dataclasses.asdict(value)
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    if isinstance(value, float | np.floating):
+        number = float(value)
+        return number if math.isfinite(number) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    return value
+
+
+def _weights_of(context: JobContext, job_id: str) -> np.ndarray:
+    with context.database.read() as session:
+        stored = session.get(JobArray, (job_id, "W"))
+        if stored is None:
+            raise ValueError(f"job {job_id} has no weights")
+        return np.frombuffer(stored.data, dtype=stored.dtype).reshape(stored.shape).copy()
+
+
+def run_task(context: JobContext, data: PreparedData) -> Outcome:
+    spec = context.spec
+    task = spec["task"]
+    params = spec[task]
+    model = spec["model"]
+    common: dict[str, Any] = {
+        "loss": model["loss"],
+        "reg": float(model["reg"]),
+        "delta": float(model["delta"]),
+        "seed": int(spec["seed"]),
+    }
+    X, y, n_classes = data.X_train, data.y_train, data.n_classes
+    result: Any
+    if task == "gradient_check":
+        result = gradient_check(X, y, n_classes, num_checks=params["num_checks"], h=params["h"],
+                                init_scale=params["init_scale"], **common)  # fmt: skip
+    elif task == "step_size_sweep":
+        result = step_size_sweep(X, y, n_classes, exponents=params["exponents"],
+                                 init_scale=params["init_scale"], **common)  # fmt: skip
+    elif task == "landscape":
+        around = params.get("around")
+        W = None if around is None else _weights_of(context, around).astype(X.dtype)
+        result = landscape(
+            X, y, n_classes, dims=params["dims"], points=params["points"], span=params["span"],
+            W=W, init_scale=params["init_scale"], examples=params.get("examples"), **common,
+        )  # fmt: skip
+    else:
+        raise ValueError(f"unknown task {task!r}")
+    return Outcome("succeeded", {"result": json_safe(result)})
