@@ -47,7 +47,7 @@ def run_job(client: TestClient, drain: Drain, spec: dict[str, Any]) -> dict[str,
         },
         {"type": "random_search", "trials": 500, "scale": 1.0},
         {"type": "random_local_search", "iterations": 500, "init_scale": 0.001, "step_size": 0.1},
-    ],  # fmt: skip
+    ],
     ids=lambda o: f"{o['type']}-{o.get('batch_size', '')}-{o.get('sampling', '')}",
 )
 def test_every_optimizer_converges_on_a_separable_problem(
@@ -98,8 +98,12 @@ def test_random_search_is_deterministic_for_a_seed(client: TestClient, drain: Dr
 
 
 def test_a_gradient_check_on_the_toy_points_passes(client: TestClient, drain: Drain) -> None:
-    spec = {"task": "gradient_check", "dataset": {"name": "toy"},
-            "model": {"loss": "softmax", "reg": 0.1}, "gradient_check": {"num_checks": 4}}  # fmt: skip
+    spec = {
+        "task": "gradient_check",
+        "dataset": {"name": "toy"},
+        "model": {"loss": "softmax", "reg": 0.1},
+        "gradient_check": {"num_checks": 4},
+    }
     job = run_job(client, drain, spec)
 
     assert job["status"] == "succeeded", job["error"]
