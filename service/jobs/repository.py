@@ -43,8 +43,15 @@ def page(
 
 
 def points(
-    session: Session, job_id: str, series: str, *, after: int | None, limit: int
+    session: Session,
+    job_id: str,
+    series: str,
+    *,
+    after: int | None,
+    limit: int | None,
+    until: int | None = None,
 ) -> Sequence[tuple[int, float]]:
+    """Points with after < step <= until, in step order: one range scan of the primary key."""
     stmt = (
         select(MetricPoint.step, MetricPoint.value)
         .where(MetricPoint.job_id == job_id, MetricPoint.series == series)
@@ -53,6 +60,8 @@ def points(
     )
     if after is not None:
         stmt = stmt.where(MetricPoint.step > after)
+    if until is not None:
+        stmt = stmt.where(MetricPoint.step <= until)
     return [(int(step), float(value)) for step, value in session.execute(stmt)]
 
 

@@ -9,11 +9,22 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from fastapi import APIRouter, Body, Header, Path, Query, Response
 from fastapi.responses import JSONResponse
+from sqlalchemy.orm import Session
 
 from service import idempotency
+from service.db.models import Job
 from service.deps import DatabaseDep, ReadSession, SettingsDep, WriteSession
+from service.errors import InvalidInput
 from service.jobs import service
-from service.jobs.schemas import JobOut, JobPage, LossPage, LossPoint, SeriesPage, WeightsOut
+from service.jobs.schemas import (
+    JobOut,
+    JobPage,
+    LossPage,
+    LossPoint,
+    SeriesPage,
+    SeriesPoint,
+    WeightsOut,
+)
 from service.jobs.spec import SPEC_EXAMPLE, JobSpec
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
@@ -23,6 +34,13 @@ After = Annotated[
     int | None, Query(ge=-1, description="Return points with step > after (-1 = from the start).")
 ]
 Limit = Annotated[int, Query(ge=1, le=10_000, description="Page size.")]
+MaxPoints = Annotated[
+    int | None,
+    Query(ge=2, le=10_000, description="Downsample to at most this many points (first, last and "
+          "each bucket's min and max kept) instead of paging."),
+]  # fmt: skip
+Start = Annotated[int | None, Query(ge=0, description="With max_points: first step to include.")]
+End = Annotated[int | None, Query(ge=0, description="With max_points: last step to include.")]
 PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "Unknown job", **PROBLEM}}
 
@@ -93,12 +111,42 @@ def get_job(job_id: JobId, session: ReadSession) -> JobOut:
     return service.to_out(service.get(session, job_id))
 
 
+def _series(
+    session: Session,
+    job: Job,
+    series: str,
+    after: int | None,
+    limit: int,
+    max_points: int | None,
+    start: int | None,
+    end: int | None,
+) -> tuple[list[SeriesPoint], int | None, int]:
+    if max_points is None:
+        if start is not None or end is not None:
+            raise InvalidInput(
+                "start and end select a window of a downsampled curve",
+                [(("query", "max_points"), "required with start or end")],
+            )
+        return service.series_page(session, job, series, after=after, limit=limit)
+    if start is not None and end is not None and end < start:
+        raise InvalidInput("Empty window", [(("query", "end"), "must not be before start")])
+    return service.series_overview(
+        session, job, series, max_points=max_points, start=start, end=end
+    )
+
+
 @router.get("/{job_id}/loss", response_model=LossPage, responses=NOT_FOUND, summary="Loss history")
 def get_loss(
-    job_id: JobId, session: ReadSession, after: After = None, limit: Limit = 1000
+    job_id: JobId,
+    session: ReadSession,
+    after: After = None,
+    limit: Limit = 1000,
+    max_points: MaxPoints = None,
+    start: Start = None,
+    end: End = None,
 ) -> LossPage:
     job = service.get(session, job_id)
-    points, next_after, total = service.series_page(session, job, "loss", after=after, limit=limit)
+    points, next_after, total = _series(session, job, "loss", after, limit, max_points, start, end)
     return LossPage(
         points=[LossPoint(step=p.step, loss=p.value) for p in points],
         next_after=next_after,
@@ -118,9 +166,12 @@ def get_series(
     session: ReadSession,
     after: After = None,
     limit: Limit = 1000,
+    max_points: MaxPoints = None,
+    start: Start = None,
+    end: End = None,
 ) -> SeriesPage:
     job = service.get(session, job_id)
-    points, next_after, total = service.series_page(session, job, series, after=after, limit=limit)
+    points, next_after, total = _series(session, job, series, after, limit, max_points, start, end)
     return SeriesPage(points=points, next_after=next_after, total=total)
 
 

@@ -13,7 +13,7 @@ from service.db.base import utcnow
 from service.db.models import TERMINAL_STATUSES, Job, JobArray
 from service.errors import Conflict, InvalidInput, NotFound
 from service.ids import new_id
-from service.jobs import repository, validation
+from service.jobs import downsample, repository, validation
 from service.jobs.schemas import (
     JobError,
     JobMetrics,
@@ -123,6 +123,26 @@ def series_page(
             len(points) < limit or repository.last_step(session, job.id, series) == last
         )
         next_after = None if exhausted else last
+    return points, next_after, total
+
+
+def series_overview(
+    session: Session,
+    job: Job,
+    series: str,
+    *,
+    max_points: int,
+    start: int | None,
+    end: int | None,
+) -> tuple[list[SeriesPoint], int | None, int]:
+    """At most `max_points` points of steps start..end that keep the curve's shape."""
+    after = None if start is None else start - 1
+    rows = repository.points(session, job.id, series, after=after, limit=None, until=end)
+    kept = downsample.keep_indices([value for _, value in rows], max_points)
+    points = [SeriesPoint(step=rows[i][0], value=rows[i][1]) for i in kept]
+    total = repository.count_points(session, job.id, series)
+    finished = job.status in TERMINAL_STATUSES
+    next_after = None if finished else (points[-1].step if points else -1)
     return points, next_after, total
 
 

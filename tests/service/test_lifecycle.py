@@ -197,3 +197,37 @@ def test_the_same_spec_and_seed_give_the_same_history_and_weights(
 
     assert history(first["id"]) == history(second["id"])
     assert weights(first["id"]) == weights(second["id"])
+
+
+def test_max_points_downsamples_a_long_curve_keeping_its_ends(
+    client: TestClient, drain: Drain
+) -> None:
+    body = toy_spec(optimizer={"type": "sgd", "batch_size": 8, "iterations": 5000})
+    job = client.post("/jobs", json=body).json()
+    drain()
+
+    page = client.get(f"/jobs/{job['id']}/loss", params={"max_points": 100}).json()
+
+    steps = [p["step"] for p in page["points"]]
+    assert len(steps) <= 100
+    assert steps[0] == 0 and steps[-1] == 4999
+    assert page["total"] == 5000
+    assert page["next_after"] is None
+    every = client.get(f"/jobs/{job['id']}/loss", params={"limit": 10_000}).json()["points"]
+    lowest = min(every, key=lambda p: p["loss"])
+    assert lowest in page["points"]  # extremes survive
+
+
+def test_a_zoomed_window_is_downsampled_within_its_bounds(client: TestClient, drain: Drain) -> None:
+    body = toy_spec(optimizer={"type": "sgd", "batch_size": 8, "iterations": 5000})
+    job = client.post("/jobs", json=body).json()
+    drain()
+
+    params = {"max_points": 50, "start": 1000, "end": 2000}
+    page = client.get(f"/jobs/{job['id']}/metrics/learning_rate", params=params).json()
+
+    steps = [p["step"] for p in page["points"]]
+    assert steps[0] == 1000 and steps[-1] == 2000 and len(steps) <= 50
+    bad = client.get(f"/jobs/{job['id']}/loss", params={"start": 10})
+    assert bad.status_code == 422
+    assert bad.json()["errors"][0]["loc"] == ["query", "max_points"]
