@@ -14,6 +14,11 @@ import time
 
 log = logging.getLogger("descent.processes")
 PARENT_PID_ENV = "DESCENT_PARENT_PID"
+BLAS_THREADS_ENV = "DESCENT_BLAS_THREADS"
+
+
+def blas_threads_per_worker(workers: int) -> int:
+    return max(1, (os.cpu_count() or 1) // max(1, workers))
 
 
 def worker_command(*, burst: bool = False) -> list[str]:
@@ -30,6 +35,8 @@ class WorkerProcesses:
 
     def start(self) -> None:
         env = {**os.environ, PARENT_PID_ENV: str(os.getpid())}
+        # Concurrent jobs must not oversubscribe the cores: share them among the workers.
+        env.setdefault(BLAS_THREADS_ENV, str(blas_threads_per_worker(self.count)))
         for _ in range(self.count):
             self.children.append(subprocess.Popen(worker_command(burst=self.burst), env=env))
         log.info("started %d worker process(es)", self.count)

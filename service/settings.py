@@ -55,9 +55,15 @@ class Settings(BaseSettings):
     sqlite_busy_timeout_ms: int = Field(
         30_000, ge=0, description="SQLite lock wait before failing."
     )
+    blas_threads: int | None = Field(
+        None,
+        ge=1,
+        description="BLAS threads per running job (default: the cores divided among the worker "
+        "processes that `descent serve` / `descent worker --concurrency` start).",
+    )
     log_level: str = Field("INFO", description="Python logging level.")
 
-    @field_validator("cifar10_dir", "api_token", "retention_days", mode="before")
+    @field_validator("cifar10_dir", "api_token", "retention_days", "blas_threads", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value

@@ -157,7 +157,7 @@ class Worker:
         return run_train(context, data, resume)
 
     def _blas_threads(self) -> int:
-        return max(1, os.cpu_count() or 1)
+        return self.settings.blas_threads or max(1, os.cpu_count() or 1)
 
 
 def _failed(error_type: str, message: str) -> Outcome:
