@@ -12,6 +12,6 @@ from service import processes
 def test_cores_are_divided_among_workers(
     monkeypatch: pytest.MonkeyPatch, cores: int, workers: int, threads: int
 ) -> None:
-    monkeypatch.setattr(processes.os, "cpu_count", lambda: cores)
+    monkeypatch.setattr("os.cpu_count", lambda: cores)
 
     assert processes.blas_threads_per_worker(workers) == threads
