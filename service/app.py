@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from service.datasets.router import router as datasets_router
 from service.db.session import Database
 from service.errors import install_error_handlers
+from service.events.router import router as events_router
 from service.health.router import router as health_router
 from service.jobs.router import router as jobs_router
 from service.settings import Settings, get_settings
@@ -41,4 +42,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health_router)
     app.include_router(jobs_router)
     app.include_router(datasets_router)
+    app.include_router(events_router)
     return app

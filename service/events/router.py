@@ -1,0 +1,91 @@
+"""GET /jobs/{id}/events: a job's history and status as Server-Sent Events (FastAPI's own SSE)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Path, Query
+from fastapi.sse import EventSourceResponse, ServerSentEvent
+
+from service.deps import DatabaseDep
+from service.errors import NotFound
+from service.events import stream
+from service.jobs import repository
+
+router = APIRouter(prefix="/jobs", tags=["events"])
+
+# The stream's pace; tests swap in a faster one.
+TIMING = stream.Timing()
+
+DESCRIPTION = """
+A `text/event-stream` of one job, from its current state to its end. Events, in order:
+
+- `status` once at the start and on every change of `status` (or `attempts`): `data` is the
+  Job, exactly as `GET /jobs/{id}`. The first event also sets `retry: 1000`.
+- `metrics`: new points of one series other than the loss (`learning_rate`, `best_loss`,
+  `train_accuracy`, `val_accuracy`), `data` = `{"series": "val_accuracy", "points":
+  [{"step": 100, "value": 0.31}, ...]}`. Sent before the `loss` event of the same batch.
+- `loss`: new loss points, `data` = `{"points": [{"step": 41, "loss": 8.9}, ...]}` in step
+  order, each step once.
+- `progress` (at most every half second while it changes): `data` = `{"status", "progress":
+  {"step", "total", "fraction"}, "metrics": {...}}`.
+- `end` after the terminal `status` (`succeeded`, `failed`, `cancelled`): `data` = the final
+  Job; the server then closes the stream. A finished job's stream delivers the remaining
+  history, then `end`, at once.
+
+Every event's `id` is the step through which **every** series has been delivered (-1 before
+any). Reconnect with `Last-Event-ID: <id>` (or `?last_event_id=`; the header wins) to resume
+right after it. A batch's events share the previous id except the last one, so a stream cut in
+the middle of a batch repeats it rather than skipping it. Comment lines (`: ping`) keep idle
+connections alive. Values that are not finite are `null`, never NaN or Infinity.
+An unknown job is a 404 problem, answered before any streaming starts.
+"""
+
+EXAMPLE = (
+    'event: status\nid: -1\nretry: 1000\ndata: {"id": "...", "status": "running", ...}\n\n'
+    'event: metrics\nid: -1\ndata: {"series":"learning_rate","points":[{"step":0,"value":0.1}]}\n\n'
+    'event: loss\nid: 1\ndata: {"points":[{"step":0,"loss":1.09},{"step":1,"loss":1.02}]}\n\n'
+    'event: end\nid: 199\ndata: {"id": "...", "status": "succeeded", ...}\n\n'
+)
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/event-stream": {"example": EXAMPLE}}},
+    404: {"description": "Unknown job", "content": {"application/problem+json": {}}},
+    422: {"description": "A bad Last-Event-ID", "content": {"application/problem+json": {}}},
+}
+
+
+def existing_job(
+    job_id: Annotated[str, Path(min_length=1, max_length=64, description="A job id.")],
+    database: DatabaseDep,
+) -> str:
+    """The id of a job that exists (checked before the stream starts, so 404 is a problem)."""
+    with database.read() as session:
+        if repository.get(session, job_id) is None:
+            raise NotFound(f"No job with id {job_id!r}")
+    return job_id
+
+
+@router.get(
+    "/{job_id}/events",
+    response_class=EventSourceResponse,
+    responses=RESPONSES,
+    summary="Live events of a job (Server-Sent Events)",
+    description=DESCRIPTION,
+)
+async def job_events(
+    job_id: Annotated[str, Depends(existing_job)],
+    database: DatabaseDep,
+    last_event_id_header: Annotated[
+        int | None,
+        Header(alias="Last-Event-ID", ge=-1, description="Resume after this step."),
+    ] = None,
+    last_event_id: Annotated[
+        int | None, Query(ge=-1, description="Resume after this step (the header wins).")
+    ] = None,
+) -> AsyncIterator[ServerSentEvent]:
+    after = last_event_id_header if last_event_id_header is not None else last_event_id
+    async for event in stream.job_events(
+        database, job_id, after=-1 if after is None else after, timing=TIMING
+    ):
+        yield event
