@@ -40,22 +40,28 @@ def data_loss(
     base: F64 | None = None,
     out: F64 | None = None,
     index: IntArray | None = None,
+    relative: bool = False,
 ) -> float:
     """The data term (mean over rows) of loss `name` for class-major scores T (+ base), (C, N).
 
+    relative=True: T (and base) hold only rows 1..C-1, the scores minus class 0's (both losses
+    depend on score differences only), and row 0 is taken as zero.
     The work happens in `out`, a C-contiguous float64 (C, N) scratch (allocated if None; T and
     base are not modified), so equal inputs give bit-identical losses whichever array they came
     from. `index` is correct_index(y), which callers evaluating many candidates precompute.
     """
     n_rows = int(T.shape[1])
     if out is None:
-        out = np.empty(T.shape, dtype=np.float64)
+        out = np.empty((T.shape[0] + int(relative), n_rows), dtype=np.float64)
     if index is None:
         index = correct_index(y)
+    rows = out[1:] if relative else out
+    if relative:
+        out[0] = 0.0
     if base is None:
-        np.copyto(out, T)
+        np.copyto(rows, T)
     else:
-        np.add(base, T, out=out)
+        np.add(base, T, out=rows)
     if name == "svm":
         threshold = np.take(out, index)
         threshold -= delta

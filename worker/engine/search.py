@@ -8,10 +8,11 @@ the run's dtype, y int64 (N,). Every candidate is scored on the whole of X:
   dW_t = randn(C, D), and moves there only if the loss drops (strictly).
 
 Speed: X is read once per block of `block_size` candidates, in one product stack @ X.T (scores
-are class-major, (C, N) per candidate; see scoreloss). The proposals of local search do not
-depend on W, so their scores dW_t @ X.T are computed for a whole block up front and added to the
-current scores T_W = W @ X.T: after an acceptance the rest of the block is re-based on the new
-T_W, which gives the sequential result exactly.
+are class-major, (C, N) per candidate; see scoreloss). Both losses depend only on score
+differences, so each candidate contributes its rows 1..C-1 minus row 0: C - 1 products per
+candidate, not C. The proposals of local search do not depend on W, so their scores are computed
+for a whole block up front and added to the current scores T_W: after an acceptance the rest of
+the block is re-based on the new T_W, which gives the sequential result exactly.
 
 Bit-identity: BLAS may round a row of a product differently depending on the product's size
 (NumPy's OpenBLAS does for small shapes), so step t is always multiplied in slot t % block_size of
@@ -21,8 +22,7 @@ product at a time and decides before drawing the next; it matches the blocked pa
 """
 
 import math
-import time
-from collections.abc import Callable, Generator
+from collections.abc import Generator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -37,6 +37,7 @@ from worker.engine.search_parts import (
     SearchHistory,
     check_inputs,
     np_dtype,
+    run_in_chunks,
 )
 
 __all__ = [
@@ -115,9 +116,9 @@ class RandomSearchState:
 
 @dataclass
 class LocalSearchState:
-    """Resume point. `scores` = W @ X.T (C, N) float64 as accumulated by the run, so a resumed
-    run re-bases on the same numbers; None until the first chunk evaluates the start W.
-    The current W is always the best one (loss only goes down)."""
+    """Resume point. `scores` = (W[1:] - W[0]) @ X.T, (C - 1, N) float64: the relative scores
+    as accumulated by the run, so that a resumed run re-bases on the same numbers; None until
+    the first chunk evaluates the start W. The current W is always the best (loss only drops)."""
 
     rng: np.random.Generator
     W: FloatArray
@@ -151,15 +152,17 @@ def init_local_search_state(
 
 
 class _Lanes:
-    """A stack of block_size candidates (C, D) and their class-major scores from one product
-    stack @ X.T, (L, C, N): each candidate's scores are one contiguous slab."""
+    """A stack of block_size candidates (C, D) and their relative class-major scores (rows
+    1..C-1 minus row 0, see scoreloss) from one product, (L, C - 1, N): each candidate's scores
+    are one contiguous slab, and the losses need C - 1 score rows, not C."""
 
     def __init__(self, X: FloatArray, n_classes: int, block_size: int) -> None:
         n_rows, n_features = X.shape
         self.X, self.size = X, block_size
         self.stack = np.zeros((block_size, n_classes, n_features), dtype=X.dtype)
-        self._flat = self.stack.reshape(block_size * n_classes, n_features)
-        self._out = np.empty((block_size, n_classes, n_rows), dtype=X.dtype)
+        self._relative = np.zeros((block_size, n_classes - 1, n_features), dtype=X.dtype)
+        self._flat = self._relative.reshape(-1, n_features)
+        self._out = np.empty((block_size, n_classes - 1, n_rows), dtype=X.dtype)
         self.scratch = np.empty((n_classes, n_rows), dtype=np.float64)
 
     def block(self, step: int, stop: int, sequential: bool) -> tuple[int, int]:
@@ -169,39 +172,16 @@ class _Lanes:
 
     def fill(self, slot: int, draws: NDArray[np.float64], scale: float) -> None:
         draws *= scale
-        self.stack[slot : slot + draws.shape[0]] = draws  # cast to the run's dtype
+        end = slot + draws.shape[0]
+        self.stack[slot:end] = draws  # cast to the run's dtype
+        np.subtract(
+            self.stack[slot:end, 1:], self.stack[slot:end, :1], out=self._relative[slot:end]
+        )
 
     def scores(self) -> FloatArray:
         flat_out = self._out.reshape(self._flat.shape[0], self.X.shape[0])
         np.matmul(self._flat, self.X.T, out=flat_out)
         return self._out
-
-
-def _chunks(
-    total: int,
-    state_step: Callable[[], int],
-    advance: Callable[[int, SearchHistory], None],
-    chunk_steps: int,
-    chunk_seconds: float | None,
-) -> Generator[SearchChunk, None, None]:
-    """Call advance(stop, history) block by block; yield a chunk at each stop or deadline."""
-    if chunk_steps < 1:
-        raise ValueError(f"chunk_steps must be >= 1, got {chunk_steps}")
-    while True:
-        history = SearchHistory()
-        start = state_step()
-        stop = min(start + chunk_steps, total)
-        deadline = None if chunk_seconds is None else time.perf_counter() + chunk_seconds
-        with np.errstate(all="ignore"):  # an overflowing candidate just has an inf/NaN loss
-            while state_step() < stop:
-                ran = state_step() > start
-                if deadline is not None and ran and time.perf_counter() >= deadline:
-                    break
-                advance(stop, history)
-        done = state_step() >= total
-        yield history.chunk(done)
-        if done:
-            return
 
 
 def run_random_search(
@@ -230,8 +210,9 @@ def run_random_search(
         for step in range(state.step, end):
             k = step % lanes.size
             loss = data_loss(
-                config.loss, scores[k], y, config.delta, out=lanes.scratch, index=index
-            ) + l2(lanes.stack[k], config.reg)
+                config.loss, scores[k], y, config.delta,
+                out=lanes.scratch, index=index, relative=True,
+            ) + l2(lanes.stack[k], config.reg)  # fmt: skip
             better = loss < state.best_loss
             if better:
                 state.best_W, state.best_loss = lanes.stack[k].copy(), loss
@@ -240,7 +221,7 @@ def run_random_search(
                 history.record(step, loss, state.best_loss, better)
         state.W = lanes.stack[(end - 1) % lanes.size].copy()
 
-    yield from _chunks(config.trials, lambda: state.step, advance, chunk_steps, chunk_seconds)
+    yield from run_in_chunks(config.trials, lambda: state.step, advance, chunk_steps, chunk_seconds)
 
 
 def run_local_search(
@@ -262,10 +243,10 @@ def run_local_search(
     check_inputs(state.W, config.dtype, X, y)
     index, last = correct_index(y), config.iterations - 1
     if state.scores is None:
-        state.scores = (state.W @ X.T).astype(np.float64)
-        start = data_loss(config.loss, state.scores, y, config.delta, index=index)
+        state.scores = ((state.W[1:] - state.W[:1]) @ X.T).astype(np.float64)
+        start = data_loss(config.loss, state.scores, y, config.delta, index=index, relative=True)
         state.loss = start + l2(state.W, config.reg)
-    elif state.scores.shape != (state.W.shape[0], X.shape[0]):
+    elif state.scores.shape != (state.W.shape[0] - 1, X.shape[0]):
         raise ValueError(f"state.scores has shape {state.scores.shape}: not this X's")
     lanes = _Lanes(X, state.W.shape[0], config.block_size)
 
@@ -280,7 +261,7 @@ def run_local_search(
             candidate = state.W + lanes.stack[k]
             loss = data_loss(
                 config.loss, moves[k], y, config.delta,
-                base=state.scores, out=lanes.scratch, index=index,
+                base=state.scores, out=lanes.scratch, index=index, relative=True,
             ) + l2(candidate, config.reg)  # fmt: skip
             accepted = loss < state.loss
             if accepted:
@@ -290,4 +271,6 @@ def run_local_search(
             if step % config.log_every == 0 or step == last:
                 history.record(step, loss, state.loss, accepted)
 
-    yield from _chunks(config.iterations, lambda: state.step, advance, chunk_steps, chunk_seconds)
+    yield from run_in_chunks(
+        config.iterations, lambda: state.step, advance, chunk_steps, chunk_seconds
+    )

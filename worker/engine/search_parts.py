@@ -1,5 +1,7 @@
-"""What random search and random local search share: dtypes, input checks, chunk history."""
+"""What random search and random local search share: dtypes, input checks, history, chunking."""
 
+import time
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -17,6 +19,8 @@ def np_dtype(name: DTypeName) -> np.dtype[np.floating[Any]]:
 
 def check_inputs(W: FloatArray, dtype: DTypeName, X: FloatArray, y: IntArray) -> None:
     n_classes, n_features = W.shape
+    if n_classes < 2:
+        raise ValueError(f"a search needs at least 2 classes, got {n_classes}")
     if X.dtype != np_dtype(dtype) or X.ndim != 2 or X.shape[1] != n_features:
         raise ValueError(f"X must be {dtype} (N, {n_features}), got {X.dtype} {X.shape}")
     if W.dtype != X.dtype:
@@ -66,3 +70,30 @@ class SearchHistory:
             accepted=np.array(self.accepted, dtype=np.bool_),
             done=done,
         )
+
+
+def run_in_chunks(
+    total: int,
+    state_step: Callable[[], int],
+    advance: Callable[[int, SearchHistory], None],
+    chunk_steps: int,
+    chunk_seconds: float | None,
+) -> Generator[SearchChunk, None, None]:
+    """Call advance(stop, history) block by block; yield a chunk at each stop or deadline."""
+    if chunk_steps < 1:
+        raise ValueError(f"chunk_steps must be >= 1, got {chunk_steps}")
+    while True:
+        history = SearchHistory()
+        start = state_step()
+        stop = min(start + chunk_steps, total)
+        deadline = None if chunk_seconds is None else time.perf_counter() + chunk_seconds
+        with np.errstate(all="ignore"):  # an overflowing candidate just has an inf/NaN loss
+            while state_step() < stop:
+                ran = state_step() > start
+                if deadline is not None and ran and time.perf_counter() >= deadline:
+                    break
+                advance(stop, history)
+        done = state_step() >= total
+        yield history.chunk(done)
+        if done:
+            return
