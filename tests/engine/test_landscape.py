@@ -95,3 +95,13 @@ def test_bad_arguments_are_rejected() -> None:
     ):  # fmt: skip
         with pytest.raises(ValueError, match=match):
             landscape(X, y, 3, **bad)
+
+
+def test_same_seed_same_slice_and_directions_independent_of_the_given_w() -> None:
+    X, y = toy()
+    assert landscape(X, y, 3, dims=2, points=5, seed=4) == landscape(
+        X, y, 3, dims=2, points=5, seed=4
+    )
+    assert landscape(X, y, 3, seed=4) != landscape(X, y, 3, seed=5)
+    W, _, _ = streams(4, (3, 2))
+    assert landscape(X, y, 3, seed=4, W=W) == landscape(X, y, 3, seed=4)
