@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from service.dashboard.router import router as dashboard_router
 from service.datasets.router import router as datasets_router
 from service.db.session import Database
 from service.errors import install_error_handlers
@@ -43,4 +44,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(jobs_router)
     app.include_router(datasets_router)
     app.include_router(events_router)
+    app.include_router(dashboard_router)
     return app

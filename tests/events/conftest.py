@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from service.events import router, stream
-from tests.service.conftest import client, drain, settings
+from service.settings import Settings
+from tests.conftest import make_settings
+from tests.service.conftest import client, drain
 
 __all__ = ["client", "drain", "fast_stream", "settings"]
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return make_settings(database_url, tmp_path)
 
 
 @pytest.fixture

@@ -1,0 +1,155 @@
+"""The dashboard in headless Chromium against a real `descent serve`: submit through the form,
+watch the curve grow to the end, read task results, overlay optimizers. Screenshots go to
+test-artifacts/."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.dashboard.conftest import screenshot
+
+pytestmark = pytest.mark.e2e
+
+OPTIMIZERS = ["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "random_search",
+              "random_local_search"]  # fmt: skip
+CURVE = (
+    "() => { const d = document.querySelector('#loss-chart').data; "
+    "return d && d.length ? [d[0].x.length, d[0].x[d[0].x.length - 1]] : [0, -1]; }"
+)
+
+
+def wait_finished(base: str, job_id: str, timeout: float = 120) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        job: dict[str, Any] = httpx.get(f"{base}/jobs/{job_id}", timeout=10).json()
+        if job["status"] in ("succeeded", "failed", "cancelled"):
+            return job
+        assert time.monotonic() < deadline, f"job {job_id} did not finish"
+        time.sleep(0.2)
+
+
+def submit(base: str, spec: dict[str, Any]) -> str:
+    response = httpx.post(f"{base}/jobs", json=spec, timeout=10)
+    assert response.status_code == 202, response.text
+    job_id: str = response.json()["id"]
+    return job_id
+
+
+def test_a_job_submitted_through_the_form_is_watched_to_completion(served: str, page: Any) -> None:
+    page.goto(f"{served}/#/new")
+    page.wait_for_selector('[name="optimizer.type"]')
+    types = page.eval_on_selector_all(
+        '[name="optimizer.type"] option', "os => os.map(o => o.value)"
+    )
+    tasks = page.eval_on_selector_all('[name="task"] option', "os => os.map(o => o.value)")
+    assert types == OPTIMIZERS
+    assert tasks == ["train", "gradient_check", "step_size_sweep", "landscape"]
+    assert page.input_value('[name="optimizer.learning_rate"]') == "0.001"  # the API's default
+    page.select_option('[name="optimizer.type"]', "adam")
+    assert page.input_value('[name="optimizer.beta2"]') == "0.999"
+
+    page.fill('[name="name"]', "browser-adam")
+    page.select_option('[name="dataset.name"]', "digits")
+    page.select_option('[name="model.loss"]', "softmax")
+    page.fill('[name="model.reg"]', "0.0001")
+    page.fill('[name="optimizer.iterations"]', "12000")
+    page.fill('[name="optimizer.batch_size"]', "64")
+    page.fill('[name="eval_every"]', "500")
+    page.click("#submit-job")
+    page.wait_for_url("**/#/jobs/*")
+    job_id = page.url.rsplit("/", 1)[-1]
+
+    growing: list[int] = []
+    deadline = time.monotonic() + 120
+    while page.inner_text("#job-status") != "succeeded":
+        count, _ = page.evaluate(CURVE)
+        if page.inner_text("#job-status") == "running" and count and count not in growing:
+            growing.append(count)
+        assert time.monotonic() < deadline, "the job did not finish in the page"
+        time.sleep(0.15)
+    page.wait_for_function("() => document.querySelectorAll('#templates canvas').length === 10")
+    count, last_step = page.evaluate(CURVE)
+    screenshot(page, "dashboard-job")
+
+    assert len(growing) >= 3 and growing == sorted(growing), growing
+    assert last_step == 11999
+    assert page.inner_text("#job-progress-text") == "step 12000 of 12000"
+    job = httpx.get(f"{served}/jobs/{job_id}").json()
+    assert job["name"] == "browser-adam" and job["spec"]["optimizer"]["beta2"] == 0.999
+    assert float(page.inner_text("#job-metrics tr:nth-child(4) td:last-child")) > 0.8
+
+
+def test_the_job_list_shows_and_filters_jobs(served: str, page: Any) -> None:
+    spec = {"dataset": {"name": "blobs"}, "optimizer": {"type": "sgd", "iterations": 50}}
+    wait_finished(served, submit(served, spec))
+    task_id = submit(served, {"task": "step_size_sweep", "dataset": {"name": "blobs"}})
+    wait_finished(served, task_id)
+
+    page.goto(f"{served}/#/")
+    page.wait_for_selector(f'tr[data-job="{task_id}"]')
+    page.select_option("#filter-task", "step_size_sweep")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('#jobs-body tr[data-job]')]"
+        ".every(r => r.children[2].textContent === 'step_size_sweep')"
+    )
+    page.select_option("#filter-status", "running")
+    page.wait_for_selector("#jobs-body td[colspan]")  # none running: the empty-list note
+    screenshot(page, "dashboard-list")
+
+
+def test_task_results_are_drawn(served: str, page: Any) -> None:
+    data = {"dataset": {"name": "digits"}, "model": {"loss": "softmax", "reg": 0.001}}
+    check = submit(served, {**data, "task": "gradient_check", "dtype": "float64"})
+    sweep = submit(served, {**data, "task": "step_size_sweep"})
+    land = submit(served, {**data, "task": "landscape", "landscape": {"dims": 2, "points": 21}})
+    line = submit(served, {**data, "task": "landscape", "landscape": {"points": 31}})
+    for job_id in (check, sweep, land, line):
+        assert wait_finished(served, job_id)["status"] == "succeeded"
+
+    page.goto(f"{served}/#/jobs/{check}")
+    page.wait_for_selector("#gradcheck-table tbody tr")
+    assert page.locator("#gradcheck-table tbody tr").count() == 10
+    assert page.inner_text("#result-body .pass") == "passed"
+
+    page.goto(f"{served}/#/jobs/{sweep}")
+    page.wait_for_function(
+        "() => document.querySelector('#sweep-chart')?.layout?.xaxis.type === 'log'"
+    )
+
+    page.goto(f"{served}/#/jobs/{line}")
+    page.wait_for_function(
+        "() => document.querySelector('#landscape-chart')?.data?.[0].x.length === 31"
+    )
+
+    page.goto(f"{served}/#/jobs/{land}")
+    page.wait_for_function(
+        "() => document.querySelector('#landscape-chart')?.data?.[0].type === 'heatmap'"
+    )
+    z = page.evaluate("() => document.querySelector('#landscape-chart').data[0].z")
+    assert len(z) == 21 and len(z[0]) == 21
+    screenshot(page, "dashboard-landscape")
+
+
+def test_the_notes_story_overlays_three_strategies(served: str, page: Any) -> None:
+    page.goto(f"{served}/#/compare")
+    page.click("#story")
+    page.wait_for_url("**ids=*")
+    ids = page.url.split("ids=", 1)[1].split(",")
+    for job_id in ids:
+        wait_finished(served, job_id)
+    page.wait_for_function(
+        "() => (document.querySelector('#compare-chart').data || [])"
+        ".filter(t => t.x.length === 1000).length === 3",
+        timeout=30_000,
+    )
+    names = page.evaluate("() => document.querySelector('#compare-chart').data.map(t => t.name)")
+    assert [name.split(" · ")[1] for name in names] == [
+        "random_search",
+        "random_local_search",
+        "sgd",
+    ]
+    screenshot(page, "dashboard-compare")
