@@ -13,6 +13,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from service.db import migrate
+from service.db.session import Database
 from service.settings import Settings
 
 POSTGRES_ENV = "DESCENT_TEST_POSTGRES_URL"
@@ -121,6 +122,18 @@ def sqlite_url(tmp_path: Path, sqlite_template: Path) -> str:
     path = tmp_path / "descent.db"
     shutil.copy(sqlite_template, path)
     return f"sqlite:///{path}"
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return make_settings(database_url, tmp_path)
+
+
+@pytest.fixture
+def database(settings: Settings) -> Iterator[Database]:
+    db = Database(settings.database_url)
+    yield db
+    db.dispose()
 
 
 def make_settings(database_url: str, tmp_path: Path, **overrides: object) -> Settings:

@@ -20,6 +20,28 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def start_serve(
+    port: int, env: dict[str, str], *, workers: int, cwd: Path | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
+    """Start `descent serve` and wait until /readyz answers; kill it if it never does."""
+    descent = Path(sys.executable).parent / "descent"
+    command = [str(descent), "serve", "--port", str(port), "--workers", str(workers)]
+    process = subprocess.Popen(command, env=env, cwd=cwd)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                return process, base
+        except httpx.TransportError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            process.wait()
+            raise AssertionError("descent serve did not become ready")
+        time.sleep(0.1)
+
+
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     port = free_port()
@@ -30,22 +52,7 @@ def server(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
         "DESCENT_POLL_SECONDS": "0.05",
         "DESCENT_LOG_LEVEL": "WARNING",
     }
-    descent = Path(sys.executable).parent / "descent"
-    process = subprocess.Popen(
-        [str(descent), "serve", "--port", str(port), "--workers", "1"], env=env, cwd=tmp_path
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            raise AssertionError("descent serve did not become ready")
-        time.sleep(0.1)
+    process, base = start_serve(port, env, workers=1, cwd=tmp_path)
     yield base, process
     if process.poll() is None:
         process.kill()

@@ -30,7 +30,7 @@ def test_the_curl_example_submits_polls_and_downloads(
         capture_output=True,
         text=True,
         cwd=str(tmp_path),
-        timeout=60,
+        timeout=180,
         check=False,
     )
 

@@ -7,7 +7,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,7 +18,6 @@ from service.db.session import Database
 from service.jobs import service
 from service.jobs.spec import JobSpec
 from service.settings import Settings
-from tests.conftest import make_settings
 
 LONG_JOB: dict[str, Any] = {
     "dataset": {"name": "blobs"},
@@ -37,18 +35,6 @@ FAST_LEASES = {
     "DESCENT_POLL_SECONDS": "0.05",
     "DESCENT_LOG_LEVEL": "WARNING",
 }
-
-
-@pytest.fixture
-def settings(database_url: str, tmp_path: Path) -> Settings:
-    return make_settings(database_url, tmp_path)
-
-
-@pytest.fixture
-def database(settings: Settings) -> Iterator[Database]:
-    db = Database(settings.database_url)
-    yield db
-    db.dispose()
 
 
 @pytest.fixture

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -15,7 +13,7 @@ from sqlalchemy.engine import make_url
 
 from service.db.models import Job, JobAttempt, MetricPoint
 from service.db.session import Database
-from tests.e2e.conftest import free_port
+from tests.e2e.conftest import free_port, start_serve
 from tests.reliability.conftest import FAST_LEASES
 
 TINY_JOB = {
@@ -32,21 +30,8 @@ def test_200_jobs_from_20_clients_each_run_exactly_once(
     port = free_port()
     env = {**os.environ, **FAST_LEASES, "DESCENT_DATABASE_URL": database_url,
            "DESCENT_DATA_DIR": str(tmp_path / "data")}  # fmt: skip
-    descent = Path(sys.executable).parent / "descent"
-    server = subprocess.Popen(
-        [str(descent), "serve", "--port", str(port), "--workers", str(workers)], env=env
-    )
-    base = f"http://127.0.0.1:{port}"
+    server, base = start_serve(port, env, workers=workers)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline and server.poll() is None, "server never ready"
-            time.sleep(0.1)
 
         def client(n: int) -> list[int]:
             with httpx.Client(base_url=base, timeout=30) as http:

@@ -1,29 +1,13 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy.orm import Session
 
 from service.db.session import Database
 from service.jobs import service
 from service.jobs.spec import JobSpec
 from service.settings import Settings
-from tests.conftest import make_settings
-
-
-@pytest.fixture
-def settings(database_url: str, tmp_path: Path) -> Settings:
-    return make_settings(database_url, tmp_path)
-
-
-@pytest.fixture
-def database(settings: Settings) -> Iterator[Database]:
-    db = Database(settings.database_url)
-    yield db
-    db.dispose()
 
 
 def submit(database: Database, settings: Settings, **overrides: Any) -> str:
