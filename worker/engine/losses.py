@@ -5,6 +5,10 @@ y (N,) int labels in [0, C). Scores are S = X @ W.T, shape (N, C). Both losses a
 reg * sum(W**2) over the whole W, bias column included. Gradients have W's shape and dtype;
 X is expected in W's dtype (a mismatch is computed in the promoted dtype, then cast back).
 Loss values are Python floats.
+
+The products run through kernels.linear_pass (X in cached chunks, OpenBLAS small-matrix calls,
+threads over slabs); this module holds the per-chunk elementwise work. A chunk arrives as its
+transposed scores ST (C, n); the loss functions turn it into dS^T in place.
 """
 
 from dataclasses import dataclass
@@ -13,6 +17,7 @@ from typing import Literal
 import numpy as np
 
 from worker.engine.arrays import FloatArray, IntArray
+from worker.engine.kernels import Elementwise, PassResult, linear_pass
 
 LossName = Literal["svm", "softmax"]
 LOSS_NAMES: tuple[LossName, ...] = ("svm", "softmax")
@@ -25,32 +30,71 @@ def _l2(W: FloatArray, reg: float) -> float:
     return reg * float(np.dot(flat, flat))
 
 
-def _gradient(W: FloatArray, X: FloatArray, dS: FloatArray, reg: float) -> FloatArray:
-    """dW = dS.T @ X / N + 2 reg W, written into one array of W's dtype."""
-    dW = np.empty_like(W)
-    np.matmul(dS.T, X, out=dW)
-    dW *= 1.0 / len(X)
+def _gradient(W: FloatArray, result: PassResult, n_rows: int, reg: float) -> FloatArray:
+    """dW = dS.T @ X / N + 2 reg W, in W's dtype."""
+    if result.grad_sum is None:
+        raise ValueError("the pass ran without a gradient")
+    dW = result.grad_sum.astype(W.dtype, copy=False)
+    dW *= 1.0 / n_rows
     if reg != 0.0:
         dW += (2.0 * reg) * W
     return dW
 
 
-def _hinge_margins(W: FloatArray, X: FloatArray, y: IntArray, delta: float) -> FloatArray:
-    """max(0, s_j - s_{y_i} + delta) with the correct-class entries set to 0, shape (N, C)."""
-    rows = np.arange(X.shape[0])
-    margins = X @ W.T
-    correct = margins[rows, y]
-    margins -= correct[:, np.newaxis]
-    margins += delta
-    margins[rows, y] = 0.0
-    np.maximum(margins, 0.0, out=margins)
-    return margins
+def _svm_chunk(delta: float) -> Elementwise:
+    def hinge(ST: FloatArray, y: IntArray, want_grad: bool) -> float:
+        """max(0, s_j - s_{y_i} + delta) over j != y_i; then the 0/1 indicator, -count at y_i."""
+        columns = np.arange(ST.shape[1])
+        ST -= ST[y, columns]
+        ST += delta
+        ST[y, columns] = 0.0
+        np.maximum(ST, 0.0, out=ST)
+        loss_sum = float(ST.sum(dtype=np.float64))
+        if want_grad:
+            # Margins are >= 0, so sign() turns them into the 0/1 indicator in place.
+            np.sign(ST, out=ST)
+            ST[y, columns] = -ST.sum(axis=0)
+        return loss_sum
+
+    return hinge
+
+
+def _softmax_chunk(ST: FloatArray, y: IntArray, want_grad: bool) -> float:
+    """Cross-entropy on max-shifted logits; then softmax(S) - onehot(y)."""
+    columns = np.arange(ST.shape[1])
+    ST -= ST.max(axis=0)
+    correct = ST[y, columns]
+    np.exp(ST, out=ST)
+    sums = ST.sum(axis=0)
+    loss_sum = float((np.log(sums) - correct).sum(dtype=np.float64))
+    if want_grad:
+        ST /= sums
+        ST[y, columns] -= 1.0
+    return loss_sum
+
+
+def _loss(
+    chunk: Elementwise, W: FloatArray, X: FloatArray, y: IntArray, reg: float, rows: IntArray | None
+) -> float:
+    result = linear_pass(W, X, y, chunk, want_grad=False, rows=rows)
+    return result.loss_sum / _count(X, rows) + _l2(W, reg)
+
+
+def _loss_grad(
+    chunk: Elementwise, W: FloatArray, X: FloatArray, y: IntArray, reg: float, rows: IntArray | None
+) -> tuple[float, FloatArray]:
+    result = linear_pass(W, X, y, chunk, want_grad=True, rows=rows)
+    n_rows = _count(X, rows)
+    return result.loss_sum / n_rows + _l2(W, reg), _gradient(W, result, n_rows, reg)
+
+
+def _count(X: FloatArray, rows: IntArray | None) -> int:
+    return len(X) if rows is None else len(rows)
 
 
 def svm_loss(W: FloatArray, X: FloatArray, y: IntArray, reg: float, delta: float = 1.0) -> float:
     """Weston-Watkins hinge loss: 1/N sum_i sum_{j != y_i} max(0, s_j - s_{y_i} + delta)."""
-    margins = _hinge_margins(W, X, y, delta)
-    return float(margins.sum(dtype=np.float64)) / len(X) + _l2(W, reg)
+    return _loss(_svm_chunk(delta), W, X, y, reg, None)
 
 
 def svm_loss_grad(
@@ -61,44 +105,19 @@ def svm_loss_grad(
     Row j != y_i of dW gets 1[margin_ij > 0] x_i, row y_i gets -(sum_j 1[margin_ij > 0]) x_i;
     averaged over N, plus 2 reg W. Two matrix products and O(N C) elementwise work.
     """
-    margins = _hinge_margins(W, X, y, delta)
-    loss = float(margins.sum(dtype=np.float64)) / len(X) + _l2(W, reg)
-    # Margins are >= 0, so sign() turns them into the 0/1 indicator in place.
-    np.sign(margins, out=margins)
-    rows = np.arange(X.shape[0])
-    margins[rows, y] = -margins.sum(axis=1)
-    return loss, _gradient(W, X, margins, reg)
-
-
-def _shifted_logits(W: FloatArray, X: FloatArray) -> FloatArray:
-    scores = X @ W.T
-    scores -= scores.max(axis=1, keepdims=True)
-    return scores
+    return _loss_grad(_svm_chunk(delta), W, X, y, reg, None)
 
 
 def softmax_loss(W: FloatArray, X: FloatArray, y: IntArray, reg: float) -> float:
     """Cross-entropy 1/N sum_i (log sum_j exp(s_j) - s_{y_i}), computed on max-shifted logits."""
-    scores = _shifted_logits(W, X)
-    correct = scores[np.arange(X.shape[0]), y]
-    np.exp(scores, out=scores)
-    log_sums = np.log(scores.sum(axis=1))
-    data_loss = float((log_sums - correct).sum(dtype=np.float64)) / len(X)
-    return data_loss + _l2(W, reg)
+    return _loss(_softmax_chunk, W, X, y, reg, None)
 
 
 def softmax_loss_grad(
     W: FloatArray, X: FloatArray, y: IntArray, reg: float
 ) -> tuple[float, FloatArray]:
     """Cross-entropy loss and gradient: dS = softmax(S) - onehot(y), dW = dS.T X / N + 2 reg W."""
-    rows = np.arange(X.shape[0])
-    probs = _shifted_logits(W, X)
-    correct = probs[rows, y]
-    np.exp(probs, out=probs)
-    sums = probs.sum(axis=1)
-    data_loss = float((np.log(sums) - correct).sum(dtype=np.float64)) / len(X)
-    probs /= sums[:, np.newaxis]
-    probs[rows, y] -= 1.0
-    return data_loss + _l2(W, reg), _gradient(W, X, probs, reg)
+    return _loss_grad(_softmax_chunk, W, X, y, reg, None)
 
 
 @dataclass(frozen=True)
@@ -109,15 +128,24 @@ class LossFunction:
     reg: float
     delta: float = 1.0
 
-    def loss(self, W: FloatArray, X: FloatArray, y: IntArray) -> float:
-        if self.name == "svm":
-            return svm_loss(W, X, y, self.reg, self.delta)
-        return softmax_loss(W, X, y, self.reg)
+    def _chunk(self) -> Elementwise:
+        return _svm_chunk(self.delta) if self.name == "svm" else _softmax_chunk
 
-    def loss_grad(self, W: FloatArray, X: FloatArray, y: IntArray) -> tuple[float, FloatArray]:
-        if self.name == "svm":
-            return svm_loss_grad(W, X, y, self.reg, self.delta)
-        return softmax_loss_grad(W, X, y, self.reg)
+    def loss(
+        self, W: FloatArray, X: FloatArray, y: IntArray, rows: IntArray | None = None
+    ) -> float:
+        """The loss on X, y, or with `rows` on X[rows], y[rows] (gathered on the fly)."""
+        return _loss(self._chunk(), W, X, y, self.reg, rows)
+
+    def loss_grad(
+        self, W: FloatArray, X: FloatArray, y: IntArray, rows: IntArray | None = None
+    ) -> tuple[float, FloatArray]:
+        """Loss and gradient on X, y, or with `rows` on X[rows], y[rows] (gathered on the fly).
+
+        Passing the minibatch as `rows` saves gathering it first: each chunk of rows is
+        gathered into a buffer that stays in cache for both products.
+        """
+        return _loss_grad(self._chunk(), W, X, y, self.reg, rows)
 
 
 def make_loss(name: str, reg: float = 0.0, delta: float = 1.0) -> LossFunction:

@@ -26,7 +26,9 @@ class BatchSampler:
       no state beyond the step, so the run's Generator is not consumed.
 
     Batches are gathered into buffers owned by the sampler and reused on the next call: use
-    them before asking for another batch.
+    them before asking for another batch. `rows` gives the same batch as row indices instead
+    (None for the full batch), for a loss that gathers the rows itself, chunk by chunk while
+    it computes; it consumes the Generator exactly as `batch` does.
     """
 
     def __init__(
@@ -56,17 +58,24 @@ class BatchSampler:
         self._order = np.arange(0)
 
     def batch(self, step: int, rng: np.random.Generator) -> tuple[FloatArray, IntArray]:
-        if self.batch_size is None:
+        rows = self.rows(step, rng)
+        if rows is None:
             return self.X, self.y
+        return self._gather(rows)
+
+    def rows(self, step: int, rng: np.random.Generator) -> IntArray | None:
+        """The row indices of step `step`'s batch, or None for the whole training set."""
+        if self.batch_size is None:
+            return None
         if self.sampling == "replacement":
-            return self._gather(rng.choice(self.X.shape[0], self.batch_size, replace=True))
+            return rng.choice(self.X.shape[0], self.batch_size, replace=True)
         epoch, position = divmod(step, self._steps_per_epoch)
         if epoch != self._epoch:
             epoch_seed = np.random.SeedSequence(self.seed, spawn_key=(1, epoch))
             self._order = np.random.default_rng(epoch_seed).permutation(self.X.shape[0])
             self._epoch = epoch
         start = position * self.batch_size
-        return self._gather(self._order[start : start + self.batch_size])
+        return self._order[start : start + self.batch_size]
 
     def _gather(self, rows: IntArray) -> tuple[FloatArray, IntArray]:
         n = rows.shape[0]
