@@ -55,5 +55,9 @@ def server(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     process, base = start_serve(port, env, workers=1, cwd=tmp_path)
     yield base, process
     if process.poll() is None:
-        process.kill()
-        process.wait()
+        process.terminate()  # serve stops its workers on SIGTERM
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
