@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
 
+from service.auth import BearerAuth
 from service.dashboard.router import router as dashboard_router
+from service.datasets.body_limit import BodySizeLimit
 from service.datasets.router import router as datasets_router
 from service.db.session import Database
 from service.errors import install_error_handlers
 from service.events.router import router as events_router
 from service.health.router import router as health_router
 from service.jobs.router import router as jobs_router
+from service.observability import logs
+from service.observability.metrics import HttpMetrics, JobCollector
+from service.observability.router import router as metrics_router
 from service.settings import Settings, get_settings
+from service.sweeps.router import router as sweeps_router
 
 DESCRIPTION = """
 Train linear classifiers (multiclass SVM, softmax) with the optimization strategies of CS231n's
@@ -26,23 +32,33 @@ Errors are RFC 9457 `application/problem+json`.
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    logging.basicConfig(level=settings.log_level.upper())
+    logs.configure(settings.log_level, settings.log_format)
+    registry = CollectorRegistry()  # one per app, so apps built side by side never clash
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         database = Database(settings.database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
         app.state.database = database
+        collector = JobCollector(database)
+        registry.register(collector)
         try:
             yield
         finally:
+            registry.unregister(collector)
             database.dispose()
 
     app = FastAPI(title="Descent", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings
+    app.state.metrics_registry = registry
     install_error_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes)
+    app.add_middleware(BearerAuth, token=settings.api_token)
+    app.add_middleware(HttpMetrics, registry=registry)  # outermost: times every answer
     app.include_router(health_router)
+    app.include_router(metrics_router)
     app.include_router(jobs_router)
     app.include_router(datasets_router)
+    app.include_router(sweeps_router)
     app.include_router(events_router)
     app.include_router(dashboard_router)
     return app

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -52,6 +53,10 @@ class Settings(BaseSettings):
         1_000_000, gt=0, description="Upper bound on iterations and trials."
     )
     max_page_limit: int = Field(10_000, gt=0, description="Upper bound on a page's `limit`.")
+    max_sweep_trials: int = Field(
+        1_000, gt=0, description="Most trials a sweep may create (grid size or random trials)."
+    )
+    max_predict_rows: int = Field(10_000, gt=0, description="Most rows one /predict call takes.")
     sqlite_busy_timeout_ms: int = Field(
         30_000, ge=0, description="SQLite lock wait before failing."
     )
@@ -62,6 +67,9 @@ class Settings(BaseSettings):
         "processes that `descent serve` / `descent worker --concurrency` start).",
     )
     log_level: str = Field("INFO", description="Python logging level.")
+    log_format: Literal["text", "json"] = Field(
+        "text", description="text, or json: one JSON object per line (with job_id where known)."
+    )
 
     @field_validator("cifar10_dir", "api_token", "retention_days", "blas_threads", mode="before")
     @classmethod

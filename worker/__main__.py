@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Sequence
 
+from service.observability import logs
 from service.settings import get_settings
 from worker import supervisor
 
@@ -19,10 +19,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.concurrency < 1:
         parser.error("--concurrency must be at least 1")
     settings = get_settings()
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+    logs.configure(settings.log_level, settings.log_format)
     if args.concurrency == 1:
         return supervisor.run_single(settings, burst=args.burst)
     return supervisor.run_many(args.concurrency, burst=args.burst)

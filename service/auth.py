@@ -1,0 +1,50 @@
+"""Bearer-token authentication for the whole API (DESCENT_API_TOKEN), as ASGI middleware.
+
+With no token configured the API is open. With one, every request needs
+`Authorization: Bearer <token>` except the probes, the API description and the dashboard's page
+and static files (the page asks for the token and sends it with its API calls). The comparison is
+constant-time.
+"""
+
+from __future__ import annotations
+
+import hmac
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from service.errors import problem
+
+PUBLIC_PATHS = frozenset(
+    {"/", "/healthz", "/readyz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+)
+PUBLIC_PREFIXES = ("/static/",)
+
+
+def is_public(path: str) -> bool:
+    return path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
+
+
+def token_matches(header: bytes, token: str) -> bool:
+    scheme, _, credentials = header.decode("latin-1").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        credentials.strip().encode(), token.encode()
+    )
+
+
+class BearerAuth:
+    def __init__(self, app: ASGIApp, token: str | None) -> None:
+        self.app = app
+        self.token = token
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not self.token or is_public(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        header = dict(scope["headers"]).get(b"authorization", b"")
+        if token_matches(header, self.token):
+            await self.app(scope, receive, send)
+            return
+        detail = "A valid 'Authorization: Bearer <token>' header is required"
+        response = problem(401, detail, slug="unauthorized")
+        response.headers["WWW-Authenticate"] = 'Bearer realm="descent"'
+        await response(scope, receive, send)

@@ -1,0 +1,3 @@
+from tests.service.conftest import client, drain
+
+__all__ = ["client", "drain"]
