@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry
 
 from service.auth import BearerAuth
 from service.dashboard.router import router as dashboard_router
+from service.datasets.body_limit import BodySizeLimit
 from service.datasets.router import router as datasets_router
 from service.db.session import Database
 from service.errors import install_error_handlers
@@ -20,6 +21,7 @@ from service.observability import logs
 from service.observability.metrics import HttpMetrics, JobCollector
 from service.observability.router import router as metrics_router
 from service.settings import Settings, get_settings
+from service.sweeps.router import router as sweeps_router
 
 DESCRIPTION = """
 Train linear classifiers (multiclass SVM, softmax) with the optimization strategies of CS231n's
@@ -49,12 +51,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics_registry = registry
     install_error_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes)
     app.add_middleware(BearerAuth, token=settings.api_token)
     app.add_middleware(HttpMetrics, registry=registry)  # outermost: times every answer
     app.include_router(health_router)
     app.include_router(metrics_router)
     app.include_router(jobs_router)
     app.include_router(datasets_router)
+    app.include_router(sweeps_router)
     app.include_router(events_router)
     app.include_router(dashboard_router)
     return app

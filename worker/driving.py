@@ -30,11 +30,13 @@ def drive(
     metrics: Callable[[], dict[str, float]],
     step: Callable[[], int],
     snapshot: Callable[[], tuple[bytes, np.ndarray]],
+    check: Callable[[], Outcome | None] | None = None,
 ) -> Outcome | None:
     """Consume `chunks`; None when the run completed, else the cancelled / handed-back Outcome.
 
     `snapshot()` returns (checkpoint bytes, W to serve from /weights); it is called only when a
-    checkpoint is due, and always before a job is handed back.
+    checkpoint is due, and always before a job is handed back. `check()`, after each written
+    chunk but the last, may end the run early with an Outcome (a sweep's pruned trial).
     """
     for chunk in chunks:
         rows = rows_of(chunk)
@@ -47,6 +49,8 @@ def drive(
             return Outcome("cancelled", {"metrics": metrics()})
         if context.stopping.is_set() and not chunk.done:
             return Outcome("queued")
+        if check is not None and not chunk.done and (early := check()) is not None:
+            return early
     return None
 
 

@@ -3,6 +3,12 @@
 Two levels are cached: the raw data set (CIFAR-10 costs a second or two to read) and the
 preprocessed arrays in the job's dtype (mean-centred, bias column appended). Jobs that differ only
 in model or optimizer reuse both.
+
+Uploaded data sets are memory-mapped from DESCENT_DATA_DIR/<id>/*.npy, never read into a copy per
+job: opening the maps costs nothing, so they are not cached raw. When the job's preprocessing
+changes nothing (no centring, no standardizing, no bias column) and its dtype is the stored one,
+the maps themselves are handed to the engine; otherwise the prepared arrays are built from the
+maps once and cached across jobs like a built-in's.
 """
 
 from __future__ import annotations
@@ -14,8 +20,10 @@ from typing import Any
 
 import numpy as np
 
+from service.datasets import storage
+from service.settings import get_settings
 from worker.cache import BoundedCache
-from worker.engine.datasets import Dataset, load_builtin
+from worker.engine.datasets import Dataset, DatasetUnavailable, load_builtin
 from worker.engine.preprocess import Preprocessor
 
 OPTION_KEYS = ("n_features", "n_classes", "cluster_std", "noise", "seed")
@@ -52,17 +60,48 @@ def _key(value: Any) -> str:
 class DataPreparer:
     """Prepares data for jobs, keeping recent results within a memory budget."""
 
-    def __init__(self, cache_bytes: int, cifar10_dir: Path | None) -> None:
+    def __init__(
+        self, cache_bytes: int, cifar10_dir: Path | None, data_dir: Path | None = None
+    ) -> None:
         # Raw sets are small next to prepared float arrays: give them a quarter of the budget.
         self.raw: BoundedCache[Dataset] = BoundedCache(cache_bytes // 4, _dataset_nbytes)
         self.prepared: BoundedCache[PreparedData] = BoundedCache(
             cache_bytes - cache_bytes // 4, lambda p: p.nbytes
         )
         self.cifar10_dir = cifar10_dir
+        # Uploads live under DESCENT_DATA_DIR; unless told otherwise, this host's setting.
+        self._data_dir = data_dir
+
+    @property
+    def data_dir(self) -> Path:
+        return self._data_dir if self._data_dir is not None else get_settings().data_dir
+
+    @data_dir.setter
+    def data_dir(self, value: Path) -> None:
+        self._data_dir = value
 
     def load(self, dataset_spec: dict[str, Any]) -> Dataset:
+        if "id" in dataset_spec:
+            return self._load_upload(dataset_spec)
         dataset, _ = self.raw.get_or_create(_key(dataset_spec), lambda: self._load(dataset_spec))
         return dataset
+
+    def _load_upload(self, spec: dict[str, Any]) -> Dataset:
+        """Memory maps of the upload's first n_train / n_val / n_test rows (views, not copies)."""
+        dataset_id = spec["id"]
+        if not storage.is_present(self.data_dir, dataset_id):
+            raise DatasetUnavailable(
+                f"uploaded data set {dataset_id} is not in {self.data_dir} (deleted?)"
+            )
+        maps = storage.load(self.data_dir, dataset_id)
+        rows = {split: int(spec[f"n_{split}"]) for split in storage.SPLITS}
+        cut = {name: maps[name][: rows[name.split("_", 1)[1]]] for name in storage.ARRAY_NAMES}
+        n_classes = int(max(int(maps[f"y_{split}"].max()) for split in storage.SPLITS)) + 1
+        return Dataset(
+            f"upload:{dataset_id}", cut["X_train"], cut["y_train"], cut["X_val"], cut["y_val"],
+            cut["X_test"], cut["y_test"], n_classes=n_classes,
+            class_names=tuple(f"class {k}" for k in range(n_classes)),
+        )  # fmt: skip
 
     def _load(self, spec: dict[str, Any]) -> Dataset:
         options = {k: spec[k] for k in OPTION_KEYS if spec.get(k) is not None}
@@ -77,6 +116,10 @@ class DataPreparer:
 
     def prepare(self, spec: dict[str, Any]) -> tuple[PreparedData, bool]:
         """Prepared arrays for a stored job spec, and whether they came from the cache."""
+        if "id" in spec["dataset"] and _passes_through(spec):
+            dataset = self.load(spec["dataset"])
+            if all(X.dtype == np.dtype(spec["dtype"]) for X in _features(dataset)):
+                return _unchanged(dataset), False
         parts = {
             "dataset": spec["dataset"],
             "preprocess": spec["preprocess"],
@@ -85,6 +128,7 @@ class DataPreparer:
         return self.prepared.get_or_create(_key(parts), lambda: self._prepare(spec))
 
     def _prepare(self, spec: dict[str, Any]) -> PreparedData:
+        """Fit the preprocessing on the training rows and apply it to every split (new arrays)."""
         dataset = self.load(spec["dataset"])
         options = spec["preprocess"]
         preprocessor = Preprocessor.fit(
@@ -105,3 +149,27 @@ class DataPreparer:
             preprocessor=preprocessor,
             image_shape=dataset.image_shape,
         )
+
+
+def _passes_through(spec: dict[str, Any]) -> bool:
+    options = spec["preprocess"]
+    return not (options["center"] or options["standardize"] or options["bias"])
+
+
+def _features(dataset: Dataset) -> tuple[np.ndarray, ...]:
+    return dataset.X_train, dataset.X_val, dataset.X_test
+
+
+def _unchanged(dataset: Dataset) -> PreparedData:
+    """The data set's own arrays (an upload's memory maps), with an identity preprocessor."""
+    return PreparedData(
+        X_train=dataset.X_train,
+        y_train=dataset.y_train,
+        X_val=dataset.X_val,
+        y_val=dataset.y_val,
+        X_test=dataset.X_test,
+        y_test=dataset.y_test,
+        n_classes=dataset.n_classes,
+        preprocessor=Preprocessor(None, None, bias=False, n_features=dataset.n_features),
+        image_shape=None,
+    )

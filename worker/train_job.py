@@ -9,9 +9,10 @@ import numpy as np
 from worker.checkpoint import generator_state, pack, restore_generator, unpack
 from worker.context import JobContext, Outcome, Resume
 from worker.driving import FLUSH_SECONDS, drive
-from worker.engine.metrics import accuracy
 from worker.engine.train import Chunk, Diverged, TrainConfig, TrainData, TrainState, init_state, run
+from worker.evaluation import evaluate
 from worker.prepare import PreparedData
+from worker.pruning import pruner_for
 from worker.training import train_config
 
 
@@ -71,7 +72,10 @@ def run_train(context: JobContext, data: PreparedData, resume: Resume | None) ->
     config = train_config(context.spec)
     state, history = _initial_state(config, data, resume)
     train_data = TrainData(data.X_train, data.y_train, data.X_val, data.y_val)
-    chunks = run(state, config, train_data, chunk_steps=100_000, chunk_seconds=FLUSH_SECONDS)
+    pruner = pruner_for(context, start=state.step, step=lambda: state.step,
+                        weights=lambda: state.W, metrics=lambda: history.metrics)  # fmt: skip
+    chunk_steps = pruner.chunk_steps if pruner is not None else 100_000
+    chunks = run(state, config, train_data, chunk_steps=chunk_steps, chunk_seconds=FLUSH_SECONDS)
     try:
         stopped = drive(
             context,
@@ -80,6 +84,7 @@ def run_train(context: JobContext, data: PreparedData, resume: Resume | None) ->
             metrics=lambda: history.metrics,
             step=lambda: state.step,
             snapshot=lambda: (state_to_checkpoint(state, history.metrics), state.W),
+            check=pruner.check if pruner is not None else None,
         )
     except Diverged as exc:
         error = {"type": "diverged", "message": f"the loss became {exc.loss} at step {exc.step}",
@@ -93,10 +98,11 @@ def run_train(context: JobContext, data: PreparedData, resume: Resume | None) ->
 def _succeeded(
     context: JobContext, data: PreparedData, W: np.ndarray, step: int, metrics: dict[str, float]
 ) -> Outcome:
-    """Score the returned W on every split and store it."""
+    """Score the returned W on every split (confusion matrices too) and store it."""
     final: dict[str, Any] = dict(metrics)
-    final["train_accuracy"] = accuracy(W, data.X_train, data.y_train)
-    final["val_accuracy"] = accuracy(W, data.X_val, data.y_val)
-    final["test_accuracy"] = accuracy(W, data.X_test, data.y_test)
+    report = evaluate(W, data, step)
+    for split, scores in report["splits"].items():
+        # The same count over the same rows as metrics.accuracy (NaN for an empty split).
+        final[f"{split}_accuracy"] = scores["accuracy"] if scores["n"] else float("nan")
     context.put_arrays({"W": (W, step)})
-    return Outcome("succeeded", {"metrics": final, "progress_step": step})
+    return Outcome("succeeded", {"metrics": final, "progress_step": step, "evaluation": report})

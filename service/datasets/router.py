@@ -2,46 +2,79 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, File, Form, Path, Response, UploadFile
+from fastapi.responses import JSONResponse
 
-from service.datasets import catalog
+from service.datasets import service
 from service.datasets.schemas import DatasetList, DatasetOut
-from service.deps import SettingsDep
-from service.errors import NotFound
-from service.settings import Settings
+from service.deps import DatabaseDep, ReadSession, SettingsDep
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
 
-
-def _builtin(name: str, settings: Settings) -> DatasetOut:
-    info = catalog.info(name)
-    state = catalog.availability(name, settings)
-    return DatasetOut(
-        id=name,
-        name=name,
-        builtin=True,
-        available=state.available,
-        reason=state.reason,
-        description=info.description,
-        n_train=info.n_train,
-        n_val=info.n_val,
-        n_test=info.n_test,
-        n_features=info.n_features,
-        n_classes=info.n_classes,
-    )
+DatasetId = Annotated[
+    str, Path(min_length=1, max_length=64, description="A built-in name or an upload id.")
+]
+PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "Unknown data set", **PROBLEM}}
 
 
 @router.get("", response_model=DatasetList, summary="Built-in and uploaded data sets")
-def list_datasets(settings: SettingsDep) -> DatasetList:
-    return DatasetList(items=[_builtin(name, settings) for name in catalog.builtin_names()])
+def list_datasets(session: ReadSession, settings: SettingsDep) -> DatasetList:
+    return DatasetList(items=service.listing(session, settings))
 
 
-@router.get("/{dataset_id}", response_model=DatasetOut, summary="One data set")
-def get_dataset(
-    dataset_id: Annotated[str, Path(max_length=64)], settings: SettingsDep
-) -> DatasetOut:
-    if dataset_id not in catalog.builtin_names():
-        raise NotFound(f"No data set with id {dataset_id!r}")
-    return _builtin(dataset_id, settings)
+@router.post(
+    "",
+    status_code=201,
+    response_model=DatasetOut,
+    responses={
+        413: {"description": "Larger than DESCENT_MAX_UPLOAD_BYTES", **PROBLEM},
+        415: {"description": "Neither an .npz archive nor a CSV file", **PROBLEM},
+        422: {"description": "Not a usable data set: the errors name each problem", **PROBLEM},
+    },
+    summary="Upload a data set (.npz with X_train, y_train[, X_val, y_val, X_test, y_test] or CSV)",
+)
+def upload_dataset(
+    file: Annotated[
+        UploadFile,
+        File(description="An .npz archive (saved with numpy.savez) or a CSV with a header row."),
+    ],
+    database: DatabaseDep,
+    settings: SettingsDep,
+    name: Annotated[str | None, Form(max_length=200, description="Default: the file name.")] = None,
+    label_column: Annotated[
+        str | None, Form(max_length=200, description="CSV: the label column (default: the last).")
+    ] = None,
+) -> Any:
+    row = service.upload(
+        database,
+        settings,
+        file.file,
+        filename=file.filename,
+        content_type=file.content_type,
+        name=name,
+        label_column=label_column,
+    )
+    body = service.upload_out(row, settings).model_dump(mode="json")
+    return JSONResponse(body, status_code=201, headers={"Location": f"/datasets/{row.id}"})
+
+
+@router.get("/{dataset_id}", response_model=DatasetOut, responses=NOT_FOUND, summary="One data set")
+def get_dataset(dataset_id: DatasetId, session: ReadSession, settings: SettingsDep) -> DatasetOut:
+    return service.get(session, settings, dataset_id)
+
+
+@router.delete(
+    "/{dataset_id}",
+    status_code=204,
+    responses={
+        **NOT_FOUND,
+        409: {"description": "A built-in, or used by a queued or running job", **PROBLEM},
+    },
+    summary="Delete an uploaded data set and its files",
+)
+def delete_dataset(dataset_id: DatasetId, database: DatabaseDep, settings: SettingsDep) -> Response:
+    service.delete(database, settings, dataset_id)
+    return Response(status_code=204)

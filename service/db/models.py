@@ -50,6 +50,11 @@ class Job(Base):
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+    # A sweep's trial: its sweep and the values it drew, keyed by the sweep space's dotted paths.
+    sweep_id: Mapped[str | None] = mapped_column(String(32), ForeignKey("sweeps.id"))
+    params: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    # Confusion matrices and per-class accuracy of a succeeded train job, computed by its worker.
+    evaluation: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
 
     __table_args__ = (
         Index("ix_jobs_status_id", "status", "id"),
@@ -57,7 +62,23 @@ class Job(Base):
         Index("ix_jobs_dataset_ref", "dataset_ref"),
         Index("ix_jobs_status_lease", "status", "lease_expires_at"),
         Index("ix_jobs_status_finished", "status", "finished_at"),
+        Index("ix_jobs_sweep_id", "sweep_id"),
     )
+
+
+class Sweep(Base):
+    """A hyperparameter search: its request (base spec, space, method, metric); trials are jobs."""
+
+    __tablename__ = "sweeps"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    method: Mapped[str] = mapped_column(String(16))
+    metric: Mapped[str] = mapped_column(String(32))
+    request: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    n_trials: Mapped[int] = mapped_column(Integer)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class MetricPoint(Base):
@@ -104,6 +125,7 @@ class Dataset(Base):
     n_classes: Mapped[int] = mapped_column(Integer)
     size_bytes: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    dtype: Mapped[str | None] = mapped_column(String(16))  # of the features, as stored
 
 
 class Checkpoint(Base):

@@ -17,10 +17,13 @@ from service.deps import DatabaseDep, ReadSession, SettingsDep, WriteSession
 from service.errors import InvalidInput
 from service.jobs import service
 from service.jobs.schemas import (
+    EvaluationOut,
     JobOut,
     JobPage,
     LossPage,
     LossPoint,
+    PredictIn,
+    PredictOut,
     SeriesPage,
     SeriesPoint,
     WeightsOut,
@@ -257,3 +260,29 @@ def delete_job(job_id: JobId, session: WriteSession) -> Response:
     service.delete(session, job_id)
     session.commit()
     return Response(status_code=204)
+
+
+@router.post(
+    "/{job_id}/predict",
+    response_model=PredictOut,
+    responses={
+        **NOT_FOUND,
+        409: {"description": "The job has no weights yet", **PROBLEM},
+        422: {"description": "Wrong width, too many rows, or non-finite values", **PROBLEM},
+    },
+    summary="Labels and class scores of raw rows, with the job's preprocessing applied",
+)
+def predict(
+    job_id: JobId, body: PredictIn, session: ReadSession, settings: SettingsDep
+) -> PredictOut:
+    return service.predict(session, service.get(session, job_id), body.X, settings)
+
+
+@router.get(
+    "/{job_id}/evaluation",
+    response_model=EvaluationOut,
+    responses={**NOT_FOUND, 409: {"description": "Not a succeeded train job", **PROBLEM}},
+    summary="Confusion matrix, per-class accuracy and accuracy of each split",
+)
+def get_evaluation(job_id: JobId, session: ReadSession) -> EvaluationOut:
+    return service.evaluation(service.get(session, job_id))

@@ -112,3 +112,45 @@ class WeightsOut(BaseModel):
     dtype: str
     step: int
     data: list[Any] = Field(description="Nested lists, classes x features, bias last.")
+
+
+class PredictIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"X": [[0.5, -1.2], [2.0, 0.3]]}]}
+    )
+
+    X: list[list[float]] = Field(
+        min_length=1, description="Rows in the data set's raw feature space (before preprocessing)."
+    )
+
+
+class PredictOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"labels": [2, 0], "scores": [[0.1, -0.4, 1.3], [0.9, 0.2, -0.8]], "step": 500}
+            ]
+        }
+    )
+
+    labels: list[int]
+    scores: list[list[FiniteFloat]] = Field(description="Class scores, rows x classes.")
+    step: int = Field(description="The step of the weights that scored the rows.")
+
+
+class SplitEvaluation(BaseModel):
+    n: int = Field(description="Rows in the split.")
+    accuracy: FiniteFloat
+    confusion_matrix: list[list[int]] = Field(
+        description="Rows: true class; columns: predicted class."
+    )
+    per_class_accuracy: list[FiniteFloat] = Field(
+        description="Correct over rows of each class (null for a class without rows)."
+    )
+
+
+class EvaluationOut(BaseModel):
+    job_id: str
+    step: int
+    n_classes: int
+    splits: dict[str, SplitEvaluation] = Field(description="train, val and test.")

@@ -15,16 +15,20 @@ from service.errors import Conflict, InvalidInput, NotFound
 from service.ids import new_id
 from service.jobs import downsample, repository, validation
 from service.jobs.schemas import (
+    EvaluationOut,
     JobError,
     JobMetrics,
     JobOut,
     JobPage,
+    PredictOut,
     Progress,
     SeriesPoint,
     Timings,
 )
 from service.jobs.spec import JobSpec
 from service.settings import Settings
+from worker.engine.metrics import predict_scores
+from worker.engine.preprocess import Preprocessor
 
 SERIES = ("loss", "best_loss", "learning_rate", "train_accuracy", "val_accuracy")
 
@@ -188,3 +192,38 @@ def delete(session: Session, job_id: str) -> None:
     if job.status not in TERMINAL_STATUSES:
         raise Conflict(f"Job {job_id} is {job.status}: cancel it before deleting it")
     repository.remove(session, job_id)
+
+
+def predict(session: Session, job: Job, rows: list[list[float]], settings: Settings) -> PredictOut:
+    """Score raw rows with the job's W after the job's own preprocessing (mean, std, bias)."""
+    if len(rows) > settings.max_predict_rows:
+        raise InvalidInput(
+            "Too many rows", [(("body", "X"), f"at most {settings.max_predict_rows} rows per call")]
+        )
+    stored = weights(session, job)
+    W = as_ndarray(stored)
+    bias = bool(job.spec.get("preprocess", {}).get("bias", False))
+    n_features = W.shape[1] - int(bias)
+    widths = {len(row) for row in rows}
+    if widths != {n_features}:
+        bad = next(i for i, row in enumerate(rows) if len(row) != n_features)
+        msg = f"each row needs the job's {n_features} features; row {bad} has {len(rows[bad])}"
+        raise InvalidInput("Wrong row width", [(("body", "X", bad), msg)])
+    X = np.asarray(rows, dtype=np.float64)
+    if not np.isfinite(X).all():
+        bad = int(np.flatnonzero(~np.isfinite(X).all(axis=1))[0])
+        raise InvalidInput("Non-finite input", [(("body", "X", bad), "holds NaN or infinity")])
+    stats = {name: repository.array(session, job.id, name) for name in ("mean", "std")}
+    mean, std = (None if a is None else as_ndarray(a) for a in (stats["mean"], stats["std"]))
+    preprocessor = Preprocessor(mean, std, bias=bias, n_features=n_features)
+    scores = predict_scores(W, preprocessor.transform(X, W.dtype))
+    labels = np.argmax(scores, axis=1)
+    return PredictOut(labels=labels.tolist(), scores=scores.tolist(), step=stored.step)
+
+
+def evaluation(job: Job) -> EvaluationOut:
+    if job.evaluation is None:
+        raise Conflict(
+            f"Job {job.id} has no evaluation: only succeeded train jobs have one ({job.status})"
+        )
+    return EvaluationOut(job_id=job.id, **job.evaluation)

@@ -14,10 +14,19 @@ from service.jobs.spec_tasks import GradientCheckParams, LandscapeParams, StepSi
 Task = Literal["train", "gradient_check", "step_size_sweep", "landscape"]
 
 
-class BuiltinDatasetRef(_Strict):
-    """A built-in data set; split sizes default to its own (for CIFAR-10, the course split)."""
+class DatasetRef(_Strict):
+    """A built-in data set by `name` or an uploaded one by `id` (exactly one of the two).
 
-    name: Literal["cifar10", "digits", "toy", "blobs", "spiral"]
+    Split sizes default to the data set's own (for CIFAR-10, the course split; for an upload, its
+    stored splits, of which n_train / n_val / n_test take the first rows).
+    """
+
+    name: Literal["cifar10", "digits", "toy", "blobs", "spiral"] | None = Field(
+        None, description="A built-in data set."
+    )
+    id: str | None = Field(
+        None, min_length=1, max_length=64, description="An uploaded data set (POST /datasets)."
+    )
     n_train: int | None = Field(None, ge=1, description="Training rows (default: the data set's).")
     n_val: int | None = Field(None, ge=1, description="Validation rows.")
     n_test: int | None = Field(None, ge=1, description="Test rows.")
@@ -26,6 +35,15 @@ class BuiltinDatasetRef(_Strict):
     cluster_std: PositiveFloat | None = Field(None, description="blobs: spread of each blob.")
     noise: NonNegativeFloat | None = Field(None, description="spiral: angular noise.")
     seed: int | None = Field(None, ge=0, description="blobs, spiral: generator seed.")
+
+    @model_validator(mode="after")
+    def _name_or_id(self) -> DatasetRef:
+        if (self.name is None) == (self.id is None):
+            raise ValueError("give exactly one of name (a built-in) and id (an upload)")
+        return self
+
+
+BuiltinDatasetRef = DatasetRef  # the name it had before uploads
 
 
 class Preprocess(_Strict):
@@ -65,7 +83,7 @@ class JobSpec(_Strict):
 
     task: Task = "train"
     name: str | None = Field(None, max_length=200)
-    dataset: BuiltinDatasetRef
+    dataset: DatasetRef
     preprocess: Preprocess = Field(default_factory=Preprocess)
     model: Model = Field(default_factory=Model)
     optimizer: Optimizer | None = Field(None, description="Required for task train.")

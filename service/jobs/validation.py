@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from service.datasets import catalog
+from service.datasets import repository as datasets
 from service.errors import InvalidInput
 from service.jobs import repository
 from service.jobs.spec import JobSpec
@@ -17,16 +18,30 @@ from service.settings import Settings
 Problem = tuple[tuple[str, ...], str]
 
 
-def _resolve_dataset(spec: JobSpec, settings: Settings) -> dict[str, Any]:
-    """The stored dataset reference, with the data set's default split sizes filled in."""
+@dataclass(frozen=True)
+class ResolvedDataset:
+    stored: dict[str, Any]  # the dataset part of the stored spec, defaults filled in
+    ref: str  # jobs.dataset_ref: builtin:<name> | upload:<id>
+    n_features: int
+    n_classes: int
+
+    @property
+    def n_train(self) -> int:
+        return int(self.stored["n_train"])
+
+
+def _resolve_dataset(session: Session, spec: JobSpec, settings: Settings) -> ResolvedDataset:
+    if spec.dataset.id is not None:
+        return _resolve_upload(session, spec)
     ref = spec.dataset
+    assert ref.name is not None
     state = catalog.availability(ref.name, settings)
     if not state.available:
         raise InvalidInput(
             f"Data set {ref.name!r} is not available on this server: {state.reason}",
             [(("body", "dataset", "name"), state.reason or "unavailable")],
         )
-    resolved = ref.model_dump()
+    resolved = ref.model_dump(exclude={"id"})
     allowed = catalog.option_names(ref.name)
     problems: list[Problem] = [
         (("body", "dataset", key), f"{ref.name} does not take {key}")
@@ -48,7 +63,37 @@ def _resolve_dataset(spec: JobSpec, settings: Settings) -> dict[str, Any]:
             resolved[key] = catalog.default_option(ref.name, key)
         elif key not in allowed:
             del resolved[key]
-    return resolved
+    n_classes = resolved.get("n_classes") or defaults.n_classes
+    n_features = resolved.get("n_features") or defaults.n_features
+    return ResolvedDataset(resolved, f"builtin:{ref.name}", int(n_features), int(n_classes))
+
+
+def _resolve_upload(session: Session, spec: JobSpec) -> ResolvedDataset:
+    """An uploaded set: it must exist; n_train / n_val / n_test take its first rows."""
+    ref = spec.dataset
+    assert ref.id is not None
+    row = datasets.get(session, ref.id, for_share=True)
+    if row is None:
+        raise InvalidInput(
+            f"No uploaded data set with id {ref.id!r}",
+            [(("body", "dataset", "id"), "no uploaded data set with this id (see GET /datasets)")],
+        )
+    given = ref.model_dump(exclude={"id", "name"})
+    problems: list[Problem] = [
+        (("body", "dataset", key), "an uploaded data set does not take this option")
+        for key in catalog.OPTION_FIELDS
+        if given[key] is not None
+    ]
+    stored: dict[str, Any] = {"id": row.id}
+    for split in ("n_train", "n_val", "n_test"):
+        available = getattr(row, split)
+        asked = given[split]
+        if asked is not None and asked > available:
+            problems.append((("body", "dataset", split), f"the data set has {available} rows"))
+        stored[split] = available if asked is None else asked
+    if problems:
+        raise InvalidInput(f"Invalid dataset for upload {row.id}", problems)
+    return ResolvedDataset(stored, datasets.ref(row.id), row.n_features, row.n_classes)
 
 
 def _optimizer_problems(spec: JobSpec, n_train: int, settings: Settings) -> list[Problem]:
@@ -67,14 +112,14 @@ def _optimizer_problems(spec: JobSpec, n_train: int, settings: Settings) -> list
     return problems
 
 
-def _landscape_problems(session: Session, spec: JobSpec, dataset: dict[str, Any]) -> list[Problem]:
+def _landscape_problems(session: Session, spec: JobSpec, dataset: ResolvedDataset) -> list[Problem]:
     params = spec.landscape
     if spec.task != "landscape" or params is None:
         return []
     problems: list[Problem] = []
-    if params.examples is not None and params.examples > dataset["n_train"]:
+    if params.examples is not None and params.examples > dataset.n_train:
         problems.append(
-            (("body", "landscape", "examples"), f"may not exceed the {dataset['n_train']} rows")
+            (("body", "landscape", "examples"), f"may not exceed the {dataset.n_train} rows")
         )
     if params.around is not None:
         loc = ("body", "landscape", "around")
@@ -87,14 +132,11 @@ def _landscape_problems(session: Session, spec: JobSpec, dataset: dict[str, Any]
     return problems
 
 
-def _weights_shape(spec: JobSpec, dataset: dict[str, Any]) -> tuple[int, int]:
-    info = catalog.info(dataset["name"])
-    n_classes = dataset.get("n_classes") or info.n_classes
-    n_features = dataset.get("n_features") or info.n_features
-    return int(n_classes), int(n_features) + int(spec.preprocess.bias)
+def _weights_shape(spec: JobSpec, dataset: ResolvedDataset) -> tuple[int, int]:
+    return dataset.n_classes, dataset.n_features + int(spec.preprocess.bias)
 
 
-def _total_steps(spec: JobSpec, dataset: dict[str, Any]) -> int:
+def _total_steps(spec: JobSpec, dataset: ResolvedDataset) -> int:
     """What `progress.total` counts: updates, trials or proposals, checks, or grid points."""
     if spec.task == "train":
         assert spec.optimizer is not None
@@ -117,8 +159,8 @@ class CheckedSpec:
 
 def check(session: Session, spec: JobSpec, settings: Settings) -> CheckedSpec:
     """Validate a spec against this server (data, limits, referenced jobs); 422 if it fails."""
-    dataset = _resolve_dataset(spec, settings)
-    problems = _optimizer_problems(spec, dataset["n_train"], settings)
+    dataset = _resolve_dataset(session, spec, settings)
+    problems = _optimizer_problems(spec, dataset.n_train, settings)
     problems += _landscape_problems(session, spec, dataset)
     if problems:
         raise InvalidInput("The job spec cannot run on this server", problems)
@@ -128,5 +170,5 @@ def check(session: Session, spec: JobSpec, settings: Settings) -> CheckedSpec:
             stored.pop(task, None)
     if stored.get("optimizer") is None:
         stored.pop("optimizer", None)
-    stored["dataset"] = dataset
-    return CheckedSpec(stored, f"builtin:{dataset['name']}", _total_steps(spec, dataset))
+    stored["dataset"] = dataset.stored
+    return CheckedSpec(stored, dataset.ref, _total_steps(spec, dataset))

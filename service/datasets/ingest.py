@@ -1,0 +1,259 @@
+"""Read and check an uploaded data set: an `.npz` archive or a CSV file, into six clean arrays.
+
+Nothing a user sent is ever unpickled: `.npz` members are read with `allow_pickle=False`, so an
+object array is refused rather than loaded.
+
+The rules (each broken one is reported, by array, as a 422):
+- `X_train` and `y_train` are required; `X_val`/`y_val` and `X_test`/`y_test` come in pairs.
+- X is 2-D (rows, features) of a numeric dtype (bool, integer or floating), finite, with rows;
+  every split has the same number of features. y is 1-D with one label per row of its X.
+- Labels are integers (integer dtype, or floats with whole values) in 0..C-1 with C >= 2, and
+  every class 0..C-1 has training rows. C is the largest label + 1.
+- A missing validation or test split is carved from the training rows (see `carve`).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import warnings
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import IO, Literal
+
+import numpy as np
+
+from service.datasets.storage import ARRAY_NAMES, SPLITS
+
+MAX_CLASSES = 1_000
+CARVE_FRACTION = 0.1
+CARVE_SEED = 0
+FILE_LOC = ("body", "file")
+
+Problem = tuple[tuple[str, ...], str]
+Kind = Literal["npz", "csv"]
+
+
+class BadFile(Exception):
+    """The file can be read but is not a valid data set; `problems` name what is wrong."""
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        super().__init__("; ".join(msg for _, msg in problems))
+        self.problems = list(problems)
+
+
+class UnsupportedFile(Exception):
+    """Neither an `.npz` archive nor a CSV file."""
+
+
+class TooLarge(Exception):
+    """The arrays would take more than the upload limit once decompressed."""
+
+
+@dataclass(frozen=True)
+class CleanData:
+    arrays: dict[str, np.ndarray]  # every name of ARRAY_NAMES; y as int64
+    n_classes: int
+    carved: tuple[str, ...]  # the splits carved from train
+
+    def rows(self, split: str) -> int:
+        return int(self.arrays[f"y_{split}"].shape[0])
+
+    @property
+    def n_features(self) -> int:
+        return int(self.arrays["X_train"].shape[1])
+
+
+def _bad(name: str | None, msg: str) -> BadFile:
+    """A problem with one array (`name`) or with the file as a whole (None)."""
+    return BadFile([((*FILE_LOC, name) if name else FILE_LOC, msg)])
+
+
+def detect(filename: str | None, content_type: str | None, head: bytes) -> Kind:
+    """What kind of file this is, from its first bytes, then its name and media type."""
+    suffix = (filename or "").rsplit(".", 1)[-1].lower() if "." in (filename or "") else ""
+    if head.startswith(b"PK") or suffix == "npz":
+        return "npz"
+    media = (content_type or "").split(";")[0].strip().lower()
+    if suffix in ("csv", "tsv", "txt") or media in ("text/csv", "application/csv"):
+        return "csv"
+    hint = " (save arrays with numpy.savez)" if suffix in ("npy", "pkl", "pickle") else ""
+    raise UnsupportedFile(
+        f"{filename or 'the file'}: upload an .npz archive or a .csv file with a header row{hint}"
+    )
+
+
+def read_npz(stream: IO[bytes], max_bytes: int) -> dict[str, np.ndarray]:
+    """The archive's arrays, checked for size before anything is decompressed."""
+    try:
+        with zipfile.ZipFile(stream) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+        raise _bad(None, f"not a valid .npz archive: {exc}") from None
+    problems: list[Problem] = []
+    for member in members:
+        if not member.filename.endswith(".npy") or member.filename[:-4] not in ARRAY_NAMES:
+            expected = ", ".join(ARRAY_NAMES)
+            problems.append(((*FILE_LOC, member.filename), f"unexpected; expected {expected}"))
+    if problems:
+        raise BadFile(problems)
+    if sum(member.file_size for member in members) > max_bytes:
+        raise TooLarge(f"the arrays take more than {max_bytes} bytes uncompressed")
+    stream.seek(0)
+    arrays: dict[str, np.ndarray] = {}
+    with np.load(stream, allow_pickle=False) as archive:
+        for name in archive.files:
+            try:
+                arrays[name] = np.asarray(archive[name])
+            except ValueError as exc:
+                if "allow_pickle" in str(exc):
+                    msg = "holds Python objects (a pickled object array): only numeric arrays"
+                else:
+                    msg = f"cannot be read as a numeric array: {exc}"
+                problems.append(((*FILE_LOC, name), msg))
+            except Exception as exc:
+                problems.append(((*FILE_LOC, name), f"cannot be read: {exc}"))
+    if problems:
+        raise BadFile(problems)
+    return arrays
+
+
+def read_csv(stream: IO[bytes], label_column: str | None) -> dict[str, np.ndarray]:
+    """X_train and y_train from a CSV with a header row; labels in `label_column` (default last)."""
+    text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
+    try:
+        header = next(csv.reader([text.readline()]), [])
+        names = [name.strip() for name in header]
+        if len(names) < 2:
+            raise _bad(None, "needs a header row naming at least one feature and the label column")
+        if label_column is None:
+            index = len(names) - 1
+        elif label_column in names:
+            index = names.index(label_column)
+        else:
+            raise BadFile([(("body", "label_column"), f"no column {label_column!r} in the header")])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "input contained no data"
+            data = np.loadtxt(text, delimiter=",", dtype=np.float64, ndmin=2, quotechar='"')
+    except UnicodeDecodeError:
+        raise _bad(None, "is not UTF-8 text") from None
+    except ValueError as exc:
+        raise _bad(None, f"data rows (counted after the header): {exc}") from None
+    finally:
+        text.detach()
+    if data.shape[0] == 0:
+        raise _bad(None, "has a header but no data rows")
+    if data.shape[1] != len(names):
+        raise _bad(None, f"rows have {data.shape[1]} values, the header names {len(names)}")
+    return {"X_train": np.delete(data, index, axis=1), "y_train": data[:, index]}
+
+
+def _array_problems(name: str, array: np.ndarray) -> list[str]:
+    kind = array.dtype.kind
+    if name.startswith("X"):
+        if kind not in "biuf":
+            return [f"has dtype {array.dtype}: features must be numeric (bool, int, float)"]
+        if array.ndim != 2:
+            return [f"must be 2-D (rows, features), got shape {array.shape}"]
+        if array.shape[1] == 0:
+            return ["has no feature columns"]
+    else:
+        if kind not in "iuf":
+            return [f"has dtype {array.dtype}: labels must be integers"]
+        if array.ndim != 1:
+            return [f"must be 1-D (one label per row), got shape {array.shape}"]
+    if array.shape[0] == 0:
+        return ["has no rows"]
+    if kind == "f" and not np.isfinite(array).all():
+        return ["holds NaN or infinite values"]
+    if name.startswith("y") and kind == "f" and not (array == np.round(array)).all():
+        return ["holds non-integer labels"]
+    return []
+
+
+def _labels(arrays: dict[str, np.ndarray], present: list[str]) -> tuple[dict[str, np.ndarray], int]:
+    labels = {split: arrays[f"y_{split}"].astype(np.int64) for split in present}
+    problems: list[Problem] = [
+        ((*FILE_LOC, f"y_{split}"), "holds negative labels: classes are 0..C-1")
+        for split, y in labels.items()
+        if y.min() < 0
+    ]
+    if problems:
+        raise BadFile(problems)
+    n_classes = max(int(y.max()) for y in labels.values()) + 1
+    if n_classes < 2:
+        raise _bad("y_train", "has a single class: a classifier needs at least 2")
+    if n_classes > MAX_CLASSES:
+        raise _bad("y_train", f"has {n_classes} classes; at most {MAX_CLASSES} are supported")
+    return labels, n_classes
+
+
+def carve(n_rows: int, missing: Sequence[str]) -> dict[str, np.ndarray]:
+    """Row indices of train and of each missing split, deterministically.
+
+    The rows are shuffled with numpy.random.default_rng(0).permutation(n); the last ceil(n/10)
+    of that order become the validation split (if missing), the ceil(n/10) before them the test
+    split (if missing); the remaining rows stay training rows, in their original order.
+    """
+    size = math.ceil(n_rows * CARVE_FRACTION)
+    order = np.random.default_rng(CARVE_SEED).permutation(n_rows)
+    parts: dict[str, np.ndarray] = {}
+    end = n_rows
+    for split in ("val", "test"):
+        if split in missing:
+            parts[split] = order[end - size : end]
+            end -= size
+    parts["train"] = np.sort(order[:end])
+    return parts
+
+
+def clean(arrays: dict[str, np.ndarray]) -> CleanData:
+    """Check the arrays against the rules above; fill in missing splits. Raises BadFile."""
+    problems: list[Problem] = []
+    for name in ("X_train", "y_train"):
+        if name not in arrays:
+            problems.append(((*FILE_LOC, name), "is required"))
+    for split in ("val", "test"):
+        if (f"X_{split}" in arrays) != (f"y_{split}" in arrays):
+            problems.append(((*FILE_LOC, f"X_{split}"), f"X_{split} and y_{split} come together"))
+    for name, array in arrays.items():
+        problems += [((*FILE_LOC, name), msg) for msg in _array_problems(name, array)]
+    if problems:
+        raise BadFile(problems)
+    present = [split for split in SPLITS if f"X_{split}" in arrays]
+    n_features = arrays["X_train"].shape[1]
+    for split in present:
+        X, y = arrays[f"X_{split}"], arrays[f"y_{split}"]
+        if X.shape[1] != n_features:
+            msg = f"has {X.shape[1]} features, X_train has {n_features}"
+            problems.append(((*FILE_LOC, f"X_{split}"), msg))
+        if y.shape[0] != X.shape[0]:
+            msg = f"has {y.shape[0]} labels for the {X.shape[0]} rows of X_{split}"
+            problems.append(((*FILE_LOC, f"y_{split}"), msg))
+    if problems:
+        raise BadFile(problems)
+    labels, n_classes = _labels(arrays, present)
+    out = {f"X_{split}": _native(arrays[f"X_{split}"]) for split in present}
+    out.update({f"y_{split}": labels[split] for split in present})
+    missing = tuple(split for split in ("val", "test") if split not in present)
+    if missing:
+        n_train = out["y_train"].shape[0]
+        if n_train - len(missing) * math.ceil(n_train * CARVE_FRACTION) < 1:
+            raise _bad("X_train", f"has too few rows ({n_train}) to carve {' and '.join(missing)}")
+        X, y = out["X_train"], out["y_train"]
+        for split, rows in carve(n_train, missing).items():
+            out[f"X_{split}"], out[f"y_{split}"] = X[rows], y[rows]
+    absent = np.setdiff1d(np.arange(n_classes), out["y_train"])
+    if absent.size:
+        listed = ", ".join(str(c) for c in absent[:10].tolist())
+        raise _bad("y_train", f"has no rows of class {listed} (labels must be 0..{n_classes - 1})")
+    return CleanData(out, n_classes, missing)
+
+
+def _native(array: np.ndarray) -> np.ndarray:
+    """In native byte order (a big-endian upload is stored the way workers compute)."""
+    if array.dtype.byteorder not in ("=", "|"):
+        return array.astype(array.dtype.newbyteorder("="))
+    return array

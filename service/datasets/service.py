@@ -1,0 +1,164 @@
+"""The rules of the datasets resource: built-ins from the catalog, uploads from files and rows."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import IO
+
+from sqlalchemy.orm import Session
+
+from service.datasets import catalog, ingest, repository, storage
+from service.datasets.schemas import DatasetOut
+from service.db.base import utcnow
+from service.db.models import Dataset
+from service.db.session import Database
+from service.errors import Conflict, DomainError, InvalidInput, NotFound
+from service.ids import new_id
+from service.settings import Settings
+
+log = logging.getLogger("descent.datasets")
+SNIFF_BYTES = 8
+
+
+class PayloadTooLarge(DomainError):
+    status, slug = 413, "payload-too-large"
+
+
+class UnsupportedMediaType(DomainError):
+    status, slug = 415, "unsupported-media-type"
+
+
+def builtin_out(name: str, settings: Settings) -> DatasetOut:
+    info = catalog.info(name)
+    state = catalog.availability(name, settings)
+    return DatasetOut(
+        id=name,
+        name=name,
+        builtin=True,
+        available=state.available,
+        reason=state.reason,
+        description=info.description,
+        n_train=info.n_train,
+        n_val=info.n_val,
+        n_test=info.n_test,
+        n_features=info.n_features,
+        n_classes=info.n_classes,
+    )
+
+
+def upload_out(dataset: Dataset, settings: Settings) -> DatasetOut:
+    present = storage.is_present(settings.data_dir, dataset.id)
+    return DatasetOut(
+        id=dataset.id,
+        name=dataset.name,
+        builtin=False,
+        available=present,
+        reason=None if present else "its files are missing from DESCENT_DATA_DIR",
+        n_train=dataset.n_train,
+        n_val=dataset.n_val,
+        n_test=dataset.n_test,
+        n_features=dataset.n_features,
+        n_classes=dataset.n_classes,
+        dtype=dataset.dtype,
+        size_bytes=dataset.size_bytes,
+        created_at=dataset.created_at,
+    )
+
+
+def listing(session: Session, settings: Settings) -> list[DatasetOut]:
+    items = [builtin_out(name, settings) for name in catalog.builtin_names()]
+    return items + [upload_out(row, settings) for row in repository.all_uploads(session)]
+
+
+def get(session: Session, settings: Settings, dataset_id: str) -> DatasetOut:
+    if dataset_id in catalog.builtin_names():
+        return builtin_out(dataset_id, settings)
+    row = repository.get(session, dataset_id)
+    if row is None:
+        raise NotFound(f"No data set with id {dataset_id!r}")
+    return upload_out(row, settings)
+
+
+def _read(
+    stream: IO[bytes],
+    filename: str | None,
+    content_type: str | None,
+    label_column: str | None,
+    settings: Settings,
+) -> ingest.CleanData:
+    head = stream.read(SNIFF_BYTES)
+    stream.seek(0)
+    if not head:
+        raise InvalidInput("The file is empty", [(ingest.FILE_LOC, "is empty")])
+    try:
+        kind = ingest.detect(filename, content_type, head)
+        if kind == "npz":
+            if label_column is not None:
+                raise InvalidInput(
+                    "label_column is for CSV files",
+                    [(("body", "label_column"), "an .npz names its arrays y_train, y_val, y_test")],
+                )
+            arrays = ingest.read_npz(stream, settings.max_upload_bytes)
+        else:
+            arrays = ingest.read_csv(stream, label_column)
+        return ingest.clean(arrays)
+    except ingest.UnsupportedFile as exc:
+        raise UnsupportedMediaType(str(exc)) from None
+    except ingest.TooLarge as exc:
+        raise PayloadTooLarge(str(exc)) from None
+    except ingest.BadFile as exc:
+        raise InvalidInput(f"Not a usable data set: {exc}", exc.problems) from None
+
+
+def upload(
+    database: Database,
+    settings: Settings,
+    stream: IO[bytes],
+    *,
+    filename: str | None,
+    content_type: str | None,
+    name: str | None,
+    label_column: str | None,
+) -> Dataset:
+    """Check the file, store its splits as .npy files, then record the data set."""
+    data = _read(stream, filename, content_type, label_column, settings)
+    dataset_id = new_id()
+    size = storage.write(settings.data_dir, dataset_id, data.arrays)
+    stem = Path(filename).stem if filename else ""
+    row = Dataset(
+        id=dataset_id,
+        name=(name or stem or dataset_id)[:200],
+        path=dataset_id,  # relative to DESCENT_DATA_DIR, which each host sets for itself
+        n_train=data.rows("train"),
+        n_val=data.rows("val"),
+        n_test=data.rows("test"),
+        n_features=data.n_features,
+        n_classes=data.n_classes,
+        size_bytes=size,
+        dtype=str(data.arrays["X_train"].dtype),
+        created_at=utcnow(),
+    )
+    try:
+        with database.write() as session:
+            repository.add(session, row)
+            session.commit()
+    except BaseException:
+        storage.remove(settings.data_dir, dataset_id)
+        raise
+    return row
+
+
+def delete(database: Database, settings: Settings, dataset_id: str) -> None:
+    if dataset_id in catalog.builtin_names():
+        raise Conflict(f"{dataset_id!r} is a built-in data set: only uploads can be deleted")
+    with database.write() as session:
+        row = repository.get(session, dataset_id, for_update=True)
+        if row is None:
+            raise NotFound(f"No data set with id {dataset_id!r}")
+        live = repository.live_jobs(session, dataset_id)
+        if live:
+            raise Conflict(f"Data set {dataset_id} is used by {live} queued or running job(s)")
+        repository.remove(session, row)
+        session.commit()
+    storage.remove(settings.data_dir, dataset_id)

@@ -1,0 +1,98 @@
+"""HTTP endpoints of the sweeps resource: thin wrappers around sweeps.service."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Header, Path, Query
+from fastapi.responses import JSONResponse
+
+from service import idempotency
+from service.deps import DatabaseDep, ReadSession, SettingsDep, WriteSession
+from service.sweeps import service
+from service.sweeps.schemas import SWEEP_EXAMPLE, SweepOut, SweepPage, SweepRequest
+
+router = APIRouter(prefix="/sweeps", tags=["sweeps"])
+
+SweepId = Annotated[str, Path(min_length=1, max_length=64, description="A sweep id.")]
+PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "Unknown sweep", **PROBLEM}}
+SCOPE = "POST /sweeps"
+
+
+@router.post(
+    "",
+    status_code=202,
+    response_model=SweepOut,
+    responses={
+        409: {"description": "The same Idempotency-Key is still in flight", **PROBLEM},
+        422: {
+            "description": "Invalid base spec or space (the errors name the path), too many "
+            "trials, or an Idempotency-Key reused with another body",
+            **PROBLEM,
+        },
+    },
+    summary="Start a sweep: one job per trial, on the normal queue",
+)
+def submit_sweep(
+    request: Annotated[SweepRequest, Body(openapi_examples={"random": {"value": SWEEP_EXAMPLE}})],
+    database: DatabaseDep,
+    settings: SettingsDep,
+    idempotency_key: Annotated[
+        str | None,
+        Header(description="Makes retries safe: the same key and body replay the first response."),
+    ] = None,
+) -> Any:
+    body = request.model_dump(mode="json", exclude_unset=True)
+    if idempotency_key is not None:
+        stored = idempotency.claim(
+            database, SCOPE, idempotency_key, body, settings.idempotency_ttl_seconds
+        )
+        if stored is not None:
+            return JSONResponse(stored.body, status_code=stored.status, headers=stored.headers)
+    try:
+        with database.write() as session:
+            sweep = service.submit(session, request, settings)
+            out = service.to_out(session, sweep).model_dump(mode="json")
+            headers = {"Location": f"/sweeps/{sweep.id}"}
+            if idempotency_key is not None:
+                idempotency.complete(session, SCOPE, idempotency_key, 202, out, headers)
+            session.commit()
+    except Exception:
+        if idempotency_key is not None:
+            idempotency.abandon(database, SCOPE, idempotency_key)
+        raise
+    return JSONResponse(out, status_code=202, headers=headers)
+
+
+@router.get("", response_model=SweepPage, summary="List sweeps, newest first")
+def list_sweeps(
+    session: ReadSession,
+    settings: SettingsDep,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 50,
+    cursor: Annotated[str | None, Query(max_length=64)] = None,
+) -> SweepPage:
+    return service.list_page(session, cursor=cursor, limit=min(limit, settings.max_page_limit))
+
+
+@router.get(
+    "/{sweep_id}",
+    response_model=SweepOut,
+    responses=NOT_FOUND,
+    summary="One sweep: status, its trials, the leaderboard and the best trial",
+)
+def get_sweep(sweep_id: SweepId, session: ReadSession) -> SweepOut:
+    return service.to_out(session, service.get(session, sweep_id))
+
+
+@router.post(
+    "/{sweep_id}/cancel",
+    status_code=202,
+    response_model=SweepOut,
+    responses={**NOT_FOUND, 409: {"description": "Every trial has already finished", **PROBLEM}},
+    summary="Cancel a sweep's queued (at once) and running (at their next step batch) trials",
+)
+def cancel_sweep(sweep_id: SweepId, session: WriteSession) -> SweepOut:
+    sweep = service.cancel(session, sweep_id)
+    session.commit()
+    return service.to_out(session, sweep)

@@ -1,0 +1,195 @@
+"""POST /datasets: good .npz and CSV files are stored as .npy splits; every bad file is a 4xx."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from service.datasets import ingest
+from service.settings import Settings
+from tests.datasets.conftest import blobs, npz_bytes, upload
+
+pytestmark = pytest.mark.postgres
+
+
+def test_an_npz_with_every_split_is_stored_as_npy_files(
+    client: TestClient, settings: Settings
+) -> None:
+    X, y = blobs(90)
+    response = upload(
+        client,
+        npz_bytes(
+            X_train=X[:60],
+            y_train=y[:60],
+            X_val=X[60:75],
+            y_val=y[60:75],
+            X_test=X[75:],
+            y_test=y[75:],
+        ),
+        name="my blobs",
+    )
+
+    assert response.status_code == 201, response.json()
+    body = response.json()
+    assert response.headers["location"] == f"/datasets/{body['id']}"
+    assert body | {"id": None, "created_at": None, "size_bytes": None} == {
+        "id": None, "name": "my blobs", "builtin": False, "available": True, "reason": None,
+        "description": None, "n_train": 60, "n_val": 15, "n_test": 15, "n_features": 4,
+        "n_classes": 3, "dtype": "float32", "size_bytes": None, "created_at": None,
+    }  # fmt: skip
+    folder = settings.data_dir / body["id"]
+    np.testing.assert_array_equal(np.load(folder / "X_val.npy", allow_pickle=False), X[60:75])
+    np.testing.assert_array_equal(np.load(folder / "y_test.npy", allow_pickle=False), y[75:])
+    assert client.get(f"/datasets/{body['id']}").json() == body
+    listed = client.get("/datasets").json()["items"]
+    assert [d["id"] for d in listed if not d["builtin"]] == [body["id"]]
+    assert {d["id"] for d in listed if d["builtin"]} == {
+        "cifar10",
+        "digits",
+        "toy",
+        "blobs",
+        "spiral",
+    }
+
+
+def test_missing_splits_are_carved_from_train_by_the_documented_rule(
+    client: TestClient, settings: Settings
+) -> None:
+    X, y = blobs(50)
+    body = upload(client, npz_bytes(X_train=X, y_train=y)).json()
+
+    assert (body["n_train"], body["n_val"], body["n_test"]) == (40, 5, 5)
+    order = np.random.default_rng(0).permutation(50)
+    folder = settings.data_dir / body["id"]
+    np.testing.assert_array_equal(np.load(folder / "X_val.npy"), X[order[45:]])
+    np.testing.assert_array_equal(np.load(folder / "X_test.npy"), X[order[40:45]])
+    np.testing.assert_array_equal(np.load(folder / "X_train.npy"), X[np.sort(order[:40])])
+
+
+def test_a_csv_takes_its_labels_from_the_named_column_or_the_last(client: TestClient) -> None:
+    rows = "\n".join(f"{i},{i % 2},{i * 0.5}" for i in range(20))
+    named = upload(client, f"a,label,b\n{rows}\n".encode(), "points.csv", label_column="label")
+    last = upload(client, f"a,b,c\n{rows}\n".encode(), "points.csv")
+
+    assert named.status_code == 201, named.json()
+    assert named.json() | {"id": 0, "created_at": 0, "size_bytes": 0} == {
+        "id": 0, "name": "points", "builtin": False, "available": True, "reason": None,
+        "description": None, "n_train": 16, "n_val": 2, "n_test": 2, "n_features": 2,
+        "n_classes": 2, "dtype": "float64", "size_bytes": 0, "created_at": 0,
+    }  # fmt: skip
+    assert last.status_code == 422  # c holds 0.5 steps: not integer labels
+    assert last.json()["errors"][0]["loc"] == ["body", "file", "y_train"]
+
+
+def _object_array_npz() -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    X = np.empty((4, 2), dtype=object)
+    X[:] = 1.0
+    np.savez(buffer, X_train=X, y_train=np.array([0, 1, 0, 1]))  # pickles X
+    return buffer.getvalue()
+
+
+X4, Y4 = blobs(40)
+NAN = X4.copy()
+NAN[3, 1] = np.nan
+
+
+@pytest.mark.parametrize(
+    ("content", "filename", "status", "loc"),
+    [
+        (b"this is not a zip archive", "data.npz", 422, ["body", "file"]),
+        (b"\x80\x04\x95 pickled bytes", "data.pkl", 415, None),
+        (b"", "data.npz", 422, ["body", "file"]),
+        (_object_array_npz(), "data.npz", 422, ["body", "file", "X_train"]),
+        (npz_bytes(X_train=NAN, y_train=Y4), "data.npz", 422, ["body", "file", "X_train"]),
+        (npz_bytes(X_train=X4, y_train=Y4 - 1), "data.npz", 422, ["body", "file", "y_train"]),
+        (npz_bytes(X_train=X4, y_train=Y4 * 2), "data.npz", 422, ["body", "file", "y_train"]),
+        (npz_bytes(X_train=X4, y_train=Y4[:-1]), "data.npz", 422, ["body", "file", "y_train"]),
+        (npz_bytes(X_train=X4, y_train=Y4, X_val=X4[:, :3], y_val=Y4), "data.npz", 422,
+         ["body", "file", "X_val"]),
+        (npz_bytes(X_train=X4, y_train=np.zeros(40, dtype=np.int64)), "data.npz", 422,
+         ["body", "file", "y_train"]),
+        (npz_bytes(X_train=X4, y_train=Y4, X_val=X4), "data.npz", 422, ["body", "file", "X_val"]),
+        (npz_bytes(X_train=X4[:, 0], y_train=Y4), "data.npz", 422, ["body", "file", "X_train"]),
+        (npz_bytes(X_train=X4.astype(str), y_train=Y4), "data.npz", 422,
+         ["body", "file", "X_train"]),
+        (npz_bytes(X_train=X4[:0], y_train=Y4[:0]), "data.npz", 422, ["body", "file", "X_train"]),
+        (npz_bytes(X_train=X4, y_train=Y4, W=X4), "data.npz", 422, ["body", "file", "W.npy"]),
+        (b"a,b,label\n1,2,0\n3,oops,1\n", "data.csv", 422, ["body", "file"]),
+        (b"a,b,label\n", "data.csv", 422, ["body", "file"]),
+        (b"a,b,label\n1,2,0\n3,4\n", "data.csv", 422, ["body", "file"]),
+    ],
+    ids=["not-a-zip", "pickle-file", "empty", "object-array", "nan", "negative-label",
+         "label-gap", "rows-mismatch", "feature-mismatch", "one-class", "val-without-y",
+         "1-d-features", "strings", "no-rows", "unknown-member", "csv-text", "csv-no-rows",
+         "csv-ragged"],
+)  # fmt: skip
+def test_a_bad_file_is_a_problem_naming_what_is_wrong(
+    client: TestClient,
+    settings: Settings,
+    content: bytes,
+    filename: str,
+    status: int,
+    loc: list[str] | None,
+) -> None:
+    response = upload(client, content, filename)
+
+    assert response.status_code == status, response.json()
+    problem = response.json()
+    assert response.headers["content-type"] == "application/problem+json"
+    assert problem["status"] == status and problem["detail"]
+    if loc is not None:
+        assert loc in [error["loc"] for error in problem["errors"]]
+    assert not settings.data_dir.exists() or list(settings.data_dir.iterdir()) == []
+
+
+def test_an_unknown_label_column_is_named(client: TestClient) -> None:
+    response = upload(client, b"a,b\n1,0\n2,1\n", "x.csv", label_column="class")
+
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["loc"] == ["body", "label_column"]
+
+
+def test_an_oversized_upload_is_413_before_it_is_stored(
+    client: TestClient, settings: Settings
+) -> None:
+    big = np.zeros((settings.max_upload_bytes // 8 + 10, 1))
+    declared = upload(client, npz_bytes(X_train=big, y_train=np.arange(len(big)) % 2))
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: counted while it streams in
+        yield b"--b\r\nContent-Disposition: form-data; name=file; filename=x.npz\r\n\r\n"
+        for _ in range(settings.max_upload_bytes // 65536 + 2):
+            yield b"\0" * 65536
+
+    streamed = client.post(
+        "/datasets", content=chunks(), headers={"content-type": "multipart/form-data; boundary=b"}
+    )
+
+    for response in (declared, streamed):
+        assert response.status_code == 413
+        assert response.headers["content-type"] == "application/problem+json"
+    assert not settings.data_dir.exists() or list(settings.data_dir.iterdir()) == []
+
+
+def test_a_compressed_npz_is_measured_uncompressed(client: TestClient, settings: Settings) -> None:
+    import io
+
+    zeros = np.zeros((settings.max_upload_bytes // 8 + 10, 1))
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, X_train=zeros, y_train=np.arange(len(zeros)) % 2)
+    assert len(buffer.getvalue()) < settings.max_upload_bytes
+
+    assert upload(client, buffer.getvalue()).status_code == 413
+
+
+def test_carving_keeps_train_rows_in_order_and_needs_enough_rows() -> None:
+    parts = ingest.carve(10, ("val", "test"))
+
+    assert [len(parts[s]) for s in ("train", "val", "test")] == [8, 1, 1]
+    assert list(parts["train"]) == sorted(parts["train"])
+    assert sorted(np.concatenate(list(parts.values())).tolist()) == list(range(10))
