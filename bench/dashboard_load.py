@@ -1,0 +1,298 @@
+"""A dashboard's load on a training server: API latency and the jobs' steps per second.
+
+    python -m bench.dashboard_load [--seconds 20] [--clients 50] [--subscribers 5]
+
+Starts `descent serve --workers 2` on loopback with its own SQLite database and two long training
+jobs (the CIFAR-10 SVM recipe when the batches are here, else digits). Their steps per second are
+measured over three windows of the same length: quiet, loaded, quiet again. In the loaded window
+`clients` pollers each GET /jobs/{id} and /jobs/{id}/loss?after= every 200 ms (following the
+cursor like a live chart) and `subscribers` clients follow GET /jobs/{id}/events. The quiet
+windows on both sides are the baseline, so drift (a neighbour, thermal) shows as a gap between
+them rather than as load. Every loop is bounded in time; all traffic stays on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import timeit
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.common import cifar10_dir, table, write_report
+from service.db.session import Database
+from service.jobs import repository
+
+POLL_SECONDS = 0.2
+TARGET_P99_MS, TARGET_SLOWDOWN = 50.0, 0.10  # the issue's targets
+
+
+def job_spec(seed: int) -> tuple[str, dict[str, Any]]:
+    """The CIFAR-10 SVM recipe when the batches are here, else softmax on digits; both SGD."""
+    cifar = cifar10_dir() is not None
+    model = {"loss": "svm", "reg": 25000} if cifar else {"loss": "softmax", "reg": 1e-4}
+    spec = {"name": f"load-{seed}", "dataset": {"name": "cifar10" if cifar else "digits"},
+            "model": model, "seed": seed, "log_every": 1, "eval_every": 0,
+            "optimizer": {"type": "sgd", "learning_rate": 1e-7 if cifar else 1e-3,
+                          "batch_size": 200, "iterations": 1_000_000}}  # fmt: skip
+    return f"{'CIFAR-10 SVM' if cifar else 'digits softmax'} SGD, batch 200", spec
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of one process (Linux /proc), 0 if it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@contextmanager
+def serve(home: Path, port: int) -> Iterator[tuple[str, int]]:
+    env = {**os.environ, "DESCENT_DATABASE_URL": f"sqlite:///{home / 'descent.db'}",
+           "DESCENT_DATA_DIR": str(home / "data"), "DESCENT_LOG_LEVEL": "WARNING"}  # fmt: skip
+    found = cifar10_dir()
+    if found is not None:
+        env["DESCENT_CIFAR10_DIR"] = str(found)
+    descent = Path(sys.executable).parent / "descent"
+    command = [str(descent), "serve", "--port", str(port), "--workers", "2"]
+    process = subprocess.Popen(command, env=env, cwd=home)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit("descent serve did not become ready")
+            time.sleep(0.2)
+        yield base, process.pid
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+Mark = tuple[float, list[int], float, float]  # time, steps per job, API CPU s, workers' CPU s
+
+
+def steps(api: httpx.Client, ids: list[str], pid: int = 0) -> Mark:
+    done = [api.get(f"/jobs/{i}").json()["progress"]["step"] for i in ids]
+    try:
+        kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split() if pid else []
+    except OSError:
+        kids = []
+    workers = sum(cpu_seconds(int(child)) for child in kids)
+    return time.monotonic(), done, cpu_seconds(pid) if pid else 0.0, workers
+
+
+def rates(before: Mark, after: Mark) -> list[float]:
+    """Steps per second of each job, then the API's and the workers' CPU use (cores)."""
+    elapsed = after[0] - before[0]
+    speeds = [(b - a) / elapsed for a, b in zip(before[1], after[1], strict=True)]
+    return [*speeds, (after[2] - before[2]) / elapsed, (after[3] - before[3]) / elapsed]
+
+
+async def poller(base: str, job_id: str, until: float, samples: dict[str, list[float]]) -> int:
+    """GET the job and its new loss points every 200 ms until `until`; returns errors seen."""
+    errors, after = 0, -1
+    async with httpx.AsyncClient(base_url=base, timeout=10) as client:
+        next_tick = time.monotonic()
+        while time.monotonic() < until:
+            for name, path, params in (
+                ("job", f"/jobs/{job_id}", None),
+                ("loss", f"/jobs/{job_id}/loss", {"after": after}),
+            ):
+                start = time.perf_counter()
+                try:
+                    response = await client.get(path, params=params)
+                    samples[name].append(time.perf_counter() - start)
+                    if response.status_code != 200:
+                        errors += 1
+                    elif name == "loss" and response.json()["next_after"] is not None:
+                        after = response.json()["next_after"]
+                except httpx.HTTPError:
+                    errors += 1
+            next_tick += POLL_SECONDS
+            await asyncio.sleep(max(0.0, next_tick - time.monotonic()))
+    return errors
+
+
+async def subscriber(base: str, job_id: str, position: int, until: float) -> int:
+    """Follow the job's events until `until`; returns the number of events received."""
+    events, headers = 0, {"Last-Event-ID": str(position)}
+    async with httpx.AsyncClient(base_url=base, timeout=10) as client:
+        try:
+            async with asyncio.timeout(max(0.0, until - time.monotonic())):
+                async with client.stream("GET", f"/jobs/{job_id}/events", headers=headers) as r:
+                    async for line in r.aiter_lines():
+                        events += line.startswith("event:")
+        except TimeoutError:
+            pass
+    return events
+
+
+async def load(base: str, ids: list[str], positions: list[int], args: argparse.Namespace) -> Any:
+    until = time.monotonic() + args.seconds
+    samples: dict[str, list[float]] = {"job": [], "loss": []}
+    pollers = [poller(base, ids[i % len(ids)], until, samples) for i in range(args.clients)]
+    subscribers = [subscriber(base, ids[i % len(ids)], positions[i % len(ids)], until)
+                   for i in range(args.subscribers)]  # fmt: skip
+    results = await asyncio.gather(*pollers, *subscribers)
+    return samples, sum(results[: args.clients]), list(results[args.clients :])
+
+
+def percentiles(values: list[float]) -> list[str]:
+    if len(values) < 2:
+        return ["–"] * 4
+    cuts = statistics.quantiles(values, n=100, method="inclusive")
+    return [f"{1000 * v:.1f}" for v in (cuts[49], cuts[94], cuts[98], max(values))]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=20.0, help="length of each window")
+    for name, default in (("--clients", 50), ("--subscribers", 5), ("--port", 8791)):
+        parser.add_argument(name, type=int, default=default)
+    args = parser.parse_args([] if argv is None else argv)  # `python -m bench` passes none
+    load_before = os.getloadavg()
+    label, _ = job_spec(0)
+    with tempfile.TemporaryDirectory() as tmp, serve(Path(tmp), args.port) as (base, pid):
+        api = httpx.Client(base_url=base, timeout=30)
+        ids = [api.post("/jobs", json=job_spec(seed)[1]).json()["id"] for seed in (1, 2)]
+        deadline = time.monotonic() + 180
+        while min(steps(api, ids)[1]) < 200:  # both past loading and warm
+            if time.monotonic() > deadline:
+                raise SystemExit("the jobs did not start")
+            time.sleep(0.5)
+        single: dict[str, list[float]] = {"job": [], "loss": []}
+        asyncio.run(poller(base, ids[0], time.monotonic() + 5, single))
+        marks = [steps(api, ids, pid)]  # quiet, loaded, quiet: four marks, three windows
+        time.sleep(args.seconds)
+        marks.append(steps(api, ids, pid))
+        cpu = time.process_time()  # the load generator's own CPU: it shares the two cores
+        samples, errors, events = asyncio.run(load(base, ids, [s - 1 for s in marks[1][1]], args))
+        cpu = (time.process_time() - cpu) / args.seconds
+        marks.append(steps(api, ids, pid))
+        time.sleep(args.seconds)
+        marks.append(steps(api, ids, pid))
+        windows = [rates(a, b) for a, b in itertools.pairwise(marks)]
+        for job_id in ids:
+            api.post(f"/jobs/{job_id}/cancel")
+        api.close()
+        costs = read_costs(f"sqlite:///{Path(tmp) / 'descent.db'}", ids[0])
+        costs += f"\n\nThe load generator itself used {cpu:.2f} cores in the loaded window."
+    report(args, label, single, samples, errors, events, windows, load_before, costs)
+
+
+def read_costs(url: str, job_id: str) -> str:
+    """What one /loss poll reads at the end of the run: the new page, and COUNT(*) for `total`."""
+    database = Database(url)
+    with database.read() as session:
+        n = repository.count_points(session, job_id, "loss")
+        count = min(timeit.repeat(lambda: repository.count_points(session, job_id, "loss"),
+                                  number=1, repeat=30))  # fmt: skip
+        page = min(timeit.repeat(lambda: repository.points(session, job_id, "loss", after=n - 41,
+                                 limit=1000), number=1, repeat=30))  # fmt: skip
+    database.dispose()
+    return (f"With {n} loss points stored, the COUNT(*) behind a page's `total` takes "
+            f"{1000 * count:.2f} ms, reading the 40 newest points {1000 * page:.2f} ms (best of 30 "
+            "reads each, from the server's database after the run).")  # fmt: skip
+
+
+def report(
+    args: argparse.Namespace,
+    label: str,
+    single: dict[str, list[float]],
+    samples: dict[str, list[float]],
+    errors: int,
+    events: list[int],
+    windows: list[list[float]],
+    load_before: tuple[float, float, float],
+    costs: str,
+) -> None:
+    every = samples["job"] + samples["loss"]
+    rows = [[name, len(values), *percentiles(values)] for name, values in
+            (("GET /jobs/{id}", samples["job"]), ("GET /jobs/{id}/loss?after=", samples["loss"]),
+             ("all", every),
+             ("one client alone, before", single["job"] + single["loss"]))]  # fmt: skip
+    latency = table(["requests", "count", "p50 ms", "p95 ms", "p99 ms", "max ms"], rows)
+    quiet = [(a + c) / 2 for a, c in zip(windows[0][:2], windows[2][:2], strict=True)]
+    drops = [1 - loaded / base for loaded, base in zip(windows[1][:2], quiet, strict=True)]
+    changes = [f"{-100 * d:+.1f}%" for d in drops]
+    job_rows = [[f"job {k + 1}", f"{windows[0][k]:.0f}", f"{windows[1][k]:.0f}",
+                 f"{windows[2][k]:.0f}", changes[k]] for k in range(2)]  # fmt: skip
+    job_rows += [[name, *(f"{w[k]:.2f}" for w in windows),
+                  f"{windows[1][k] - (windows[0][k] + windows[2][k]) / 2:+.2f}"]
+                 for k, name in ((2, "API CPU (cores)"), (3, "workers' CPU"))]  # fmt: skip
+    speed = table(["", "quiet before", "loaded", "quiet after", "loaded vs quiet"], job_rows)
+    extra_cpu = (windows[1][2] - (windows[0][2] + windows[2][2]) / 2) * args.seconds
+    p99 = float(percentiles(every)[2]) if len(every) > 1 else float("nan")
+    drop = max(drops)
+    verdict = [
+        f"- API p99 {p99:.1f} ms (target < {TARGET_P99_MS:.0f} ms): "
+        f"{'met' if p99 < TARGET_P99_MS else 'MISSED'}.",
+        f"- Worst steps/s drop {100 * drop:.1f}% (target at most {100 * TARGET_SLOWDOWN:.0f}%): "
+        f"{'met' if drop <= TARGET_SLOWDOWN else 'MISSED'}.",
+        f"- Poll errors: {errors}. SSE events received per subscriber: {events}.",
+        f"- The API spent {1000 * extra_cpu / max(1, len(every)):.1f} ms of CPU per poll (SSE "
+        f"included): the {args.clients * 2 / POLL_SECONDS:.0f} polls/s asked for would need "
+        f"{extra_cpu / max(1, len(every)) * args.clients * 2 / POLL_SECONDS:.1f} cores.",
+        f"- Load average before the run: {', '.join(f'{v:.2f}' for v in load_before)} "
+        f"({os.cpu_count()} cores).",
+    ]
+    drift = [abs(a - c) / max(a, c) for a, c in zip(windows[0][:2], windows[2][:2], strict=True)]
+    if max(drift) > 0.05 or load_before[0] > 0.5:
+        verdict.append(
+            f"- The quiet windows differ by up to {100 * max(drift):.0f}% or the machine was "
+            "already busy: other work shared the cores, so read the figures as disturbed."
+        )
+    body = f"""
+{args.clients} pollers (GET /jobs/{{id}} and /jobs/{{id}}/loss?after= every
+{POLL_SECONDS * 1000:.0f} ms each, following the cursor) and {args.subscribers} SSE subscribers
+(GET /jobs/{{id}}/events) against `descent serve --workers 2` (SQLite) while two jobs train
+({label}, a loss point every step). Windows of {args.seconds:.0f} s: quiet, loaded, quiet
+again; the baseline is the mean of the quiet ones. The load generator (one asyncio process,
+httpx) runs on the same machine, so its own CPU counts against the server and the workers.
+
+## API latency under load
+
+{latency}
+
+## Training speed (steps per second)
+
+{speed}
+
+## What one poll costs the server
+
+{costs}
+
+## Verdict
+
+{chr(10).join(verdict)}
+"""
+    command = f".venv/bin/python -m bench.dashboard_load --seconds {args.seconds:g} " \
+              f"--clients {args.clients} --subscribers {args.subscribers}"  # fmt: skip
+    write_report("dashboard_load", "Dashboard load", command, body)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
