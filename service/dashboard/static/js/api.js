@@ -3,9 +3,17 @@
 
 const TOKEN_KEY = "descent.token";
 
+// The token is asked for once, on the first 401, and kept for this browser session only.
 function headers(extra = {}) {
-  const token = localStorage.getItem(TOKEN_KEY);
+  const token = sessionStorage.getItem(TOKEN_KEY);
   return token ? { ...extra, Authorization: `Bearer ${token}` } : { ...extra };
+}
+
+function askForToken() {
+  const token = window.prompt("This Descent server needs an API token (DESCENT_API_TOKEN):");
+  if (!token) return false;
+  sessionStorage.setItem(TOKEN_KEY, token.trim());
+  return true;
 }
 
 export class ApiError extends Error {
@@ -21,9 +29,13 @@ async function request(method, path, { params, body } = {}) {
   for (const [key, value] of Object.entries(params || {})) {
     if (value !== undefined && value !== null && value !== "") url.searchParams.set(key, value);
   }
-  const init = { method, headers: headers(body ? { "Content-Type": "application/json" } : {}) };
-  if (body !== undefined) init.body = JSON.stringify(body);
-  const response = await fetch(url, init);
+  const send = () => {
+    const init = { method, headers: headers(body ? { "Content-Type": "application/json" } : {}) };
+    if (body !== undefined) init.body = JSON.stringify(body);
+    return fetch(url, init);
+  };
+  let response = await send();
+  if (response.status === 401 && askForToken()) response = await send();
   if (response.status === 204) return null;
   const text = await response.text();
   const data = text ? JSON.parse(text) : null;
