@@ -1,40 +1,37 @@
-"""The `descent` command: serve (API + workers), worker, migrate."""
+"""The `descent` command: the server side (serve, worker, migrate, prune) and a client of a
+running server (submit, jobs, show, loss, weights, cancel; see service/client/commands.py)."""
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import signal
 import sys
 from collections.abc import Sequence
 from types import FrameType
-from typing import NoReturn
+from typing import Annotated, NoReturn
 
+import typer
+
+from service.client.commands import register
 from service.settings import get_settings
 
 log = logging.getLogger("descent.cli")
 
+app = typer.Typer(
+    name="descent",
+    help="Descent: train linear classifiers with the optimizers of CS231n's SGD notes.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="descent", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
 
-    serve = commands.add_parser("serve", help="migrate, then run the API and N workers")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--workers", type=int, default=1, help="worker processes (0 = API only)")
-
-    worker = commands.add_parser("worker", help="run a standalone worker")
-    worker.add_argument("--concurrency", type=int, default=1, help="jobs run at once (processes)")
-    worker.add_argument("--burst", action="store_true", help="exit when the queue is empty")
-
-    commands.add_parser("migrate", help="apply database migrations (alembic upgrade head)")
-    prune = commands.add_parser(
-        "prune", help="downsample finished jobs' history older than DESCENT_RETENTION_DAYS"
+def _configure_logging() -> None:
+    logging.basicConfig(
+        level=get_settings().log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
-    prune.add_argument("--days", type=float, default=None, help="override the retention period")
-    return parser
 
 
 def _migrate() -> int:
@@ -102,21 +99,60 @@ def _worker(concurrency: int, burst: bool) -> NoReturn:
     os.execv(sys.executable, args + (["--burst"] if burst else []))
 
 
+@app.command(rich_help_panel="Server")
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes (0 = API only).")] = 1,
+) -> None:
+    """Migrate, then run the API and N workers."""
+    _configure_logging()
+    if workers < 0:
+        raise SystemExit("--workers must be 0 or more")
+    _serve(host, port, workers)
+
+
+@app.command(rich_help_panel="Server")
+def worker(
+    concurrency: Annotated[int, typer.Option(help="Jobs run at once (processes).")] = 1,
+    burst: Annotated[bool, typer.Option("--burst", help="Exit when the queue is empty.")] = False,
+) -> None:
+    """Run a standalone worker."""
+    _configure_logging()
+    _worker(concurrency, burst)
+
+
+@app.command(rich_help_panel="Server")
+def migrate() -> None:
+    """Apply database migrations (alembic upgrade head)."""
+    _configure_logging()
+    _migrate()
+
+
+@app.command(rich_help_panel="Server")
+def prune(
+    days: Annotated[
+        float | None, typer.Option(help="Override the retention period.", show_default=False)
+    ] = None,
+) -> None:
+    """Downsample finished jobs' history older than DESCENT_RETENTION_DAYS."""
+    _configure_logging()
+    _prune(days)
+
+
+register(app)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=get_settings().log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
-    if args.command == "migrate":
-        return _migrate()
-    if args.command == "prune":
-        return _prune(args.days)
-    if args.command == "serve":
-        if args.workers < 0:
-            raise SystemExit("--workers must be 0 or more")
-        return _serve(args.host, args.port, args.workers)
-    return _worker(args.concurrency, args.burst)
+    """Run `descent`; the exit code (a SystemExit message goes to stderr, with code 1)."""
+    try:
+        app(args=list(argv) if argv is not None else None, prog_name="descent")
+    except SystemExit as exc:
+        if exc.code is None or isinstance(exc.code, int):
+            return exc.code or 0
+        print(exc.code, file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,186 @@
+"""AsyncDescentClient: the same API as DescentClient, for asyncio (and trio) code."""
+
+from __future__ import annotations
+
+import builtins
+import time
+from collections.abc import AsyncIterator, Mapping
+from types import TracebackType
+from typing import Any
+
+import anyio
+import httpx
+import numpy as np
+from httpx_sse import SSEError, aconnect_sse
+
+from service.client import _base
+from service.client._base import DescentConnectionError, DescentError, Event
+from service.jobs.schemas import JobOut, JobPage, LossPage, LossPoint, SeriesPoint
+from service.jobs.spec import JobSpec
+
+
+class AsyncDescentClient:
+    """An async client of one Descent server; see DescentClient for the conventions.
+
+    Pass `http` to use an httpx.AsyncClient of your own (for example one on
+    `httpx.ASGITransport(app)`): its base URL is used and it is not closed here.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        token: str | None = None,
+        *,
+        timeout: float = 30.0,
+        http: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.url = str(http.base_url).rstrip("/") if http is not None else _base.base_url(url)
+        self._headers = _base.default_headers(_base.api_token(token))
+        self._owned = http is None
+        self._http = http or httpx.AsyncClient(base_url=self.url, timeout=timeout)
+
+    async def __aenter__(self) -> AsyncDescentClient:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._owned:
+            await self._http.aclose()
+
+    async def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        headers = {**self._headers, **kwargs.pop("headers", {})}
+        try:
+            response = await self._http.request(method, path, headers=headers, **kwargs)
+        except httpx.TransportError as exc:
+            raise DescentConnectionError(self.url, exc) from exc
+        return _base.checked(response)
+
+    # Jobs
+
+    async def submit(
+        self, spec: Mapping[str, Any] | JobSpec, idempotency_key: str | None = None
+    ) -> JobOut:
+        headers = _base.submit_headers(idempotency_key)
+        response = await self._send("POST", "/jobs", json=_base.spec_body(spec), headers=headers)
+        return JobOut.model_validate_json(response.content)
+
+    async def get(self, job_id: str) -> JobOut:
+        response = await self._send("GET", _base.job_path(job_id))
+        return JobOut.model_validate_json(response.content)
+
+    async def list(
+        self,
+        status: str | None = None,
+        task: str | None = None,
+        limit: int | None = None,
+        *,
+        page_size: int = 100,
+    ) -> AsyncIterator[JobOut]:
+        cursor: str | None = None
+        remaining = limit
+        while remaining is None or remaining > 0:
+            size = page_size if remaining is None else min(page_size, remaining)
+            params = _base.list_params(status, task, size)
+            if cursor is not None:
+                params["cursor"] = cursor
+            response = await self._send("GET", "/jobs", params=params)
+            page = JobPage.model_validate_json(response.content)
+            for job in page.items:
+                yield job
+            if remaining is not None:
+                remaining -= len(page.items)
+            if page.next_cursor is None or not page.items:
+                return
+            cursor = page.next_cursor
+
+    async def cancel(self, job_id: str) -> JobOut:
+        response = await self._send("POST", _base.job_path(job_id, "cancel"))
+        return JobOut.model_validate_json(response.content)
+
+    async def delete(self, job_id: str) -> None:
+        await self._send("DELETE", _base.job_path(job_id))
+
+    async def result(self, job_id: str) -> dict[str, Any]:
+        body: dict[str, Any] = (await self._send("GET", _base.job_path(job_id, "result"))).json()
+        return body
+
+    async def wait(self, job_id: str, timeout: float | None = None, poll: float = 0.2) -> JobOut:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            job = await self.get(job_id)
+            if job.status in _base.TERMINAL:
+                return job
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"job {job_id} is still {job.status} after {timeout} s")
+            await anyio.sleep(poll)
+
+    # History and weights
+
+    async def series(
+        self, job_id: str, name: str, max_points: int | None = None
+    ) -> builtins.list[SeriesPoint]:
+        path = _base.series_path(job_id, name)
+        if max_points is not None:
+            page = (await self._send("GET", path, params={"max_points": max_points})).json()
+            return _base.series_points(page, name)
+        points: builtins.list[SeriesPoint] = []
+        after = -1
+        while True:
+            params = {"after": after, "limit": _base.PAGE_SIZE}
+            page = (await self._send("GET", path, params=params)).json()
+            points += _base.series_points(page, name)
+            if page["next_after"] is None or not page["points"]:
+                return points
+            after = page["next_after"]
+
+    async def loss(self, job_id: str, max_points: int | None = None) -> builtins.list[LossPoint]:
+        if max_points is not None:
+            response = await self._send(
+                "GET", _base.job_path(job_id, "loss"), params={"max_points": max_points}
+            )
+            return LossPage.model_validate_json(response.content).points
+        points = await self.series(job_id, "loss")
+        return [LossPoint(step=p.step, loss=p.value) for p in points]
+
+    async def weights(self, job_id: str) -> np.ndarray:
+        path = _base.job_path(job_id, "weights")
+        response = await self._send("GET", path, params={"format": "npy"})
+        return _base.load_npy(response.content)
+
+    async def events(self, job_id: str, last_event_id: str | None = None) -> AsyncIterator[Event]:
+        headers = {**self._headers, "Accept": "text/event-stream"}
+        timeout = httpx.Timeout(self._http.timeout.connect, read=_base.STREAM_READ_TIMEOUT)
+        path = _base.job_path(job_id, "events")
+        failures = 0
+        while True:
+            if last_event_id is not None:
+                headers["Last-Event-ID"] = last_event_id
+            try:
+                async with aconnect_sse(
+                    self._http, "GET", path, headers=headers, timeout=timeout
+                ) as src:
+                    if src.response.status_code >= 400:
+                        await src.response.aread()
+                        raise DescentError.from_response(src.response)
+                    async for sse in src.aiter_sse():
+                        event = _base.to_event(sse.event, sse.data, sse.id)
+                        last_event_id = event.id or last_event_id
+                        failures = 0
+                        yield event
+                        if event.event == "end":
+                            return
+            except SSEError as exc:
+                raise DescentError(0, "Not an event stream", str(exc)) from exc
+            except httpx.TransportError as exc:
+                failures += 1
+                if failures > _base.RECONNECTS:
+                    raise DescentConnectionError(self.url, exc) from exc
+            else:
+                failures += 1
+                if failures > _base.RECONNECTS:
+                    raise DescentError(0, "Stream ended", f"the event stream of {job_id} ended")
+            await anyio.sleep(_base.backoff(failures))

@@ -1,0 +1,52 @@
+"""`descent migrate / prune / serve / worker` behave as they did before the typer rewrite
+(`descent serve` itself is driven by every e2e test)."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from tests.cli.conftest import descent
+
+pytestmark = pytest.mark.e2e
+
+
+def server_env(tmp_path: Path) -> dict[str, str]:
+    return {
+        "DESCENT_DATABASE_URL": f"sqlite:///{tmp_path / 'descent.db'}",
+        "DESCENT_DATA_DIR": str(tmp_path / "data"),
+        "DESCENT_LOG_LEVEL": "WARNING",
+        "DESCENT_RETENTION_DAYS": "",
+    }
+
+
+def test_migrate_prune_and_a_burst_worker_on_a_new_database(tmp_path: Path) -> None:
+    env = server_env(tmp_path)
+
+    migrated = descent("migrate", url=None, env=env, cwd=tmp_path)
+    assert migrated.returncode == 0, migrated.stderr
+    with sqlite3.connect(tmp_path / "descent.db") as db:
+        assert db.execute("SELECT count(*) FROM alembic_version").fetchone() == (1,)
+
+    pruned = descent("prune", "--days", "30", url=None, env=env, cwd=tmp_path)
+    assert pruned.returncode == 0, pruned.stderr
+    assert pruned.stdout == "downsampled the history of 0 finished job(s)\n"
+
+    no_period = descent("prune", url=None, env=env, cwd=tmp_path)
+    assert no_period.returncode == 1
+    assert no_period.stderr.strip().endswith(
+        "no retention period: set DESCENT_RETENTION_DAYS or pass --days"
+    )
+
+    burst = descent("worker", "--burst", url=None, env=env, cwd=tmp_path)
+    assert burst.returncode == 0, burst.stderr
+
+
+def test_serve_refuses_a_negative_worker_count(tmp_path: Path) -> None:
+    result = descent("serve", "--workers", "-1", url=None, env=server_env(tmp_path), cwd=tmp_path)
+
+    assert result.returncode == 1
+    assert result.stderr.strip() == "--workers must be 0 or more"
+    assert not (tmp_path / "descent.db").exists()  # refused before migrating
