@@ -40,7 +40,9 @@ class Worker:
         )
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self.stopping = threading.Event()
-        self.data = DataPreparer(settings.dataset_cache_bytes, settings.cifar10_dir)
+        self.data = DataPreparer(
+            settings.dataset_cache_bytes, settings.cifar10_dir, settings.data_dir
+        )
         self.jobs_done = 0
         self._last_maintenance = -MAINTENANCE_SECONDS
 

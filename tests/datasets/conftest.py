@@ -29,7 +29,6 @@ def client(settings: Settings) -> Iterator[TestClient]:
 @pytest.fixture
 def worker(settings: Settings) -> Iterator[Worker]:
     worker = Worker(settings)
-    worker.data.data_dir = settings.data_dir  # uploads under this test's DESCENT_DATA_DIR
     yield worker
     worker.database.dispose()
 

@@ -27,7 +27,6 @@ def client(settings: Settings) -> Iterator[TestClient]:
 @pytest.fixture
 def drain(settings: Settings) -> Iterator[Callable[[], int]]:
     worker = Worker(settings)
-    worker.data.data_dir = settings.data_dir
     yield lambda: worker.run(burst=True)
     worker.database.dispose()
 
