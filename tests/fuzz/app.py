@@ -7,6 +7,8 @@ before the first request.
 
 from __future__ import annotations
 
+import atexit
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -14,6 +16,7 @@ from service.app import create_app
 from tests.conftest import make_settings
 
 HOME = Path(tempfile.mkdtemp(prefix="descent-fuzz-"))
+atexit.register(shutil.rmtree, HOME, True)  # also when the fuzz tests were deselected
 DATABASE = HOME / "descent.db"
 SETTINGS = make_settings(
     f"sqlite:///{DATABASE}",
