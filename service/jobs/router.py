@@ -70,27 +70,14 @@ def submit_job(
         Header(description="Makes retries safe: the same key and body replay the first response."),
     ] = None,
 ) -> Any:
+    def create(session: Session) -> idempotency.Created:
+        job = service.submit(session, spec, settings)
+        return service.to_out(job).model_dump(mode="json"), {"Location": f"/jobs/{job.id}"}
+
     body = spec.model_dump(mode="json", exclude_unset=True)
-    scope = "POST /jobs"
-    if idempotency_key is not None:
-        stored = idempotency.claim(
-            database, scope, idempotency_key, body, settings.idempotency_ttl_seconds
-        )
-        if stored is not None:
-            return JSONResponse(stored.body, status_code=stored.status, headers=stored.headers)
-    try:
-        with database.write() as session:
-            job = service.submit(session, spec, settings)
-            out = service.to_out(job).model_dump(mode="json")
-            headers = {"Location": f"/jobs/{job.id}"}
-            if idempotency_key is not None:
-                idempotency.complete(session, scope, idempotency_key, 202, out, headers)
-            session.commit()
-    except Exception:
-        if idempotency_key is not None:
-            idempotency.abandon(database, scope, idempotency_key)
-        raise
-    return JSONResponse(out, status_code=202, headers=headers)
+    return idempotency.create_once(
+        database, "POST /jobs", idempotency_key, body, settings.idempotency_ttl_seconds, create
+    )
 
 
 @router.get("", response_model=JobPage, summary="List jobs, newest first")

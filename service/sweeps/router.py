@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Path, Query
-from fastapi.responses import JSONResponse
+from sqlalchemy.orm import Session
 
 from service import idempotency
 from service.deps import DatabaseDep, ReadSession, SettingsDep, WriteSession
@@ -43,26 +43,15 @@ def submit_sweep(
         Header(description="Makes retries safe: the same key and body replay the first response."),
     ] = None,
 ) -> Any:
+    def create(session: Session) -> idempotency.Created:
+        sweep = service.submit(session, request, settings)
+        out = service.to_out(session, sweep).model_dump(mode="json")
+        return out, {"Location": f"/sweeps/{sweep.id}"}
+
     body = request.model_dump(mode="json", exclude_unset=True)
-    if idempotency_key is not None:
-        stored = idempotency.claim(
-            database, SCOPE, idempotency_key, body, settings.idempotency_ttl_seconds
-        )
-        if stored is not None:
-            return JSONResponse(stored.body, status_code=stored.status, headers=stored.headers)
-    try:
-        with database.write() as session:
-            sweep = service.submit(session, request, settings)
-            out = service.to_out(session, sweep).model_dump(mode="json")
-            headers = {"Location": f"/sweeps/{sweep.id}"}
-            if idempotency_key is not None:
-                idempotency.complete(session, SCOPE, idempotency_key, 202, out, headers)
-            session.commit()
-    except Exception:
-        if idempotency_key is not None:
-            idempotency.abandon(database, SCOPE, idempotency_key)
-        raise
-    return JSONResponse(out, status_code=202, headers=headers)
+    return idempotency.create_once(
+        database, SCOPE, idempotency_key, body, settings.idempotency_ttl_seconds, create
+    )
 
 
 @router.get("", response_model=SweepPage, summary="List sweeps, newest first")
