@@ -23,6 +23,7 @@ from numpy.typing import NDArray
 from worker.engine.arrays import FloatArray, IntArray
 from worker.engine.gradients import Difference
 from worker.engine.losses import LossFunction
+from worker.engine.scoreloss import l2
 
 BoolArray = NDArray[np.bool_]
 F64 = NDArray[np.float64]
@@ -110,12 +111,7 @@ def _svm(
             kinks |= (to_j @ crossed + to_y @ crossed) > 0.0
     grad *= 1.0 / n_rows
     grad += _l2_difference(W, loss.reg, h, difference)
-    return data_loss + _l2(W, loss.reg), grad, kinks
-
-
-def _l2(W: FloatArray, reg: float) -> float:
-    flat = W.ravel().astype(np.float64)
-    return reg * float(flat @ flat) if reg else 0.0
+    return data_loss + l2(W, loss.reg), grad, kinks
 
 
 def _softmax(
@@ -154,7 +150,7 @@ def _softmax(
     scale = 1.0 / h if difference == "forward" else 0.5 / h
     grad = (scale * moved - correct) / n_rows
     grad += _l2_difference(W, loss.reg, h, difference)
-    return data_loss + _l2(W, loss.reg), grad
+    return data_loss + l2(W, loss.reg), grad
 
 
 def loss_and_numerical_gradient(
