@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
+from service import openapi
 from service.auth import BearerAuth
 from service.dashboard.router import router as dashboard_router
 from service.datasets.body_limit import BodySizeLimit
@@ -54,6 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes)
     app.add_middleware(BearerAuth, token=settings.api_token)
     app.add_middleware(HttpMetrics, registry=registry)  # outermost: times every answer
+    openapi.install(app, token_required=bool(settings.api_token))
     app.include_router(health_router)
     app.include_router(metrics_router)
     app.include_router(jobs_router)

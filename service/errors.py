@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from http import HTTPStatus
 from typing import Any
@@ -11,6 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_JSON = "application/problem+json"
@@ -76,6 +78,23 @@ def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     return errors
 
 
+def _method_not_allowed(request: Request, fallback: str) -> JSONResponse:
+    """405 with an Allow header naming every method of the resource (RFC 9110), not one route's.
+
+    The methods come from the OpenAPI document's path templates that match the request's path.
+    """
+    allowed: set[str] = set()
+    for template, item in request.app.openapi().get("paths", {}).items():
+        pattern = "^" + re.sub(r"\\{[^/]+?\\}", "[^/]+", re.escape(template)) + "$"
+        if re.match(pattern, request.url.path):
+            allowed |= {method.upper() for method in item}
+    if "GET" in allowed:
+        allowed.add("HEAD")
+    response = problem(405, "Method Not Allowed")
+    response.headers["Allow"] = ", ".join(sorted(allowed)) if allowed else fallback
+    return response
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain(_request: Request, exc: DomainError) -> JSONResponse:
@@ -88,11 +107,25 @@ def install_error_handlers(app: FastAPI) -> None:
         return problem(422, f"Invalid request: {fields}", slug="validation-error", errors=errors)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and str(exc.detail).startswith("There was an error parsing"):
+            # FastAPI's answer to a body it cannot decode (not UTF-8, nested too deeply): the
+            # same 422 as any other malformed JSON.
+            errors = [{"loc": ["body"], "msg": "Invalid JSON body", "type": "json_invalid"}]
+            return problem(422, "Invalid request: body", slug="validation-error", errors=errors)
+        if exc.status_code == 405:
+            return _method_not_allowed(request, (exc.headers or {}).get("Allow", ""))
         response = problem(exc.status_code, str(exc.detail))
         if exc.headers:
             response.headers.update(exc.headers)
         return response
+
+    @app.exception_handler(DataError)
+    async def _data(_request: Request, exc: DataError) -> JSONResponse:
+        # The database refused a value (PostgreSQL: a NUL character in text): the client's input.
+        log.info("database refused a value: %s", exc.orig)
+        detail = "The request holds a value the database cannot store (such as a NUL character)"
+        return problem(422, detail, slug="validation-error", errors=[])
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     max_iterations: int = Field(
         1_000_000, gt=0, description="Upper bound on iterations and trials."
     )
+    max_generated_values: int = Field(
+        50_000_000, gt=0, description="Largest blobs/spiral data set, in rows x features."
+    )
     max_page_limit: int = Field(10_000, gt=0, description="Upper bound on a page's `limit`.")
     max_sweep_trials: int = Field(
         1_000, gt=0, description="Most trials a sweep may create (grid size or random trials)."

@@ -56,6 +56,16 @@ def _resolve_dataset(session: Session, spec: JobSpec, settings: Settings) -> Res
     problems += [
         (("body", "dataset", "n_train"), msg) for msg in catalog.size_problems(ref.name, *sizes)
     ]
+    rows = sum(sizes)
+    width = resolved.get("n_features") or defaults.n_features
+    if ref.name in ("blobs", "spiral") and rows * width > settings.max_generated_values:
+        problems.append(
+            (
+                ("body", "dataset", "n_train"),
+                f"a generated data set may hold at most {settings.max_generated_values} values "
+                f"(rows x features, DESCENT_MAX_GENERATED_VALUES); this one has {rows * width}",
+            )
+        )
     if problems:
         raise InvalidInput(f"Invalid dataset for {ref.name}", problems)
     for key in catalog.OPTION_FIELDS:

@@ -19,11 +19,10 @@ from hypothesis import HealthCheck, settings
 from schemathesis import checks
 
 from tests.fuzz.app import APP
-from tests.fuzz.known import patched_openapi
 
 EXAMPLES = int(os.environ.get("DESCENT_FUZZ_EXAMPLES", "20"))
 
-schema = schemathesis.openapi.from_dict(patched_openapi(APP.openapi()))
+schema = schemathesis.openapi.from_dict(APP.openapi())
 schema.app = APP
 schema.location = "/openapi.json"
 
