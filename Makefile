@@ -13,7 +13,7 @@ ifneq ($(wildcard $(CIFAR10)/data_batch_1),)
 export DESCENT_CIFAR10_DIR ?= $(CIFAR10)
 endif
 
-.PHONY: serve test install install-test lint typecheck contracts pytest bench clean
+.PHONY: serve test install install-test lint typecheck contracts pytest bench reproduce clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,9 @@ test: lint typecheck contracts pytest
 
 bench: install-test
 	$(BIN)/python -m bench
+
+reproduce: install-test
+	$(BIN)/python -m bench reproduce
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
