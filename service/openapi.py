@@ -43,6 +43,53 @@ PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 PROBLEM_CONTENT = {"application/problem+json": {"schema": PROBLEM_REF}}
 
 
+def _example(schema: dict[str, Any], schemas: dict[str, Any], depth: int = 0) -> Any:
+    """A valid-looking instance of `schema`: its own example, its default, or one built from its
+    properties (required ones and those with defaults), respecting simple bounds."""
+    if depth > 8:
+        return None
+    if "$ref" in schema:
+        return _example(schemas[schema["$ref"].rsplit("/", 1)[-1]], schemas, depth + 1)
+    for key in ("examples", "example"):
+        if key in schema:
+            return schema[key][0] if key == "examples" else schema[key]
+    if "default" in schema:
+        return schema["default"]
+    if "const" in schema:
+        return schema["const"]
+    if "enum" in schema:
+        return schema["enum"][0]
+    for key in ("oneOf", "anyOf"):
+        options = [o for o in schema.get(key, []) if o.get("type") != "null"]
+        if options:
+            return _example(options[0], schemas, depth + 1)
+    kind = schema.get("type")
+    if kind == "object" or "properties" in schema:
+        properties = schema.get("properties", {})
+        wanted = set(schema.get("required", [])) | {
+            name for name, prop in properties.items() if "default" in prop
+        }
+        return {name: _example(properties[name], schemas, depth + 1) for name in properties
+                if name in wanted}  # fmt: skip
+    if kind == "array":
+        return [_example(schema.get("items", {}), schemas, depth + 1)]
+    if kind in ("integer", "number"):
+        low = schema.get("minimum", schema.get("exclusiveMinimum", 0))
+        value = max(low, 1) if "exclusiveMinimum" in schema else max(low, 0)
+        return int(value) if kind == "integer" else float(value)
+    if kind == "boolean":
+        return False
+    if kind == "string":
+        return "string" if schema.get("format") != "date-time" else "2026-01-01T00:00:00Z"
+    return None
+
+
+def _add_examples(schemas: dict[str, Any]) -> None:
+    for schema in schemas.values():
+        if "examples" not in schema and "example" not in schema:
+            schema["examples"] = [_example(schema, schemas)]
+
+
 def _document(app: FastAPI, token_required: bool) -> dict[str, Any]:
     schema = get_openapi(
         title=app.title, version=app.version, description=app.description, routes=app.routes
@@ -52,6 +99,7 @@ def _document(app: FastAPI, token_required: bool) -> dict[str, Any]:
     schemas["Problem"] = PROBLEM_SCHEMA
     for name in ("HTTPValidationError", "ValidationError"):
         schemas.pop(name, None)
+    _add_examples(schemas)
     if token_required:
         components["securitySchemes"] = {
             "bearer": {"type": "http", "scheme": "bearer", "description": "DESCENT_API_TOKEN"}

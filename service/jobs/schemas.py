@@ -44,20 +44,40 @@ class Timings(BaseModel):
     run_s: FiniteFloat = None
 
 
+JOB_EXAMPLE: dict[str, Any] = {
+    "id": "019a6f0c2b4d7e8f9a0b1c2d3e4f5a6b",
+    "status": "running",
+    "task": "train",
+    "name": "svm-sgd-baseline",
+    "spec": {"task": "train", "dataset": {"name": "cifar10"}, "optimizer": {"type": "sgd"}},
+    "progress": {"step": 420, "total": 1500, "fraction": 0.28},
+    "metrics": {"loss": 8.91, "best_loss": 8.7, "train_accuracy": 0.31, "val_accuracy": 0.30,
+                "test_accuracy": None},
+    "error": None,
+    "attempts": 1,
+    "timings": {"queued_s": 0.02, "load_s": 1.9, "run_s": 0.8},
+    "created_at": "2026-11-26T22:30:00Z",
+    "started_at": "2026-11-26T22:30:00.020000Z",
+    "finished_at": None,
+}  # fmt: skip
+
+
 class JobOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [JOB_EXAMPLE]})
+
     id: str
     status: str = Field(examples=["running"])
     task: str
-    name: str | None
+    name: str | None = None
     spec: dict[str, Any]
     progress: Progress
     metrics: JobMetrics
-    error: JobError | None
+    error: JobError | None = None
     attempts: int
     timings: Timings
     created_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
 
 
 class JobPage(BaseModel):
