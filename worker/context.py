@@ -89,7 +89,12 @@ class JobContext:
         resume = in_transaction(self.database, work)
         if resume is not None:
             self._last_checkpoint_step = resume.step
-            log.info("job %s resumes from step %d", self.job_id, resume.step)
+            log.info(
+                "job %s resumes from step %d",
+                self.job_id,
+                resume.step,
+                extra={"job_id": self.job_id},
+            )
         return resume
 
     # ---- while running -----------------------------------------------------------------------
@@ -186,8 +191,14 @@ class Heartbeat:
             try:
                 self.context.heartbeat()
             except LeaseLost:
-                log.warning("job %s: lease lost", self.context.job_id)
+                log.warning(
+                    "job %s: lease lost", self.context.job_id, extra={"job_id": self.context.job_id}
+                )
                 self.context.lease_lost.set()
                 return
             except Exception:  # a failed renewal is retried at the next beat
-                log.exception("job %s: heartbeat failed", self.context.job_id)
+                log.exception(
+                    "job %s: heartbeat failed",
+                    self.context.job_id,
+                    extra={"job_id": self.context.job_id},
+                )

@@ -111,16 +111,25 @@ class Worker:
 
     # ---- one job -----------------------------------------------------------------------------
     def execute(self, claimed: store.ClaimedJob) -> None:
-        log.info("job %s claimed (attempt %d)", claimed.id, claimed.attempts)
+        log.info(
+            "job %s claimed (attempt %d)",
+            claimed.id,
+            claimed.attempts,
+            extra={"job_id": claimed.id},
+        )
         context = JobContext(self.settings, self.database, self.owner, claimed, self.stopping)
         try:
             with Heartbeat(context):
                 outcome = self._run(context)
             context.end(outcome)
         except LeaseLost:
-            log.warning("job %s: lease lost, another worker has it", claimed.id)
+            log.warning(
+                "job %s: lease lost, another worker has it",
+                claimed.id,
+                extra={"job_id": claimed.id},
+            )
             return
-        log.info("job %s %s", claimed.id, outcome.status)
+        log.info("job %s %s", claimed.id, outcome.status, extra={"job_id": claimed.id})
 
     def _run(self, context: JobContext) -> Outcome:
         try:
@@ -133,8 +142,13 @@ class Worker:
             except ValueError as exc:
                 return _failed("invalid_dataset", str(exc))
             context.timings["load_s"] = time.perf_counter() - started
-            log.info("job %s: data ready in %.2fs (cache %s)", context.job_id,
-                     context.timings["load_s"], "hit" if cache_hit else "miss")  # fmt: skip
+            log.info(
+                "job %s: data ready in %.2fs (cache %s)",
+                context.job_id,
+                context.timings["load_s"],
+                "hit" if cache_hit else "miss",
+                extra={"job_id": context.job_id},
+            )
             pre = data.preprocessor
             arrays = {name: (stat, 0) for name, stat in (("mean", pre.mean), ("std", pre.std))
                       if stat is not None}  # fmt: skip
@@ -147,7 +161,7 @@ class Worker:
         except LeaseLost:
             raise
         except Exception as exc:
-            log.exception("job %s failed", context.job_id)
+            log.exception("job %s failed", context.job_id, extra={"job_id": context.job_id})
             return _failed("internal_error", f"{type(exc).__name__}: {exc}")
 
     def _dispatch(self, context: JobContext, data: PreparedData, resume: Resume | None) -> Outcome:
