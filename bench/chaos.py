@@ -220,6 +220,8 @@ def main(argv: list[str] | None = None) -> None:
     body = table(list(result), [list(result.values())])
     verdict = "All zero: nothing lost, nothing done twice." if ok else "FAILURES above."
     command = f"python -m bench.chaos --minutes {args.minutes} --workers {args.workers}"
+    if args.database_url:
+        command += " --database-url postgresql+psycopg://USER@HOST/EMPTY_DB"
     name = "chaos" if result["database"] == "SQLite" else "chaos-postgresql"
     write_report(name, f"Chaos: workers killed at random ({result['database']})", command,
                  body + "\n\n" + verdict)  # fmt: skip
