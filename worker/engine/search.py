@@ -58,7 +58,7 @@ class _Common:
     loss: LossName = "svm"
     reg: float = 0.0
     delta: float = 1.0
-    block_size: int = 32
+    block_size: int = 64
     log_every: int = 1
     dtype: DTypeName = "float32"
     seed: int = 0
