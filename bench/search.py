@@ -1,6 +1,6 @@
 """Random search and random local search on CIFAR-10: candidates in blocks vs one at a time.
 
-    python -m bench.search [--slice 128] [--repeats 5]
+    python -m bench.search [--slice 256] [--repeats 5]
 
 1,000 trials / iterations on the 49,000 x 3,073 float32 training set, SVM, the note's settings,
 run once each for the results (asserted equal); speed from shorter interleaved runs, min-of-k.
@@ -133,7 +133,7 @@ def speed_rows(timings: dict[str, Timing], n: int) -> list[list[object]]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--slice", type=int, default=128, help="candidates per timed run")
+    parser.add_argument("--slice", type=int, default=256, help="candidates per timed run")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs of each (min kept)")
     args = parser.parse_args(argv or [])
     dataset = load_builtin("cifar10", cifar10_dir=require_cifar10())
@@ -186,6 +186,8 @@ def main(argv: list[str] | None = None) -> None:
   {RANDOM.block_size * (N_CLASSES - 1)} x 3,073 by 3,073 x 49,000 per block (C - 1 = 9 relative
   score rows per candidate). One at a time / sequential: the note's loop, the engine's
   `svm_loss(W, X, y)` per candidate (a pass over X with a 10-column product per candidate).
+- Every run includes its set-up: local search scores its start W once (blocked: one 9-row
+  product kept as the current scores; sequential: one `svm_loss`).
 - "products only": the blocked runs' matrix products and nothing else, the floor of this block
   size on this machine; the rest of a blocked run is the O(N C) scoring of each candidate.
   They run at {products_rate:.0f} GFLOP/s; a 4096^3 float32 product runs at {peak:.0f} GFLOP/s
