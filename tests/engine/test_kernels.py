@@ -9,8 +9,9 @@ from numpy.typing import NDArray
 
 from tests.engine.test_losses import naive_softmax_loss_grad, naive_svm_loss_grad
 from worker.engine import kernels
-from worker.engine.kernels import Blocking, limit_threads, max_threads
+from worker.engine.kernels import Blocking
 from worker.engine.losses import softmax_loss, softmax_loss_grad, svm_loss, svm_loss_grad
+from worker.engine.parallel import limit_threads, max_threads
 
 Array = NDArray[Any]
 
@@ -29,7 +30,7 @@ def small_blocks(monkeypatch: pytest.MonkeyPatch, sub: int, chunk: int, slab: in
     """Force a blocking with many sub-blocks, chunks and slabs on a small problem."""
 
     def for_shape(cls: type[Blocking], n_classes: int, n_features: int, _: int) -> Blocking:
-        return Blocking(sub=sub, chunk=chunk, slab=slab, width=n_classes * n_features)
+        return Blocking(sub=sub, chunk=chunk, slab=slab)
 
     monkeypatch.setattr(Blocking, "for_shape", classmethod(for_shape))
 

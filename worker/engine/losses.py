@@ -7,8 +7,8 @@ X is expected in W's dtype (a mismatch is computed in the promoted dtype, then c
 Loss values are Python floats.
 
 The products run through kernels.linear_pass (X in cached chunks, OpenBLAS small-matrix calls,
-threads over slabs); this module holds the per-chunk elementwise work. A chunk arrives as its
-transposed scores ST (C, n); the loss functions turn it into dS^T in place.
+threads over slabs); this module holds the per-chunk elementwise work: a chunk's scores S (n, C)
+arrive, the loss functions turn them into dS in place and return the chunk's summed loss.
 """
 
 from dataclasses import dataclass
@@ -41,60 +41,62 @@ def _gradient(W: FloatArray, result: PassResult, n_rows: int, reg: float) -> Flo
     return dW
 
 
+def _correct(S: FloatArray, y: IntArray) -> tuple[FloatArray, IntArray]:
+    """S flattened (a view: S is C-contiguous) and the flat positions i * C + y_i."""
+    if not S.flags.c_contiguous:
+        raise ValueError("chunk scores must be C-contiguous")
+    n_rows, n_classes = S.shape
+    flat: IntArray = np.arange(0, n_rows * n_classes, n_classes) + y
+    return S.reshape(-1), flat
+
+
 def _svm_chunk(delta: float) -> Elementwise:
-    def hinge(ST: FloatArray, y: IntArray, want_grad: bool) -> float:
+    def hinge(S: FloatArray, y: IntArray, want_grad: bool) -> float:
         """max(0, s_j - s_{y_i} + delta) over j != y_i; then the 0/1 indicator, -count at y_i."""
-        columns = np.arange(ST.shape[1])
-        ST -= ST[y, columns]
-        ST += delta
-        ST[y, columns] = 0.0
-        np.maximum(ST, 0.0, out=ST)
-        loss_sum = float(ST.sum(dtype=np.float64))
+        flat_S, correct = _correct(S, y)
+        S -= flat_S[correct][:, np.newaxis]
+        S += delta
+        flat_S[correct] = 0.0
+        np.maximum(S, 0.0, out=S)
+        loss_sum = float(S.sum(dtype=np.float64))
         if want_grad:
             # Margins are >= 0, so sign() turns them into the 0/1 indicator in place.
-            np.sign(ST, out=ST)
-            ST[y, columns] = -ST.sum(axis=0)
+            np.sign(S, out=S)
+            flat_S[correct] = -S.sum(axis=1)
         return loss_sum
 
     return hinge
 
 
-def _softmax_chunk(ST: FloatArray, y: IntArray, want_grad: bool) -> float:
+def _softmax_chunk(S: FloatArray, y: IntArray, want_grad: bool) -> float:
     """Cross-entropy on max-shifted logits; then softmax(S) - onehot(y)."""
-    columns = np.arange(ST.shape[1])
-    ST -= ST.max(axis=0)
-    correct = ST[y, columns]
-    np.exp(ST, out=ST)
-    sums = ST.sum(axis=0)
-    loss_sum = float((np.log(sums) - correct).sum(dtype=np.float64))
+    flat_S, correct = _correct(S, y)
+    S -= S.max(axis=1, keepdims=True)
+    correct_scores = flat_S[correct]
+    np.exp(S, out=S)
+    sums = S.sum(axis=1)
+    loss_sum = float((np.log(sums) - correct_scores).sum(dtype=np.float64))
     if want_grad:
-        ST /= sums
-        ST[y, columns] -= 1.0
+        S /= sums[:, np.newaxis]
+        flat_S[correct] -= 1.0
     return loss_sum
 
 
-def _loss(
-    chunk: Elementwise, W: FloatArray, X: FloatArray, y: IntArray, reg: float, rows: IntArray | None
-) -> float:
-    result = linear_pass(W, X, y, chunk, want_grad=False, rows=rows)
-    return result.loss_sum / _count(X, rows) + _l2(W, reg)
+def _loss(chunk: Elementwise, W: FloatArray, X: FloatArray, y: IntArray, reg: float) -> float:
+    result = linear_pass(W, X, y, chunk, want_grad=False)
+    return result.loss_sum / len(X) + _l2(W, reg)
 
 
 def _loss_grad(
-    chunk: Elementwise, W: FloatArray, X: FloatArray, y: IntArray, reg: float, rows: IntArray | None
+    chunk: Elementwise, W: FloatArray, X: FloatArray, y: IntArray, reg: float
 ) -> tuple[float, FloatArray]:
-    result = linear_pass(W, X, y, chunk, want_grad=True, rows=rows)
-    n_rows = _count(X, rows)
-    return result.loss_sum / n_rows + _l2(W, reg), _gradient(W, result, n_rows, reg)
-
-
-def _count(X: FloatArray, rows: IntArray | None) -> int:
-    return len(X) if rows is None else len(rows)
+    result = linear_pass(W, X, y, chunk, want_grad=True)
+    return result.loss_sum / len(X) + _l2(W, reg), _gradient(W, result, len(X), reg)
 
 
 def svm_loss(W: FloatArray, X: FloatArray, y: IntArray, reg: float, delta: float = 1.0) -> float:
     """Weston-Watkins hinge loss: 1/N sum_i sum_{j != y_i} max(0, s_j - s_{y_i} + delta)."""
-    return _loss(_svm_chunk(delta), W, X, y, reg, None)
+    return _loss(_svm_chunk(delta), W, X, y, reg)
 
 
 def svm_loss_grad(
@@ -105,19 +107,19 @@ def svm_loss_grad(
     Row j != y_i of dW gets 1[margin_ij > 0] x_i, row y_i gets -(sum_j 1[margin_ij > 0]) x_i;
     averaged over N, plus 2 reg W. Two matrix products and O(N C) elementwise work.
     """
-    return _loss_grad(_svm_chunk(delta), W, X, y, reg, None)
+    return _loss_grad(_svm_chunk(delta), W, X, y, reg)
 
 
 def softmax_loss(W: FloatArray, X: FloatArray, y: IntArray, reg: float) -> float:
     """Cross-entropy 1/N sum_i (log sum_j exp(s_j) - s_{y_i}), computed on max-shifted logits."""
-    return _loss(_softmax_chunk, W, X, y, reg, None)
+    return _loss(_softmax_chunk, W, X, y, reg)
 
 
 def softmax_loss_grad(
     W: FloatArray, X: FloatArray, y: IntArray, reg: float
 ) -> tuple[float, FloatArray]:
     """Cross-entropy loss and gradient: dS = softmax(S) - onehot(y), dW = dS.T X / N + 2 reg W."""
-    return _loss_grad(_softmax_chunk, W, X, y, reg, None)
+    return _loss_grad(_softmax_chunk, W, X, y, reg)
 
 
 @dataclass(frozen=True)
@@ -131,21 +133,11 @@ class LossFunction:
     def _chunk(self) -> Elementwise:
         return _svm_chunk(self.delta) if self.name == "svm" else _softmax_chunk
 
-    def loss(
-        self, W: FloatArray, X: FloatArray, y: IntArray, rows: IntArray | None = None
-    ) -> float:
-        """The loss on X, y, or with `rows` on X[rows], y[rows] (gathered on the fly)."""
-        return _loss(self._chunk(), W, X, y, self.reg, rows)
+    def loss(self, W: FloatArray, X: FloatArray, y: IntArray) -> float:
+        return _loss(self._chunk(), W, X, y, self.reg)
 
-    def loss_grad(
-        self, W: FloatArray, X: FloatArray, y: IntArray, rows: IntArray | None = None
-    ) -> tuple[float, FloatArray]:
-        """Loss and gradient on X, y, or with `rows` on X[rows], y[rows] (gathered on the fly).
-
-        Passing the minibatch as `rows` saves gathering it first: each chunk of rows is
-        gathered into a buffer that stays in cache for both products.
-        """
-        return _loss_grad(self._chunk(), W, X, y, self.reg, rows)
+    def loss_grad(self, W: FloatArray, X: FloatArray, y: IntArray) -> tuple[float, FloatArray]:
+        return _loss_grad(self._chunk(), W, X, y, self.reg)
 
 
 def make_loss(name: str, reg: float = 0.0, delta: float = 1.0) -> LossFunction:
