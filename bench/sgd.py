@@ -4,12 +4,13 @@ time goes.
 
     python -m bench.sgd [--repeats 5]
 
-Candidates (interleaved, min of `repeats`, one process):
+Candidates (whole trainings, interleaved, min of `repeats`, one process):
 - course float32 / float64: LinearClassifier.train with svm_loss_vectorized (bench.step).
-- engine (train.run): the engine's loop as it is, through TrainConfig.
-- engine, rows to the loss: a copy of train.py's loop with one change: the sampler hands the
-  batch's row indices to the loss, which gathers them chunk by chunk (LossFunction.loss_grad's
-  `rows`) instead of gathering the whole batch first. The change proposed for train.py.
+- engine (train.run): the engine's loop as it is today, through TrainConfig.
+- engine + prefetch (proposed train.py): train.run with one change to _Loop.advance, copied here
+  (ProposedLoop): right after taking step s's batch, `sampler.prefetch(s + 1, rng)` draws and
+  gathers the next batch on a helper thread while step s computes. Same batches, same Generator
+  use, bit-identical W; a deadline is checked before the prefetch instead of after the step.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 import argparse
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from typing import Any
 
 import numpy as np
@@ -25,14 +26,26 @@ from numpy.typing import NDArray
 
 from bench.common import interleaved, table, write_report
 from bench.step import cifar10_prepared, course_svm, course_train_svm
-from worker.engine.kernels import Blocking, limit_threads, linear_pass
+from worker.engine.kernels import Blocking
 from worker.engine.metrics import accuracy
-from worker.engine.sampling import BatchSampler
-from worker.engine.train import TrainConfig, TrainData, TrainState, init_state, run
+from worker.engine.parallel import limit_threads
+from worker.engine.train import (
+    Chunk,
+    Diverged,
+    TrainConfig,
+    TrainData,
+    TrainState,
+    _check,
+    _History,
+    _Loop,
+    init_state,
+    run,
+)
 
 Array = NDArray[Any]
 COMMAND = ".venv/bin/python -m bench.sgd"
 HEADER = ["candidate", "s (min)", "ms/step", "course f32 / x", "course f64 / x", "last loss", "val"]
+PROPOSED = " + prefetch (proposed train.py)"
 RECIPE = {"learning_rate": 1e-7, "reg": 2.5e4, "batch_size": 200, "iterations": 1500}
 
 
@@ -40,37 +53,66 @@ def recipe(dtype: str) -> TrainConfig:
     return TrainConfig(loss="svm", optimizer="sgd", dtype=dtype, seed=0, **RECIPE)  # type: ignore[arg-type]
 
 
-def engine_run(config: TrainConfig, data: TrainData) -> tuple[TrainState, float]:
-    """train.run as the worker calls it (one chunk). Returns the state and the last loss."""
-    state = init_state(config, 10, data.X_train.shape[1])
-    losses = [float(chunk.losses[-1]) for chunk in run(state, config, data, chunk_steps=1500)]
-    return state, losses[-1]
+class ProposedLoop(_Loop):
+    """train._Loop with the proposed advance: the next batch is prefetched during each step."""
 
-
-def engine_rows_run(config: TrainConfig, data: TrainData) -> tuple[TrainState, float]:
-    """train._Loop.advance with the proposed change: rows to the loss, no separate gather."""
-    state = init_state(config, 10, data.X_train.shape[1])
-    loss_fn, rule, schedule = config.make_loss(), config.make_rule(), config.make_schedule()
-    sampler = BatchSampler(
-        data.X_train, data.y_train, config.batch_size, config.sampling, config.seed
-    )
-    steps: list[int] = []
-    losses: list[float] = []
-    rates: list[float] = []
-    last = config.iterations - 1
-    with np.errstate(all="ignore"):
-        for step in range(state.step, config.iterations):
-            rows = sampler.rows(step, state.rng)
-            lr = schedule(step)
-            loss, grad = loss_fn.loss_grad(state.W, data.X_train, data.y_train, rows)
+    def advance(
+        self, state: TrainState, stop: int, history: _History, deadline: float | None = None
+    ) -> None:
+        config = self.config
+        last, log_every, eval_every = config.iterations - 1, config.log_every, config.eval_every
+        committed = False  # this step's batch was prefetched: it must run
+        for step in range(state.step, stop):
+            if (
+                not committed
+                and deadline is not None
+                and history.steps_run
+                and time.perf_counter() >= deadline
+            ):
+                return
+            history.steps_run += 1
+            X_batch, y_batch = self.sampler.batch(step, state.rng)
+            committed = step + 1 < stop and (deadline is None or time.perf_counter() < deadline)
+            if committed:
+                self.sampler.prefetch(step + 1, state.rng)
+            lr = self.schedule(step)
+            loss, grad = self.loss_grad(state.W, X_batch, y_batch)
             if not math.isfinite(loss):
-                raise RuntimeError(f"diverged at step {step}")
-            if step % config.log_every == 0 or step == last:
-                steps.append(step)
-                losses.append(loss)
-                rates.append(lr)
-            state.W, state.rule_state = rule.update(grad, state.rule_state, state.W, lr)
+                raise Diverged(step, loss)
+            if step % log_every == 0 or step == last:
+                history.steps.append(step)
+                history.losses.append(loss)
+                history.learning_rates.append(lr)
+            if eval_every and step % eval_every == 0 and step != last:
+                history.evals.append(self.evaluate(step, state.W))
+            state.W, state.rule_state = self.rule.update(grad, state.rule_state, state.W, lr)
             state.step = step + 1
+            if step == last and eval_every:
+                history.evals.append(self.evaluate(step, state.W))
+
+
+def proposed_run(
+    state: TrainState, config: TrainConfig, data: TrainData, *, chunk_steps: int = 1000
+) -> Generator[Chunk, None, None]:
+    """train.run with ProposedLoop (chunk_seconds left out: the recipe runs in one chunk)."""
+    _check(state, config, data)
+    loop = ProposedLoop(config, data)
+    while True:
+        history = _History()
+        stop = min(state.step + chunk_steps, config.iterations)
+        with np.errstate(all="ignore"):
+            loop.advance(state, stop, history)
+        done = state.step >= config.iterations
+        yield history.chunk(done)
+        if done:
+            return
+
+
+def train(config: TrainConfig, data: TrainData, proposed: bool) -> tuple[TrainState, float]:
+    """One training as the worker runs it (one chunk); the state and the last loss."""
+    state = init_state(config, 10, data.X_train.shape[1])
+    runner = proposed_run if proposed else run
+    losses = [float(chunk.losses[-1]) for chunk in runner(state, config, data, chunk_steps=1500)]
     return state, losses[-1]
 
 
@@ -86,7 +128,7 @@ def _per_step(fn: Callable[[int], object], steps: int, repeats: int = 3) -> floa
 
 
 def breakdown(X: Array, y: Array, steps: int = 1500) -> list[list[object]]:
-    """Where a step's time goes, single thread: each part run alone over the recipe's row draws."""
+    """The engine's step, part by part, one thread, each part alone over the recipe's draws."""
     config = recipe(str(X.dtype))
     rng = np.random.default_rng(0)
     rows = [rng.choice(X.shape[0], 200, replace=True) for _ in range(steps)]
@@ -95,51 +137,42 @@ def breakdown(X: Array, y: Array, steps: int = 1500) -> list[list[object]]:
     batch = np.empty((200, X.shape[1]), X.dtype)
     hot_X, hot_y = X[rows[0]], y[rows[0]]
     sub = Blocking.for_shape(10, X.shape[1], X.dtype.itemsize).sub
-    ST = np.abs(W @ hot_X.T)
-    part = np.empty_like(W)
+    S = hot_X @ W.T
+    ST = np.ascontiguousarray(S.T)
+    grad = np.empty_like(W)
+    width = 385 if X.shape[1] == 3073 else X.shape[1]
 
-    def products(_: int) -> None:
-        grad = None
+    def scores(_: int) -> None:
         for k in range(0, 200, sub):
-            np.matmul(W, hot_X[k : k + sub].T, out=ST[:, k : k + sub])
-        for k in range(0, 200, sub):
-            if grad is None:
-                grad = np.matmul(ST[:, k : k + sub], hot_X[k : k + sub])
-            else:
-                np.matmul(ST[:, k : k + sub], hot_X[k : k + sub], out=part)
-                grad += part
+            np.dot(hot_X[k : k + sub], W.T, out=S[k : k + sub])
 
-    W_updated = W.copy()
+    def gradient(_: int) -> None:
+        for c0 in range(0, X.shape[1], width):
+            np.matmul(ST, hot_X[:, c0 : c0 + width], out=grad[:, c0 : c0 + width])
+
     chunk = loss_fn._chunk()
-    scores = W @ hot_X.T
-    work = scores.copy()
+    work = S.copy()
 
-    def elementwise() -> float:
-        np.copyto(work, scores)
+    def elementwise(_: int) -> float:
+        np.copyto(work, S)
         return chunk(work, hot_y, True)
 
-    _, grad = loss_fn.loss_grad(W, hot_X, hot_y)
+    _, full_grad = loss_fn.loss_grad(W, hot_X, hot_y)
+    W_updated = W.copy()
     draw = np.random.default_rng(0)
-    parts = {
+    parts: dict[str, Callable[[int], object]] = {
         "draw rows: rng.choice(N, 200)": lambda s: draw.choice(X.shape[0], 200, replace=True),
-        "gather 200 random rows (np.take)": lambda s: np.take(
+        "gather 200 random rows (np.take into the sampler's buffer)": lambda s: np.take(
             X, rows[s], axis=0, out=batch, mode="clip"
         ),
-        "two products, 32-row small-kernel calls (cached batch)": products,
-        "elementwise SVM work (10 x 200)": lambda s: elementwise(),
-        "update W -= lr * grad": lambda s: rule.update(grad, {}, W_updated, 0.0),
-        "whole pass, no elementwise (rows, 1 thread)": lambda s: linear_pass(
-            W, X, y, lambda S, yy, g: 0.0, True, rows[s]
-        ),
-        "whole loss_grad(rows) (1 thread)": lambda s: loss_fn.loss_grad(W, X, y, rows[s]),
-    }  # fmt: skip
-    out: list[list[object]] = []
+        "scores: 7 np.dot calls of <= 32 rows (cached batch)": scores,
+        "elementwise SVM work on S (200 x 10)": elementwise,
+        "gradient: 8 np.matmul column blocks of 385 (cached batch)": gradient,
+        "whole loss_grad on the cached batch": lambda s: loss_fn.loss_grad(W, hot_X, hot_y),
+        "update W -= lr * grad": lambda s: rule.update(full_grad, {}, W_updated, 0.0),
+    }
     with limit_threads(1):
-        for name, fn in parts.items():
-            out.append([name, f"{_per_step(fn, steps):.0f}"])
-    rows_step = parts["whole loss_grad(rows) (1 thread)"]
-    out.append(["whole loss_grad(rows) (default threads)", f"{_per_step(rows_step, steps):.0f}"])
-    return out
+        return [[name, f"{_per_step(fn, steps):.0f}"] for name, fn in parts.items()]
 
 
 def course_breakdown(X: Array, y: Array, steps: int = 1500) -> list[list[object]]:
@@ -148,12 +181,12 @@ def course_breakdown(X: Array, y: Array, steps: int = 1500) -> list[list[object]
     W = (0.001 * rng.standard_normal((X.shape[1], 10))).astype(X.dtype)
     hot_X, hot_y = X[rows[0]], y[rows[0]]
     binary = rng.standard_normal((200, 10)).astype(X.dtype)
-    parts = {
+    parts: dict[str, Callable[[int], object]] = {
         "draw rows: np.random.choice(N, 200)": lambda s: np.random.choice(X.shape[0], 200),
         "gather: X[idx]": lambda s: X[rows[s]],
         "scores X_batch.dot(W) (cached batch)": lambda s: hot_X.dot(W),
         "gradient X_batch.T.dot(binary) (cached batch)": lambda s: hot_X.T.dot(binary),
-        "svm_loss_vectorized (cached batch)": lambda s: course_svm(W, hot_X, hot_y, 2.5e4),
+        "whole svm_loss_vectorized (cached batch)": lambda s: course_svm(W, hot_X, hot_y, 2.5e4),
     }
     return [[name, f"{_per_step(fn, steps):.0f}"] for name, fn in parts.items()]
 
@@ -165,54 +198,59 @@ def main(argv: list[str] | None = None) -> None:
     X, labels = cifar10_prepared(("float32", "float64"))
     y, y_val = labels["train"], labels["val"]
     data = {dt: TrainData(X[dt]["train"], y, X[dt]["val"], y_val) for dt in X}
-    results: dict[str, tuple[float, float]] = {}  # name -> (last loss, val accuracy)
+    results: dict[str, tuple[float, float, Array]] = {}  # name -> (last loss, val accuracy, W)
 
     def course(dtype: str) -> Callable[[], object]:
         def go() -> None:
-            W, loss = course_train_svm(
-                X[dtype]["train"], y, learning_rate=1e-7, reg=2.5e4, num_iters=1500,
-                batch_size=200, seed=0,
-            )  # fmt: skip
-            val = accuracy(np.ascontiguousarray(W.T), X[dtype]["val"], y_val)
-            results[f"course {dtype}"] = (loss, val)
+            W, loss = course_train_svm(X[dtype]["train"], y, learning_rate=1e-7, reg=2.5e4,
+                                       num_iters=1500, batch_size=200, seed=0)  # fmt: skip
+            W = np.ascontiguousarray(W.T)
+            results[f"course {dtype}"] = (loss, accuracy(W, X[dtype]["val"], y_val), W)
 
         return go
 
-    def engine(dtype: str, rows: bool) -> Callable[[], object]:
-        name = f"engine {dtype}" + (", rows to the loss" if rows else " (train.run)")
+    def engine(dtype: str, proposed: bool) -> Callable[[], object]:
+        name = f"engine {dtype}" + (PROPOSED if proposed else " (train.run)")
 
         def go() -> None:
-            state, loss = (engine_rows_run if rows else engine_run)(recipe(dtype), data[dtype])
-            results[name] = (loss, accuracy(state.W, X[dtype]["val"], y_val))
+            state, loss = train(recipe(dtype), data[dtype], proposed)
+            results[name] = (loss, accuracy(state.W, X[dtype]["val"], y_val), state.W)
 
         return go
 
     cands = [("course float32", course("float32")), ("course float64", course("float64"))]
     for dtype in ("float32", "float64"):
         cands += [(f"engine {dtype} (train.run)", engine(dtype, False)),
-                  (f"engine {dtype}, rows to the loss", engine(dtype, True))]  # fmt: skip
+                  (f"engine {dtype}{PROPOSED}", engine(dtype, True))]  # fmt: skip
     print("timing the recipe ...", flush=True)
     timings = interleaved(cands, repeats=args.repeats)
     t = {timing.name: timing.seconds for timing in timings}
     rows = []
     for timing in timings:
-        loss, val = results[timing.name]
+        loss, val, _ = results[timing.name]
         s = timing.seconds
         rows.append([timing.name, f"{s:.2f}", f"{s / 1.5:.2f}", f"{t['course float32'] / s:.2f}",
                      f"{t['course float64'] / s:.2f}", f"{loss:.2f}", f"{val:.3f}"])  # fmt: skip
+    same = all(
+        np.array_equal(results[f"engine {dt} (train.run)"][2],
+                       results[f"engine {dt}{PROPOSED}"][2])
+        for dt in ("float32", "float64")
+    )  # fmt: skip
     print("breakdown ...", flush=True)
     engine_parts = breakdown(X["float32"]["train"], y)
     course_parts = course_breakdown(X["float32"]["train"], y)
     body = f"""
-SVM, {RECIPE}, sampling with replacement, float32 unless said; val = the course's 1,000
-validation images. Whole trainings interleaved, min of {args.repeats}; ratios from this one run.
-The engine uses its default threads (every CPU) and OpenBLAS its default.
+SVM, {RECIPE}, sampling with replacement; val = the course's 1,000 validation images.
+Whole trainings interleaved, min of {args.repeats}; ratios from this one run. The engine uses its
+default threads (every CPU: the prefetch's helper), OpenBLAS its default (every core).
+Prefetch changes no number: final W bit-identical with and without it: **{same}**.
 
 {table(HEADER, rows)}
 
-### Where a float32 step goes (microseconds per step, single thread, each part alone)
+### Where a float32 step goes (microseconds per step, one thread, each part alone)
 
-Engine:
+Engine (the batch's products run on OpenBLAS's small-matrix kernels; the gather is what the
+proposed prefetch moves to the helper thread):
 
 {table(["part", "us / step"], engine_parts)}
 

@@ -21,8 +21,8 @@ from threadpoolctl import threadpool_limits
 
 from bench.common import Timing, interleaved, require_cifar10, table, write_report
 from worker.engine.datasets import load_builtin
-from worker.engine.kernels import limit_threads
 from worker.engine.losses import softmax_loss_grad, svm_loss_grad
+from worker.engine.parallel import limit_threads
 from worker.engine.preprocess import Preprocessor
 
 Array = NDArray[Any]
