@@ -15,12 +15,20 @@ from service.settings import Settings
 from tests.events.sse import Event, parse
 from tests.events.test_events import delivered, strict_json
 from tests.service.conftest import toy_spec
+from worker import train_job
 from worker.runner import Worker
 
 
 @pytest.fixture
-def worker_thread(settings: Settings) -> Iterator[threading.Thread]:
-    """A burst worker in a thread, started by the test once it is watching."""
+def worker_thread(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[threading.Thread]:
+    """A burst worker in a thread, started by the test once it is watching.
+
+    It flushes history every 20 ms (not every 0.25 s), so that even a short toy job reaches the
+    stream in several pieces however fast the engine runs.
+    """
+    monkeypatch.setattr(train_job, "FLUSH_SECONDS", 0.02)
     worker = Worker(settings)
     thread = threading.Thread(target=lambda: worker.run(burst=True), daemon=True)
     yield thread
