@@ -6,19 +6,19 @@ time goes.
 
 Candidates (whole trainings, interleaved, min of `repeats`, one process):
 - course float32 / float64: LinearClassifier.train with svm_loss_vectorized (bench.step).
-- engine (train.run): the engine's loop as it is today, through TrainConfig.
-- engine + prefetch (proposed train.py): train.run with one change to _Loop.advance, copied here
-  (ProposedLoop): right after taking step s's batch, `sampler.prefetch(s + 1, rng)` draws and
-  gathers the next batch on a helper thread while step s computes. Same batches, same Generator
-  use, bit-identical W; a deadline is checked before the prefetch instead of after the step.
+- engine (train.run): the engine's loop as the worker runs it, through TrainConfig: while step
+  s computes, the sampler draws and gathers step s + 1's batch on a helper thread (prefetch).
+- engine, no prefetch: the same under limit_threads(1), so the gather runs inside each step.
+  Same batches, same Generator use: the final W must be bit-identical.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -29,23 +29,12 @@ from bench.step import cifar10_prepared, course_svm, course_train_svm
 from worker.engine.kernels import Blocking
 from worker.engine.metrics import accuracy
 from worker.engine.parallel import limit_threads
-from worker.engine.train import (
-    Chunk,
-    Diverged,
-    TrainConfig,
-    TrainData,
-    TrainState,
-    _check,
-    _History,
-    _Loop,
-    init_state,
-    run,
-)
+from worker.engine.train import TrainConfig, TrainData, TrainState, init_state, run
 
 Array = NDArray[Any]
 COMMAND = ".venv/bin/python -m bench.sgd"
 HEADER = ["candidate", "s (min)", "ms/step", "course f32 / x", "course f64 / x", "last loss", "val"]
-PROPOSED = " + prefetch (proposed train.py)"
+NO_PREFETCH = ", no prefetch (limit_threads(1))"
 RECIPE = {"learning_rate": 1e-7, "reg": 2.5e4, "batch_size": 200, "iterations": 1500}
 
 
@@ -53,67 +42,16 @@ def recipe(dtype: str) -> TrainConfig:
     return TrainConfig(loss="svm", optimizer="sgd", dtype=dtype, seed=0, **RECIPE)  # type: ignore[arg-type]
 
 
-class ProposedLoop(_Loop):
-    """train._Loop with the proposed advance: the next batch is prefetched during each step."""
+def train(config: TrainConfig, data: TrainData, prefetch: bool) -> tuple[TrainState, float]:
+    """One training as the worker runs it (one chunk); the state and the last loss.
 
-    def advance(
-        self, state: TrainState, stop: int, history: _History, deadline: float | None = None
-    ) -> None:
-        config = self.config
-        last, log_every, eval_every = config.iterations - 1, config.log_every, config.eval_every
-        committed = False  # this step's batch was prefetched: it must run
-        for step in range(state.step, stop):
-            if (
-                not committed
-                and deadline is not None
-                and history.steps_run
-                and time.perf_counter() >= deadline
-            ):
-                return
-            history.steps_run += 1
-            X_batch, y_batch = self.sampler.batch(step, state.rng)
-            committed = step + 1 < stop and (deadline is None or time.perf_counter() < deadline)
-            if committed:
-                self.sampler.prefetch(step + 1, state.rng)
-            lr = self.schedule(step)
-            loss, grad = self.loss_grad(state.W, X_batch, y_batch)
-            if not math.isfinite(loss):
-                raise Diverged(step, loss)
-            if step % log_every == 0 or step == last:
-                history.steps.append(step)
-                history.losses.append(loss)
-                history.learning_rates.append(lr)
-            if eval_every and step % eval_every == 0 and step != last:
-                history.evals.append(self.evaluate(step, state.W))
-            state.W, state.rule_state = self.rule.update(grad, state.rule_state, state.W, lr)
-            state.step = step + 1
-            if step == last and eval_every:
-                history.evals.append(self.evaluate(step, state.W))
-
-
-def proposed_run(
-    state: TrainState, config: TrainConfig, data: TrainData, *, chunk_steps: int = 1000
-) -> Generator[Chunk, None, None]:
-    """train.run with ProposedLoop (chunk_seconds left out: the recipe runs in one chunk)."""
-    _check(state, config, data)
-    loop = ProposedLoop(config, data)
-    while True:
-        history = _History()
-        stop = min(state.step + chunk_steps, config.iterations)
-        with np.errstate(all="ignore"):
-            loop.advance(state, stop, history)
-        done = state.step >= config.iterations
-        yield history.chunk(done)
-        if done:
-            return
-
-
-def train(config: TrainConfig, data: TrainData, proposed: bool) -> tuple[TrainState, float]:
-    """One training as the worker runs it (one chunk); the state and the last loss."""
+    Without prefetch: limit_threads(1), which leaves the engine no helper thread (a batch of
+    200 rows runs on the caller's thread either way).
+    """
     state = init_state(config, 10, data.X_train.shape[1])
-    runner = proposed_run if proposed else run
-    losses = [float(chunk.losses[-1]) for chunk in runner(state, config, data, chunk_steps=1500)]
-    return state, losses[-1]
+    with contextlib.nullcontext() if prefetch else limit_threads(1):
+        chunks = list(run(state, config, data, chunk_steps=config.iterations))
+    return state, float(chunks[-1].losses[-1])
 
 
 def _per_step(fn: Callable[[int], object], steps: int, repeats: int = 3) -> float:
@@ -209,19 +147,19 @@ def main(argv: list[str] | None = None) -> None:
 
         return go
 
-    def engine(dtype: str, proposed: bool) -> Callable[[], object]:
-        name = f"engine {dtype}" + (PROPOSED if proposed else " (train.run)")
+    def engine(dtype: str, prefetch: bool) -> Callable[[], object]:
+        name = f"engine {dtype}" + (" (train.run)" if prefetch else NO_PREFETCH)
 
         def go() -> None:
-            state, loss = train(recipe(dtype), data[dtype], proposed)
+            state, loss = train(recipe(dtype), data[dtype], prefetch)
             results[name] = (loss, accuracy(state.W, X[dtype]["val"], y_val), state.W)
 
         return go
 
     cands = [("course float32", course("float32")), ("course float64", course("float64"))]
     for dtype in ("float32", "float64"):
-        cands += [(f"engine {dtype} (train.run)", engine(dtype, False)),
-                  (f"engine {dtype}{PROPOSED}", engine(dtype, True))]  # fmt: skip
+        cands += [(f"engine {dtype} (train.run)", engine(dtype, True)),
+                  (f"engine {dtype}{NO_PREFETCH}", engine(dtype, False))]  # fmt: skip
     print("timing the recipe ...", flush=True)
     timings = interleaved(cands, repeats=args.repeats)
     t = {timing.name: timing.seconds for timing in timings}
@@ -233,7 +171,7 @@ def main(argv: list[str] | None = None) -> None:
                      f"{t['course float64'] / s:.2f}", f"{loss:.2f}", f"{val:.3f}"])  # fmt: skip
     same = all(
         np.array_equal(results[f"engine {dt} (train.run)"][2],
-                       results[f"engine {dt}{PROPOSED}"][2])
+                       results[f"engine {dt}{NO_PREFETCH}"][2])
         for dt in ("float32", "float64")
     )  # fmt: skip
     print("breakdown ...", flush=True)
@@ -250,7 +188,7 @@ Prefetch changes no number: final W bit-identical with and without it: **{same}*
 ### Where a float32 step goes (microseconds per step, one thread, each part alone)
 
 Engine (the batch's products run on OpenBLAS's small-matrix kernels; the gather is what the
-proposed prefetch moves to the helper thread):
+prefetch moves to the helper thread):
 
 {table(["part", "us / step"], engine_parts)}
 

@@ -21,6 +21,7 @@ from service.settings import Settings
 from worker import store
 from worker.context import Heartbeat, JobContext, LeaseLost, Outcome, Resume
 from worker.engine.datasets import DatasetUnavailable
+from worker.engine.parallel import limit_threads
 from worker.prepare import DataPreparer, PreparedData
 from worker.retry import in_transaction
 from worker.search_job import run_search
@@ -154,7 +155,9 @@ class Worker:
                       if stat is not None}  # fmt: skip
             context.put_arrays(arrays, timings=context.timings)
             started = time.perf_counter()
-            with threadpool_limits(limits=self._blas_threads()):
+            threads = self._blas_threads()
+            # OpenBLAS's threads and the engine's own (passes, batch prefetch) share one budget.
+            with threadpool_limits(limits=threads), limit_threads(threads):
                 outcome = self._dispatch(context, data, resume)
             context.timings["run_s"] = time.perf_counter() - started
             return outcome

@@ -22,6 +22,9 @@ SAMPLING_MODES: tuple[Sampling, ...] = ("replacement", "epoch")
 # gather still wins (bench/sgd.py); in float64 (4.9 MB) the step got slower, so larger batches
 # are gathered by `batch`, as without prefetch.
 PREFETCH_MAX_BYTES = 4 << 20
+# Smallest batch worth a hand-off to the helper thread (tens of microseconds): smaller batches,
+# such as a few rows of a toy data set, gather faster than the hand-off costs.
+PREFETCH_MIN_BYTES = 256 << 10
 
 
 @dataclass(frozen=True)
@@ -46,8 +49,8 @@ class BatchSampler:
     step s works on its batch, draws the next batch at once and gathers it on a helper thread
     (a random-row gather of CIFAR-10's 200 rows reads 2.4 MB from memory: a third of a step),
     so that `batch(s + 1, rng)` finds it ready. Same rows and same use of the Generator as
-    without it; with limit_threads(1), or for a batch over PREFETCH_MAX_BYTES, it does nothing
-    and `batch` draws and gathers as usual.
+    without it; with limit_threads(1), or for a batch outside PREFETCH_MIN_BYTES ..
+    PREFETCH_MAX_BYTES, it does nothing and `batch` draws and gathers as usual.
     """
 
     def __init__(
@@ -103,9 +106,16 @@ class BatchSampler:
         if self.batch_size is None:
             return
         spare = 1 - self._current
-        if max_threads() > 1 and self._X_batches[spare].nbytes <= PREFETCH_MAX_BYTES:
+        size = self._X_batches[spare].nbytes
+        if max_threads() > 1 and PREFETCH_MIN_BYTES <= size <= PREFETCH_MAX_BYTES:
             gathering = background(self._draw_and_gather, step, rng, spare)
             self._prefetched = _Prefetched(step, spare, gathering)
+
+    def cancel_prefetch(self) -> None:
+        """Wait for a pending prefetch and drop its batch (its draw from the Generator stays)."""
+        ahead, self._prefetched = self._prefetched, None
+        if ahead is not None:
+            ahead.gathering.exception()  # waits; a failed gather is of no interest any more
 
     def _draw_and_gather(
         self, step: int, rng: np.random.Generator, buffer: int

@@ -234,14 +234,29 @@ class _Loop:
     def advance(
         self, state: TrainState, stop: int, history: _History, deadline: float | None = None
     ) -> None:
-        """Run steps up to `stop`, or until time.perf_counter() passes `deadline`."""
+        """Run steps up to `stop`, or until time.perf_counter() passes `deadline`.
+
+        While step s computes, the sampler prefetches step s + 1's batch on a helper thread
+        (same rows, same use of the Generator). A prefetched step always runs, so that a chunk
+        never ends with the Generator one batch ahead of `state.step`: the deadline is checked
+        before the prefetch, and nothing is prefetched past `stop`.
+        """
         config = self.config
         last, log_every, eval_every = config.iterations - 1, config.log_every, config.eval_every
+        prefetched = False
         for step in range(state.step, stop):
-            if deadline is not None and history.steps_run and time.perf_counter() >= deadline:
+            if (
+                not prefetched
+                and deadline is not None
+                and history.steps_run
+                and time.perf_counter() >= deadline
+            ):
                 return
             history.steps_run += 1
             X_batch, y_batch = self.sampler.batch(step, state.rng)
+            prefetched = step + 1 < stop and (deadline is None or time.perf_counter() < deadline)
+            if prefetched:
+                self.sampler.prefetch(step + 1, state.rng)
             lr = self.schedule(step)
             loss, grad = self.loss_grad(state.W, X_batch, y_batch)
             if not math.isfinite(loss):
@@ -287,7 +302,11 @@ def run(
             with np.errstate(all="ignore"):
                 loop.advance(state, stop, history, deadline)
         except Diverged:
+            loop.sampler.cancel_prefetch()  # the run ends here, its Generator one batch ahead
             yield history.chunk(done=False)
+            raise
+        except BaseException:
+            loop.sampler.cancel_prefetch()  # leave no helper gathering into the sampler's buffers
             raise
         done = state.step >= config.iterations
         yield history.chunk(done)
