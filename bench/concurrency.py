@@ -1,0 +1,124 @@
+"""Two SGD-recipe trainings at once, in two processes, against one alone: steps/s with 1 and with
+2 threads per job, so that the worker can choose its thread count.
+
+    python -m bench.concurrency [--repeats 2]
+
+Each job is a fresh process (multiprocessing, spawn) that loads the prepared CIFAR-10 training
+set, caps its threads (threadpoolctl for OpenBLAS and worker.engine.parallel.limit_threads for the
+engine's own threads, both to the same n; "default" leaves both libraries at every core), waits
+at a barrier with its sibling, then times the recipe (SVM, lr 1e-7, reg 2.5e4, batch 200,
+1,500 steps; after one untimed warm-up run). Two codes: the engine's train.run (whose batch
+prefetch takes a second thread only when the cap allows it) and the course's training loop
+(bench.step). The worker's rule: `descent serve --workers N` gives each worker
+cores / N threads (DESCENT_BLAS_THREADS), for OpenBLAS and the engine alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.common import table, write_report
+from bench.step import cifar10_prepared
+
+COMMAND = ".venv/bin/python -m bench.concurrency"
+STEPS = 1500
+
+
+def _job(kind: str, threads: int | None, data_dir: str, barrier: Any, results: Any) -> None:
+    """One training in this process; puts (kind, threads, steps/s) on `results`."""
+    from threadpoolctl import threadpool_limits
+
+    from bench.sgd import recipe, train
+    from bench.step import course_train_svm
+    from worker.engine.parallel import limit_threads
+    from worker.engine.train import TrainData
+
+    X = np.load(Path(data_dir) / "X.npy")
+    y = np.load(Path(data_dir) / "y.npy")
+    data = TrainData(X, y, X[:1000], y[:1000])
+
+    def training() -> None:
+        if kind == "course":
+            course_train_svm(X, y, num_iters=STEPS)
+        else:
+            train(recipe("float32"), data, prefetch=True)
+
+    def timed() -> float:
+        training()  # warm-up, alone
+        barrier.wait()
+        start = time.perf_counter()
+        training()
+        return STEPS / (time.perf_counter() - start)
+
+    if threads is None:
+        rate = timed()
+    else:
+        with threadpool_limits(threads), limit_threads(threads):
+            rate = timed()
+    results.put((kind, threads, rate))
+
+
+def _case(ctx: Any, kind: str, threads: int | None, jobs: int, data_dir: str) -> list[float]:
+    barrier, results = ctx.Barrier(jobs), ctx.Queue()
+    procs = [ctx.Process(target=_job, args=(kind, threads, data_dir, barrier, results))
+             for _ in range(jobs)]  # fmt: skip
+    for proc in procs:
+        proc.start()
+    rates = [results.get()[2] for _ in procs]
+    for proc in procs:
+        proc.join()
+        if proc.exitcode:
+            raise RuntimeError(f"a {kind} job failed with exit code {proc.exitcode}")
+    return rates
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repeats", type=int, default=2)
+    args = parser.parse_args(argv)
+    X, labels = cifar10_prepared(("float32",))
+    ctx = mp.get_context("spawn")
+    cases = [(kind, threads, jobs) for kind in ("engine", "course")
+             for threads in (None, 1, 2) for jobs in (1, 2)]  # fmt: skip
+    best: dict[tuple[str, int | None, int], list[float]] = {}
+    with tempfile.TemporaryDirectory(prefix="descent-bench-") as data_dir:
+        np.save(Path(data_dir) / "X.npy", X["float32"]["train"])
+        np.save(Path(data_dir) / "y.npy", labels["train"])
+        del X
+        for repeat in range(args.repeats):
+            for case in cases:
+                print(f"repeat {repeat}: {case} ...", flush=True)
+                rates = _case(ctx, case[0], case[1], case[2], data_dir)
+                if case not in best or sum(rates) > sum(best[case]):
+                    best[case] = rates
+    rows = []
+    for kind, threads, jobs in cases:
+        rates = best[(kind, threads, jobs)]
+        alone = best[(kind, threads, 1)][0]
+        mean = sum(rates) / len(rates)
+        rows.append([kind, "default" if threads is None else threads, jobs,
+                     " / ".join(f"{r:.0f}" for r in rates), f"{sum(rates):.0f}",
+                     f"{alone / mean:.2f}"])  # fmt: skip
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    body = f"""
+{cores} cores. Each cell: the best of {args.repeats} repeats (by total steps/s). "threads" caps
+both OpenBLAS (threadpoolctl) and the engine's own threads (limit_threads: passes, prefetch);
+"default" leaves both at every core. slowdown = steps/s of one job alone / mean steps/s of a
+job in the pair, same threads.
+
+{table(["code", "threads per job", "jobs at once", "steps/s of each job", "total steps/s",
+        "slowdown per job"], rows)}
+"""  # fmt: skip
+    write_report("concurrency", "Two trainings at once: threads per job", COMMAND, body)
+
+
+if __name__ == "__main__":
+    main()
