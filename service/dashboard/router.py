@@ -24,19 +24,22 @@ MEDIA_TYPES = {
 # The page and our own files change with each release; the vendored library only with plotly.
 NO_CACHE = {"Cache-Control": "no-cache"}
 LONG_CACHE = {"Cache-Control": "public, max-age=86400"}
+# HEAD answers like GET without the body (FileResponse sends only the headers for HEAD); a
+# plain @router.get route would 405 it, which breaks link checkers and cache revalidation.
+GET_AND_HEAD = ["GET", "HEAD"]
 
 
-@router.get("/")
+@router.api_route("/", methods=GET_AND_HEAD)
 def index() -> FileResponse:
     return FileResponse(STATIC / "index.html", media_type=MEDIA_TYPES[".html"], headers=NO_CACHE)
 
 
-@router.get("/static/vendor/plotly.min.js")
+@router.api_route("/static/vendor/plotly.min.js", methods=GET_AND_HEAD)
 def plotly() -> FileResponse:
     return FileResponse(vendor.plotly_js(), media_type=MEDIA_TYPES[".js"], headers=LONG_CACHE)
 
 
-@router.get("/static/{path:path}")
+@router.api_route("/static/{path:path}", methods=GET_AND_HEAD)
 def static(path: Annotated[str, PathParam(max_length=200)]) -> FileResponse:
     """A file of static/ (and nothing outside it, whatever `..` or symlinks say)."""
     target = (STATIC / path).resolve()

@@ -104,3 +104,21 @@ def test_the_openapi_document_has_what_the_form_is_built_from(client: TestClient
     for task in ("gradient_check", "step_size_sweep", "landscape"):
         assert any("$ref" in option for option in spec[task]["anyOf"]), task
     assert "$ref" in spec["dataset"]
+
+
+@pytest.mark.parametrize(
+    "path", ["/", "/static/dashboard.css", "/static/js/app.js", "/static/vendor/plotly.min.js"]
+)
+def test_head_answers_like_get_without_a_body(client: TestClient, path: str) -> None:
+    got = client.get(path)
+    head = client.head(path)
+
+    assert head.status_code == 200
+    assert head.content == b""
+    for name in ("content-type", "content-length", "cache-control", "etag", "last-modified"):
+        assert head.headers[name] == got.headers[name], name
+    assert int(head.headers["content-length"]) == len(got.content)
+
+
+def test_head_of_a_missing_file_is_a_404(client: TestClient) -> None:
+    assert client.head("/static/js/nope.js").status_code == 404
