@@ -47,6 +47,10 @@ RUNS: dict[str, dict[str, Any]] = {
         "task": "gradient_check", "dataset": CIFAR, "dtype": "float64",
         "model": {"loss": "svm", "reg": 2.5e4}, "gradient_check": {"num_checks": 20},
     },
+    "gradient check, SVM, 500 examples": {
+        "task": "gradient_check", "dataset": {**CIFAR, "n_train": 500}, "dtype": "float64",
+        "model": {"loss": "svm", "reg": 2.5e4}, "gradient_check": {"num_checks": 20},
+    },
     "gradient check, softmax": {
         "task": "gradient_check", "dataset": CIFAR, "dtype": "float64",
         "model": {"loss": "softmax", "reg": 2.5e4}, "gradient_check": {"num_checks": 20},
@@ -108,6 +112,7 @@ def summarize(api: httpx.Client, jobs: dict[str, dict[str, Any]]) -> list[list[s
     best = min(sweep["steps"], key=lambda s: s["loss"] if s["loss"] is not None else math.inf)
     diverged = jobs["SGD, lr 5e-5"]
     svm, softmax = result("gradient check, SVM"), result("gradient check, softmax")
+    dev = result("gradient check, SVM, 500 examples")
     one, many = result("landscape, one example"), result("landscape, all examples")
     return [
         ["random search, 1,000 trials: test accuracy", "15.5%", acc("random search")],
@@ -125,6 +130,9 @@ def summarize(api: httpx.Client, jobs: dict[str, dict[str, Any]]) -> list[list[s
         ["gradient check, SVM (kinks allowed < 1e-4)", "< 1e-7 away from kinks",
          f"max {fmt(svm['max_relative_error'])}, {len(svm['kink_entries'])} kink entries, "
          f"passed={svm['passed']}"],
+        ["gradient check, SVM on 500 examples (the course's dev set size)",
+         "< 1e-7 away from kinks", f"max {fmt(dev['max_relative_error'])}, "
+         f"{len(dev['kink_entries'])} kink entries, passed={dev['passed']}"],
         ["gradient check, softmax", "< 1e-7",
          f"max {fmt(softmax['max_relative_error'])}, passed={softmax['passed']}"],
         ["landscape, one example (1-D)", "piecewise linear bowl",
@@ -132,6 +140,17 @@ def summarize(api: httpx.Client, jobs: dict[str, dict[str, Any]]) -> list[list[s
         ["landscape, all examples (2-D)", "a smooth-looking bowl",
          f"{len(many['loss'])}x{len(many['loss'][0])} grid"],
     ]  # fmt: skip
+
+
+KINKS = """
+
+On the SVM's gradient check: with 49,000 examples, a ±h step of almost every entry of W moves some
+margin across its hinge's kink, and at those entries the centered difference averages two slopes,
+so their relative errors can pass the notes' 1e-4 "acceptable for kinks": the check then reports
+`passed: false` and lists the kink entries. That is the notes' own caveat about kinks, measured,
+not an error in the analytic gradient: entries that cross no kink agree to better than 1e-7, and
+on 500 examples (the course checks its gradient on a 500-image dev set) few steps cross a kink.
+"""
 
 
 def main() -> None:
@@ -156,7 +175,7 @@ def main() -> None:
         " in all. Run time per job (s):\n\n"
         + table(["job", "run_s"], timing)
         + "\n\nTest accuracy is on the first 1,000 CIFAR-10 test images (the notes used all"
-        " 10,000), so expect a couple of points of noise."
+        " 10,000), so expect a couple of points of noise." + KINKS
     )
     write_report("reproduce", "Reproducing the notes on CIFAR-10", "make reproduce", body)
 
