@@ -120,7 +120,7 @@ class JobContext:
 
     def flush(
         self,
-        rows: list[tuple[str, int, float]],
+        rows: list[store.Points],
         *,
         step: int,
         metrics: dict[str, Any],

@@ -8,6 +8,7 @@ from typing import Protocol, TypeVar
 import numpy as np
 
 from worker.context import JobContext, Outcome
+from worker.store import Points
 
 # Flush history to the database at least this often, so pollers see the curve grow.
 FLUSH_SECONDS = 0.25
@@ -19,7 +20,7 @@ class ChunkLike(Protocol):
 
 
 C = TypeVar("C", bound=ChunkLike)
-Rows = list[tuple[str, int, float]]
+Rows = list[Points]
 
 
 def drive(
@@ -54,8 +55,7 @@ def drive(
     return None
 
 
-def finite_rows(series: str, steps: np.ndarray, values: np.ndarray) -> Rows:
-    """(series, step, value) rows, non-finite values left out (SQLite and JSON cannot hold them)."""
+def finite_points(series: str, steps: np.ndarray, values: np.ndarray) -> Points:
+    """The series' points, non-finite values left out (SQLite and JSON cannot hold them)."""
     keep = np.isfinite(values)
-    pairs = zip(steps[keep].tolist(), values[keep].tolist(), strict=True)
-    return [(series, step, value) for step, value in pairs]
+    return Points(series, steps[keep].tolist(), values[keep].tolist())

@@ -9,7 +9,7 @@ import numpy as np
 
 from worker.checkpoint import generator_state, pack, restore_generator, unpack
 from worker.context import JobContext, Outcome, Resume
-from worker.driving import FLUSH_SECONDS, Rows, drive, finite_rows
+from worker.driving import FLUSH_SECONDS, Rows, drive, finite_points
 from worker.engine.search import (
     LocalSearchConfig,
     LocalSearchState,
@@ -100,9 +100,10 @@ def run_search(context: JobContext, data: PreparedData, resume: Resume | None) -
             metrics["loss"] = float(finite[-1])
         if np.isfinite(state.best_loss):
             metrics["best_loss"] = float(state.best_loss)
-        return finite_rows("loss", chunk.steps, chunk.losses) + finite_rows(
-            "best_loss", chunk.steps, chunk.best_losses
-        )
+        return [
+            finite_points("loss", chunk.steps, chunk.losses),
+            finite_points("best_loss", chunk.steps, chunk.best_losses),
+        ]
 
     stopped = drive(
         context,

@@ -7,12 +7,15 @@ guarded lease renewal first in each transaction and rolls back if it matched not
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from functools import cache
+from itertools import chain
+from typing import Any, NamedTuple
 
 import numpy as np
-from sqlalchemy import and_, case, delete, func, insert, or_, select, update
+from sqlalchemy import and_, case, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from service.db.base import utcnow
@@ -135,12 +138,56 @@ def renew(
     return None if row is None else bool(row.cancel_requested)
 
 
-def add_points(session: Session, job_id: str, rows: list[tuple[str, int, float]]) -> None:
-    if rows:
-        session.execute(
-            insert(MetricPoint),
-            [{"job_id": job_id, "series": s, "step": step, "value": v} for s, step, v in rows],
-        )
+class Points(NamedTuple):
+    """One series' new points: `values[i]` at `steps[i]` (finite values only)."""
+
+    series: str
+    steps: list[int]
+    values: list[float]
+
+
+# SQLite: rows per INSERT. One statement binds a whole batch and runs it in one call into the
+# driver (which releases the GIL meanwhile); batch sizes are powers of two, so every statement is
+# one of a few the driver has prepared and cached already.
+_SQLITE_BATCH = 512
+_COLUMNS = f"INSERT INTO {MetricPoint.__tablename__} (job_id, series, step, value)"
+# PostgreSQL: one statement per series, its steps and values sent as two arrays.
+_UNNEST = f"{_COLUMNS} SELECT %s, %s, unnest(%s::bigint[]), unnest(%s::double precision[])"
+
+
+@cache
+def _sqlite_insert(rows: int) -> str:
+    pairs = ",".join(f"(?{2 * i + 3},?{2 * i + 4})" for i in range(rows))
+    return f"{_COLUMNS} SELECT ?1, ?2, column1, column2 FROM (VALUES {pairs})"
+
+
+def _sqlite_batches(count: int) -> Iterator[tuple[int, int]]:
+    """(start, size) covering range(count): full batches, then the rest in powers of two."""
+    start = 0
+    size = _SQLITE_BATCH
+    while size:
+        while count - start >= size:
+            yield start, size
+            start += size
+        size //= 2
+
+
+def add_points(session: Session, job_id: str, points: Iterable[Points]) -> None:
+    """Insert points as plain driver statements: many rows each, no per-row objects."""
+    connection = session.connection()
+    sqlite = connection.dialect.name == "sqlite"
+    for series, steps, values in points:
+        if len(steps) != len(values):
+            raise ValueError(f"{series}: {len(steps)} steps but {len(values)} values")
+        if not steps:
+            continue
+        if not sqlite:
+            connection.exec_driver_sql(_UNNEST, (job_id, series, steps, values))
+            continue
+        pairs = list(chain.from_iterable(zip(steps, values, strict=True)))
+        for start, size in _sqlite_batches(len(steps)):
+            params = (job_id, series, *pairs[2 * start : 2 * (start + size)])
+            connection.exec_driver_sql(_sqlite_insert(size), params)
 
 
 def put_array(session: Session, job_id: str, name: str, array: np.ndarray, step: int) -> None:

@@ -13,6 +13,7 @@ from worker.engine.train import Chunk, Diverged, TrainConfig, TrainData, TrainSt
 from worker.evaluation import evaluate
 from worker.prepare import PreparedData
 from worker.pruning import pruner_for
+from worker.store import Points
 from worker.training import train_config
 
 
@@ -22,23 +23,26 @@ class History:
     def __init__(self, metrics: dict[str, float] | None = None) -> None:
         self.metrics: dict[str, float] = dict(metrics or {})
 
-    def add(self, chunk: Chunk) -> list[tuple[str, int, float]]:
+    def add(self, chunk: Chunk) -> list[Points]:
         steps = chunk.steps.tolist()
         losses = chunk.losses.tolist()
-        rows = [("loss", s, v) for s, v in zip(steps, losses, strict=True)]
-        rows += [
-            ("learning_rate", s, v)
-            for s, v in zip(steps, chunk.learning_rates.tolist(), strict=True)
+        points = [
+            Points("loss", steps, losses),
+            Points("learning_rate", steps, chunk.learning_rates.tolist()),
         ]
-        for step, train_acc, val_acc in chunk.evals:
-            rows += [("train_accuracy", step, train_acc), ("val_accuracy", step, val_acc)]
-            self.metrics["train_accuracy"] = train_acc
-            self.metrics["val_accuracy"] = val_acc
+        if chunk.evals:
+            eval_steps = [e.step for e in chunk.evals]
+            points += [
+                Points("train_accuracy", eval_steps, [e.train_accuracy for e in chunk.evals]),
+                Points("val_accuracy", eval_steps, [e.val_accuracy for e in chunk.evals]),
+            ]
+            self.metrics["train_accuracy"] = chunk.evals[-1].train_accuracy
+            self.metrics["val_accuracy"] = chunk.evals[-1].val_accuracy
         if losses:
             self.metrics["loss"] = losses[-1]
             best = min(losses)
             self.metrics["best_loss"] = min(best, self.metrics.get("best_loss", best))
-        return rows
+        return points
 
 
 def state_to_checkpoint(state: TrainState, metrics: dict[str, float]) -> bytes:

@@ -1,0 +1,77 @@
+"""The worker's bulk insert stores exactly what a plain ORM insert of the same points stores."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sqlalchemy import insert
+from sqlalchemy.exc import IntegrityError
+
+from service.db.models import MetricPoint
+from service.db.session import Database
+from service.jobs import repository
+from service.settings import Settings
+from tests.worker.conftest import submit
+from worker import store
+from worker.store import Points
+
+SPECIAL = [
+    0.0,
+    -0.0,
+    1.0,
+    -3.0,
+    0.1,
+    1e-7,
+    2.5e4,
+    5e-324,
+    2.2250738585072014e-308,
+    1.7976931348623157e308,
+]
+
+
+def _values(count: int, seed: int) -> list[float]:
+    rng = np.random.default_rng(seed)
+    drawn = rng.standard_normal(count) * 10.0 ** rng.integers(-300, 300, count)
+    values: list[float] = drawn.tolist()
+    return (SPECIAL + values)[:count]
+
+
+def _bits(pairs: list[tuple[int, float]]) -> list[tuple[int, bytes]]:
+    return [(step, np.float64(value).tobytes()) for step, value in pairs]
+
+
+@pytest.mark.parametrize("count", [0, 1, 7, 511, 512, 513, 1_100, 3_001])
+def test_bulk_points_read_back_as_an_orm_insert_of_the_same_points(
+    settings: Settings, database: Database, count: int
+) -> None:
+    bulk_job, orm_job = (submit(database, settings, seed=seed) for seed in (1, 2))
+    steps = [3 * i for i in range(count - 1)] + [2**40] if count else []
+    series = [Points("loss", steps, _values(count, 0)), Points("lr", steps, _values(count, 1))]
+    with database.transaction() as session:
+        store.add_points(session, bulk_job, series)
+        rows = [{"job_id": orm_job, "series": name, "step": step, "value": value}
+                for name, steps_, values in series
+                for step, value in zip(steps_, values, strict=True)]  # fmt: skip
+        if rows:
+            session.execute(insert(MetricPoint), rows)
+    with database.read() as session:
+        for name, *_ in series:
+            bulk = repository.points(session, bulk_job, name, after=None, limit=None)
+            orm = repository.points(session, orm_job, name, after=None, limit=None)
+            assert len(bulk) == count
+            assert _bits(list(bulk)) == _bits(list(orm))
+
+
+def test_a_duplicate_point_fails_the_whole_write(settings: Settings, database: Database) -> None:
+    job_id = submit(database, settings)
+    points = [Points("loss", [0, 1, 1], [1.0, 2.0, 3.0])]
+    with pytest.raises(IntegrityError), database.transaction() as session:
+        store.add_points(session, job_id, points)
+    with database.read() as session:
+        assert repository.count_points(session, job_id, "loss") == 0
+
+
+def test_steps_and_values_must_pair_up(settings: Settings, database: Database) -> None:
+    job_id = submit(database, settings)
+    with pytest.raises(ValueError, match="2 steps but 1 values"), database.transaction() as s:
+        store.add_points(s, job_id, [Points("loss", [0, 1], [1.0])])
