@@ -13,8 +13,6 @@ asynchronously, so no subscriber ever blocks the event loop.
 
 from __future__ import annotations
 
-import json
-import math
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -26,7 +24,7 @@ from fastapi.sse import ServerSentEvent
 from service.db.models import TERMINAL_STATUSES
 from service.db.session import Database
 from service.jobs import repository, service
-from service.jobs.schemas import JobOut
+from service.jobs.schemas import JobOut, dumps, point_dicts
 
 SERIES_LIMIT = 5000  # points per series per read; a longer backlog is read again at once
 RETRY_MS = 1000  # how soon a browser's EventSource reconnects
@@ -50,7 +48,7 @@ class Batch:
 def read_batch(database: Database, job_id: str, position: int) -> Batch:
     """The job and every series' points after `position`, up to the bound (see module doc)."""
     with database.read() as session:
-        job = repository.get(session, job_id)
+        job = repository.view(session, job_id)
         if job is None:
             return Batch(None, position=position)
         out = service.to_out(job)
@@ -81,14 +79,6 @@ def read_batch(database: Database, job_id: str, position: int) -> Batch:
     return Batch(out, found, bound, more=cut is not None)
 
 
-def _finite(value: float) -> float | None:
-    return value if math.isfinite(value) else None
-
-
-def _dumps(payload: Any) -> str:
-    return json.dumps(payload, allow_nan=False, separators=(",", ":"))
-
-
 def point_events(batch: Batch, previous: int) -> list[ServerSentEvent]:
     """`metrics` events (one per series), then `loss`; only the last carries the new position,
     so a client cut off in the middle resumes before the batch instead of after it."""
@@ -96,11 +86,10 @@ def point_events(batch: Batch, previous: int) -> list[ServerSentEvent]:
     for name, rows in batch.series.items():
         if name == "loss":
             continue
-        points = [{"step": step, "value": _finite(value)} for step, value in rows]
-        payloads.append(("metrics", _dumps({"series": name, "points": points})))
+        points = point_dicts(rows, "value")
+        payloads.append(("metrics", dumps({"series": name, "points": points})))
     if "loss" in batch.series:
-        points = [{"step": step, "loss": _finite(value)} for step, value in batch.series["loss"]]
-        payloads.append(("loss", _dumps({"points": points})))
+        payloads.append(("loss", dumps({"points": point_dicts(batch.series["loss"], "loss")})))
     last = len(payloads) - 1
     return [
         ServerSentEvent(
@@ -120,7 +109,7 @@ def progress_event(job: JobOut, position: int) -> ServerSentEvent:
         "progress": job.progress.model_dump(mode="json"),
         "metrics": job.metrics.model_dump(mode="json"),
     }
-    return ServerSentEvent(event="progress", raw_data=_dumps(payload), id=str(position))
+    return ServerSentEvent(event="progress", raw_data=dumps(payload), id=str(position))
 
 
 async def job_events(

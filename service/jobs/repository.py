@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any, NamedTuple
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import Row, bindparam, delete, func, select
 from sqlalchemy.orm import Session
 
 from service.db.models import Checkpoint, Job, JobArray, JobAttempt, MetricPoint
@@ -42,6 +43,51 @@ def page(
     return session.scalars(stmt).all()
 
 
+# The polled reads are built once on the tables' columns: a Core statement on a Table skips the
+# ORM's per-call compile step, which costs more than these indexed reads themselves.
+_points = MetricPoint.__table__.c
+_jobs = Job.__table__.c
+_SERIES = (_points.job_id == bindparam("job_id"), _points.series == bindparam("series"))
+_RANGE = (_points.step > bindparam("after"), _points.step <= bindparam("until"))
+_ALL_POINTS = select(_points.step, _points.value).where(*_SERIES, *_RANGE).order_by(_points.step)
+_POINTS_PAGE = _ALL_POINTS.limit(bindparam("limit"))
+_COUNT_AFTER = select(func.count(), func.max(_points.step)).where(
+    *_SERIES, _points.step > bindparam("after")
+)
+_LAST_STEP = select(func.max(_points.step)).where(*_SERIES)
+_STATE = select(_jobs.status, _jobs.attempts, _jobs.history_pruned).where(
+    _jobs.id == bindparam("job_id")
+)
+_VIEW = select(
+    *(
+        _jobs[name]
+        for name in (
+            "id", "status", "task", "name", "spec", "progress_step", "progress_total", "metrics",
+            "error", "attempts", "timings", "created_at", "started_at", "finished_at",
+        )
+    )
+).where(_jobs.id == bindparam("job_id"))  # fmt: skip
+NO_STEP = -1  # steps start at 0: "after -1" is "from the start"
+LAST_POSSIBLE_STEP = 2**63 - 1  # the BigInteger column's largest value
+
+
+class JobState(NamedTuple):
+    status: str
+    attempts: int
+    history_pruned: bool
+
+
+def state(session: Session, job_id: str) -> JobState | None:
+    """What a history read needs to know of its job (None if there is no such job)."""
+    row = session.execute(_STATE, {"job_id": job_id}).one_or_none()
+    return None if row is None else JobState(row.status, row.attempts, bool(row.history_pruned))
+
+
+def view(session: Session, job_id: str) -> Row[Any] | None:
+    """The columns GET /jobs/{id} shows, without loading the job's result or evaluation."""
+    return session.execute(_VIEW, {"job_id": job_id}).one_or_none()
+
+
 def points(
     session: Session,
     job_id: str,
@@ -52,29 +98,32 @@ def points(
     until: int | None = None,
 ) -> Sequence[tuple[int, float]]:
     """Points with after < step <= until, in step order: one range scan of the primary key."""
-    stmt = (
-        select(MetricPoint.step, MetricPoint.value)
-        .where(MetricPoint.job_id == job_id, MetricPoint.series == series)
-        .order_by(MetricPoint.step)
-        .limit(limit)
-    )
-    if after is not None:
-        stmt = stmt.where(MetricPoint.step > after)
-    if until is not None:
-        stmt = stmt.where(MetricPoint.step <= until)
-    return [(int(step), float(value)) for step, value in session.execute(stmt)]
+    params: dict[str, Any] = {
+        "job_id": job_id,
+        "series": series,
+        "after": NO_STEP if after is None else after,
+        "until": LAST_POSSIBLE_STEP if until is None else until,
+    }
+    if limit is None:
+        rows = session.execute(_ALL_POINTS, params)
+    else:
+        rows = session.execute(_POINTS_PAGE, {**params, "limit": limit})
+    return [(int(step), float(value)) for step, value in rows]
+
+
+def count_after(session: Session, job_id: str, series: str, after: int) -> tuple[int, int | None]:
+    """How many points of a series have step > after, and the last of their steps."""
+    params = {"job_id": job_id, "series": series, "after": after}
+    count, last = session.execute(_COUNT_AFTER, params).one()
+    return int(count or 0), None if last is None else int(last)
 
 
 def count_points(session: Session, job_id: str, series: str) -> int:
-    stmt = select(func.count()).where(MetricPoint.job_id == job_id, MetricPoint.series == series)
-    return int(session.scalar(stmt) or 0)
+    return count_after(session, job_id, series, NO_STEP)[0]
 
 
 def last_step(session: Session, job_id: str, series: str) -> int | None:
-    stmt = select(func.max(MetricPoint.step)).where(
-        MetricPoint.job_id == job_id, MetricPoint.series == series
-    )
-    value = session.scalar(stmt)
+    value = session.execute(_LAST_STEP, {"job_id": job_id, "series": series}).scalar()
     return None if value is None else int(value)
 
 

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import math
-from typing import Annotated, Any, Literal
+from collections.abc import Callable
+from functools import partial
+from typing import Annotated, Any, Literal, NamedTuple
 
+import anyio.to_thread
 import numpy as np
-from fastapi import APIRouter, Body, Header, Path, Query, Response
+from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
 from service import idempotency
-from service.db.models import Job
+from service.db.session import Database
 from service.deps import DatabaseDep, ReadSession, SettingsDep, WriteSession
 from service.errors import InvalidInput
 from service.jobs import service
@@ -21,11 +25,9 @@ from service.jobs.schemas import (
     JobOut,
     JobPage,
     LossPage,
-    LossPoint,
     PredictIn,
     PredictOut,
     SeriesPage,
-    SeriesPoint,
     WeightsOut,
 )
 from service.jobs.spec import SPEC_EXAMPLE, JobSpec
@@ -96,73 +98,126 @@ def list_jobs(
     )
 
 
-@router.get("/{job_id}", response_model=JobOut, responses=NOT_FOUND, summary="One job")
-def get_job(job_id: JobId, session: ReadSession) -> JobOut:
-    return service.to_out(service.get(session, job_id))
+async def database_of(request: Request) -> Database:
+    """The app's database, without the threadpool trip FastAPI gives a sync dependency."""
+    database: Database = request.app.state.database
+    return database
 
 
-def _series(
-    session: Session,
-    job: Job,
-    series: str,
-    after: int | None,
-    limit: int,
-    max_points: int | None,
-    start: int | None,
-    end: int | None,
-) -> tuple[list[SeriesPoint], int | None, int]:
+# The polled endpoints are async and do all their reading in one trip to the threadpool: with
+# sync dependencies and a response_model to validate, FastAPI would make five trips per request.
+PollDatabase = Annotated[Database, Depends(database_of)]
+IfNoneMatch = Annotated[
+    str | None, Header(description="An ETag from an earlier answer: 304 if nothing changed.")
+]
+NOT_MODIFIED: dict[int | str, dict[str, Any]] = {304: {"description": "Unchanged since the ETag"}}
+
+
+def _reading(database: Database, read: Callable[[Session], str]) -> str:
+    with database.read() as session:
+        return read(session)
+
+
+def _json(body: str, if_none_match: str | None) -> Response:
+    """A JSON answer with an ETag of its own bytes, or 304 if the client has those already."""
+    content = body.encode()
+    etag = f'W/"{hashlib.blake2b(content, digest_size=12).hexdigest()}"'
+    headers = {"ETag": etag, "Cache-Control": "no-cache"}
+    if if_none_match is not None and etag in (tag.strip() for tag in if_none_match.split(",")):
+        return Response(status_code=304, headers=headers)
+    return Response(content, media_type="application/json", headers=headers)
+
+
+@router.get(
+    "/{job_id}",
+    response_model=JobOut,
+    responses={**NOT_FOUND, **NOT_MODIFIED},
+    summary="One job",
+)
+async def get_job(
+    job_id: JobId, database: PollDatabase, if_none_match: IfNoneMatch = None
+) -> Response:
+    body = await anyio.to_thread.run_sync(
+        _reading, database, partial(service.job_json, job_id=job_id)
+    )
+    return _json(body, if_none_match)
+
+
+class Window(NamedTuple):
+    """The query of a series read: a page after a step, or a downsampled start..end window."""
+
+    after: int | None
+    limit: int
+    max_points: int | None
+    start: int | None
+    end: int | None
+
+
+async def _series(
+    database: Database, job_id: str, series: str, key: str, window: Window, etag: str | None
+) -> Response:
+    read = partial(_series_json, job_id=job_id, series=series, key=key, window=window)
+    return _json(await anyio.to_thread.run_sync(_reading, database, read), etag)
+
+
+def _series_json(session: Session, job_id: str, series: str, key: str, window: Window) -> str:
+    after, limit, max_points, start, end = window
+    job = service.state(session, job_id)
     if max_points is None:
         if start is not None or end is not None:
             raise InvalidInput(
                 "start and end select a window of a downsampled curve",
                 [(("query", "max_points"), "required with start or end")],
             )
-        return service.series_page(session, job, series, after=after, limit=limit)
-    if start is not None and end is not None and end < start:
-        raise InvalidInput("Empty window", [(("query", "end"), "must not be before start")])
-    return service.series_overview(
-        session, job, series, max_points=max_points, start=start, end=end
-    )
+        page = service.series_page(session, job_id, job, series, after=after, limit=limit)
+    else:
+        if start is not None and end is not None and end < start:
+            raise InvalidInput("Empty window", [(("query", "end"), "must not be before start")])
+        page = service.series_overview(
+            session, job_id, job, series, max_points=max_points, start=start, end=end
+        )
+    return service.page_json(*page, key=key)
 
 
-@router.get("/{job_id}/loss", response_model=LossPage, responses=NOT_FOUND, summary="Loss history")
-def get_loss(
+@router.get(
+    "/{job_id}/loss",
+    response_model=LossPage,
+    responses={**NOT_FOUND, **NOT_MODIFIED},
+    summary="Loss history",
+)
+async def get_loss(
     job_id: JobId,
-    session: ReadSession,
+    database: PollDatabase,
     after: After = None,
     limit: Limit = 1000,
     max_points: MaxPoints = None,
     start: Start = None,
     end: End = None,
-) -> LossPage:
-    job = service.get(session, job_id)
-    points, next_after, total = _series(session, job, "loss", after, limit, max_points, start, end)
-    return LossPage(
-        points=[LossPoint(step=p.step, loss=p.value) for p in points],
-        next_after=next_after,
-        total=total,
-    )
+    if_none_match: IfNoneMatch = None,
+) -> Response:
+    window = Window(after, limit, max_points, start, end)
+    return await _series(database, job_id, "loss", "loss", window, if_none_match)
 
 
 @router.get(
     "/{job_id}/metrics/{series}",
     response_model=SeriesPage,
-    responses=NOT_FOUND,
+    responses={**NOT_FOUND, **NOT_MODIFIED},
     summary="Any recorded series (loss, best_loss, learning_rate, train_accuracy, val_accuracy)",
 )
-def get_series(
+async def get_series(
     job_id: JobId,
     series: Annotated[str, Path(pattern=r"^[a-z_]{1,32}$")],
-    session: ReadSession,
+    database: PollDatabase,
     after: After = None,
     limit: Limit = 1000,
     max_points: MaxPoints = None,
     start: Start = None,
     end: End = None,
-) -> SeriesPage:
-    job = service.get(session, job_id)
-    points, next_after, total = _series(session, job, series, after, limit, max_points, start, end)
-    return SeriesPage(points=points, next_after=next_after, total=total)
+    if_none_match: IfNoneMatch = None,
+) -> Response:
+    window = Window(after, limit, max_points, start, end)
+    return await _series(database, job_id, series, "value", window, if_none_match)
 
 
 @router.get(

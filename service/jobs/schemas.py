@@ -2,18 +2,30 @@
 
 from __future__ import annotations
 
+import json
 import math
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
 
-def _finite(value: float | None) -> float | None:
+def finite(value: float | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None
 
 
-FiniteFloat = Annotated[float | None, PlainSerializer(_finite, return_type=float | None)]
+FiniteFloat = Annotated[float | None, PlainSerializer(finite, return_type=float | None)]
+
+
+def dumps(payload: Any) -> str:
+    """Compact JSON that refuses NaN and Infinity (map them to None with `finite` first)."""
+    return json.dumps(payload, allow_nan=False, separators=(",", ":"))
+
+
+def point_dicts(rows: Iterable[tuple[int, float]], key: str) -> list[dict[str, Any]]:
+    """(step, value) rows as the JSON points of a series page or event: {"step": s, key: v}."""
+    return [{"step": step, key: finite(value)} for step, value in rows]
 
 
 class Progress(BaseModel):

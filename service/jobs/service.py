@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Any
+import threading
+from collections import OrderedDict
+from typing import Any, TypeVar
+from weakref import WeakKeyDictionary
 
 import numpy as np
+from sqlalchemy import Row
 from sqlalchemy.orm import Session
+from sqlalchemy.pool import Pool
 
 from service.db.base import utcnow
 from service.db.models import TERMINAL_STATUSES, Job, JobArray
 from service.errors import Conflict, InvalidInput, NotFound
 from service.ids import new_id
 from service.jobs import downsample, repository, validation
+from service.jobs.repository import JobState
 from service.jobs.schemas import (
     EvaluationOut,
     JobError,
@@ -22,14 +28,16 @@ from service.jobs.schemas import (
     JobPage,
     PredictOut,
     Progress,
-    SeriesPoint,
     Timings,
+    dumps,
+    point_dicts,
 )
 from service.jobs.spec import JobSpec
 from service.settings import Settings
 from worker.engine.metrics import predict_scores
 from worker.engine.preprocess import Preprocessor
 
+T = TypeVar("T")
 SERIES = ("loss", "best_loss", "learning_rate", "train_accuracy", "val_accuracy")
 
 
@@ -54,14 +62,18 @@ def submit(session: Session, spec: JobSpec, settings: Settings) -> Job:
     return job
 
 
-def get(session: Session, job_id: str) -> Job:
-    job = repository.get(session, job_id)
+def _found(job: T | None, job_id: str) -> T:
     if job is None:
         raise NotFound(f"No job with id {job_id!r}")
     return job
 
 
-def to_out(job: Job) -> JobOut:
+def get(session: Session, job_id: str) -> Job:
+    return _found(repository.get(session, job_id), job_id)
+
+
+def to_out(job: Job | Row[Any]) -> JobOut:
+    """The Job of the API, from the ORM object or from a row of repository.view's columns."""
     total = job.progress_total
     return JobOut(
         id=job.id,
@@ -110,21 +122,82 @@ def list_page(
     return JobPage(items=items, next_cursor=encode_cursor(items[-1].id) if has_more else None)
 
 
+class PointCounts:
+    """The `total` of a series without counting all its points on every poll.
+
+    Per (job, series) it keeps a (step, count) pair: `count` points have a step <= `step`. A read
+    counts only the points after that step (an index range scan of what is new) and moves the pair
+    forward. This is exact because, while the pair's key holds, the points at or below its step
+    never change: in a job's first attempt a worker only appends, in step order (a flush's steps
+    all follow the last flush's), and a finished job's history is frozen. What does delete points
+    changes the key: a retried attempt resets or truncates its history (attempts > 1, where
+    nothing is cached until the job is finished), retention downsamples it (history_pruned), and
+    DELETE /jobs removes the job for good (ids are never reused; delete() drops its pairs).
+    """
+
+    def __init__(self, capacity: int = 4096) -> None:
+        self.capacity = capacity
+        self._pairs: OrderedDict[tuple[str, str, int, bool], tuple[int, int]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def total(self, session: Session, job_id: str, series: str, state: JobState) -> int:
+        key = (job_id, series, state.attempts, state.history_pruned)
+        if state.attempts > 1 and state.status not in TERMINAL_STATUSES:
+            return repository.count_points(session, job_id, series)
+        with self._lock:
+            step, count = self._pairs.get(key, (repository.NO_STEP, 0))
+        new, last = repository.count_after(session, job_id, series, step)
+        if last is not None:
+            step, count = last, count + new
+        with self._lock:
+            self._pairs[key] = (step, count)
+            self._pairs.move_to_end(key)
+            while len(self._pairs) > self.capacity:
+                self._pairs.popitem(last=False)
+        return count
+
+    def forget(self, job_id: str) -> None:
+        with self._lock:
+            for key in [key for key in self._pairs if key[0] == job_id]:
+                del self._pairs[key]
+
+
+_counts: WeakKeyDictionary[Pool, PointCounts] = WeakKeyDictionary()
+
+
+def point_counts(session: Session) -> PointCounts:
+    """The counts of the database behind `session`, found by its connection pool: the read and
+    write engines of one database share it, and apps side by side in one process do not."""
+    pool = session.get_bind().engine.pool
+    counts = _counts.get(pool)
+    if counts is None:
+        counts = _counts.setdefault(pool, PointCounts())
+    return counts
+
+
+def state(session: Session, job_id: str) -> JobState:
+    return _found(repository.state(session, job_id), job_id)
+
+
+def job_json(session: Session, job_id: str) -> str:
+    """GET /jobs/{id}'s body, read without loading the job's result or evaluation."""
+    return to_out(_found(repository.view(session, job_id), job_id)).model_dump_json()
+
+
 def series_page(
-    session: Session, job: Job, series: str, *, after: int | None, limit: int
-) -> tuple[list[SeriesPoint], int | None, int]:
+    session: Session, job_id: str, job: JobState, series: str, *, after: int | None, limit: int
+) -> tuple[list[tuple[int, float]], int | None, int]:
     """A page of one series: its points, the cursor for the next page, the points stored so far."""
-    rows = repository.points(session, job.id, series, after=after, limit=limit)
-    total = repository.count_points(session, job.id, series)
-    points = [SeriesPoint(step=step, value=value) for step, value in rows]
+    points = list(repository.points(session, job_id, series, after=after, limit=limit))
+    total = point_counts(session).total(session, job_id, series, job)
     finished = job.status in TERMINAL_STATUSES
     if not points:
         # A running job may still write: hand the same cursor back (-1 = from the start).
         next_after = None if finished else (after if after is not None else -1)
     else:
-        last = points[-1].step
+        last = points[-1][0]
         exhausted = finished and (
-            len(points) < limit or repository.last_step(session, job.id, series) == last
+            len(points) < limit or repository.last_step(session, job_id, series) == last
         )
         next_after = None if exhausted else last
     return points, next_after, total
@@ -132,22 +205,30 @@ def series_page(
 
 def series_overview(
     session: Session,
-    job: Job,
+    job_id: str,
+    job: JobState,
     series: str,
     *,
     max_points: int,
     start: int | None,
     end: int | None,
-) -> tuple[list[SeriesPoint], int | None, int]:
+) -> tuple[list[tuple[int, float]], int | None, int]:
     """At most `max_points` points of steps start..end that keep the curve's shape."""
     after = None if start is None else start - 1
-    rows = repository.points(session, job.id, series, after=after, limit=None, until=end)
+    rows = repository.points(session, job_id, series, after=after, limit=None, until=end)
     kept = downsample.keep_indices([value for _, value in rows], max_points)
-    points = [SeriesPoint(step=rows[i][0], value=rows[i][1]) for i in kept]
-    total = repository.count_points(session, job.id, series)
+    points = [rows[i] for i in kept]
+    total = point_counts(session).total(session, job_id, series, job)
     finished = job.status in TERMINAL_STATUSES
-    next_after = None if finished else (points[-1].step if points else -1)
+    next_after = None if finished else (points[-1][0] if points else -1)
     return points, next_after, total
+
+
+def page_json(
+    points: list[tuple[int, float]], next_after: int | None, total: int, *, key: str
+) -> str:
+    """A LossPage (key "loss") or SeriesPage (key "value") as JSON, built without models."""
+    return dumps({"points": point_dicts(points, key), "next_after": next_after, "total": total})
 
 
 def result(job: Job) -> dict[str, Any]:
@@ -170,9 +251,7 @@ def as_ndarray(array: JobArray) -> np.ndarray:
 
 
 def cancel(session: Session, job_id: str) -> Job:
-    job = repository.get(session, job_id, for_update=True)
-    if job is None:
-        raise NotFound(f"No job with id {job_id!r}")
+    job = _found(repository.get(session, job_id, for_update=True), job_id)
     if job.status in TERMINAL_STATUSES:
         raise Conflict(f"Job {job_id} is already {job.status}")
     if job.status == "queued":
@@ -186,12 +265,11 @@ def cancel(session: Session, job_id: str) -> Job:
 
 
 def delete(session: Session, job_id: str) -> None:
-    job = repository.get(session, job_id, for_update=True)
-    if job is None:
-        raise NotFound(f"No job with id {job_id!r}")
+    job = _found(repository.get(session, job_id, for_update=True), job_id)
     if job.status not in TERMINAL_STATUSES:
         raise Conflict(f"Job {job_id} is {job.status}: cancel it before deleting it")
     repository.remove(session, job_id)
+    point_counts(session).forget(job_id)
 
 
 def predict(session: Session, job: Job, rows: list[list[float]], settings: Settings) -> PredictOut:
