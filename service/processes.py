@@ -21,6 +21,16 @@ def blas_threads_per_worker(workers: int) -> int:
     return max(1, (os.cpu_count() or 1) // max(1, workers))
 
 
+def lower_priority(niceness: int) -> None:
+    """Make this process at least `niceness` nice (never less nice than it already is).
+
+    Linux sets a niceness per thread: call this before the process starts threads, which then
+    inherit it (the worker does, first thing).
+    """
+    if niceness > 0 and os.getpriority(os.PRIO_PROCESS, 0) < niceness:
+        os.setpriority(os.PRIO_PROCESS, 0, niceness)
+
+
 def worker_command(*, burst: bool = False) -> list[str]:
     return [sys.executable, "-m", "worker", "--concurrency", "1", *(["--burst"] if burst else [])]
 

@@ -69,6 +69,13 @@ class Settings(BaseSettings):
         description="BLAS threads per running job (default: the cores divided among the worker "
         "processes that `descent serve` / `descent worker --concurrency` start).",
     )
+    worker_nice: int = Field(
+        10,
+        ge=0,
+        le=19,
+        description="Niceness the worker processes of `descent serve` / `descent worker` give "
+        "themselves, so the API answers promptly while jobs keep the cores busy (0 = unchanged).",
+    )
     log_level: str = Field("INFO", description="Python logging level.")
     log_format: Literal["text", "json"] = Field(
         "text", description="text, or json: one JSON object per line (with job_id where known)."

@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from service import processes
 from service.observability import logs
 from service.settings import get_settings
 from worker import supervisor
@@ -19,6 +20,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.concurrency < 1:
         parser.error("--concurrency must be at least 1")
     settings = get_settings()
+    # Jobs yield the cores to the API, so a dashboard's polls stay fast while they train.
+    processes.lower_priority(settings.worker_nice)
     logs.configure(settings.log_level, settings.log_format)
     if args.concurrency == 1:
         return supervisor.run_single(settings, burst=args.burst)
