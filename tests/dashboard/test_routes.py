@@ -32,7 +32,7 @@ def test_the_page_is_served_at_the_root_with_its_scripts(client: TestClient) -> 
     page = response.text
     assert '<script src="/static/vendor/plotly.min.js">' in page
     assert '<script type="module" src="/static/js/app.js">' in page
-    assert 'id="view-sweeps"' in page and "hidden" in page  # the marked place for sweeps
+    assert 'href="#/sweeps"' in page and 'id="view-sweep"' in page
 
 
 def test_plotly_comes_from_the_installed_package(client: TestClient) -> None:
@@ -47,7 +47,7 @@ def test_plotly_comes_from_the_installed_package(client: TestClient) -> None:
 def test_every_module_the_page_imports_is_served(client: TestClient) -> None:
     imported = {"app.js"}
     for path in JS:
-        imported |= set(re.findall(r'from "\./([a-z]+\.js)"', path.read_text()))
+        imported |= set(re.findall(r'from "\./([a-z-]+\.js)"', path.read_text()))
 
     for name in sorted(imported):
         response = client.get(f"/static/js/{name}")
@@ -122,3 +122,16 @@ def test_head_answers_like_get_without_a_body(client: TestClient, path: str) -> 
 
 def test_head_of_a_missing_file_is_a_404(client: TestClient) -> None:
     assert client.head("/static/js/nope.js").status_code == 404
+
+
+def test_the_sweeps_tab_is_shown_and_its_example_is_in_the_openapi_document(
+    client: TestClient,
+) -> None:
+    page = client.get("/").text
+    tab = re.search(r'<a href="#/sweeps"[^>]*>', page)
+    schemas = client.get("/openapi.json").json()["components"]["schemas"]
+    example = schemas["SweepRequest"]["examples"][0]  # the sweep form starts from it
+
+    assert tab is not None and "hidden" not in tab.group(0)
+    assert set(example) >= {"base", "space", "method", "metric"}
+    assert client.post("/sweeps", json=example).status_code == 202

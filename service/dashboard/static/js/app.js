@@ -1,20 +1,26 @@
-// Hash routes: #/ (jobs), #/new, #/jobs/<id>, #/compare?ids=a,b, #/sweeps (hidden for now).
+// Hash routes: #/ (jobs), #/new, #/jobs/<id>, #/compare?ids=a,b, #/sweeps,
+// #/sweeps/<id>.
 
-import { api } from "./api.js";
 import { ComparePage } from "./compare.js";
 import { buildForm } from "./form.js";
 import { JobPage } from "./job.js";
 import { JobList } from "./list.js";
+import { SweepPage } from "./sweep.js";
+import { buildSweepForm } from "./sweep-form.js";
+import { SweepList } from "./sweeps.js";
 import { $ } from "./util.js";
 
 const list = new JobList();
 const jobPage = new JobPage();
 const compare = new ComparePage();
+const sweeps = new SweepList();
+const sweepPage = new SweepPage();
 let formBuilt = null;
+let sweepFormBuilt = null;
 
-function showView(name) {
+function showView(name, tab = name) {
   for (const view of document.querySelectorAll(".view")) view.hidden = view.id !== `view-${name}`;
-  for (const link of document.querySelectorAll("[data-nav]")) link.classList.toggle("active", link.dataset.nav === name);
+  for (const link of document.querySelectorAll("[data-nav]")) link.classList.toggle("active", link.dataset.nav === tab);
   document.body.dataset.view = name;
 }
 
@@ -25,6 +31,8 @@ async function route() {
   list.hide();
   jobPage.hide();
   compare.hide();
+  sweeps.hide();
+  sweepPage.hide();
   if (path.startsWith("/jobs/")) {
     showView("job");
     await jobPage.show(decodeURIComponent(path.slice("/jobs/".length)));
@@ -35,18 +43,18 @@ async function route() {
   } else if (path === "/compare") {
     showView("compare");
     compare.show((params.get("ids") || "").split(",").filter(Boolean));
+  } else if (path.startsWith("/sweeps/")) {
+    showView("sweep", "sweeps");
+    sweepPage.show(decodeURIComponent(path.slice("/sweeps/".length)));
   } else if (path === "/sweeps") {
     showView("sweeps");
+    sweeps.show();
+    sweepFormBuilt = sweepFormBuilt || buildSweepForm();
+    await sweepFormBuilt;
   } else {
     showView("jobs");
     list.show();
   }
-}
-
-// The sweep leaderboard's tab stays hidden until the API grows a /sweeps resource.
-async function revealSweeps() {
-  const doc = await api.get("/openapi.json").catch(() => null);
-  if (doc && Object.keys(doc.paths).some((path) => path.startsWith("/sweeps"))) $("#nav-sweeps").hidden = false;
 }
 
 window.addEventListener("hashchange", () => route().catch(report));
@@ -55,4 +63,3 @@ function report(error) {
   console.error(error);
 }
 route().catch(report);
-revealSweeps();

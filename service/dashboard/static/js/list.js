@@ -1,47 +1,43 @@
 // The job list: filters, live status and progress (polling GET /jobs), selection for comparing.
 
 import { api } from "./api.js";
-import { $, badge, el, fmt, progressBar, when } from "./util.js";
+import { $, Poller, badge, el, fmt, progressBar, when } from "./util.js";
 
 const REFRESH_MS = 1000;
 
 export class JobList {
   constructor() {
     this.selected = new Set();
-    this.timer = null;
-    this.active = false;
-    $("#filter-status").addEventListener("change", () => this.refresh());
-    $("#filter-task").addEventListener("change", () => this.refresh());
+    this.poller = new Poller((live) => this.refresh(live));
+    $("#filter-status").addEventListener("change", () => this.poller.start());
+    $("#filter-task").addEventListener("change", () => this.poller.start());
     $("#compare-selected").addEventListener("click", () => {
       window.location.hash = `#/compare?ids=${[...this.selected].join(",")}`;
     });
   }
 
   show() {
-    this.active = true;
-    this.refresh();
+    this.poller.start();
   }
 
   hide() {
-    this.active = false;
-    clearTimeout(this.timer);
+    this.poller.stop();
   }
 
-  async refresh() {
-    clearTimeout(this.timer);
-    if (!this.active) return;
+  async refresh(live) {
     try {
       const page = await api.get("/jobs", {
         status: $("#filter-status").value,
         task: $("#filter-task").value,
         limit: 100,
       });
+      if (!live()) return null;
       this.render(page.items);
       $("#connection").textContent = "";
     } catch (error) {
       $("#connection").textContent = `API unreachable: ${error.message}`;
     }
-    if (this.active) this.timer = setTimeout(() => this.refresh(), REFRESH_MS);
+    return REFRESH_MS;
   }
 
   render(jobs) {

@@ -82,3 +82,29 @@ export function appendPoints(xs, ys, points, key = "value") {
     }
   }
 }
+
+// Runs `tick(live)` now and again after the delay (ms) it resolves to, until stop() or a null
+// delay; live() turns false once stopped or restarted, so a late answer is not drawn.
+export class Poller {
+  constructor(tick) {
+    this.tick = tick;
+    this.timer = null;
+    this.generation = 0;
+  }
+
+  start() {
+    this.stop();
+    const generation = this.generation;
+    const live = () => generation === this.generation;
+    const run = async () => {
+      const delay = await this.tick(live);
+      if (live() && delay !== null && delay !== undefined) this.timer = setTimeout(run, delay);
+    };
+    run();
+  }
+
+  stop() {
+    this.generation += 1;
+    clearTimeout(this.timer);
+  }
+}
