@@ -81,6 +81,21 @@ def _check_trial(
         raise InvalidInput(f"Trial {trial}: {exc.detail}", problems) from None
 
 
+NAME_MAX = 200  # jobs.name is a VARCHAR(200)
+
+
+def trial_name(prefix: str | None, params: dict[str, Any]) -> str:
+    """A trial's job name: the base job's (or the sweep's) name and its parameters, e.g.
+    "svm grid: learning_rate=0.03, reg=0.1", so that the trials tell themselves apart in lists
+    and comparisons."""
+    label = ", ".join(
+        f"{path.rsplit('.', 1)[-1]}={f'{value:.3g}' if isinstance(value, float) else value}"
+        for path, value in params.items()
+    )
+    name = f"{prefix}: {label}" if prefix else label
+    return name if len(name) <= NAME_MAX else name[: NAME_MAX - 1] + "…"
+
+
 def submit(session: Session, request: SweepRequest, settings: Settings) -> Sweep:
     base = request.base.model_dump(mode="json", exclude_unset=True)
     draws = _trial_params(request, settings)
@@ -100,7 +115,7 @@ def submit(session: Session, request: SweepRequest, settings: Settings) -> Sweep
     jobs = [
         Job(
             id=new_id(),
-            name=spec.name,
+            name=trial_name(spec.name or request.name, params),
             task=spec.task,
             status="queued",
             spec=c.stored_spec,

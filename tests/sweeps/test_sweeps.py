@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from service.db.models import Job
 from service.db.session import Database
 from service.settings import Settings
+from service.sweeps.service import trial_name
 from tests.sweeps.conftest import sweep_request
 from worker import store
 from worker.engine.datasets import load_builtin
@@ -34,6 +35,8 @@ def test_a_grid_sweep_runs_every_trial_and_its_best_is_verified_from_its_weights
         for lr in (0.3, 0.03)
         for reg in (0.0, 0.1)
     ]
+    names = [client.get(f"/jobs/{job['id']}").json()["name"] for job in sweep["jobs"]]
+    assert names[1] == "svm grid: learning_rate=0.3, reg=0.1"
     drain()
 
     done = client.get(f"/sweeps/{sweep['id']}").json()
@@ -55,6 +58,12 @@ def test_a_grid_sweep_runs_every_trial_and_its_best_is_verified_from_its_weights
     pre = Preprocessor.fit(data.X_train, center=True, standardize=False, bias=True)
     recomputed = np.mean(np.argmax(pre.transform(data.X_val, W.dtype) @ W.T, axis=1) == data.y_val)
     assert recomputed == best["val_accuracy"]
+
+
+def test_trial_names_stay_within_the_column() -> None:
+    params = {f"model.p{i}": float(i) / 7 for i in range(40)}
+    name = trial_name("base", params)
+    assert len(name) == 200 and name.endswith("…") and name.startswith("base: p0=0, p1=0.143")
 
 
 def test_random_sweeps_draw_reproducibly_from_their_seed(client: TestClient) -> None:
