@@ -9,8 +9,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from sqlalchemy.orm import Session
@@ -22,6 +24,7 @@ from worker.retry import in_transaction
 from worker.store import ClaimedJob
 
 log = logging.getLogger("descent.worker")
+T = TypeVar("T")
 
 
 class LeaseLost(Exception):
@@ -62,6 +65,7 @@ class JobContext:
         }
         self._last_checkpoint_time = time.monotonic()
         self._last_checkpoint_step = 0
+        self._writing: Future[bool] | None = None
 
     @property
     def job_id(self) -> str:
@@ -120,31 +124,50 @@ class JobContext:
 
     def flush(
         self,
-        rows: list[store.Points],
+        points: list[store.Points],
         *,
         step: int,
         metrics: dict[str, Any],
         checkpoint: bytes | None = None,
         weights: np.ndarray | None = None,
     ) -> bool:
-        """Write points, progress and metrics (and a checkpoint); True if cancel was requested."""
+        """Start writing points, progress, metrics (and a checkpoint); True if a cancel came.
+
+        The write runs on a thread of its own while the engine computes the next chunk; one
+        write at a time, in order: this first waits for the previous one and raises its error.
+        The cancel flag is the one that write saw. Call `settle()` before anything that needs
+        the write done (reading the points back, ending the job).
+        """
+        cancel = self.settle()
         if self.lease_lost.is_set():
             raise LeaseLost(self.job_id)
+        # The engine goes on mutating what it handed over (W is updated in place).
+        metrics = dict(metrics)
+        weights = None if weights is None else weights.copy()
 
         def work(session: Session) -> bool:
             cancel = self._renew(session, progress_step=step, metrics=metrics)
-            store.add_points(session, self.job_id, rows)
+            store.add_points(session, self.job_id, points)
             if checkpoint is not None:
                 store.put_checkpoint(session, self.job_id, self.claimed.attempts, step, checkpoint)
             if weights is not None:
                 store.put_array(session, self.job_id, "W", weights, step)
             return cancel
 
-        cancel = in_transaction(self.database, work)
+        self._writing = Future()
+        threading.Thread(
+            target=_complete, args=(self._writing, lambda: in_transaction(self.database, work)),
+            name=f"flush-{self.job_id}", daemon=True,
+        ).start()  # fmt: skip
         if checkpoint is not None:
             self._last_checkpoint_time = time.monotonic()
             self._last_checkpoint_step = step
         return cancel
+
+    def settle(self) -> bool:
+        """Wait for the write `flush` started; its error, or whether it saw a cancel request."""
+        writing, self._writing = self._writing, None
+        return False if writing is None else writing.result()
 
     def put_arrays(self, arrays: dict[str, tuple[np.ndarray, int]], **values: Any) -> None:
         def work(session: Session) -> None:
@@ -167,6 +190,13 @@ class JobContext:
             store.end_attempt(session, self.job_id, self.claimed.attempts, outcome.status)
 
         in_transaction(self.database, work)
+
+
+def _complete(future: Future[T], work: Callable[[], T]) -> None:
+    try:
+        future.set_result(work())
+    except BaseException as exc:  # handed to the thread that waits for the result
+        future.set_exception(exc)
 
 
 class Heartbeat:

@@ -20,14 +20,13 @@ class ChunkLike(Protocol):
 
 
 C = TypeVar("C", bound=ChunkLike)
-Rows = list[Points]
 
 
 def drive(
     context: JobContext,
     chunks: Iterable[C],
     *,
-    rows_of: Callable[[C], Rows],
+    points_of: Callable[[C], list[Points]],
     metrics: Callable[[], dict[str, float]],
     step: Callable[[], int],
     snapshot: Callable[[], tuple[bytes, np.ndarray]],
@@ -39,20 +38,26 @@ def drive(
     checkpoint is due, and always before a job is handed back. `check()`, after each written
     chunk but the last, may end the run early with an Outcome (a sweep's pruned trial).
     """
-    for chunk in chunks:
-        rows = rows_of(chunk)
-        due = not chunk.done and context.checkpoint_due(step())
-        checkpoint, weights = snapshot() if due else (None, None)
-        cancel = context.flush(
-            rows, step=step(), metrics=metrics(), checkpoint=checkpoint, weights=weights
-        )
-        if cancel:
-            return Outcome("cancelled", {"metrics": metrics()})
-        if context.stopping.is_set() and not chunk.done:
-            return Outcome("queued")
-        if check is not None and not chunk.done and (early := check()) is not None:
-            return early
-    return None
+    try:
+        for chunk in chunks:
+            points = points_of(chunk)
+            due = not chunk.done and context.checkpoint_due(step())
+            checkpoint, weights = snapshot() if due else (None, None)
+            cancel = context.flush(
+                points, step=step(), metrics=metrics(), checkpoint=checkpoint, weights=weights
+            )
+            if cancel:
+                return Outcome("cancelled", {"metrics": metrics()})
+            if context.stopping.is_set() and not chunk.done:
+                return Outcome("queued")
+            if check is not None and not chunk.done:
+                context.settle()  # check() reads this chunk's points back
+                if (early := check()) is not None:
+                    return early
+        return None
+    finally:
+        # Whatever ends the run, its last write is done (or its error raised) before it ends.
+        context.settle()
 
 
 def finite_points(series: str, steps: np.ndarray, values: np.ndarray) -> Points:

@@ -9,7 +9,7 @@ import numpy as np
 
 from worker.checkpoint import generator_state, pack, restore_generator, unpack
 from worker.context import JobContext, Outcome, Resume
-from worker.driving import FLUSH_SECONDS, Rows, drive, finite_points
+from worker.driving import FLUSH_SECONDS, drive, finite_points
 from worker.engine.search import (
     LocalSearchConfig,
     LocalSearchState,
@@ -22,6 +22,7 @@ from worker.engine.search import (
     run_random_search,
 )
 from worker.prepare import PreparedData
+from worker.store import Points
 from worker.train_job import _succeeded
 
 SearchState = RandomSearchState | LocalSearchState
@@ -94,7 +95,7 @@ def run_search(context: JobContext, data: PreparedData, resume: Resume | None) -
     state, chunks = _start(context.spec, (data.n_classes, X.shape[1]), X, y, resume)
     metrics: dict[str, float] = {}
 
-    def rows_of(chunk: SearchChunk) -> Rows:
+    def points_of(chunk: SearchChunk) -> list[Points]:
         finite = chunk.losses[np.isfinite(chunk.losses)]
         if finite.size:
             metrics["loss"] = float(finite[-1])
@@ -108,7 +109,7 @@ def run_search(context: JobContext, data: PreparedData, resume: Resume | None) -
     stopped = drive(
         context,
         chunks,
-        rows_of=rows_of,
+        points_of=points_of,
         metrics=lambda: metrics,
         step=lambda: state.step,
         snapshot=lambda: (_to_checkpoint(state), state.best_W),

@@ -7,7 +7,7 @@ guarded lease renewal first in each transaction and rolls back if it matched not
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
@@ -15,7 +15,7 @@ from itertools import chain
 from typing import Any, NamedTuple
 
 import numpy as np
-from sqlalchemy import and_, case, delete, func, or_, select, update
+from sqlalchemy import Connection, and_, case, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from service.db.base import utcnow
@@ -146,10 +146,12 @@ class Points(NamedTuple):
     values: list[float]
 
 
-# SQLite: rows per INSERT. One statement binds a whole batch and runs it in one call into the
-# driver (which releases the GIL meanwhile); batch sizes are powers of two, so every statement is
-# one of a few the driver has prepared and cached already.
-_SQLITE_BATCH = 512
+# SQLite: at most this many rows per INSERT (two bound values a row, within SQLite's 32,766).
+# A statement binds its whole batch and runs it in one call into the driver, which releases the
+# GIL meanwhile: few calls, so a write on another thread rarely has to take the GIL back from the
+# engine. Batches are padded with NULLs (skipped) to a power of two, so every statement is one of
+# a few the driver has prepared and cached already.
+SQLITE_BATCH_ROWS = 8192
 _COLUMNS = f"INSERT INTO {MetricPoint.__tablename__} (job_id, series, step, value)"
 # PostgreSQL: one statement per series, its steps and values sent as two arrays.
 _UNNEST = f"{_COLUMNS} SELECT %s, %s, unnest(%s::bigint[]), unnest(%s::double precision[])"
@@ -157,37 +159,37 @@ _UNNEST = f"{_COLUMNS} SELECT %s, %s, unnest(%s::bigint[]), unnest(%s::double pr
 
 @cache
 def _sqlite_insert(rows: int) -> str:
-    pairs = ",".join(f"(?{2 * i + 3},?{2 * i + 4})" for i in range(rows))
-    return f"{_COLUMNS} SELECT ?1, ?2, column1, column2 FROM (VALUES {pairs})"
+    # Plain "?" placeholders: SQLite prepares numbered ones ("?NNN") in quadratic time.
+    pairs = ",".join("(?,?)" for _ in range(rows))
+    return (
+        f"{_COLUMNS} SELECT ?, ?, column1, column2 FROM (VALUES {pairs}) WHERE column1 IS NOT NULL"
+    )
 
 
-def _sqlite_batches(count: int) -> Iterator[tuple[int, int]]:
-    """(start, size) covering range(count): full batches, then the rest in powers of two."""
-    start = 0
-    size = _SQLITE_BATCH
-    while size:
-        while count - start >= size:
-            yield start, size
-            start += size
-        size //= 2
+def _sqlite_add(connection: Connection, job_id: str, points: Points) -> None:
+    pairs = list(chain.from_iterable(zip(points.steps, points.values, strict=True)))
+    for start in range(0, len(pairs), 2 * SQLITE_BATCH_ROWS):
+        batch = pairs[start : start + 2 * SQLITE_BATCH_ROWS]
+        rows = 1 << (len(batch) // 2 - 1).bit_length()
+        padding = [None] * (2 * rows - len(batch))
+        connection.exec_driver_sql(_sqlite_insert(rows), (job_id, points.series, *batch, *padding))
 
 
 def add_points(session: Session, job_id: str, points: Iterable[Points]) -> None:
     """Insert points as plain driver statements: many rows each, no per-row objects."""
     connection = session.connection()
     sqlite = connection.dialect.name == "sqlite"
-    for series, steps, values in points:
-        if len(steps) != len(values):
-            raise ValueError(f"{series}: {len(steps)} steps but {len(values)} values")
-        if not steps:
+    for series in points:
+        if len(series.steps) != len(series.values):
+            raise ValueError(
+                f"{series.series}: {len(series.steps)} steps but {len(series.values)} values"
+            )
+        if not series.steps:
             continue
-        if not sqlite:
-            connection.exec_driver_sql(_UNNEST, (job_id, series, steps, values))
-            continue
-        pairs = list(chain.from_iterable(zip(steps, values, strict=True)))
-        for start, size in _sqlite_batches(len(steps)):
-            params = (job_id, series, *pairs[2 * start : 2 * (start + size)])
-            connection.exec_driver_sql(_sqlite_insert(size), params)
+        if sqlite:
+            _sqlite_add(connection, job_id, series)
+        else:
+            connection.exec_driver_sql(_UNNEST, (job_id, *series))
 
 
 def put_array(session: Session, job_id: str, name: str, array: np.ndarray, step: int) -> None:

@@ -84,7 +84,7 @@ def run_train(context: JobContext, data: PreparedData, resume: Resume | None) ->
         stopped = drive(
             context,
             chunks,
-            rows_of=history.add,
+            points_of=history.add,
             metrics=lambda: history.metrics,
             step=lambda: state.step,
             snapshot=lambda: (state_to_checkpoint(state, history.metrics), state.W),

@@ -1,0 +1,158 @@
+"""History is written on a thread while the engine runs on: in order, once, and failing cleanly."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import numpy as np
+import pytest
+from sqlalchemy import func, select, update
+
+from service.db.models import Job, MetricPoint
+from service.db.session import Database
+from service.jobs import repository, service
+from service.settings import Settings
+from tests.worker.conftest import submit
+from tests.worker.test_runner import wait_for
+from worker import store, train_job
+from worker.engine.train import TrainData, init_state, run
+from worker.prepare import DataPreparer
+from worker.runner import Worker
+from worker.training import train_config
+
+LONG = {"type": "sgd", "learning_rate": 0.05, "batch_size": 8, "iterations": 1_000_000}
+
+
+@pytest.fixture(autouse=True)
+def many_flushes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Flush every few milliseconds, so that a short job overlaps many writes with its steps."""
+    monkeypatch.setattr(train_job, "FLUSH_SECONDS", 0.003)
+
+
+def _points(database: Database, job_id: str, series: str) -> list[tuple[int, float]]:
+    with database.read() as session:
+        return list(repository.points(session, job_id, series, after=None, limit=None))
+
+
+def _engine_history(settings: Settings, spec: dict[str, Any]) -> tuple[list[int], list[float]]:
+    data, _ = DataPreparer(2**30, settings.cifar10_dir, settings.data_dir).prepare(spec)
+    config = train_config(spec)
+    state = init_state(config, data.n_classes, data.X_train.shape[1])
+    chunks = run(state, config, TrainData(data.X_train, data.y_train, data.X_val, data.y_val))
+    steps: list[int] = []
+    losses: list[float] = []
+    for chunk in chunks:
+        steps += chunk.steps.tolist()
+        losses += chunk.losses.tolist()
+    return steps, losses
+
+
+def test_every_logged_point_is_stored_once_and_exactly(
+    settings: Settings, database: Database
+) -> None:
+    optimizer = {"type": "sgd", "learning_rate": 0.05, "batch_size": 8, "iterations": 6_000}
+    job_id = submit(database, settings, optimizer=optimizer, eval_every=700)
+
+    with Worker(settings) as worker:
+        worker.run(burst=True)
+
+    with database.read() as session:
+        assert service.get(session, job_id).status == "succeeded"
+        job = repository.get(session, job_id)
+        assert job is not None
+    steps, losses = _engine_history(settings, job.spec)
+    assert steps == list(range(6_000))
+    stored = _points(database, job_id, "loss")
+    assert [s for s, _ in stored] == steps
+    assert np.array_equal(np.array([v for _, v in stored]), np.array(losses))
+    assert [s for s, _ in _points(database, job_id, "learning_rate")] == steps
+    assert [s for s, _ in _points(database, job_id, "val_accuracy")] == [
+        *range(0, 6_000, 700),
+        5_999,
+    ]
+
+
+def test_a_failed_history_write_fails_the_job_and_the_worker_goes_on(
+    settings: Settings, database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    failing = submit(database, settings, seed=1, optimizer={**LONG, "iterations": 20_000})
+    healthy = submit(database, settings, seed=2)
+    add_points = store.add_points
+    calls = 0
+
+    def flaky(session: Any, job_id: str, points: list[store.Points]) -> None:
+        nonlocal calls
+        if job_id == failing:
+            calls += 1
+            if calls == 3:
+                raise RuntimeError("disk on fire")
+        add_points(session, job_id, points)
+
+    monkeypatch.setattr(store, "add_points", flaky)
+
+    with Worker(settings) as worker:
+        assert worker.run(burst=True) == 2
+
+    with database.read() as session:
+        failed = service.get(session, failing)
+        assert failed.status == "failed"
+        assert failed.error is not None and failed.error["type"] == "internal_error"
+        assert "disk on fire" in failed.error["message"]
+        assert service.get(session, healthy).status == "succeeded"
+    # The two writes before the failure, nothing after it.
+    stored = [s for s, _ in _points(database, failing, "loss")]
+    assert 0 < len(stored) < 20_000
+    assert stored == list(range(len(stored)))
+
+
+def test_a_worker_that_lost_its_lease_adds_nothing_more(
+    settings: Settings, database: Database
+) -> None:
+    job_id = submit(database, settings, optimizer=LONG)
+    worker = Worker(settings)
+    thread = threading.Thread(target=worker.run, kwargs={"burst": True})
+    thread.start()
+    wait_for(lambda: len(_points(database, job_id, "loss")) > 0)
+
+    with database.transaction() as session:  # another worker took the job over
+        session.execute(update(Job).where(Job.id == job_id).values(lease_owner="thief"))
+        count = select(func.count()).where(MetricPoint.job_id == job_id)
+        points_then = session.execute(count).scalar_one()
+    thread.join(timeout=30)
+
+    assert not thread.is_alive()
+    with database.read() as session:
+        assert session.execute(count).scalar_one() == points_then
+        job = repository.get(session, job_id)
+        assert job is not None and job.status == "running" and job.lease_owner == "thief"
+    worker.database.dispose()
+
+
+def test_a_slow_write_holds_the_engine_back_by_one_chunk_at_most(
+    settings: Settings, database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Writes never pile up: the next flush waits for the one before it."""
+    job_id = submit(database, settings, optimizer={**LONG, "iterations": 3_000})
+    add_points = store.add_points
+    in_flight = 0
+    most = 0
+    lock = threading.Lock()
+
+    def slow(session: Any, job_id: str, points: list[store.Points]) -> None:
+        nonlocal in_flight, most
+        with lock:
+            in_flight += 1
+            most = max(most, in_flight)
+        threading.Event().wait(0.01)
+        add_points(session, job_id, points)
+        with lock:
+            in_flight -= 1
+
+    monkeypatch.setattr(store, "add_points", slow)
+
+    with Worker(settings) as worker:
+        worker.run(burst=True)
+
+    assert most == 1
+    assert [s for s, _ in _points(database, job_id, "loss")] == list(range(3_000))
