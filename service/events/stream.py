@@ -24,7 +24,7 @@ from fastapi.sse import ServerSentEvent
 from service.db.models import TERMINAL_STATUSES
 from service.db.session import Database
 from service.jobs import repository, service
-from service.jobs.schemas import JobOut, dumps, point_dicts
+from service.jobs.schemas import JobOut, dumps, points_json
 
 SERIES_LIMIT = 5000  # points per series per read; a longer backlog is read again at once
 RETRY_MS = 1000  # how soon a browser's EventSource reconnects
@@ -86,10 +86,10 @@ def point_events(batch: Batch, previous: int) -> list[ServerSentEvent]:
     for name, rows in batch.series.items():
         if name == "loss":
             continue
-        points = point_dicts(rows, "value")
-        payloads.append(("metrics", dumps({"series": name, "points": points})))
+        data = f'{{"series":{dumps(name)},"points":{points_json(rows, "value")}}}'
+        payloads.append(("metrics", data))
     if "loss" in batch.series:
-        payloads.append(("loss", dumps({"points": point_dicts(batch.series["loss"], "loss")})))
+        payloads.append(("loss", f'{{"points":{points_json(batch.series["loss"], "loss")}}}'))
     last = len(payloads) - 1
     return [
         ServerSentEvent(

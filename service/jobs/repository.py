@@ -105,10 +105,10 @@ def points(
         "until": LAST_POSSIBLE_STEP if until is None else until,
     }
     if limit is None:
-        rows = session.execute(_ALL_POINTS, params)
+        rows = session.execute(_ALL_POINTS, params).all()
     else:
-        rows = session.execute(_POINTS_PAGE, {**params, "limit": limit})
-    return [(int(step), float(value)) for step, value in rows]
+        rows = session.execute(_POINTS_PAGE, {**params, "limit": limit}).all()
+    return [(int(step), float(value)) for step, value in rows]  # all(): one fetchall, not one a row
 
 
 def count_after(session: Session, job_id: str, series: str, after: int) -> tuple[int, int | None]:

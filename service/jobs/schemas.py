@@ -23,9 +23,18 @@ def dumps(payload: Any) -> str:
     return json.dumps(payload, allow_nan=False, separators=(",", ":"))
 
 
-def point_dicts(rows: Iterable[tuple[int, float]], key: str) -> list[dict[str, Any]]:
-    """(step, value) rows as the JSON points of a series page or event: {"step": s, key: v}."""
-    return [{"step": step, key: finite(value)} for step, value in rows]
+def points_json(rows: Iterable[tuple[int, float]], key: str) -> str:
+    """(step, value) rows as the JSON array of a series page or event: [{"step": s, key: v}, ...].
+
+    Written directly rather than through json.dumps, which takes about twice as long per point and
+    writes the same text: a float's repr (non-finite values become null), an int's str.
+    """
+    start, middle = '{"step":', f',"{key}":'
+    isfinite = math.isfinite
+    return "[" + ",".join([
+        f"{start}{step}{middle}{value!r}}}" if isfinite(value) else f"{start}{step}{middle}null}}"
+        for step, value in rows
+    ]) + "]"  # fmt: skip
 
 
 class Progress(BaseModel):

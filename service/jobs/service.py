@@ -29,8 +29,7 @@ from service.jobs.schemas import (
     PredictOut,
     Progress,
     Timings,
-    dumps,
-    point_dicts,
+    points_json,
 )
 from service.jobs.spec import JobSpec
 from service.settings import Settings
@@ -228,7 +227,8 @@ def page_json(
     points: list[tuple[int, float]], next_after: int | None, total: int, *, key: str
 ) -> str:
     """A LossPage (key "loss") or SeriesPage (key "value") as JSON, built without models."""
-    return dumps({"points": point_dicts(points, key), "next_after": next_after, "total": total})
+    after = "null" if next_after is None else str(next_after)
+    return f'{{"points":{points_json(points, key)},"next_after":{after},"total":{total}}}'
 
 
 def result(job: Job) -> dict[str, Any]:

@@ -3,6 +3,8 @@ is no longer a full COUNT(*) per poll, and unchanged answers are 304s for a matc
 
 from __future__ import annotations
 
+import json
+import math
 import random
 import shutil
 from pathlib import Path
@@ -17,6 +19,7 @@ from service.db.base import utcnow
 from service.db.models import Job, MetricPoint
 from service.db.session import Database
 from service.jobs import repository
+from service.jobs.schemas import points_json
 from service.retention import prune_job_history
 from tests.conftest import make_settings
 
@@ -175,3 +178,16 @@ def test_an_unchanged_answer_is_a_304_for_its_etag(
     assert changed.status_code == 200
     assert changed.headers["ETag"] != etag
     assert changed.json() != first.json()
+
+
+def test_points_are_written_as_json_dumps_would_write_them() -> None:
+    values = [0.0, -0.0, 1.0, 1 / 3, -2.5e-300, 1.7976931348623157e308, 5e-324, 1e16, 123456789.0]
+    rows = [(step, value) for step, value in enumerate(values)]
+    rows += [(10**12, math.nan), (10**12 + 1, math.inf), (10**12 + 2, -math.inf)]
+
+    text = points_json(rows, "loss")
+
+    expected = [{"step": step, "loss": value if math.isfinite(value) else None}
+                for step, value in rows]  # fmt: skip
+    assert text == json.dumps(expected, allow_nan=False, separators=(",", ":"))
+    assert points_json([], "value") == "[]"
