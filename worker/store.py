@@ -15,10 +15,12 @@ from itertools import chain
 from typing import Any, NamedTuple
 
 import numpy as np
-from sqlalchemy import Connection, and_, case, delete, func, or_, select, update
+from sqlalchemy import Connection, and_, case, delete, func, inspect, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from service.db.base import utcnow
+from service.db.base import Base, utcnow
 from service.db.models import Checkpoint, Job, JobArray, JobAttempt, MetricPoint
 from service.db.notify import job_queued
 
@@ -192,25 +194,30 @@ def add_points(session: Session, job_id: str, points: Iterable[Points]) -> None:
             connection.exec_driver_sql(_UNNEST, (job_id, *series))
 
 
+def _upsert(session: Session, model: type[Base], values: dict[str, Any]) -> None:
+    """Insert a row, or update every other column of the row with the same primary key.
+
+    One statement where `session.merge` takes two (a SELECT, then an INSERT or an UPDATE).
+    """
+    insert = sqlite_insert if session.get_bind().dialect.name == "sqlite" else postgresql_insert
+    stmt = insert(model).values(values)
+    keys = [column.name for column in inspect(model).primary_key]
+    changed = {name: stmt.excluded[name] for name in values if name not in keys}
+    session.execute(stmt.on_conflict_do_update(index_elements=keys, set_=changed))
+
+
 def put_array(session: Session, job_id: str, name: str, array: np.ndarray, step: int) -> None:
     contiguous = np.ascontiguousarray(array)
-    session.merge(
-        JobArray(
-            job_id=job_id,
-            name=name,
-            step=step,
-            dtype=str(contiguous.dtype),
-            shape=list(contiguous.shape),
-            data=contiguous.tobytes(),
-            updated_at=utcnow(),
-        )
-    )
+    values = {"job_id": job_id, "name": name, "step": step, "dtype": str(contiguous.dtype),
+              "shape": list(contiguous.shape), "data": contiguous.tobytes(),
+              "updated_at": utcnow()}  # fmt: skip
+    _upsert(session, JobArray, values)
 
 
 def put_checkpoint(session: Session, job_id: str, attempt: int, step: int, payload: bytes) -> None:
-    session.merge(
-        Checkpoint(job_id=job_id, step=step, attempt=attempt, payload=payload, created_at=utcnow())
-    )
+    values = {"job_id": job_id, "step": step, "attempt": attempt, "payload": payload,
+              "created_at": utcnow()}  # fmt: skip
+    _upsert(session, Checkpoint, values)
 
 
 def get_checkpoint(session: Session, job_id: str) -> Checkpoint | None:

@@ -75,3 +75,20 @@ def test_steps_and_values_must_pair_up(settings: Settings, database: Database) -
     job_id = submit(database, settings)
     with pytest.raises(ValueError, match="2 steps but 1 values"), database.transaction() as s:
         store.add_points(s, job_id, [Points("loss", [0, 1], [1.0])])
+
+
+def test_a_checkpoint_and_an_array_written_again_replace_the_last_ones(
+    settings: Settings, database: Database
+) -> None:
+    job_id = submit(database, settings)
+    for step in (10, 20):
+        with database.transaction() as session:
+            store.put_checkpoint(session, job_id, 1, step, f"state {step}".encode())
+            store.put_array(session, job_id, "W", np.full((2, 3), step, dtype=np.float32), step)
+    with database.read() as session:
+        checkpoint = store.get_checkpoint(session, job_id)
+        assert checkpoint is not None
+        assert (checkpoint.step, checkpoint.payload) == (20, b"state 20")
+        stored = repository.array(session, job_id, "W")
+        assert stored is not None and stored.step == 20 and stored.shape == [2, 3]
+        assert np.frombuffer(stored.data, dtype=stored.dtype).tolist() == [20.0] * 6
