@@ -7,10 +7,12 @@ was lost: a worker that lost its job can never add a point or a checkpoint to it
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -192,11 +194,48 @@ class JobContext:
         in_transaction(self.database, work)
 
 
+class _SwitchInterval:
+    """The interpreter's switch interval, shortened while at least one write is in flight.
+
+    A write's thread needs the GIL back after each statement it runs; an engine busy in Python
+    hands it over only when asked to, once the switch interval (5 ms by default) has passed, and
+    every GIL release the engine makes meanwhile wakes the waiting thread for nothing. A shorter
+    interval while a write runs costs the toy job's engine ~4% less time (bench.history_writes).
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._lock = threading.Lock()
+        self._users = 0
+        self._saved = 0.0
+
+    @contextmanager
+    def shortened(self) -> Iterator[None]:
+        with self._lock:
+            if self._users == 0:
+                self._saved = sys.getswitchinterval()
+                sys.setswitchinterval(min(self.seconds, self._saved))
+            self._users += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._users -= 1
+                if self._users == 0:
+                    sys.setswitchinterval(self._saved)
+
+
+_while_writing = _SwitchInterval(0.001)
+
+
 def _complete(future: Future[T], work: Callable[[], T]) -> None:
     try:
-        future.set_result(work())
+        with _while_writing.shortened():
+            result = work()
     except BaseException as exc:  # handed to the thread that waits for the result
         future.set_exception(exc)
+    else:
+        future.set_result(result)
 
 
 class Heartbeat:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 from typing import Any
 
@@ -151,8 +152,10 @@ def test_a_slow_write_holds_the_engine_back_by_one_chunk_at_most(
 
     monkeypatch.setattr(store, "add_points", slow)
 
+    interval = sys.getswitchinterval()
     with Worker(settings) as worker:
         worker.run(burst=True)
 
     assert most == 1
+    assert sys.getswitchinterval() == interval  # shortened only while a write was in flight
     assert [s for s, _ in _points(database, job_id, "loss")] == list(range(3_000))
