@@ -7,6 +7,7 @@ guarded lease renewal first in each transaction and rolls back if it matched not
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -168,10 +169,18 @@ def _sqlite_insert(rows: int) -> str:
     )
 
 
+def _sqlite_batch_rows(connection: Connection) -> int:
+    """SQLITE_BATCH_ROWS, or fewer (a power of two) where this SQLite binds fewer values."""
+    driver = connection.connection.driver_connection
+    limit = driver.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) if driver else 999
+    return min(SQLITE_BATCH_ROWS, 1 << ((limit - 2) // 2).bit_length() - 1)
+
+
 def _sqlite_add(connection: Connection, job_id: str, points: Points) -> None:
     pairs = list(chain.from_iterable(zip(points.steps, points.values, strict=True)))
-    for start in range(0, len(pairs), 2 * SQLITE_BATCH_ROWS):
-        batch = pairs[start : start + 2 * SQLITE_BATCH_ROWS]
+    most = 2 * _sqlite_batch_rows(connection)
+    for start in range(0, len(pairs), most):
+        batch = pairs[start : start + most]
         rows = 1 << (len(batch) // 2 - 1).bit_length()
         padding = [None] * (2 * rows - len(batch))
         connection.exec_driver_sql(_sqlite_insert(rows), (job_id, points.series, *batch, *padding))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
+
 import numpy as np
 import pytest
 from sqlalchemy import insert
@@ -11,6 +14,7 @@ from service.db.models import MetricPoint
 from service.db.session import Database
 from service.jobs import repository
 from service.settings import Settings
+from tests.conftest import make_settings
 from tests.worker.conftest import submit
 from worker import store
 from worker.store import Points
@@ -92,3 +96,19 @@ def test_a_checkpoint_and_an_array_written_again_replace_the_last_ones(
         stored = repository.array(session, job_id, "W")
         assert stored is not None and stored.step == 20 and stored.shape == [2, 3]
         assert np.frombuffer(stored.data, dtype=stored.dtype).tolist() == [20.0] * 6
+
+
+def test_batches_shrink_to_what_this_sqlite_binds(sqlite_url: str, tmp_path: Path) -> None:
+    settings = make_settings(sqlite_url, tmp_path)
+    database = Database(sqlite_url)
+    job_id = submit(database, settings)
+    steps = list(range(3_001))
+    with database.transaction() as session:
+        driver = session.connection().connection.driver_connection
+        assert driver is not None
+        driver.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999)
+        store.add_points(session, job_id, [Points("loss", steps, [s / 7 for s in steps])])
+    with database.read() as session:
+        stored = repository.points(session, job_id, "loss", after=None, limit=None)
+        assert list(stored) == [(s, s / 7) for s in steps]
+    database.dispose()
