@@ -1,20 +1,21 @@
-"""Blocked passes over X for the linear losses: X read from memory once, in BLAS calls that
-OpenBLAS runs near a core's peak, on a few threads, with results independent of the thread count.
+"""Blocked passes over X for the linear losses: X read from memory once, on a few threads, with
+results independent of the thread count.
 
 A loss + gradient is two skinny products, S = X W^T (N x C) and dW = dS^T X (C x D). Called on
-the whole X, OpenBLAS packs X into panels for its general GEMM kernel, runs these C = 10 column
-products far below its peak, and the second product reads X from memory again. Split into
-blocks with rows * C * D <= 1e6, OpenBLAS takes its unpacked "small matrix" kernels instead
-(SMALL_MATRIX_OPT, as in NumPy's x86-64 wheels), which run close to one core's FMA peak; another
-BLAS gets the same blocking without that speed-up. Rows are walked in chunks of a few MB: the
-chunk's scores in row blocks, the elementwise loss work on the whole chunk (a few NumPy calls per
-chunk, not per block), then the chunk's gradient in column blocks, while the chunk is cached.
+the whole X, the second product reads X from memory again, and OpenBLAS splits each product over
+its threads. Here rows are walked in chunks of a few MB: the chunk's scores in row blocks of
+rows * C * D <= 1e6 (the size below which OpenBLAS may take its unpacked small-matrix kernels),
+the elementwise loss work on the whole chunk (a few NumPy calls per chunk, not per block), then
+the chunk's gradient in column blocks, while the chunk is cached. Measured on the benchmark
+machine (bench/step.py), one core runs these 10-column products at 40-45 GFLOP/s however they
+are blocked, under half its FMA peak: the pass is bound by that rate, not by reading X.
 
 Threads (worker.engine.parallel): a pass longer than one slab (16 chunks) is cut into slabs whose
 bounds depend only on the number of rows and the blocking; each slab gives a partial loss and
 gradient and the partials are added in slab order, so every thread count returns bit-identical
-results. The small kernels are single-threaded (BLAS thread limits do not apply to them);
-parallelism comes from Python threads taking slabs in turn, the BLAS calls releasing the GIL.
+results. Parallelism comes from Python threads taking slabs in turn, the BLAS calls releasing the
+GIL; meanwhile BLAS is held to one thread (OpenBLAS would otherwise thread calls of this size
+too, and two threads each calling a 2-thread BLAS oversubscribe two cores).
 A minibatch of a few hundred rows stays on the caller's thread: cut in pieces for two threads,
 each piece is shorter than what the threads' hand-offs cost (measured on the benchmark machine;
 BatchSampler.prefetch uses the second core for the next batch's gather instead).
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from worker.engine.arrays import FloatArray, IntArray
-from worker.engine.parallel import max_threads, run_parallel
+from worker.engine.parallel import max_threads, run_parallel, single_threaded_blas
 
 # Largest M*N*K for which OpenBLAS (x86-64) runs a GEMM on its small-matrix kernels.
 SMALL_GEMM_MNK = 1_000_000
@@ -151,7 +152,10 @@ def linear_pass(
     slabs = work.blocking.slabs(n_rows)
     threads = min(max_threads(), len(slabs)) if len(slabs) > 1 else 1
     tasks = [functools.partial(work.slab, start, stop) for start, stop in slabs]
-    return _sum_in_order(run_parallel(tasks, threads))
+    if threads == 1:
+        return _sum_in_order(run_parallel(tasks, threads))
+    with single_threaded_blas():  # the slabs' threads are the parallelism
+        return _sum_in_order(run_parallel(tasks, threads))
 
 
 def _sum_in_order(results: Sequence[PassResult]) -> PassResult:

@@ -5,15 +5,24 @@ few hundred elements, so Python threads can multiply in parallel. `limit_threads
 threads of the passes run inside it, the way threadpoolctl caps OpenBLAS's; by default a pass may
 use every CPU the process may run on. The helper threads live in one pool, created on first use
 (and again in a forked child); idle, they wait on a queue and cost nothing.
+
+While the engine runs threads of its own, BLAS must not add its own on top: OpenBLAS threads
+each call of a few million multiply-adds, and two engine threads each calling a 2-thread BLAS put
+four busy threads on two cores (measured: the full-batch pass 2x slower than on one thread,
+the SGD recipe with its prefetch 1.8x slower). `single_threaded_blas()` holds BLAS to one thread
+for such a block; large products outside it (blocked search) keep BLAS's threads.
 """
 
 import contextvars
+import functools
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any, TypeVar
+
+from threadpoolctl import ThreadpoolController
 
 T = TypeVar("T")
 
@@ -42,6 +51,18 @@ def max_threads() -> int:
     if hasattr(os, "sched_getaffinity"):
         return max(1, len(os.sched_getaffinity(0)))
     return max(1, os.cpu_count() or 1)
+
+
+@functools.cache
+def _blas_controller() -> ThreadpoolController:
+    return ThreadpoolController()  # scans the loaded libraries once (about a millisecond)
+
+
+@contextmanager
+def single_threaded_blas() -> Iterator[None]:
+    """BLAS on one thread inside this block (process-wide: every thread's BLAS calls)."""
+    with _blas_controller().limit(limits=1, user_api="blas"):
+        yield
 
 
 class _Helpers:

@@ -103,13 +103,19 @@ class BatchSampler:
         """
         if self._prefetched is not None:
             raise RuntimeError(f"batch {self._prefetched.step} is already prefetched")
-        if self.batch_size is None:
-            return
-        spare = 1 - self._current
-        size = self._X_batches[spare].nbytes
-        if max_threads() > 1 and PREFETCH_MIN_BYTES <= size <= PREFETCH_MAX_BYTES:
+        if self.prefetches():
+            spare = 1 - self._current
             gathering = background(self._draw_and_gather, step, rng, spare)
             self._prefetched = _Prefetched(step, spare, gathering)
+
+    def prefetches(self) -> bool:
+        """Whether `prefetch` hands batches to a helper thread here (in this thread context)."""
+        size = self._X_batches[0].nbytes
+        return (
+            self.batch_size is not None
+            and max_threads() > 1
+            and PREFETCH_MIN_BYTES <= size <= PREFETCH_MAX_BYTES
+        )
 
     def cancel_prefetch(self) -> None:
         """Wait for a pending prefetch and drop its batch (its draw from the Generator stays)."""

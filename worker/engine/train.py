@@ -5,6 +5,7 @@ dtype; y is int64 (N,). `run` mutates a TrainState (W, update-rule state, Genera
 caller can checkpoint it between chunks and resume with identical results.
 """
 
+import contextlib
 import math
 import time
 from collections.abc import Callable, Generator, Mapping
@@ -22,6 +23,7 @@ from worker.engine.lr_schedules import make_schedule
 from worker.engine.metrics import accuracy
 from worker.engine.numerical import loss_and_numerical_gradient
 from worker.engine.optimizers import RuleState, UpdateRule, make_rule
+from worker.engine.parallel import single_threaded_blas
 from worker.engine.preprocess import Preprocessor
 from worker.engine.sampling import SAMPLING_MODES, BatchSampler, Sampling
 
@@ -297,9 +299,11 @@ def run(
         history = _History()
         stop = min(state.step + chunk_steps, config.iterations)
         deadline = None if chunk_seconds is None else time.perf_counter() + chunk_seconds
+        # With a prefetching helper thread beside the step, BLAS must not thread as well.
+        blas = single_threaded_blas() if loop.sampler.prefetches() else contextlib.nullcontext()
         try:
             # Overflow on the way to divergence is expected; it is reported as Diverged instead.
-            with np.errstate(all="ignore"):
+            with np.errstate(all="ignore"), blas:
                 loop.advance(state, stop, history, deadline)
         except Diverged:
             loop.sampler.cancel_prefetch()  # the run ends here, its Generator one batch ahead
