@@ -14,11 +14,12 @@ Threads (worker.engine.parallel): a pass longer than one slab (16 chunks) is cut
 bounds depend only on the number of rows and the blocking; each slab gives a partial loss and
 gradient and the partials are added in slab order, so every thread count returns bit-identical
 results. Parallelism comes from Python threads taking slabs in turn, the BLAS calls releasing the
-GIL; meanwhile BLAS is held to one thread (OpenBLAS would otherwise thread calls of this size
-too, and two threads each calling a 2-thread BLAS oversubscribe two cores).
-A minibatch of a few hundred rows stays on the caller's thread: cut in pieces for two threads,
-each piece is shorter than what the threads' hand-offs cost (measured on the benchmark machine;
-BatchSampler.prefetch uses the second core for the next batch's gather instead).
+GIL. BLAS is always held to one thread: OpenBLAS would otherwise thread calls of this size too
+(two threads each calling a 2-thread BLAS oversubscribe two cores), and it picks other kernels
+when threaded, so results would depend on the thread count; this way they never do.
+A minibatch (at most one chunk) is two BLAS calls on the caller's thread: cut in pieces for two
+threads, each piece is shorter than what the threads' hand-offs cost (measured on the benchmark
+machine; BatchSampler.prefetch uses the second core for the next batch's gather instead).
 """
 
 import functools
@@ -144,17 +145,18 @@ def linear_pass(
     """
     work = _Pass(W, X, y, elementwise, want_grad)
     n_rows = X.shape[0]
-    if n_rows <= work.blocking.sub:  # one BLAS call per product
-        X_all = X.astype(work.dtype, copy=False)
-        S = np.matmul(X_all, work.W.T)
-        loss_sum = elementwise(S, y, want_grad)
-        return PassResult(loss_sum, np.matmul(S.T, X_all) if want_grad else None)
-    slabs = work.blocking.slabs(n_rows)
-    threads = min(max_threads(), len(slabs)) if len(slabs) > 1 else 1
-    tasks = [functools.partial(work.slab, start, stop) for start, stop in slabs]
-    if threads == 1:
-        return _sum_in_order(run_parallel(tasks, threads))
-    with single_threaded_blas():  # the slabs' threads are the parallelism
+    # BLAS on one thread, always: its results may depend on its thread count (OpenBLAS picks
+    # other kernels when threaded), the engine's must not; and the engine's own threads (slabs,
+    # prefetch) are the parallelism.
+    with single_threaded_blas():
+        if n_rows <= work.blocking.chunk:  # a minibatch: one BLAS call per product
+            X_all = X.astype(work.dtype, copy=False)
+            S = np.dot(X_all, work.W.T)  # np.dot releases the GIL (a prefetch may be running)
+            loss_sum = elementwise(S, y, want_grad)
+            return PassResult(loss_sum, np.dot(S.T, X_all) if want_grad else None)
+        slabs = work.blocking.slabs(n_rows)
+        threads = min(max_threads(), len(slabs)) if len(slabs) > 1 else 1
+        tasks = [functools.partial(work.slab, start, stop) for start, stop in slabs]
         return _sum_in_order(run_parallel(tasks, threads))
 
 

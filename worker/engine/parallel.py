@@ -58,11 +58,26 @@ def _blas_controller() -> ThreadpoolController:
     return ThreadpoolController()  # scans the loaded libraries once (about a millisecond)
 
 
+_blas_single: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "descent_blas_single", default=False
+)
+
+
 @contextmanager
 def single_threaded_blas() -> Iterator[None]:
-    """BLAS on one thread inside this block (process-wide: every thread's BLAS calls)."""
-    with _blas_controller().limit(limits=1, user_api="blas"):
+    """BLAS on one thread inside this block (process-wide: every thread's BLAS calls).
+
+    Nested blocks cost nothing: only the outermost one (in this context) sets and restores.
+    """
+    if _blas_single.get():
         yield
+        return
+    token = _blas_single.set(True)
+    try:
+        with _blas_controller().limit(limits=1, user_api="blas"):
+            yield
+    finally:
+        _blas_single.reset(token)
 
 
 class _Helpers:
