@@ -17,6 +17,7 @@ from service.db.session import Database
 from service.errors import install_error_handlers
 from service.events.router import router as events_router
 from service.health.router import router as health_router
+from service.jobs.poll_cache import PollCache, PollCacheLayer
 from service.jobs.router import router as jobs_router
 from service.observability import logs
 from service.observability.metrics import HttpMetrics, JobCollector
@@ -35,6 +36,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     logs.configure(settings.log_level, settings.log_format)
     registry = CollectorRegistry()  # one per app, so apps built side by side never clash
+    poll_cache = PollCache(settings.poll_cache_bytes, settings.poll_cache_staleness_seconds)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -43,7 +45,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         collector = JobCollector(database)
         registry.register(collector)
         try:
-            yield
+            async with poll_cache.watching(database):
+                yield
         finally:
             registry.unregister(collector)
             database.dispose()
@@ -51,7 +54,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="Descent", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings
     app.state.metrics_registry = registry
+    app.state.poll_cache = poll_cache
     install_error_handlers(app)
+    app.add_middleware(PollCacheLayer, cache=poll_cache)  # innermost: after the token check
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes)
     app.add_middleware(BearerAuth, token=settings.api_token)
     app.add_middleware(HttpMetrics, registry=registry)  # outermost: times every answer

@@ -76,6 +76,19 @@ class Settings(BaseSettings):
         description="Niceness the worker processes of `descent serve` / `descent worker` give "
         "themselves, so the API answers promptly while jobs keep the cores busy (0 = unchanged).",
     )
+    poll_cache_bytes: int = Field(
+        0,
+        ge=0,
+        description="Memory the API may keep answers of GET /jobs/{id}, /loss and /metrics in, "
+        "shared by all clients and emptied whenever the database changes (0 = no cache).",
+    )
+    poll_cache_staleness_seconds: float = Field(
+        0.1,
+        gt=0,
+        le=10,
+        description="With the poll cache: the longest a cached answer may lag a commit made by "
+        "another process (the database is checked twice per period).",
+    )
     log_level: str = Field("INFO", description="Python logging level.")
     log_format: Literal["text", "json"] = Field(
         "text", description="text, or json: one JSON object per line (with job_id where known)."

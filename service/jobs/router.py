@@ -20,6 +20,7 @@ from service.db.session import Database
 from service.deps import DatabaseDep, ReadSession, SettingsDep, WriteSession
 from service.errors import InvalidInput
 from service.jobs import service
+from service.jobs.poll_cache import etag_matches
 from service.jobs.schemas import (
     EvaluationOut,
     JobOut,
@@ -123,7 +124,7 @@ def _json(body: str, if_none_match: str | None) -> Response:
     content = body.encode()
     etag = f'W/"{hashlib.blake2b(content, digest_size=12).hexdigest()}"'
     headers = {"ETag": etag, "Cache-Control": "no-cache"}
-    if if_none_match is not None and etag in (tag.strip() for tag in if_none_match.split(",")):
+    if etag_matches(if_none_match, etag):
         return Response(status_code=304, headers=headers)
     return Response(content, media_type="application/json", headers=headers)
 

@@ -1,0 +1,249 @@
+"""A cache of the polled answers (GET /jobs/{id}, /loss, /metrics/{series}) shared by all clients.
+
+A dashboard's pollers mostly ask, within a fraction of a second, for exactly what another client
+has just been given. This pure-ASGI layer sits inside the bearer-token check (so only authorized
+requests reach it; with one API token the answers do not depend on who asks) and keeps the 200
+answers of those routes, byte for byte with their headers, keyed by path and query string.
+
+Freshness: a watcher reads a fingerprint of the database every `max_staleness / 2` seconds, in a
+worker thread, on a connection of its own: `PRAGMA data_version` on SQLite (it changes when any
+other connection commits), `pg_current_snapshot()` on PostgreSQL (it changes whenever a write
+transaction starts or ends, in any database of the cluster). When it changes, the cache is
+emptied. An answer is served from the cache only while the last completed check started less than
+`max_staleness` ago, so an answer never misses a commit older than that: the cache is bypassed
+(never blocking) when the checks fall behind. Requests other than GET/HEAD that pass through this
+API (cancel, delete, submit) empty the cache before and after, so the API's own writes are seen at
+once. Only 200s are kept; errors and 404s always go to the endpoint. Concurrent misses of one key
+wait for the first one instead of all reading the database. Memory is capped (least recently used
+answers go first).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import anyio.to_thread
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service.db.session import Database
+
+log = logging.getLogger("descent.poll_cache")
+
+POLLED = re.compile(r"/jobs/[^/]+(?:/loss|/metrics/[^/]+)?")
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+ENTRY_OVERHEAD = 256  # bytes counted per entry on top of its body, key and headers
+BODYLESS = frozenset({b"content-length", b"content-type"})  # what a 304 leaves out of a 200
+
+
+def etag_matches(if_none_match: str | None, etag: str) -> bool:
+    """Whether an If-None-Match header names this ETag (weak comparison, as for GET)."""
+    return if_none_match is not None and etag in (t.strip() for t in if_none_match.split(","))
+
+
+@dataclass(frozen=True)
+class Entry:
+    headers: list[tuple[bytes, bytes]]
+    body: bytes
+    etag: str
+    route: Any  # the matched route, so the HTTP metrics label a hit like a miss
+    size: int
+
+
+def fingerprint_reader(
+    database: Database,
+) -> tuple[Callable[[], object], Callable[[], None]] | None:
+    """A function returning the database's change fingerprint (run it in a thread) and one that
+    closes the connection it holds, or None if this backend has no cheap fingerprint."""
+    dialect = database.engine.dialect.name
+    if dialect == "sqlite":
+        raw = database.engine.raw_connection()  # autocommit: the connect hook unsets isolation
+
+        def sqlite_version() -> object:
+            cursor = raw.cursor()
+            try:
+                cursor.execute("PRAGMA data_version")
+                return cursor.fetchone()
+            finally:
+                cursor.close()
+
+        return sqlite_version, raw.close
+    if dialect == "postgresql":
+        connection = database.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+
+        def postgres_snapshot() -> object:
+            return connection.exec_driver_sql("SELECT pg_current_snapshot()::text").scalar()
+
+        return postgres_snapshot, connection.close
+    return None
+
+
+@dataclass
+class PollCache:
+    """The answers, their byte budget, and the watcher's state."""
+
+    max_bytes: int
+    max_staleness: float = 0.1
+    checked_at: float = -1e9  # monotonic start of the last completed check
+    entries: OrderedDict[tuple[str, bytes], Entry] = field(default_factory=OrderedDict)
+    pending: dict[tuple[str, bytes], anyio.Event] = field(default_factory=dict)
+    size: int = 0
+    generation: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.max_bytes > 0
+
+    def fresh(self) -> bool:
+        return time.monotonic() - self.checked_at <= self.max_staleness
+
+    def invalidate(self) -> None:
+        self.generation += 1
+        self.entries.clear()
+        self.size = 0
+
+    def get(self, key: tuple[str, bytes]) -> Entry | None:
+        entry = self.entries.get(key)
+        if entry is not None:
+            self.entries.move_to_end(key)
+        return entry
+
+    def put(self, key: tuple[str, bytes], entry: Entry) -> None:
+        if entry.size > self.max_bytes:
+            return
+        old = self.entries.pop(key, None)
+        self.size += entry.size - (old.size if old is not None else 0)
+        self.entries[key] = entry
+        while self.size > self.max_bytes:
+            _, evicted = self.entries.popitem(last=False)
+            self.size -= evicted.size
+
+    @asynccontextmanager
+    async def watching(self, database: Database) -> AsyncIterator[None]:
+        """Check the database's fingerprint in the background while the block runs."""
+        reader = fingerprint_reader(database) if self.enabled else None
+        if reader is None:
+            yield
+            return
+        read, close = reader
+        try:
+            async with anyio.create_task_group() as group:
+                group.start_soon(self._watch, read)
+                try:
+                    yield
+                finally:
+                    group.cancel_scope.cancel()
+        finally:
+            self.checked_at = -1e9  # no more checks: no more answers from the cache
+            close()
+
+    async def _watch(self, read: Callable[[], object]) -> None:
+        last: object = None
+        while True:
+            started = time.monotonic()
+            try:
+                current = await anyio.to_thread.run_sync(read)
+            except Exception:  # the cache is bypassed until a check succeeds again
+                log.warning("poll cache: database check failed", exc_info=True)
+                current = started  # never equal to a fingerprint: empties the cache
+            else:
+                if current != last:
+                    self.invalidate()
+                    last = current
+                self.checked_at = started
+            await anyio.sleep(max(0.0, started + self.max_staleness / 2 - time.monotonic()))
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return bytes(value).decode("latin-1")
+    return None
+
+
+class PollCacheLayer:
+    """Serves the polled routes from a PollCache; everything else passes straight through."""
+
+    def __init__(self, app: ASGIApp, cache: PollCache) -> None:
+        self.app = app
+        self.cache = cache
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        cache = self.cache
+        if scope["type"] != "http" or not cache.enabled:
+            await self.app(scope, receive, send)
+            return
+        if scope["method"] not in SAFE_METHODS:
+            cache.invalidate()
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                cache.invalidate()
+            return
+        if scope["method"] != "GET" or not POLLED.fullmatch(scope["path"]) or not cache.fresh():
+            await self.app(scope, receive, send)
+            return
+        key = (scope["path"], bytes(scope["query_string"]))
+        entry = cache.get(key)
+        if entry is None and key in cache.pending:
+            await cache.pending[key].wait()
+            entry = cache.get(key)
+        if entry is None:
+            entry = await self._fill(scope, receive, send, key)
+            if entry is None:
+                return  # answered by the endpoint itself (not a cacheable 200)
+        scope["route"] = entry.route
+        await self._answer(entry, _header(scope, b"if-none-match"), send)
+
+    async def _fill(
+        self, scope: Scope, receive: Receive, send: Send, key: tuple[str, bytes]
+    ) -> Entry | None:
+        """Ask the endpoint (without the client's If-None-Match, so it answers with the body) and
+        keep a 200; anything else is passed on to the client as it is."""
+        cache = self.cache
+        generation = cache.generation
+        done = cache.pending[key] = anyio.Event()
+        inner = {**scope, "headers": [h for h in scope["headers"] if h[0] != b"if-none-match"]}
+        messages: list[Message] = []
+
+        async def capture(message: Message) -> None:
+            messages.append(message)
+
+        try:
+            await self.app(inner, receive, capture)
+        finally:
+            del cache.pending[key]
+            done.set()
+        if "route" in inner:
+            scope["route"] = inner["route"]
+        start, *bodies = messages
+        etag = next((v for k, v in start.get("headers", ()) if k == b"etag"), None)
+        if start["status"] != 200 or etag is None or len(bodies) != 1:
+            for message in messages:  # an error (these routes put ETags on 200s only)
+                await send(message)
+            return None
+        body = bytes(bodies[0].get("body", b""))
+        headers = [(bytes(k), bytes(v)) for k, v in start["headers"]]
+        size = len(body) + len(key[0]) + len(key[1]) + sum(len(k) + len(v) for k, v in headers)
+        size += ENTRY_OVERHEAD
+        entry = Entry(headers, body, etag.decode("latin-1"), inner.get("route"), size)
+        if cache.generation == generation:  # nothing was written while it was read
+            cache.put(key, entry)
+        return entry
+
+    @staticmethod
+    async def _answer(entry: Entry, if_none_match: str | None, send: Send) -> None:
+        if etag_matches(if_none_match, entry.etag):
+            headers = [(k, v) for k, v in entry.headers if k not in BODYLESS]
+            await send({"type": "http.response.start", "status": 304, "headers": headers})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": entry.headers})
+        await send({"type": "http.response.body", "body": entry.body})
