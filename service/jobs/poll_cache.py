@@ -192,7 +192,7 @@ class PollCacheLayer:
             return
         key = (scope["path"], bytes(scope["query_string"]))
         entry = cache.get(key)
-        if entry is None and key in cache.pending:
+        while entry is None and key in cache.pending:  # another request is reading it
             await cache.pending[key].wait()
             entry = cache.get(key)
         if entry is None:
@@ -219,7 +219,8 @@ class PollCacheLayer:
         try:
             await self.app(inner, receive, capture)
         finally:
-            del cache.pending[key]
+            if cache.pending.get(key) is done:
+                del cache.pending[key]
             done.set()
         if "route" in inner:
             scope["route"] = inner["route"]

@@ -126,13 +126,17 @@ def test_the_apis_own_writes_and_unknown_jobs_are_never_stale(
     assert cached.get("/jobs/j").json()["status"] == "cancelled"
 
 
-def run_layer(cache: PollCache, paths: list[str], *, together: bool = False) -> list[int]:
+def run_layer(
+    cache: PollCache, paths: list[str], *, together: bool = False, writes: bool = False
+) -> list[int]:
     """GET each path through a PollCacheLayer over a fake endpoint; its calls, one a path."""
     calls: list[int] = []
 
     async def endpoint(scope: Scope, receive: Receive, send: Send) -> None:
         calls.append(len(calls))
         await anyio.sleep(0.01)  # a read in the threadpool
+        if writes:  # the database changed while it was read: the answer is not kept
+            cache.invalidate()
         body = scope["path"].encode()
         headers = [(b"etag", b'W/"' + body + b'"'), (b"content-length", b"%d" % len(body))]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
@@ -178,6 +182,9 @@ def test_a_lagging_check_bypasses_the_cache_and_misses_are_shared() -> None:
     assert len(run_layer(cache, ["/jobs/a"] * 3)) == 0  # still kept: nothing has changed
     cache.invalidate()
     assert len(run_layer(cache, ["/jobs/a"] * 3)) == 1
+    # waiters of a read whose answer could not be kept read again, one at a time
+    assert len(run_layer(cache, ["/jobs/c"] * 20, together=True, writes=True)) == 20
+    assert not cache.pending
 
 
 def test_memory_stays_under_the_cap(database_url: str, tmp_path: Path, database: Database) -> None:
