@@ -43,6 +43,7 @@ from service.jobs import repository
 
 POLL_SECONDS = 0.2
 TARGET_P99_MS, TARGET_SLOWDOWN = 50.0, 0.10  # the issue's targets
+CACHE_BYTES = 16 * 1024**2
 
 
 def job_spec(seed: int) -> tuple[str, dict[str, Any]]:
@@ -66,9 +67,10 @@ def cpu_seconds(pid: int) -> float:
 
 
 @contextmanager
-def serve(home: Path, port: int) -> Iterator[tuple[str, int]]:
+def serve(home: Path, port: int, cache_bytes: int) -> Iterator[tuple[str, int]]:
     env = {**os.environ, "DESCENT_DATABASE_URL": f"sqlite:///{home / 'descent.db'}",
-           "DESCENT_DATA_DIR": str(home / "data"), "DESCENT_LOG_LEVEL": "WARNING"}  # fmt: skip
+           "DESCENT_DATA_DIR": str(home / "data"), "DESCENT_LOG_LEVEL": "WARNING",
+           "DESCENT_POLL_CACHE_BYTES": str(cache_bytes)}  # fmt: skip
     found = cifar10_dir()
     if found is not None:
         env["DESCENT_CIFAR10_DIR"] = str(found)
@@ -228,10 +230,19 @@ def main(argv: list[str] | None = None) -> None:
         "first, 1000 points a poll) or the job's current step (as the dashboard does after its "
         "downsampled overview)",
     )
+    parser.add_argument(
+        "--poll-cache-bytes",
+        type=int,
+        default=CACHE_BYTES,
+        help="the server's DESCENT_POLL_CACHE_BYTES (0: no poll cache)",
+    )
     args = parser.parse_args([] if argv is None else argv)  # `python -m bench` passes none
     load_before = os.getloadavg()
     label, _ = job_spec(0)
-    with tempfile.TemporaryDirectory() as tmp, serve(Path(tmp), args.port) as (base, pid):
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        serve(Path(tmp), args.port, args.poll_cache_bytes) as (base, pid),
+    ):
         api = httpx.Client(base_url=base, timeout=30)
         ids = [api.post("/jobs", json=job_spec(seed)[1]).json()["id"] for seed in (1, 2)]
         deadline = time.monotonic() + 180
@@ -352,11 +363,16 @@ def report(
         "start": "the first step: each pages through the history first, 1000 points a poll",
         "now": "the job's current step, as the dashboard does after its overview",
     }[args.start]
+    cache = (
+        f"poll cache of {args.poll_cache_bytes / 1024**2:g} MiB, default staleness bound"
+        if args.poll_cache_bytes
+        else "no poll cache"
+    )
     body = f"""
 {args.clients} pollers (GET /jobs/{{id}} and /jobs/{{id}}/loss?after= every
 {POLL_SECONDS * 1000:.0f} ms each, following the cursor from {where})
 and {args.subscribers} SSE subscribers (GET /jobs/{{id}}/events) against `descent serve
---workers 2` (SQLite) while two jobs train ({label}, a loss point every step).
+--workers 2` (SQLite, {cache}) while two jobs train ({label}, a loss point every step).
 Windows of {args.seconds:.0f} s: quiet, loaded, quiet again; the baseline is the mean of the
 quiet ones. The load generator (one asyncio process: a small keep-alive HTTP/1.1 client
 revalidating with If-None-Match for the pollers, httpx for the SSE streams) runs on the same
@@ -380,7 +396,9 @@ machine, so its own CPU counts against the server and the workers.
 """
     command = f".venv/bin/python -m bench.dashboard_load --seconds {args.seconds:g} " \
               f"--clients {args.clients} --subscribers {args.subscribers}" + \
-              (" --start now" if args.start == "now" else "")  # fmt: skip
+              (" --start now" if args.start == "now" else "") + \
+              ("" if args.poll_cache_bytes == CACHE_BYTES else
+               f" --poll-cache-bytes {args.poll_cache_bytes}")  # fmt: skip
     write_report("dashboard_load", "Dashboard load", command, body)
 
 
