@@ -146,10 +146,14 @@ class PollCache:
 
     async def _watch(self, read: Callable[[], object]) -> None:
         last: object = None
+        # A limiter of its own: the checks never queue behind the endpoints' reads (with the
+        # shared one, a burst of misses would delay the check, the cache would be bypassed, and
+        # every request would become a miss).
+        own = anyio.CapacityLimiter(1)
         while True:
             started = time.monotonic()
             try:
-                current = await anyio.to_thread.run_sync(read)
+                current = await anyio.to_thread.run_sync(read, limiter=own)
             except Exception:  # the cache is bypassed until a check succeeds again
                 log.warning("poll cache: database check failed", exc_info=True)
                 current = started  # never equal to a fingerprint: empties the cache
