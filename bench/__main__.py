@@ -22,6 +22,7 @@ def main(names: list[str]) -> int:
     for name in chosen:
         print(f"== bench.{name}", flush=True)
         module = importlib.import_module(f"bench.{name}")
+        sys.argv = [f"bench.{name}"]  # each benchmark's own argument parser runs on its defaults
         try:
             module.main()
         except SystemExit as exc:  # a benchmark that cannot run here says why and is skipped
