@@ -44,15 +44,24 @@ class Timing:
 
 
 def interleaved(
-    candidates: Sequence[tuple[str, Callable[[], object]]], *, repeats: int = 5, warmup: int = 1
+    candidates: Sequence[tuple[str, Callable[[], object]]],
+    *,
+    repeats: int = 5,
+    warmup: int = 1,
+    settle_seconds: float = 0.0,
 ) -> list[Timing]:
-    """Time each candidate `repeats` times, alternating between them; keep each one's minimum."""
+    """Time each candidate `repeats` times, alternating between them; keep each one's minimum.
+
+    `settle_seconds` of idle before each timed run: OpenBLAS's threads keep spinning for a while
+    after a threaded call, and would take a core from whichever candidate runs next.
+    """
     for _ in range(warmup):
         for _, fn in candidates:
             fn()
     runs: dict[str, list[float]] = {name: [] for name, _ in candidates}
     for _ in range(repeats):
         for name, fn in candidates:
+            time.sleep(settle_seconds)
             start = time.perf_counter()
             fn()
             runs[name].append(time.perf_counter() - start)

@@ -33,6 +33,8 @@ from worker.engine.train import TrainConfig, TrainData, TrainState, init_state, 
 
 Array = NDArray[Any]
 COMMAND = ".venv/bin/python -m bench.sgd"
+# Idle before each timed run: OpenBLAS's threads spin on after a threaded call (the course's).
+SETTLE = 0.3
 HEADER = ["candidate", "s (min)", "ms/step", "course f32 / x", "course f64 / x", "last loss", "val"]
 NO_PREFETCH = ", no prefetch (limit_threads(1))"
 RECIPE = {"learning_rate": 1e-7, "reg": 2.5e4, "batch_size": 200, "iterations": 1500}
@@ -161,7 +163,7 @@ def main(argv: list[str] | None = None) -> None:
         cands += [(f"engine {dtype} (train.run)", engine(dtype, True)),
                   (f"engine {dtype}{NO_PREFETCH}", engine(dtype, False))]  # fmt: skip
     print("timing the recipe ...", flush=True)
-    timings = interleaved(cands, repeats=args.repeats)
+    timings = interleaved(cands, repeats=args.repeats, settle_seconds=SETTLE)
     t = {timing.name: timing.seconds for timing in timings}
     rows = []
     for timing in timings:
@@ -179,8 +181,10 @@ def main(argv: list[str] | None = None) -> None:
     course_parts = course_breakdown(X["float32"]["train"], y)
     body = f"""
 SVM, {RECIPE}, sampling with replacement; val = the course's 1,000 validation images.
-Whole trainings interleaved, min of {args.repeats}; ratios from this one run. The engine uses its
-default threads (every CPU: the prefetch's helper), OpenBLAS its default (every core).
+Whole trainings interleaved, min of {args.repeats}, each after {SETTLE} s idle (OpenBLAS's
+threads spin on after a threaded call); ratios from this one run. The engine uses its default
+threads (every CPU: the prefetch's helper) and runs BLAS on one thread; the course's code runs
+OpenBLAS on its default threads (every core).
 Prefetch changes no number: final W bit-identical with and without it: **{same}**.
 
 {table(HEADER, rows)}

@@ -27,6 +27,8 @@ from worker.engine.preprocess import Preprocessor
 
 Array = NDArray[Any]
 COMMAND = ".venv/bin/python -m bench.step"
+# Idle before each timed run: OpenBLAS's threads spin on after a threaded call (the course's).
+SETTLE = 0.3
 
 
 # --- the course's code (CS231n assignment 1, linear_svm.py / softmax.py / linear_classifier.py)
@@ -194,7 +196,7 @@ def main(argv: list[str] | None = None) -> None:
     for dtype in dtypes:
         X = X_by_dtype[dtype]["train"]
         print(f"timing {dtype} {X.shape} ...", flush=True)
-        timings = interleaved(_candidates(X, y, reg), repeats=args.repeats)
+        timings = interleaved(_candidates(X, y, reg), repeats=args.repeats, settle_seconds=SETTLE)
         sections.append(_section(dtype, timings))
         if dtype == "float32":
             agreement = _agreement(X, y, reg)
@@ -202,7 +204,9 @@ def main(argv: list[str] | None = None) -> None:
     body = f"""
 Loss + gradient over the whole training set (N = 49,000, D = 3,073, C = 10), reg = {reg:g},
 W = 0.001 * randn (every SVM margin active, as at the first step). Candidates interleaved,
-min of {args.repeats} after a warm-up; the ratios compare timings of this one run.
+min of {args.repeats} after a warm-up, each timed run after {SETTLE} s idle (OpenBLAS's threads
+spin on for a while after a threaded call and would take a core from the next candidate); the
+ratios compare timings of this one run.
 
 - **course**: assignment 1's `svm_loss_vectorized` / `softmax_loss_vectorized`, W (D, C):
   `X.dot(W)`, margins, binary mask, row sums, `X.T.dot(binary)`; OpenBLAS packed GEMM.
