@@ -64,7 +64,21 @@ export class JobPage {
     const loss = await api.get(`/jobs/${id}/loss`, params);
     const pages = await Promise.all(SERIES.map((name) => api.get(`/jobs/${id}/metrics/${name}`, range ? params : { max_points: OVERVIEW_POINTS })));
     if (this.id !== id) return -1;
-    this.loss.set("loss", loss.points.map((p) => p.step), loss.points.map((p) => p.loss));
+    const xs = loss.points.map((p) => p.step);
+    const ys = loss.points.map((p) => p.loss);
+    const live = this.loss.data("loss");
+    if (!range && live) {
+      // Points the stream delivered while this read was in flight are newer than its answer:
+      // keep them, so the curve never steps back.
+      const newest = xs.length ? xs[xs.length - 1] : -1;
+      live.x.forEach((step, i) => {
+        if (step > newest) {
+          xs.push(step);
+          ys.push(live.y[i]);
+        }
+      });
+    }
+    this.loss.set("loss", xs, ys);
     SERIES.forEach((name, i) => this.setSeries(name, pages[i].points));
     this.lastRefetch = Date.now();
     const last = loss.points.length ? loss.points[loss.points.length - 1].step : -1;
