@@ -18,10 +18,10 @@ Sampling = Literal["replacement", "epoch"]
 SAMPLING_MODES: tuple[Sampling, ...] = ("replacement", "epoch")
 
 # Largest batch that prefetch gathers on a helper thread. A batch gathered by another core is
-# read back from that core's caches: for CIFAR-10's 200 rows in float32 (2.4 MB) hiding the
-# gather still wins (bench/sgd.py); in float64 (4.9 MB) the step got slower, so larger batches
-# are gathered by `batch`, as without prefetch.
-PREFETCH_MAX_BYTES = 4 << 20
+# read back from that core's caches; with BLAS held to one thread beside the prefetch, hiding the
+# gather still wins for CIFAR-10's 200 rows in float32 (2.4 MB) and in float64 (4.9 MB: the
+# recipe 2.11 -> 1.76 s, bench/sgd.py's machine); larger batches are gathered by `batch`.
+PREFETCH_MAX_BYTES = 8 << 20
 # Smallest batch worth a hand-off to the helper thread (tens of microseconds): smaller batches,
 # such as a few rows of a toy data set, gather faster than the hand-off costs.
 PREFETCH_MIN_BYTES = 256 << 10
