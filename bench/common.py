@@ -8,8 +8,13 @@ from __future__ import annotations
 
 import os
 import platform
+import signal
+import socket
+import subprocess
+import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,6 +24,62 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs" / "benchmarks"
 SHARED_CIFAR10 = REPO.parent / "shared" / "data" / "cifar-10-batches-py"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextmanager
+def serve(
+    home: Path, env: dict[str, str], *, workers: int = 1, port: int | None = None
+) -> Iterator[tuple[str, int]]:
+    """(base URL, pid) of a `descent serve` in `home` on its own SQLite database, ready to answer.
+
+    `env` adds to the environment (DESCENT_* settings); the built-in CIFAR-10 is found as for
+    the benchmarks. SIGTERM on the way out, then a kill if it has not stopped within 30 s.
+    """
+    port = free_port() if port is None else port
+    full = {
+        **os.environ,
+        "DESCENT_DATABASE_URL": f"sqlite:///{home / 'descent.db'}",
+        "DESCENT_DATA_DIR": str(home / "data"),
+        "DESCENT_LOG_LEVEL": "WARNING",
+        **env,
+    }
+    found = cifar10_dir()
+    if found is not None:
+        full.setdefault("DESCENT_CIFAR10_DIR", str(found))
+    descent = Path(sys.executable).parent / "descent"
+    command = [str(descent), "serve", "--port", str(port), "--workers", str(workers)]
+    process = subprocess.Popen(command, env=full, cwd=home)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while not _ready(base):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit("descent serve did not become ready")
+            time.sleep(0.1)
+        yield base, process.pid
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _ready(base: str) -> bool:
+    import httpx
+
+    try:
+        return httpx.get(f"{base}/readyz", timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False
 
 
 def cifar10_dir() -> Path | None:

@@ -11,10 +11,6 @@ test accuracy of each and the exact request that produced them.
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -22,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from bench.common import require_cifar10, table, write_report
+from bench.common import require_cifar10, serve, table, write_report
 
 # The course's grid (learning rates 1e-7 and 5e-7, strengths 2.5e4 and 5e4), a little wider and
 # finer: 4 log-spaced rates from 5e-8 to 5e-7, and 1e4 besides 2.5e4 and 5e4.
@@ -45,30 +41,6 @@ def sweep(loss: str) -> dict[str, Any]:
         "space": SPACE,
         "metric": "val_accuracy",
     }
-
-
-def start_server(workdir: Path, cifar10: Path) -> tuple[subprocess.Popen[bytes], str]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = {**os.environ, "DESCENT_DATABASE_URL": f"sqlite:///{workdir / 'search.db'}",
-           "DESCENT_DATA_DIR": str(workdir / "data"), "DESCENT_CIFAR10_DIR": str(cifar10),
-           "DESCENT_LOG_LEVEL": "WARNING"}  # fmt: skip
-    descent = Path(sys.executable).parent / "descent"
-    server = subprocess.Popen(
-        [str(descent), "serve", "--port", str(port), "--workers", "2"], env=env, cwd=workdir
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                return server, base
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    server.kill()
-    raise SystemExit("descent serve did not start")
 
 
 def wait(api: httpx.Client, sweep_id: str) -> dict[str, Any]:
@@ -111,20 +83,18 @@ def report(results: dict[str, dict[str, Any]], elapsed: float) -> str:
 def main() -> None:
     cifar10 = require_cifar10()
     workdir = Path(tempfile.mkdtemp(prefix="descent-course-search-"))
-    server, base = start_server(workdir, cifar10)
-    try:
-        with httpx.Client(base_url=base, timeout=60) as api:
-            started = time.perf_counter()
-            ids = {}
-            for loss in ("svm", "softmax"):
-                response = api.post("/sweeps", json=sweep(loss))
-                response.raise_for_status()
-                ids[loss] = response.json()["id"]
-            results = {loss: wait(api, sweep_id) for loss, sweep_id in ids.items()}
-            elapsed = time.perf_counter() - started
-    finally:
-        server.terminate()
-        server.wait(timeout=60)
+    with (
+        serve(workdir, {"DESCENT_CIFAR10_DIR": str(cifar10)}, workers=2) as (base, _),
+        httpx.Client(base_url=base, timeout=60) as api,
+    ):
+        started = time.perf_counter()
+        ids = {}
+        for loss in ("svm", "softmax"):
+            response = api.post("/sweeps", json=sweep(loss))
+            response.raise_for_status()
+            ids[loss] = response.json()["id"]
+        results = {loss: wait(api, sweep_id) for loss, sweep_id in ids.items()}
+        elapsed = time.perf_counter() - started
     write_report(
         "course_search",
         "The course's learning-rate x regularization search on CIFAR-10, as two sweeps",

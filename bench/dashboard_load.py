@@ -22,22 +22,19 @@ import asyncio
 import itertools
 import json
 import os
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 import timeit
 from collections import defaultdict
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from bench.common import cifar10_dir, table, write_report
+from bench.common import cifar10_dir, serve, table, write_report
 from service.db.session import Database
 from service.jobs import repository
 
@@ -64,39 +61,6 @@ def cpu_seconds(pid: int) -> float:
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-@contextmanager
-def serve(home: Path, port: int, cache_bytes: int) -> Iterator[tuple[str, int]]:
-    env = {**os.environ, "DESCENT_DATABASE_URL": f"sqlite:///{home / 'descent.db'}",
-           "DESCENT_DATA_DIR": str(home / "data"), "DESCENT_LOG_LEVEL": "WARNING",
-           "DESCENT_POLL_CACHE_BYTES": str(cache_bytes)}  # fmt: skip
-    found = cifar10_dir()
-    if found is not None:
-        env["DESCENT_CIFAR10_DIR"] = str(found)
-    descent = Path(sys.executable).parent / "descent"
-    command = [str(descent), "serve", "--port", str(port), "--workers", "2"]
-    process = subprocess.Popen(command, env=env, cwd=home)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit("descent serve did not become ready")
-            time.sleep(0.2)
-        yield base, process.pid
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 Mark = tuple[float, list[int], float, float]  # time, steps per job, API CPU s, workers' CPU s
@@ -241,7 +205,12 @@ def main(argv: list[str] | None = None) -> None:
     label, _ = job_spec(0)
     with (
         tempfile.TemporaryDirectory() as tmp,
-        serve(Path(tmp), args.port, args.poll_cache_bytes) as (base, pid),
+        serve(
+            Path(tmp),
+            {"DESCENT_POLL_CACHE_BYTES": str(args.poll_cache_bytes)},
+            workers=2,
+            port=args.port,
+        ) as (base, pid),
     ):
         api = httpx.Client(base_url=base, timeout=30)
         ids = [api.post("/jobs", json=job_spec(seed)[1]).json()["id"] for seed in (1, 2)]

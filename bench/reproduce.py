@@ -10,10 +10,6 @@ notes' figures beside ours and writes docs/benchmarks/reproduce.md.
 from __future__ import annotations
 
 import math
-import os
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -21,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from bench.common import require_cifar10, table, write_report
+from bench.common import require_cifar10, serve, table, write_report
 
 CIFAR = {"name": "cifar10"}
 RUNS: dict[str, dict[str, Any]] = {
@@ -64,25 +60,6 @@ RUNS: dict[str, dict[str, Any]] = {
         "landscape": {"dims": 2, "points": 21, "span": 1.0},
     },
 }  # fmt: skip
-
-
-def start_server(workdir: Path, cifar10: Path) -> tuple[subprocess.Popen[bytes], str]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = {**os.environ, "DESCENT_DATABASE_URL": f"sqlite:///{workdir / 'reproduce.db'}",
-           "DESCENT_CIFAR10_DIR": str(cifar10), "DESCENT_LOG_LEVEL": "WARNING"}  # fmt: skip
-    descent = Path(sys.executable).parent / "descent"
-    server = subprocess.Popen([str(descent), "serve", "--port", str(port)], env=env, cwd=workdir)
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(600):
-        try:
-            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                return server, base
-        except httpx.TransportError:
-            time.sleep(0.1)
-    server.kill()
-    raise SystemExit("descent serve did not start")
 
 
 def wait(api: httpx.Client, job_id: str) -> dict[str, Any]:
@@ -166,19 +143,17 @@ set) fewer entries cross a kink, but any entry that does can exceed 1e-4 just th
 def main() -> None:
     cifar10 = require_cifar10()
     workdir = Path(tempfile.mkdtemp(prefix="descent-reproduce-"))
-    server, base = start_server(workdir, cifar10)
-    try:
-        with httpx.Client(base_url=base, timeout=60) as api:
-            started = time.perf_counter()
-            ids = {name: api.post("/jobs", json={**spec, "name": name}).json()["id"]
-                   for name, spec in RUNS.items()}  # fmt: skip
-            jobs = {name: wait(api, job_id) for name, job_id in ids.items()}
-            elapsed = time.perf_counter() - started
-            rows = summarize(api, jobs)
-            timing = [[name, f"{jobs[name]['timings'].get('run_s') or 0:.1f}"] for name in RUNS]
-    finally:
-        server.terminate()
-        server.wait(timeout=60)
+    with (
+        serve(workdir, {"DESCENT_CIFAR10_DIR": str(cifar10)}) as (base, _),
+        httpx.Client(base_url=base, timeout=60) as api,
+    ):
+        started = time.perf_counter()
+        ids = {name: api.post("/jobs", json={**spec, "name": name}).json()["id"]
+               for name, spec in RUNS.items()}  # fmt: skip
+        jobs = {name: wait(api, job_id) for name, job_id in ids.items()}
+        elapsed = time.perf_counter() - started
+        rows = summarize(api, jobs)
+        timing = [[name, f"{jobs[name]['timings'].get('run_s') or 0:.1f}"] for name in RUNS]
     body = (
         table(["run", "the notes / the course", "Descent"], rows)
         + f"\n\nAll runs through the REST API of one `descent serve` (1 worker), {elapsed:.0f} s"

@@ -8,17 +8,14 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from tests.conftest import REPO, cifar10_dir
-from tests.e2e.conftest import free_port
+from tests.e2e.conftest import free_port, start_serve
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -43,22 +40,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     found = cifar10_dir()
     if found is not None:
         env["DESCENT_CIFAR10_DIR"] = str(found)
-    descent = Path(sys.executable).parent / "descent"
-    process = subprocess.Popen(
-        [str(descent), "serve", "--port", str(port), "--workers", "1"], env=env, cwd=home
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            raise AssertionError("descent serve did not become ready")
-        time.sleep(0.1)
+    process, base = start_serve(port, env, workers=1, cwd=home)
     yield base
     process.terminate()
     try:
