@@ -177,3 +177,43 @@ def checked(response: httpx.Response) -> httpx.Response:
     if response.status_code >= 400:
         raise DescentError.from_response(response)
     return response
+
+
+class Resumption:
+    """An event stream's bookkeeping across reconnections: the last event id it resumes after,
+    the consecutive failures it allows, and the delay before the next attempt."""
+
+    def __init__(
+        self, url: str, job_id: str, headers: Mapping[str, str], last_event_id: str | None
+    ) -> None:
+        self.url, self.job_id = url, job_id
+        self.path = job_path(job_id, "events")
+        self._headers = {**headers, "Accept": "text/event-stream"}
+        self.last_event_id = last_event_id
+        self.failures = 0
+
+    def headers(self) -> dict[str, str]:
+        if self.last_event_id is None:
+            return dict(self._headers)
+        return {**self._headers, "Last-Event-ID": self.last_event_id}
+
+    @staticmethod
+    def timeout(http_timeout: httpx.Timeout) -> httpx.Timeout:
+        return httpx.Timeout(http_timeout.connect, read=STREAM_READ_TIMEOUT)
+
+    def seen(self, event: str, data: str, event_id: str) -> Event:
+        """The event, parsed; it resets the failure count and moves the resume point."""
+        parsed = to_event(event, data, event_id)
+        self.last_event_id = parsed.id or self.last_event_id
+        self.failures = 0
+        return parsed
+
+    def failed(self, cause: httpx.TransportError | None) -> float:
+        """Seconds to wait before reconnecting after a broken (cause) or ended stream; raises
+        once RECONNECTS attempts in a row brought no new event."""
+        self.failures += 1
+        if self.failures > RECONNECTS:
+            if cause is not None:
+                raise DescentConnectionError(self.url, cause) from cause
+            raise DescentError(0, "Stream ended", f"the event stream of {self.job_id} ended")
+        return backoff(self.failures)

@@ -152,35 +152,25 @@ class AsyncDescentClient:
         return _base.load_npy(response.content)
 
     async def events(self, job_id: str, last_event_id: str | None = None) -> AsyncIterator[Event]:
-        headers = {**self._headers, "Accept": "text/event-stream"}
-        timeout = httpx.Timeout(self._http.timeout.connect, read=_base.STREAM_READ_TIMEOUT)
-        path = _base.job_path(job_id, "events")
-        failures = 0
+        stream = _base.Resumption(self.url, job_id, self._headers, last_event_id)
+        timeout = stream.timeout(self._http.timeout)
         while True:
-            if last_event_id is not None:
-                headers["Last-Event-ID"] = last_event_id
             try:
                 async with aconnect_sse(
-                    self._http, "GET", path, headers=headers, timeout=timeout
+                    self._http, "GET", stream.path, headers=stream.headers(), timeout=timeout
                 ) as src:
                     if src.response.status_code >= 400:
                         await src.response.aread()
                         raise DescentError.from_response(src.response)
                     async for sse in src.aiter_sse():
-                        event = _base.to_event(sse.event, sse.data, sse.id)
-                        last_event_id = event.id or last_event_id
-                        failures = 0
+                        event = stream.seen(sse.event, sse.data, sse.id)
                         yield event
                         if event.event == "end":
                             return
             except SSEError as exc:
                 raise DescentError(0, "Not an event stream", str(exc)) from exc
             except httpx.TransportError as exc:
-                failures += 1
-                if failures > _base.RECONNECTS:
-                    raise DescentConnectionError(self.url, exc) from exc
+                delay = stream.failed(exc)
             else:
-                failures += 1
-                if failures > _base.RECONNECTS:
-                    raise DescentError(0, "Stream ended", f"the event stream of {job_id} ended")
-            await anyio.sleep(_base.backoff(failures))
+                delay = stream.failed(None)
+            await anyio.sleep(delay)
