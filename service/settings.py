@@ -66,8 +66,9 @@ class Settings(BaseSettings):
     blas_threads: int | None = Field(
         None,
         ge=1,
-        description="BLAS threads per running job (default: the cores divided among the worker "
-        "processes that `descent serve` / `descent worker --concurrency` start).",
+        description="Threads per running job, for OpenBLAS and the engine's own (pass threads, "
+        "minibatch prefetch); default: the cores divided among the worker processes that "
+        "`descent serve` / `descent worker --concurrency` start.",
     )
     worker_nice: int = Field(
         10,
