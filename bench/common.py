@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -71,6 +72,15 @@ def serve(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def wait_finished(api: Any, path: str, every: float = 0.5) -> dict[str, Any]:
+    """GET `path` (a job or a sweep) on the httpx client `api` until its status is final."""
+    while True:
+        found: dict[str, Any] = api.get(path).json()
+        if found["status"] in ("succeeded", "failed", "cancelled"):
+            return found
+        time.sleep(every)
 
 
 def _ready(base: str) -> bool:

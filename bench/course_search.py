@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from bench.common import require_cifar10, serve, table, write_report
+from bench.common import require_cifar10, serve, table, wait_finished, write_report
 
 # The course's grid (learning rates 1e-7 and 5e-7, strengths 2.5e4 and 5e4), a little wider and
 # finer: 4 log-spaced rates from 5e-8 to 5e-7, and 1e4 besides 2.5e4 and 5e4.
@@ -41,14 +41,6 @@ def sweep(loss: str) -> dict[str, Any]:
         "space": SPACE,
         "metric": "val_accuracy",
     }
-
-
-def wait(api: httpx.Client, sweep_id: str) -> dict[str, Any]:
-    while True:
-        found: dict[str, Any] = api.get(f"/sweeps/{sweep_id}").json()
-        if found["status"] in ("succeeded", "failed", "cancelled"):
-            return found
-        time.sleep(1.0)
 
 
 def report(results: dict[str, dict[str, Any]], elapsed: float) -> str:
@@ -93,7 +85,7 @@ def main() -> None:
             response = api.post("/sweeps", json=sweep(loss))
             response.raise_for_status()
             ids[loss] = response.json()["id"]
-        results = {loss: wait(api, sweep_id) for loss, sweep_id in ids.items()}
+        results = {loss: wait_finished(api, f"/sweeps/{i}", 1.0) for loss, i in ids.items()}
         elapsed = time.perf_counter() - started
     write_report(
         "course_search",

@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from bench.common import require_cifar10, serve, table, write_report
+from bench.common import require_cifar10, serve, table, wait_finished, write_report
 
 CIFAR = {"name": "cifar10"}
 RUNS: dict[str, dict[str, Any]] = {
@@ -60,14 +60,6 @@ RUNS: dict[str, dict[str, Any]] = {
         "landscape": {"dims": 2, "points": 21, "span": 1.0},
     },
 }  # fmt: skip
-
-
-def wait(api: httpx.Client, job_id: str) -> dict[str, Any]:
-    while True:
-        job: dict[str, Any] = api.get(f"/jobs/{job_id}").json()
-        if job["status"] in ("succeeded", "failed", "cancelled"):
-            return job
-        time.sleep(0.5)
 
 
 def fmt(value: float | None, digits: int = 3) -> str:
@@ -150,7 +142,7 @@ def main() -> None:
         started = time.perf_counter()
         ids = {name: api.post("/jobs", json={**spec, "name": name}).json()["id"]
                for name, spec in RUNS.items()}  # fmt: skip
-        jobs = {name: wait(api, job_id) for name, job_id in ids.items()}
+        jobs = {name: wait_finished(api, f"/jobs/{job_id}") for name, job_id in ids.items()}
         elapsed = time.perf_counter() - started
         rows = summarize(api, jobs)
         timing = [[name, f"{jobs[name]['timings'].get('run_s') or 0:.1f}"] for name in RUNS]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import free_port, start_serve
+from tests.e2e.conftest import free_port, start_serve, stop_serve
 
 DESCENT = str(Path(sys.executable).parent / "descent")
 
@@ -55,9 +55,4 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     }
     process, base = start_serve(free_port(), env, workers=1, cwd=home)
     yield base
-    process.terminate()
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    stop_serve(process)

@@ -7,7 +7,6 @@ it, or without the playwright package, the browser tests skip and say why.
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import REPO, cifar10_dir
-from tests.e2e.conftest import free_port, start_serve
+from tests.e2e.conftest import free_port, start_serve, stop_serve
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -42,12 +41,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         env["DESCENT_CIFAR10_DIR"] = str(found)
     process, base = start_serve(port, env, workers=1, cwd=home)
     yield base
-    process.terminate()
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    stop_serve(process)
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.conftest import free_port, start_serve
+from tests.e2e.conftest import free_port, start_serve, stop_serve
 
 pytestmark = pytest.mark.e2e
 TOKEN = "dashboard-token"
@@ -22,8 +22,7 @@ def guarded_server(tmp_path: Path) -> Iterator[str]:
            "DESCENT_API_TOKEN": TOKEN, "DESCENT_LOG_LEVEL": "WARNING"}  # fmt: skip
     process, base = start_serve(free_port(), env, workers=0, cwd=tmp_path)
     yield base
-    process.terminate()
-    process.wait(timeout=30)
+    stop_serve(process)
 
 
 def test_the_dashboard_asks_for_the_token_once_then_lists_jobs(

@@ -42,6 +42,18 @@ def start_serve(
         time.sleep(0.1)
 
 
+def stop_serve(process: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    """SIGTERM (serve stops its workers on it), then a kill if it has not exited in time."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     port = free_port()
@@ -54,10 +66,4 @@ def server(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     }
     process, base = start_serve(port, env, workers=1, cwd=tmp_path)
     yield base, process
-    if process.poll() is None:
-        process.terminate()  # serve stops its workers on SIGTERM
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    stop_serve(process)
