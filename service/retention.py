@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from service.db.base import utcnow
 from service.db.models import TERMINAL_STATUSES, Job, MetricPoint
+from service.jobs import rollup_store
 from service.jobs.downsample import keep_indices
 
 RETAINED_POINTS = 1000
@@ -38,6 +39,7 @@ def prune_job_history(session: Session, job_id: str, max_points: int = RETAINED_
                 )
             )
         removed += len(drop)
+    rollup_store.rebuild(session, job_id)
     session.execute(update(Job).where(Job.id == job_id).values(history_pruned=True))
     return removed
 

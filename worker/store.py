@@ -7,23 +7,22 @@ guarded lease renewal first in each transaction and rolls back if it matched not
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import cache
-from itertools import chain
 from typing import Any, NamedTuple
 
 import numpy as np
-from sqlalchemy import Connection, and_, case, delete, func, inspect, or_, select, update
+from sqlalchemy import and_, case, delete, func, inspect, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from service.db import bulk
 from service.db.base import Base, utcnow
 from service.db.models import Checkpoint, Job, JobArray, JobAttempt, MetricPoint
 from service.db.notify import job_queued
+from service.jobs import rollup_store
 
 
 @dataclass(frozen=True)
@@ -149,54 +148,13 @@ class Points(NamedTuple):
     values: list[float]
 
 
-# SQLite: at most this many rows per INSERT (two bound values a row, within SQLite's 32,766).
-# A statement binds its whole batch and runs it in one call into the driver, which releases the
-# GIL meanwhile: few calls, so a write on another thread rarely has to take the GIL back from the
-# engine. Batches are padded with NULLs (skipped) to a power of two, so every statement is one of
-# a few the driver has prepared and cached already.
-SQLITE_BATCH_ROWS = 8192
-_COLUMNS = f"INSERT INTO {MetricPoint.__tablename__} (job_id, series, step, value)"
+_INSERT_POINTS = f"INSERT INTO {MetricPoint.__tablename__} (job_id, series, step, value)"
 # PostgreSQL: one statement per series, its steps and values sent as two array literals.
-_UNNEST = f"{_COLUMNS} SELECT %s, %s, unnest(%s::bigint[]), unnest(%s::double precision[])"
-
-
-@cache
-def _sqlite_insert(rows: int) -> str:
-    # Plain "?" placeholders: SQLite prepares numbered ones ("?NNN") in quadratic time.
-    pairs = ",".join("(?,?)" for _ in range(rows))
-    return (
-        f"{_COLUMNS} SELECT ?, ?, column1, column2 FROM (VALUES {pairs}) WHERE column1 IS NOT NULL"
-    )
-
-
-def _sqlite_batch_rows(connection: Connection) -> int:
-    """SQLITE_BATCH_ROWS, or fewer (a power of two) where this SQLite binds fewer values."""
-    driver = connection.connection.driver_connection
-    limit = driver.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) if driver else 999
-    return min(SQLITE_BATCH_ROWS, 1 << ((limit - 2) // 2).bit_length() - 1)
-
-
-def _sqlite_add(connection: Connection, job_id: str, points: Points) -> None:
-    pairs = list(chain.from_iterable(zip(points.steps, points.values, strict=True)))
-    most = 2 * _sqlite_batch_rows(connection)
-    for start in range(0, len(pairs), most):
-        batch = pairs[start : start + most]
-        rows = 1 << (len(batch) // 2 - 1).bit_length()
-        padding = [None] * (2 * rows - len(batch))
-        connection.exec_driver_sql(_sqlite_insert(rows), (job_id, points.series, *batch, *padding))
-
-
-def _pg_array(numbers: list[int] | list[float]) -> str:
-    """A PostgreSQL array literal, built in a third of the time the driver takes to adapt a list.
-
-    repr() gives the shortest text that reads back as the same float, and PostgreSQL reads it
-    back exactly (tests/worker/test_points.py).
-    """
-    return "{" + ",".join(map(repr, numbers)) + "}"
+_UNNEST_POINTS = bulk.pg_unnest(_INSERT_POINTS, 2, ("bigint", "double precision"))
 
 
 def add_points(session: Session, job_id: str, points: Iterable[Points]) -> None:
-    """Insert points as plain driver statements: many rows each, no per-row objects."""
+    """Insert points (bulk statements, service.db.bulk) and fold them into the series' rollups."""
     connection = session.connection()
     sqlite = connection.dialect.name == "sqlite"
     for series in points:
@@ -207,11 +165,15 @@ def add_points(session: Session, job_id: str, points: Iterable[Points]) -> None:
         if not series.steps:
             continue
         if sqlite:
-            _sqlite_add(connection, job_id, series)
+            bulk.sqlite_insert(
+                connection, _INSERT_POINTS, (job_id, series.series), (series.steps, series.values)
+            )
         else:
             connection.exec_driver_sql(
-                _UNNEST, (job_id, series.series, _pg_array(series.steps), _pg_array(series.values))
+                _UNNEST_POINTS,
+                (job_id, series.series, bulk.pg_array(series.steps), bulk.pg_array(series.values)),
             )
+        rollup_store.add(connection, job_id, series.series, series.steps, series.values)
 
 
 def _upsert(session: Session, model: type[Base], values: dict[str, Any]) -> None:
@@ -249,11 +211,13 @@ def truncate_history(session: Session, job_id: str, from_step: int) -> None:
     session.execute(
         delete(MetricPoint).where(MetricPoint.job_id == job_id, MetricPoint.step >= from_step)
     )
+    rollup_store.truncate(session, job_id, from_step)
 
 
 def reset_history(session: Session, job_id: str) -> None:
     """Drop what an earlier attempt wrote, before a job starts again from step 0."""
     session.execute(delete(MetricPoint).where(MetricPoint.job_id == job_id))
+    rollup_store.delete(session, job_id)
     session.execute(delete(JobArray).where(JobArray.job_id == job_id))
     session.execute(delete(Checkpoint).where(Checkpoint.job_id == job_id))
 

@@ -94,6 +94,26 @@ class MetricPoint(Base):
     value: Mapped[float] = mapped_column(Float)
 
 
+class MetricRollup(Base):
+    """The extremes of one block of a series (service.jobs.rollup): level l's block b holds steps
+    b * 16**l up to (b + 1) * 16**l - 1. Kept by the writers of metric_points, so that a
+    downsampled curve reads a bounded number of rows however long the history is."""
+
+    __tablename__ = "metric_rollups"
+
+    job_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True
+    )
+    series: Mapped[str] = mapped_column(String(32), primary_key=True)
+    level: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    block: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    min_step: Mapped[int] = mapped_column(BigInteger)
+    min_value: Mapped[float] = mapped_column(Float)
+    max_step: Mapped[int] = mapped_column(BigInteger)
+    max_value: Mapped[float] = mapped_column(Float)
+    points: Mapped[int] = mapped_column(Integer)
+
+
 class JobArray(Base):
     """A named array a job owns: its weights `W` and its preprocessing statistics."""
 

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from service.db.models import Checkpoint, Job, JobArray, JobAttempt, MetricPoint
 from service.db.notify import job_queued
+from service.jobs import rollup_store
 
 
 def add(session: Session, job: Job) -> None:
@@ -51,6 +52,13 @@ _SERIES = (_points.job_id == bindparam("job_id"), _points.series == bindparam("s
 _RANGE = (_points.step > bindparam("after"), _points.step <= bindparam("until"))
 _ALL_POINTS = select(_points.step, _points.value).where(*_SERIES, *_RANGE).order_by(_points.step)
 _POINTS_PAGE = _ALL_POINTS.limit(bindparam("limit"))
+_FIRST_POINT = _ALL_POINTS.limit(1)
+_LAST_POINT = (
+    select(_points.step, _points.value)
+    .where(*_SERIES, *_RANGE)
+    .order_by(_points.step.desc())
+    .limit(1)
+)
 _COUNT_AFTER = select(func.count(), func.max(_points.step)).where(
     *_SERIES, _points.step > bindparam("after")
 )
@@ -111,6 +119,23 @@ def points(
     return [(int(step), float(value)) for step, value in rows]  # all(): one fetchall, not one a row
 
 
+def ends(
+    session: Session, job_id: str, series: str, *, after: int | None, until: int | None
+) -> tuple[tuple[int, float], tuple[int, float]] | None:
+    """The first and the last point with after < step <= until (None if there is none)."""
+    params = {
+        "job_id": job_id,
+        "series": series,
+        "after": NO_STEP if after is None else after,
+        "until": LAST_POSSIBLE_STEP if until is None else until,
+    }
+    first = session.execute(_FIRST_POINT, params).one_or_none()
+    last = session.execute(_LAST_POINT, params).one_or_none()
+    if first is None or last is None:
+        return None
+    return (int(first.step), float(first.value)), (int(last.step), float(last.value))
+
+
 def count_after(session: Session, job_id: str, series: str, after: int) -> tuple[int, int | None]:
     """How many points of a series have step > after, and the last of their steps."""
     params = {"job_id": job_id, "series": series, "after": after}
@@ -134,6 +159,7 @@ def array(session: Session, job_id: str, name: str) -> JobArray | None:
 def remove(session: Session, job_id: str) -> None:
     """Delete a job with everything it owns (explicitly, not trusting FK cascades on SQLite)."""
     session.execute(delete(MetricPoint).where(MetricPoint.job_id == job_id))
+    rollup_store.delete(session, job_id)
     session.execute(delete(JobArray).where(JobArray.job_id == job_id))
     session.execute(delete(Checkpoint).where(Checkpoint.job_id == job_id))
     session.execute(delete(JobAttempt).where(JobAttempt.job_id == job_id))

@@ -18,7 +18,7 @@ from service.db.base import utcnow
 from service.db.models import TERMINAL_STATUSES, Job, JobArray
 from service.errors import Conflict, InvalidInput, NotFound
 from service.ids import new_id
-from service.jobs import downsample, repository, validation
+from service.jobs import downsample, repository, rollup, rollup_store, validation
 from service.jobs.repository import JobState
 from service.jobs.schemas import (
     EvaluationOut,
@@ -213,14 +213,37 @@ def series_overview(
     end: int | None,
 ) -> tuple[list[tuple[int, float]], int | None, int]:
     """At most `max_points` points of steps start..end that keep the curve's shape."""
-    after = None if start is None else start - 1
-    rows = repository.points(session, job_id, series, after=after, limit=None, until=end)
-    kept = downsample.keep_indices([value for _, value in rows], max_points)
-    points = [rows[i] for i in kept]
+    points = _shape(session, job_id, series, max_points, start, end)
     total = point_counts(session).total(session, job_id, series, job)
     finished = job.status in TERMINAL_STATUSES
     next_after = None if finished else (points[-1][0] if points else -1)
     return points, next_after, total
+
+
+def _shape(
+    session: Session, job_id: str, series: str, max_points: int, start: int | None, end: int | None
+) -> list[tuple[int, float]]:
+    """The first and last point of the window and each bucket's extremes.
+
+    A window narrow enough (at most FANOUT points a bucket) is read point by point; a wider one
+    from the rollups, whose rows read grow with max_points and not with the history's length.
+    """
+    after = None if start is None else start - 1
+    ends = repository.ends(session, job_id, series, after=after, until=end)
+    if ends is None:
+        return []
+    first, last = ends
+    lo, hi = first[0], last[0]
+    buckets = (max_points - 2) // 2
+    if buckets == 0:
+        return sorted({lo: first[1], hi: last[1]}.items())
+    level = rollup.level_for(lo, hi, buckets)
+    if level == 0:
+        rows = repository.points(session, job_id, series, after=lo - 1, limit=None, until=hi)
+        return [rows[i] for i in downsample.keep_indices([value for _, value in rows], max_points)]
+    found = rollup_store.read(session, job_id, series, rollup.cover(lo, hi, level))
+    inner = dict(rollup.bucket_extremes(found, lo, hi, buckets))
+    return sorted({**inner, lo: first[1], hi: last[1]}.items())
 
 
 def page_json(

@@ -1,0 +1,146 @@
+"""Min/max rollups of a series: what lets a downsampled curve read a bounded number of rows.
+
+Level l (1..LEVELS) cuts the steps into blocks of FANOUT**l steps; block b of level l holds steps
+b * FANOUT**l up to (b + 1) * FANOUT**l - 1, and its summary is the step and value of its lowest
+and of its highest point (the earliest step on ties) and how many points it has. Writers keep the
+summaries as they append points; a reader of the window lo..hi takes its blocks from the coarsest
+level whose blocks are still no wider than one bucket of the picture, so it reads between
+`buckets` and FANOUT * `buckets` summaries (plus at most 2 * (FANOUT - 1) per finer level and
+raw point at the window's two ragged ends) however many points the history has.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import numpy as np
+
+FANOUT = 16
+LEVELS = 6  # blocks up to 16**6 = 16.7M steps: reads stay bounded up to ~10**10-step histories
+
+
+class Summary(NamedTuple):
+    """A block's (or a single point's) extremes."""
+
+    block: int
+    min_step: int
+    min_value: float
+    max_step: int
+    max_value: float
+    points: int
+
+
+class Span(NamedTuple):
+    """Blocks first..last (inclusive) of one level; level 0 is raw points, steps first..last."""
+
+    level: int
+    first: int
+    last: int
+
+
+def block_steps(level: int) -> int:
+    return int(FANOUT**level)
+
+
+def summarize(steps: np.ndarray, values: np.ndarray, level: int) -> list[Summary]:
+    """The summaries of the blocks of `level` that the points (steps ascending) fall in."""
+    if len(steps) == 0:
+        return []
+    blocks = steps // block_steps(level)
+    starts = np.flatnonzero(np.r_[True, blocks[1:] != blocks[:-1]])
+    counts = np.diff(np.r_[starts, len(steps)])
+    index = np.arange(len(steps))
+    lows = np.minimum.reduceat(values, starts)
+    highs = np.maximum.reduceat(values, starts)
+    # The first index in each block that holds its extreme: earliest step on ties.
+    at_low = np.minimum.reduceat(
+        np.where(values == np.repeat(lows, counts), index, len(steps)), starts
+    )
+    at_high = np.minimum.reduceat(
+        np.where(values == np.repeat(highs, counts), index, len(steps)), starts
+    )
+    return [
+        Summary(int(b), int(steps[i]), float(values[i]), int(steps[j]), float(values[j]), int(c))
+        for b, i, j, c in zip(blocks[starts], at_low, at_high, counts, strict=True)
+    ]
+
+
+class Extremes(NamedTuple):
+    """Summaries as columns, in step order: `start` is the first step each one's block covers."""
+
+    start: np.ndarray
+    min_step: np.ndarray
+    min_value: np.ndarray
+    max_step: np.ndarray
+    max_value: np.ndarray
+    points: np.ndarray
+
+    @classmethod
+    def of(cls, rows: Sequence[Sequence[float]]) -> Extremes:
+        """From rows (start, min_step, min_value, max_step, max_value, points)."""
+        columns = list(zip(*rows, strict=True)) if rows else [()] * 6
+        kinds = (np.int64, np.int64, np.float64, np.int64, np.float64, np.int64)
+        return cls(*(np.asarray(c, dtype=k) for c, k in zip(columns, kinds, strict=True)))
+
+
+def _lowest(group: np.ndarray, value: np.ndarray, step: np.ndarray) -> np.ndarray:
+    """Index of each group's lowest value (earliest step on ties); groups ascending."""
+    order = np.lexsort((step, value, group))
+    firsts = np.r_[True, group[order][1:] != group[order][:-1]]
+    return order[firsts]
+
+
+def merge(block: int, parts: Extremes) -> Summary | None:
+    """One summary of several (the children of `block`); None if there are none."""
+    if len(parts.start) == 0:
+        return None
+    group = np.zeros(len(parts.start), dtype=np.int64)
+    low = _lowest(group, parts.min_value, parts.min_step)[0]
+    high = _lowest(group, -parts.max_value, parts.max_step)[0]
+    return Summary(
+        block, int(parts.min_step[low]), float(parts.min_value[low]), int(parts.max_step[high]),
+        float(parts.max_value[high]), int(parts.points.sum()),
+    )  # fmt: skip
+
+
+def level_for(lo: int, hi: int, buckets: int) -> int:
+    """The coarsest level whose blocks fit in a bucket of lo..hi cut into `buckets` buckets."""
+    width = (hi - lo + 1) / max(1, buckets)
+    level = 0
+    while level < LEVELS and block_steps(level + 1) <= width:
+        level += 1
+    return level
+
+
+def cover(lo: int, hi: int, level: int) -> list[Span]:
+    """Steps lo..hi as whole blocks of `level`, their ragged ends as blocks of finer levels.
+
+    Spans come in step order, at most one of `level` and two of each finer level.
+    """
+    if lo > hi:
+        return []
+    if level == 0:
+        return [Span(0, lo, hi)]
+    size = block_steps(level)
+    first = -(-lo // size)
+    last = (hi + 1) // size - 1
+    if first > last:
+        return cover(lo, hi, level - 1)
+    return [
+        *cover(lo, first * size - 1, level - 1),
+        Span(level, first, last),
+        *cover((last + 1) * size, hi, level - 1),
+    ]
+
+
+def bucket_extremes(found: Extremes, lo: int, hi: int, buckets: int) -> list[tuple[int, float]]:
+    """Each bucket's lowest and highest point (a summary is in the bucket its block starts in)."""
+    if len(found.start) == 0:
+        return []
+    group = (found.start - lo) * buckets // (hi - lo + 1)
+    low = _lowest(group, found.min_value, found.min_step)
+    high = _lowest(group, -found.max_value, found.max_step)
+    kept = dict(zip(found.min_step[low].tolist(), found.min_value[low].tolist(), strict=True))
+    kept.update(zip(found.max_step[high].tolist(), found.max_value[high].tolist(), strict=True))
+    return sorted(kept.items())
