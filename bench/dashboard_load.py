@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
-import json
 import os
 import statistics
 import sys
@@ -108,15 +107,28 @@ class Connection:
         self.writer.close()
 
 
+def next_after(body: bytes) -> int | None:
+    """A loss page's `next_after`, read off the end of the body without parsing the points
+    (the page ends with `"next_after":<step or null>,"total":<n>}`)."""
+    value = body[body.rindex(b'"next_after":') + len(b'"next_after":') :].split(b",", 1)[0]
+    return None if value == b"null" else int(value)
+
+
 async def poller(
-    base: str, job_id: str, until: float, samples: dict[str, list[float]], after: int = -1
+    base: str,
+    job_id: str,
+    until: float,
+    samples: dict[str, list[float]],
+    after: int = -1,
+    phase: float = 0.0,
 ) -> int:
     """GET the job and its loss points after `after` every 200 ms until `until`, following the
-    cursor; returns the errors seen."""
+    cursor, the first time `phase` seconds from now; returns the errors seen."""
     errors = 0
     etags: dict[str, str] = {}
     connection = await Connection.open(base)
-    next_tick = time.monotonic()
+    next_tick = time.monotonic() + phase
+    await asyncio.sleep(phase)
     while time.monotonic() < until:
         for name, target in (("job", f"/jobs/{job_id}"), ("loss", f"/jobs/{job_id}/loss")):
             if name == "loss":
@@ -136,8 +148,9 @@ async def poller(
                 errors += 1
             if status == 200 and "etag" in answer:
                 etags[target] = answer["etag"]
-            if status == 200 and name == "loss" and json.loads(body)["next_after"] is not None:
-                after = json.loads(body)["next_after"]
+            if status == 200 and name == "loss":
+                cursor = next_after(body)
+                after = after if cursor is None else cursor
         next_tick += POLL_SECONDS
         await asyncio.sleep(max(0.0, next_tick - time.monotonic()))
     connection.close()
@@ -165,8 +178,11 @@ async def load(base: str, ids: list[str], positions: list[int], args: argparse.N
     """Pollers and subscribers until the window ends; `positions`: each job's last step done."""
     until = time.monotonic() + args.seconds
     samples: dict[str, list[float]] = defaultdict(list)
+    # Independent clients are not in step: their 200 ms cycles start spread over one period
+    # (--phase aligned starts them all at once, a burst of every client every 200 ms).
+    spread = POLL_SECONDS / args.clients if args.phase == "spread" else 0.0
     pollers = [poller(base, ids[i % len(ids)], until, samples,
-                      -1 if args.start == "start" else positions[i % len(ids)])
+                      -1 if args.start == "start" else positions[i % len(ids)], i * spread)
                for i in range(args.clients)]  # fmt: skip
     subscribers = [subscriber(base, ids[i % len(ids)], positions[i % len(ids)], until)
                    for i in range(args.subscribers)]  # fmt: skip
@@ -193,6 +209,13 @@ def main(argv: list[str] | None = None) -> None:
         help="where pollers start reading the loss: the first step (paging through the history "
         "first, 1000 points a poll) or the job's current step (as the dashboard does after its "
         "downsampled overview)",
+    )
+    parser.add_argument(
+        "--phase",
+        choices=("spread", "aligned"),
+        default="spread",
+        help="when the pollers' 200 ms cycles start: spread evenly over one period (independent "
+        "clients) or all at once (every client in the same instant, a worst case)",
     )
     parser.add_argument(
         "--poll-cache-bytes",
@@ -332,6 +355,10 @@ def report(
         "start": "the first step: each pages through the history first, 1000 points a poll",
         "now": "the job's current step, as the dashboard does after its overview",
     }[args.start]
+    phase = {
+        "spread": "their cycles spread evenly over one period",
+        "aligned": "all of them at the same instants, a burst every period",
+    }[args.phase]
     cache = (
         f"poll cache of {args.poll_cache_bytes / 1024**2:g} MiB, default staleness bound"
         if args.poll_cache_bytes
@@ -339,7 +366,7 @@ def report(
     )
     body = f"""
 {args.clients} pollers (GET /jobs/{{id}} and /jobs/{{id}}/loss?after= every
-{POLL_SECONDS * 1000:.0f} ms each, following the cursor from {where})
+{POLL_SECONDS * 1000:.0f} ms each, following the cursor from {where}; {phase})
 and {args.subscribers} SSE subscribers (GET /jobs/{{id}}/events) against `descent serve
 --workers 2` (SQLite, {cache}) while two jobs train ({label}, a loss point every step).
 Windows of {args.seconds:.0f} s: quiet, loaded, quiet again; the baseline is the mean of the
@@ -366,6 +393,7 @@ machine, so its own CPU counts against the server and the workers.
     command = f".venv/bin/python -m bench.dashboard_load --seconds {args.seconds:g} " \
               f"--clients {args.clients} --subscribers {args.subscribers}" + \
               (" --start now" if args.start == "now" else "") + \
+              (" --phase aligned" if args.phase == "aligned" else "") + \
               ("" if args.poll_cache_bytes == CACHE_BYTES else
                f" --poll-cache-bytes {args.poll_cache_bytes}")  # fmt: skip
     write_report("dashboard_load", "Dashboard load", command, body)

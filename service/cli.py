@@ -82,7 +82,7 @@ def _serve(host: str, port: int, workers: int) -> int:
     try:
         settings = get_settings()
         uvicorn.run(
-            "service.app:create_app",
+            "service.app:create_served_app",
             factory=True,
             host=host,
             port=port,

@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -50,3 +53,18 @@ def test_serve_refuses_a_negative_worker_count(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert result.stderr.strip() == "--workers must be 0 or more"
     assert not (tmp_path / "descent.db").exists()  # refused before migrating
+
+
+def test_the_served_app_hides_its_start_up_objects_from_the_garbage_collector(
+    tmp_path: Path,
+) -> None:
+    probe = (
+        "import gc; from service.app import create_served_app; create_served_app(); "
+        "print(gc.get_freeze_count())"
+    )
+    env = {**os.environ, **server_env(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout) > 50_000  # the app's modules, routes and models
