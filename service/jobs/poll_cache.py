@@ -20,6 +20,7 @@ answers go first).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import time
@@ -31,13 +32,20 @@ from typing import Any
 
 import anyio
 import anyio.to_thread
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.db.session import Database
+from service.jobs.schemas import DEFAULT_PAGE, MAX_PAGE
+from service.jobs.tails import Key, Tails
 
 log = logging.getLogger("descent.poll_cache")
 
 POLLED = re.compile(r"/jobs/[^/]+(?:/loss|/metrics/[^/]+)?")
+# Polls by cursor, answered from the series' Tail (the endpoint's own bounds on the path).
+TAILED = re.compile(r"/jobs/([^/]{1,64})/(?:loss|metrics/([a-z_]{1,32}))")
+PAGE_QUERY = re.compile(rb"after=(-1|0|[1-9][0-9]{0,17})(?:&limit=([1-9][0-9]{0,4}))?")
+ROUTES = {"loss": "/jobs/{job_id}/loss", "value": "/jobs/{job_id}/metrics/{series}"}
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 ENTRY_OVERHEAD = 256  # bytes counted per entry on top of its body, key and headers
 BODYLESS = frozenset({b"content-length", b"content-type"})  # what a 304 leaves out of a 200
@@ -46,6 +54,30 @@ BODYLESS = frozenset({b"content-length", b"content-type"})  # what a 304 leaves 
 def etag_matches(if_none_match: str | None, etag: str) -> bool:
     """Whether an If-None-Match header names this ETag (weak comparison, as for GET)."""
     return if_none_match is not None and etag in (t.strip() for t in if_none_match.split(","))
+
+
+def json_answer(body: str, if_none_match: str | None) -> Response:
+    """A JSON answer with an ETag of its own bytes, or 304 if the client has those already."""
+    content = body.encode()
+    etag = f'W/"{hashlib.blake2b(content, digest_size=12).hexdigest()}"'
+    headers = {"ETag": etag, "Cache-Control": "no-cache"}
+    if etag_matches(if_none_match, etag):
+        return Response(status_code=304, headers=headers)
+    return Response(content, media_type="application/json", headers=headers)
+
+
+def _page_query(scope: Scope) -> tuple[Key, int, int] | None:
+    """(job, series, key), after, limit of a series poll by cursor (`after=N[&limit=L]`, nothing
+    else); None for any other request."""
+    path = TAILED.fullmatch(scope["path"])
+    query = PAGE_QUERY.fullmatch(bytes(scope["query_string"]))
+    if path is None or query is None:
+        return None
+    limit = int(query[2]) if query[2] else DEFAULT_PAGE
+    if limit > MAX_PAGE:
+        return None
+    key = (path[1], "loss", "loss") if path[2] is None else (path[1], path[2], "value")
+    return key, int(query[1]), limit
 
 
 @dataclass(frozen=True)
@@ -96,6 +128,7 @@ class PollCache:
     pending: dict[tuple[str, bytes], anyio.Event] = field(default_factory=dict)
     size: int = 0
     generation: int = 0
+    tails: Tails = field(default_factory=Tails)
 
     @property
     def enabled(self) -> bool:
@@ -105,7 +138,7 @@ class PollCache:
         return time.monotonic() - self.checked_at <= self.max_staleness
 
     def invalidate(self) -> None:
-        self.generation += 1
+        self.generation += 1  # what the tails hold is older now: each is read again when polled
         self.entries.clear()
         self.size = 0
 
@@ -194,6 +227,9 @@ class PollCacheLayer:
         if scope["method"] != "GET" or not POLLED.fullmatch(scope["path"]) or not cache.fresh():
             await self.app(scope, receive, send)
             return
+        polled = _page_query(scope)
+        if polled is not None and await self._page(scope, receive, send, *polled):
+            return
         key = (scope["path"], bytes(scope["query_string"]))
         entry = cache.get(key)
         while entry is None and key in cache.pending:  # another request is reading it
@@ -205,6 +241,21 @@ class PollCacheLayer:
                 return  # answered by the endpoint itself (not a cacheable 200)
         scope["route"] = entry.route
         await self._answer(entry, _header(scope, b"if-none-match"), send)
+
+    async def _page(
+        self, scope: Scope, receive: Receive, send: Send, key: Key, after: int, limit: int
+    ) -> bool:
+        """Answer a poll by cursor from its series' tail; False if the tail cannot."""
+        app = scope["app"]
+        body = await self.cache.tails.page(
+            app.state.database, self.cache.generation, key, after, limit
+        )
+        if body is None:
+            return False
+        template = ROUTES[key[2]]
+        scope["route"] = next((r for r in app.routes if getattr(r, "path", None) == template), None)
+        await json_answer(body, _header(scope, b"if-none-match"))(scope, receive, send)
+        return True
 
     async def _fill(
         self, scope: Scope, receive: Receive, send: Send, key: tuple[str, bytes]

@@ -53,11 +53,11 @@ _RANGE = (_points.step > bindparam("after"), _points.step <= bindparam("until"))
 _ALL_POINTS = select(_points.step, _points.value).where(*_SERIES, *_RANGE).order_by(_points.step)
 _POINTS_PAGE = _ALL_POINTS.limit(bindparam("limit"))
 _FIRST_POINT = _ALL_POINTS.limit(1)
-_LAST_POINT = (
+_NEWEST_POINTS = (
     select(_points.step, _points.value)
     .where(*_SERIES, *_RANGE)
     .order_by(_points.step.desc())
-    .limit(1)
+    .limit(bindparam("limit"))
 )
 _COUNT_AFTER = select(func.count(), func.max(_points.step)).where(
     *_SERIES, _points.step > bindparam("after")
@@ -119,6 +119,15 @@ def points(
     return [(int(step), float(value)) for step, value in rows]  # all(): one fetchall, not one a row
 
 
+def newest_points(
+    session: Session, job_id: str, series: str, limit: int
+) -> list[tuple[int, float]]:
+    """The last `limit` points of a series, in step order."""
+    params = {"job_id": job_id, "series": series, "after": NO_STEP, "until": LAST_POSSIBLE_STEP}
+    rows = session.execute(_NEWEST_POINTS, {**params, "limit": limit}).all()
+    return [(int(step), float(value)) for step, value in reversed(rows)]
+
+
 def ends(
     session: Session, job_id: str, series: str, *, after: int | None, until: int | None
 ) -> tuple[tuple[int, float], tuple[int, float]] | None:
@@ -130,7 +139,7 @@ def ends(
         "until": LAST_POSSIBLE_STEP if until is None else until,
     }
     first = session.execute(_FIRST_POINT, params).one_or_none()
-    last = session.execute(_LAST_POINT, params).one_or_none()
+    last = session.execute(_NEWEST_POINTS, {**params, "limit": 1}).one_or_none()
     if first is None or last is None:
         return None
     return (int(first.step), float(first.value)), (int(last.step), float(last.value))

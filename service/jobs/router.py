@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
 import math
 from collections.abc import Callable
@@ -20,8 +19,10 @@ from service.db.session import Database
 from service.deps import DatabaseDep, ReadSession, SettingsDep, WriteSession
 from service.errors import InvalidInput
 from service.jobs import service
-from service.jobs.poll_cache import etag_matches
+from service.jobs.poll_cache import json_answer
 from service.jobs.schemas import (
+    DEFAULT_PAGE,
+    MAX_PAGE,
     EvaluationOut,
     JobOut,
     JobPage,
@@ -39,7 +40,7 @@ JobId = Annotated[str, Path(min_length=1, max_length=64, description="A job id."
 After = Annotated[
     int | None, Query(ge=-1, description="Return points with step > after (-1 = from the start).")
 ]
-Limit = Annotated[int, Query(ge=1, le=10_000, description="Page size.")]
+Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description="Page size.")]
 MaxPoints = Annotated[
     int | None,
     Query(ge=2, le=10_000, description="Downsample to at most this many points (first, last and "
@@ -119,16 +120,6 @@ def _reading(database: Database, read: Callable[[Session], str]) -> str:
         return read(session)
 
 
-def _json(body: str, if_none_match: str | None) -> Response:
-    """A JSON answer with an ETag of its own bytes, or 304 if the client has those already."""
-    content = body.encode()
-    etag = f'W/"{hashlib.blake2b(content, digest_size=12).hexdigest()}"'
-    headers = {"ETag": etag, "Cache-Control": "no-cache"}
-    if etag_matches(if_none_match, etag):
-        return Response(status_code=304, headers=headers)
-    return Response(content, media_type="application/json", headers=headers)
-
-
 @router.get(
     "/{job_id}",
     response_model=JobOut,
@@ -141,7 +132,7 @@ async def get_job(
     body = await anyio.to_thread.run_sync(
         _reading, database, partial(service.job_json, job_id=job_id)
     )
-    return _json(body, if_none_match)
+    return json_answer(body, if_none_match)
 
 
 class Window(NamedTuple):
@@ -158,7 +149,7 @@ async def _series(
     database: Database, job_id: str, series: str, key: str, window: Window, etag: str | None
 ) -> Response:
     read = partial(_series_json, job_id=job_id, series=series, key=key, window=window)
-    return _json(await anyio.to_thread.run_sync(_reading, database, read), etag)
+    return json_answer(await anyio.to_thread.run_sync(_reading, database, read), etag)
 
 
 def _series_json(session: Session, job_id: str, series: str, key: str, window: Window) -> str:
@@ -190,7 +181,7 @@ async def get_loss(
     job_id: JobId,
     database: PollDatabase,
     after: After = None,
-    limit: Limit = 1000,
+    limit: Limit = DEFAULT_PAGE,
     max_points: MaxPoints = None,
     start: Start = None,
     end: End = None,
@@ -211,7 +202,7 @@ async def get_series(
     series: Annotated[str, Path(pattern=r"^[a-z_]{1,32}$")],
     database: PollDatabase,
     after: After = None,
-    limit: Limit = 1000,
+    limit: Limit = DEFAULT_PAGE,
     max_points: MaxPoints = None,
     start: Start = None,
     end: End = None,

@@ -23,18 +23,26 @@ def dumps(payload: Any) -> str:
     return json.dumps(payload, allow_nan=False, separators=(",", ":"))
 
 
-def points_json(rows: Iterable[tuple[int, float]], key: str) -> str:
-    """(step, value) rows as the JSON array of a series page or event: [{"step": s, key: v}, ...].
+DEFAULT_PAGE, MAX_PAGE = 1000, 10_000  # points in a page of a series: by default, at most
+
+
+def point_fragments(rows: Iterable[tuple[int, float]], key: str) -> list[str]:
+    """Each (step, value) row as its JSON object in a series page or event: {"step": s, key: v}.
 
     Written directly rather than through json.dumps, which takes about twice as long per point and
     writes the same text: a float's repr (non-finite values become null), an int's str.
     """
     start, middle = '{"step":', f',"{key}":'
     isfinite = math.isfinite
-    return "[" + ",".join([
+    return [
         f"{start}{step}{middle}{value!r}}}" if isfinite(value) else f"{start}{step}{middle}null}}"
         for step, value in rows
-    ]) + "]"  # fmt: skip
+    ]
+
+
+def points_json(rows: Iterable[tuple[int, float]], key: str) -> str:
+    """(step, value) rows as a series page's or event's JSON array of {"step": s, key: v}."""
+    return "[" + ",".join(point_fragments(rows, key)) + "]"
 
 
 class Progress(BaseModel):

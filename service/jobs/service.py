@@ -6,6 +6,7 @@ import base64
 import binascii
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any, TypeVar
 from weakref import WeakKeyDictionary
 
@@ -189,16 +190,10 @@ def series_page(
     """A page of one series: its points, the cursor for the next page, the points stored so far."""
     points = list(repository.points(session, job_id, series, after=after, limit=limit))
     total = point_counts(session).total(session, job_id, series, job)
-    finished = job.status in TERMINAL_STATUSES
-    if not points:
-        # A running job may still write: hand the same cursor back (-1 = from the start).
-        next_after = None if finished else (after if after is not None else -1)
-    else:
-        last = points[-1][0]
-        exhausted = finished and (
-            len(points) < limit or repository.last_step(session, job_id, series) == last
-        )
-        next_after = None if exhausted else last
+    next_after = next_cursor(
+        after, limit, points[-1][0] if points else None, len(points), job,
+        lambda: repository.last_step(session, job_id, series),
+    )  # fmt: skip
     return points, next_after, total
 
 
@@ -250,8 +245,34 @@ def page_json(
     points: list[tuple[int, float]], next_after: int | None, total: int, *, key: str
 ) -> str:
     """A LossPage (key "loss") or SeriesPage (key "value") as JSON, built without models."""
+    return page_body(points_json(points, key), next_after, total)
+
+
+def page_body(points: str, next_after: int | None, total: int) -> str:
+    """A page's JSON around its points' JSON array."""
     after = "null" if next_after is None else str(next_after)
-    return f'{{"points":{points_json(points, key)},"next_after":{after},"total":{total}}}'
+    return f'{{"points":{points},"next_after":{after},"total":{total}}}'
+
+
+def next_cursor(
+    after: int | None,
+    limit: int,
+    page_last: int | None,
+    page_size: int,
+    job: JobState,
+    stored_last: Callable[[], int | None],
+) -> int | None:
+    """A page's `next_after`: the cursor to ask with next, None once a finished job has no more.
+
+    `page_last` is the step of the page's last point (None for an empty page); `stored_last`
+    gives the last step stored, asked only when it decides.
+    """  # fmt: skip
+    finished = job.status in TERMINAL_STATUSES
+    if page_last is None:
+        # A running job may still write: hand the same cursor back (-1 = from the start).
+        return None if finished else (after if after is not None else repository.NO_STEP)
+    exhausted = finished and (page_size < limit or stored_last() == page_last)
+    return None if exhausted else page_last
 
 
 def result(job: Job) -> dict[str, Any]:

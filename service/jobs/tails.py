@@ -1,0 +1,138 @@
+"""The newest points of each polled series, read once per database change for every poller.
+
+A live chart polls `/loss?after=<its cursor>`: fifty of them ask for fifty different pages, which
+the URL-keyed poll cache cannot share. A Tail holds a series' newest points (up to TAIL_POINTS),
+each already serialized, with everything a page needs besides (the job's state, the `total`). It
+is read again, in one trip to the threadpool, only when the poll cache's watcher has seen the
+database change, and then only the points after the newest it has; every poll in between is
+answered from memory: a bisect, a join, a hash.
+
+A Tail covers every point with step > `covered_from`: built from the newest points and kept up to
+date by reading what follows its newest point, which is exact while the history only grows (a
+job's first attempt: the worker appends in step order; a finished job: frozen). A job on a later
+attempt that has not finished may truncate its history on resume: it is never tailed. A changed
+attempt count or a pruned history rebuilds the tail. Cursors before `covered_from`, other
+queries and unknown jobs go to the endpoint.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import anyio
+import anyio.to_thread
+from sqlalchemy.orm import Session
+
+from service.db.models import TERMINAL_STATUSES
+from service.db.session import Database
+from service.jobs import repository, service
+from service.jobs.repository import NO_STEP, JobState
+from service.jobs.schemas import point_fragments
+
+TAIL_POINTS = 2048  # newest points kept per series: ~100 KB
+MAX_TAILS = 128  # series tailed at once (least recently polled go first)
+
+Key = tuple[str, str, str]  # job id, series, the value's key in a point ("loss" or "value")
+
+
+@dataclass(frozen=True)
+class Tail:
+    generation: int  # the poll cache's generation when it was read
+    job: JobState
+    covered_from: int  # every point with step > covered_from is here
+    steps: list[int]
+    fragments: list[str]
+    total: int
+
+    def page(self, after: int, limit: int) -> str | None:
+        """The page's JSON, as the endpoint writes it; None if the cursor is before the tail."""
+        if after < self.covered_from:
+            return None
+        first = bisect_right(self.steps, after)
+        fragments = self.fragments[first : first + limit]
+        last = self.steps[first + len(fragments) - 1] if fragments else None
+        newest = self.steps[-1] if self.steps else None
+        cursor = service.next_cursor(after, limit, last, len(fragments), self.job, lambda: newest)
+        return service.page_body("[" + ",".join(fragments) + "]", cursor, self.total)
+
+
+def _tailable(job: JobState | None) -> bool:
+    return job is not None and (job.attempts <= 1 or job.status in TERMINAL_STATUSES)
+
+
+def _read(session: Session, key: Key, old: Tail | None, generation: int) -> Tail | None:
+    """The tail of `key` as of now: `old` extended, or built anew; None if it cannot be tailed."""
+    job_id, series, value_key = key
+    job = repository.state(session, job_id)
+    if job is None or not _tailable(job):
+        return None
+    same_history = old is not None and (old.job.attempts, old.job.history_pruned) == (
+        job.attempts,
+        job.history_pruned,
+    )
+    if old is not None and same_history:
+        newest = old.steps[-1] if old.steps else old.covered_from
+        rows = repository.points(session, job_id, series, after=newest, limit=TAIL_POINTS + 1)
+        if len(rows) <= TAIL_POINTS:
+            steps = old.steps + [step for step, _ in rows]
+            fragments = old.fragments + point_fragments(rows, value_key)
+            covered_from = old.covered_from
+            if len(steps) > TAIL_POINTS:
+                covered_from = steps[-TAIL_POINTS - 1]
+                steps, fragments = steps[-TAIL_POINTS:], fragments[-TAIL_POINTS:]
+            total = service.point_counts(session).total(session, job_id, series, job)
+            return Tail(generation, job, covered_from, steps, fragments, total)
+    rows = repository.newest_points(session, job_id, series, TAIL_POINTS)
+    covered_from = rows[0][0] - 1 if len(rows) == TAIL_POINTS else NO_STEP
+    total = service.point_counts(session).total(session, job_id, series, job)
+    steps = [step for step, _ in rows]
+    return Tail(generation, job, covered_from, steps, point_fragments(rows, value_key), total)
+
+
+class Tails:
+    """The tails of the series being polled, least recently polled dropped first."""
+
+    def __init__(self) -> None:
+        self.tails: OrderedDict[Key, Tail] = OrderedDict()
+        self.pending: dict[Key, anyio.Event] = {}
+
+    async def page(
+        self, database: Database, generation: int, key: Key, after: int, limit: int
+    ) -> str | None:
+        """A page of `key` read no earlier than `generation` began; None: ask the endpoint."""
+        while key in self.pending:  # another poll is reading this tail
+            await self.pending[key].wait()
+        tail = self.tails.get(key)
+        if tail is None or tail.generation != generation:
+            tail = await self._refresh(database, generation, key, tail)
+            if tail is None:
+                return None
+        self.tails.move_to_end(key)
+        return tail.page(after, limit)
+
+    async def _refresh(
+        self, database: Database, generation: int, key: Key, old: Tail | None
+    ) -> Tail | None:
+        done = self.pending[key] = anyio.Event()
+        try:
+            tail = await anyio.to_thread.run_sync(self._reading, database, key, old, generation)
+        finally:
+            del self.pending[key]
+            done.set()
+        if tail is None:
+            self.tails.pop(key, None)
+            return None
+        self.tails[key] = tail
+        while len(self.tails) > MAX_TAILS:
+            self.tails.popitem(last=False)
+        return tail
+
+    @staticmethod
+    def _reading(database: Database, key: Key, old: Tail | None, generation: int) -> Tail | None:
+        with database.read() as session:
+            return _read(session, key, old, generation)
+
+    def clear(self) -> None:
+        self.tails.clear()
