@@ -16,6 +16,10 @@ API (cancel, delete, submit) empty the cache before and after, so the API's own 
 once. Only 200s are kept; errors and 404s always go to the endpoint. Concurrent misses of one key
 wait for the first one instead of all reading the database. Memory is capped (least recently used
 answers go first).
+
+Polls by cursor (`?after=N` or `?after=N&limit=L` on a series) differ from client to client, so
+they are answered from the series' Tail (service.jobs.tails) instead: its newest points, read
+again once per change of the database, whatever each client's cursor.
 """
 
 from __future__ import annotations
