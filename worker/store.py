@@ -157,6 +157,7 @@ def add_points(session: Session, job_id: str, points: Iterable[Points]) -> None:
     """Insert points (bulk statements, service.db.bulk) and fold them into the series' rollups."""
     connection = session.connection()
     sqlite = connection.dialect.name == "sqlite"
+    points = list(points)
     for series in points:
         if len(series.steps) != len(series.values):
             raise ValueError(
@@ -173,7 +174,7 @@ def add_points(session: Session, job_id: str, points: Iterable[Points]) -> None:
                 _UNNEST_POINTS,
                 (job_id, series.series, bulk.pg_array(series.steps), bulk.pg_array(series.values)),
             )
-        rollup_store.add(connection, job_id, series.series, series.steps, series.values)
+    rollup_store.add(connection, job_id, points)
 
 
 def _upsert(session: Session, model: type[Base], values: dict[str, Any]) -> None:

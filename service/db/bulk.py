@@ -60,13 +60,19 @@ def sqlite_insert(
         connection.exec_driver_sql(sql, (*constants, *batch, *padding))
 
 
-def pg_array(numbers: Sequence[int] | Sequence[float]) -> str:
+def pg_array(numbers: Sequence[float]) -> str:
     """A PostgreSQL array literal, built in a third of the time the driver takes to adapt a list.
 
     repr() gives the shortest text that reads back as the same float, and PostgreSQL reads it
     back exactly (tests/worker/test_points.py).
     """
     return "{" + ",".join(map(repr, numbers)) + "}"
+
+
+def pg_text_array(words: Sequence[str]) -> str:
+    """A PostgreSQL array literal of strings, each quoted."""
+    quoted = (word.replace("\\", "\\\\").replace('"', '\\"') for word in words)
+    return "{" + ",".join(f'"{word}"' for word in quoted) + "}"
 
 
 def pg_unnest(head: str, constants: int, types: Sequence[str], tail: str = "") -> str:

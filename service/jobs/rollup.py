@@ -43,27 +43,52 @@ def block_steps(level: int) -> int:
     return int(FANOUT**level)
 
 
-def summarize(steps: np.ndarray, values: np.ndarray, level: int) -> list[Summary]:
-    """The summaries of the blocks of `level` that the points (steps ascending) fall in."""
+# A level's summaries as columns: block, min_step, min_value, max_step, max_value, points.
+Columns = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+def _reduce(
+    blocks: np.ndarray,
+    min_step: np.ndarray,
+    min_value: np.ndarray,
+    max_step: np.ndarray,
+    max_value: np.ndarray,
+    points: np.ndarray,
+) -> Columns:
+    """One summary per run of equal `blocks` of these summaries (in step order): the lowest of
+    their minima and the highest of their maxima, the earliest on ties."""
+    n = len(blocks)
+    starts = np.flatnonzero(np.r_[True, blocks[1:] != blocks[:-1]])
+    runs = np.diff(np.r_[starts, n])
+    index = np.arange(n)
+    lows = np.minimum.reduceat(min_value, starts)
+    highs = np.maximum.reduceat(max_value, starts)
+    at_low = np.minimum.reduceat(np.where(min_value == np.repeat(lows, runs), index, n), starts)
+    at_high = np.minimum.reduceat(np.where(max_value == np.repeat(highs, runs), index, n), starts)
+    counts = np.add.reduceat(points, starts)
+    return blocks[starts], min_step[at_low], lows, max_step[at_high], highs, counts
+
+
+def summarize_levels(steps: np.ndarray, values: np.ndarray) -> list[tuple[int, Columns]]:
+    """Each level's summaries of the blocks the points (steps ascending) fall in: level 1 from
+    the points, each coarser one from the level below."""
     if len(steps) == 0:
         return []
-    blocks = steps // block_steps(level)
-    starts = np.flatnonzero(np.r_[True, blocks[1:] != blocks[:-1]])
-    counts = np.diff(np.r_[starts, len(steps)])
-    index = np.arange(len(steps))
-    lows = np.minimum.reduceat(values, starts)
-    highs = np.maximum.reduceat(values, starts)
-    # The first index in each block that holds its extreme: earliest step on ties.
-    at_low = np.minimum.reduceat(
-        np.where(values == np.repeat(lows, counts), index, len(steps)), starts
-    )
-    at_high = np.minimum.reduceat(
-        np.where(values == np.repeat(highs, counts), index, len(steps)), starts
-    )
-    return [
-        Summary(int(b), int(steps[i]), float(values[i]), int(steps[j]), float(values[j]), int(c))
-        for b, i, j, c in zip(blocks[starts], at_low, at_high, counts, strict=True)
-    ]
+    found = _reduce(steps // FANOUT, steps, values, steps, values, np.ones(len(steps), np.int64))
+    levels = [(1, found)]
+    for level in range(2, LEVELS + 1):
+        found = _reduce(found[0] // FANOUT, *found[1:])
+        levels.append((level, found))
+    return levels
+
+
+def summarize(steps: np.ndarray, values: np.ndarray, level: int) -> list[Summary]:
+    """The summaries of the blocks of `level` that the points (steps ascending) fall in."""
+    for found_level, columns in summarize_levels(steps, values):
+        if found_level == level:
+            rows = zip(*(column.tolist() for column in columns), strict=True)
+            return [Summary(*row) for row in rows]
+    return []
 
 
 class Extremes(NamedTuple):

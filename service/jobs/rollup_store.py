@@ -7,7 +7,7 @@ retention downsamples and then rebuilds; deleting a job deletes them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 from sqlalchemy import Connection, bindparam, select
@@ -18,12 +18,12 @@ from service.db import bulk
 from service.db.models import MetricPoint, MetricRollup
 from service.jobs.rollup import (
     LEVELS,
+    Columns,
     Extremes,
     Span,
-    Summary,
     block_steps,
     merge,
-    summarize,
+    summarize_levels,
 )
 
 _table = MetricRollup.__tablename__
@@ -31,6 +31,7 @@ _INSERT = (
     f"INSERT INTO {_table} "
     "(job_id, series, level, block, min_step, min_value, max_step, max_value, points)"
 )
+Batch = tuple[str, Sequence[int], Sequence[float]]  # a series' new steps and values
 # A block written again (the worker's flushes split blocks) keeps the extremes of both writes; on
 # ties the stored point, which has the earlier step (points are appended in step order).
 _MERGE = (
@@ -45,8 +46,10 @@ _MERGE = (
     f"THEN excluded.max_value ELSE {_table}.max_value END, "
     f"points = {_table}.points + excluded.points"
 )
-_PG_TYPES = ("int", "bigint", "bigint", "double precision", "bigint", "double precision", "int")
-_PG_UPSERT = bulk.pg_unnest(_INSERT, 2, _PG_TYPES, _MERGE)
+_PG_TYPES = (
+    "text", "int", "bigint", "bigint", "double precision", "bigint", "double precision", "int",
+)  # fmt: skip
+_PG_UPSERT = bulk.pg_unnest(_INSERT, 1, _PG_TYPES, _MERGE)
 
 _rollups = MetricRollup.__table__.c
 _points = MetricPoint.__table__.c
@@ -77,41 +80,40 @@ _RAW = (
 
 
 def _write(
-    connection: Connection, job_id: str, series: str, rows: Sequence[tuple[int, Summary]]
+    connection: Connection, job_id: str, series: list[str], numbers: Sequence[Sequence[float]]
 ) -> None:
-    if not rows:
+    """Upsert rows of one job in one statement: their series, and the columns level, block,
+    min_step, min_value, max_step, max_value, points."""
+    if not series:
         return
-    columns: list[list[int | float]] = [[level for level, _ in rows]]
-    columns += [list(values) for values in zip(*(summary for _, summary in rows), strict=True)]
     if connection.dialect.name == "sqlite":
-        bulk.sqlite_insert(connection, _INSERT, (job_id, series), columns, _MERGE)
+        bulk.sqlite_insert(connection, _INSERT, (job_id,), [series, *numbers], _MERGE)
     else:
-        arrays = [bulk.pg_array(column) for column in columns]
-        connection.exec_driver_sql(_PG_UPSERT, (job_id, series, *arrays))
+        arrays = [bulk.pg_text_array(series), *(bulk.pg_array(column) for column in numbers)]
+        connection.exec_driver_sql(_PG_UPSERT, (job_id, *arrays))
 
 
-def _summaries(steps: Sequence[int], values: Sequence[float]) -> list[tuple[int, Summary]]:
-    step_array = np.asarray(steps, dtype=np.int64)
-    value_array = np.asarray(values, dtype=np.float64)
-    if np.any(np.diff(step_array) < 0):
-        order = np.argsort(step_array, kind="stable")
-        step_array, value_array = step_array[order], value_array[order]
-    return [
-        (level, summary)
-        for level in range(1, LEVELS + 1)
-        for summary in summarize(step_array, value_array, level)
-    ]
-
-
-def add(
-    connection: Connection,
-    job_id: str,
-    series: str,
-    steps: Sequence[int],
-    values: Sequence[float],
-) -> None:
-    """Fold new points (steps after every stored one of the series) into its rollups."""
-    _write(connection, job_id, series, _summaries(steps, values))
+def add(connection: Connection, job_id: str, batches: Iterable[Batch]) -> None:
+    """Fold new points of a job's series (each after every stored point of its series) into
+    their rollups."""
+    parts: list[tuple[str, int, Columns]] = []
+    for series, steps, values in batches:
+        if not steps:
+            continue
+        step_array = np.asarray(steps, dtype=np.int64)
+        value_array = np.asarray(values, dtype=np.float64)
+        if np.any(np.diff(step_array) < 0):
+            order = np.argsort(step_array, kind="stable")
+            step_array, value_array = step_array[order], value_array[order]
+        parts += [
+            (series, level, found) for level, found in summarize_levels(step_array, value_array)
+        ]
+    if not parts:
+        return
+    series_column = [name for name, _, found in parts for _ in range(len(found[0]))]
+    level_column = [level for _, level, found in parts for _ in range(len(found[0]))]
+    numbers = [np.concatenate([found[k] for _, _, found in parts]).tolist() for k in range(6)]
+    _write(connection, job_id, series_column, [level_column, *numbers])
 
 
 def _series(session: Session, job_id: str) -> list[str]:
@@ -140,7 +142,7 @@ def truncate(session: Session, job_id: str, from_step: int) -> None:
             children = read(session, job_id, series, [_children(level, block)])
             summary = merge(block, children)
             if summary is not None:
-                _write(connection, job_id, series, [(level, summary)])
+                _write(connection, job_id, [series], [[level], *([value] for value in summary)])
 
 
 def _children(level: int, block: int) -> Span:
@@ -164,7 +166,7 @@ def rebuild(session: Session, job_id: str) -> None:
             .where(_points.job_id == job_id, _points.series == series)
             .order_by(_points.step)
         ).all()
-        add(connection, job_id, series, [row[0] for row in rows], [row[1] for row in rows])
+        add(connection, job_id, [(series, [row[0] for row in rows], [row[1] for row in rows])])
 
 
 def read(session: Session, job_id: str, series: str, spans: Sequence[Span]) -> Extremes:
