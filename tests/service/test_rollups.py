@@ -107,6 +107,21 @@ def test_flushes_keep_the_rollups_of_the_whole_history(
     assert _stored(database, job_id) == _expected("loss", steps, values)
 
 
+def test_one_flush_of_several_series_keeps_each_ones_rollups(
+    settings: Settings, database: Database
+) -> None:
+    job_id = submit(database, settings)
+    loss_steps, loss = _curve(700, seed=11)
+    rate_steps, rate = _curve(300, seed=12, gaps=True)
+    with database.transaction() as session:
+        store.add_points(
+            session, job_id, [Points("loss", loss_steps, loss), Points("lr", rate_steps, rate)]
+        )
+    assert _stored(database, job_id) == _expected("loss", loss_steps, loss) + _expected(
+        "lr", rate_steps, rate
+    )
+
+
 @pytest.mark.parametrize("from_step", [0, 1, 16, 1000, 4096, 4097, 2999, 5000])
 def test_a_resume_truncates_the_rollups_with_the_points(
     settings: Settings, database: Database, from_step: int
