@@ -32,7 +32,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import anyio
 import anyio.to_thread
@@ -49,7 +49,16 @@ POLLED = re.compile(r"/jobs/[^/]+(?:/loss|/metrics/[^/]+)?")
 # Polls by cursor, answered from the series' Tail (the endpoint's own bounds on the path).
 TAILED = re.compile(r"/jobs/([^/]{1,64})/(?:loss|metrics/([a-z_]{1,32}))")
 PAGE_QUERY = re.compile(rb"after=(-1|0|[1-9][0-9]{0,17})(?:&limit=([1-9][0-9]{0,4}))?")
-ROUTES = {"loss": "/jobs/{job_id}/loss", "value": "/jobs/{job_id}/metrics/{series}"}
+
+
+class RoutePath(NamedTuple):
+    path: str
+
+
+ROUTES = {
+    "loss": RoutePath("/jobs/{job_id}/loss"),
+    "value": RoutePath("/jobs/{job_id}/metrics/{series}"),
+}
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 ENTRY_OVERHEAD = 256  # bytes counted per entry on top of its body, key and headers
 BODYLESS = frozenset({b"content-length", b"content-type"})  # what a 304 leaves out of a 200
@@ -251,13 +260,13 @@ class PollCacheLayer:
     ) -> bool:
         """Answer a poll by cursor from its series' tail; False if the tail cannot."""
         app = scope["app"]
-        body = await self.cache.tails.page(
-            app.state.database, self.cache.generation, key, after, limit
+        cache = self.cache
+        body = await cache.tails.page(
+            app.state.database, lambda: cache.generation, key, after, limit
         )
         if body is None:
             return False
-        template = ROUTES[key[2]]
-        scope["route"] = next((r for r in app.routes if getattr(r, "path", None) == template), None)
+        scope["route"] = ROUTES[key[2]]  # what the HTTP metrics read of a route: its path
         await json_answer(body, _header(scope, b"if-none-match"))(scope, receive, send)
         return True
 

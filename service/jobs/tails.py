@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import anyio
@@ -99,14 +100,14 @@ class Tails:
         self.pending: dict[Key, anyio.Event] = {}
 
     async def page(
-        self, database: Database, generation: int, key: Key, after: int, limit: int
+        self, database: Database, generation: Callable[[], int], key: Key, after: int, limit: int
     ) -> str | None:
-        """A page of `key` read no earlier than `generation` began; None: ask the endpoint."""
+        """A page of `key` read during the current `generation()`; None: ask the endpoint."""
         while key in self.pending:  # another poll is reading this tail
             await self.pending[key].wait()
         tail = self.tails.get(key)
-        if tail is None or tail.generation != generation:
-            tail = await self._refresh(database, generation, key, tail)
+        if tail is None or tail.generation != generation():
+            tail = await self._refresh(database, generation(), key, tail)
             if tail is None:
                 return None
         self.tails.move_to_end(key)

@@ -62,6 +62,10 @@ def test_a_growing_history_polled_by_cursor_reads_as_the_endpoint(
         with database.transaction() as session:
             session.execute(update(Job).where(Job.id == "j").values(status="succeeded"))
         same_answers(cached, plain, POLLS)  # next_after null once nothing is left
+        metrics = cached.get("/metrics").text  # labelled by route, as the endpoint's answers
+        assert 'route="/jobs/{job_id}/metrics/{series}",status="200"' in metrics
+        assert 'route="/jobs/{job_id}/loss",status="304"' in metrics
+        assert "unmatched" not in metrics
 
 
 def test_cursors_before_the_tail_go_to_the_endpoint(
