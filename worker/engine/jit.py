@@ -1,0 +1,68 @@
+"""numba helpers for the engine's compiled kernels (worker.engine.fused): a typed njit decorator
+and a software prefetch.
+
+numba and llvmlite ship no type stubs; `kernel` keeps the decorated function's signature for
+mypy. Kernels are compiled on first call (a few seconds each) and cached on disk: in a
+`__pycache__` next to the source, or when that is not writable, in numba's per-user cache
+directory (~/.cache/numba; NUMBA_CACHE_DIR overrides both). When neither is writable, numba
+refuses cache=True outright (RuntimeError "no locator available", at import): `kernel` then
+compiles without a disk cache, in every process.
+"""
+
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
+
+from llvmlite import ir
+from numba import njit, types
+from numba.core import cgutils as _cgutils
+from numba.extending import intrinsic
+
+cgutils: Any = _cgutils  # partly annotated: its helpers are untyped
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_log = logging.getLogger(__name__)
+
+
+def kernel(fn: F) -> F:
+    """fn compiled without the GIL (nogil: engine threads run slabs in parallel), with NumPy's
+    error model (no ZeroDivisionError checks), cached on disk where numba finds a writable cache
+    directory.
+
+    Of fastmath, only reassociation (sums split over vector lanes) and contraction (fused
+    multiply-adds): the no-NaN / no-inf assumptions of full fastmath would let NaN and inf
+    vanish from a diverging run's loss, which training must see."""
+    options: dict[str, Any] = {
+        "nogil": True,
+        "fastmath": {"reassoc", "contract"},
+        "error_model": "numpy",
+    }
+    try:
+        return cast(F, njit(cache=True, **options)(fn))
+    except RuntimeError as error:  # no writable cache directory
+        _log.warning("numba kernel %s compiled without a disk cache: %s", fn.__name__, error)
+        return cast(F, njit(**options)(fn))
+
+
+def _prefetch_typer(typingctx: Any, arr: Any, idx: Any) -> Any:
+    """prefetch(a, i): a hint to read &a[i] (a 1-D array, i in range) into L2; returns nothing."""
+    signature = types.void(arr, idx)
+
+    def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
+        array_type = sig.args[0]
+        array = context.make_array(array_type)(context, builder, args[0])
+        pointer = cgutils.get_item_pointer(
+            context, builder, array_type, array, [args[1]], wraparound=False
+        )
+        i8p, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
+        fn_type = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
+        fn = cgutils.get_or_insert_function(builder.module, fn_type, "llvm.prefetch.p0")
+        # read (0), locality 2 (L2 and up), data cache (1)
+        builder.call(fn, [builder.bitcast(pointer, i8p), i32(0), i32(2), i32(1)])
+        return context.get_dummy_value()
+
+    return signature, codegen
+
+
+prefetch = cast(Callable[[Any, Any], None], intrinsic(_prefetch_typer))
