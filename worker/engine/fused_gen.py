@@ -1,0 +1,195 @@
+"""Writes the fused kernels for a class count C: worker/engine/fused_c{C}.py.
+
+    python -m worker.engine.fused_gen 10
+
+The kernels hold the scores of R rows x C classes in R * C scalar accumulators (vector registers
+once LLVM vectorizes the loop over a tile's columns); numba has no fixed-size local arrays that
+stay in registers, so the C classes are unrolled here rather than looped over. A test checks that
+the committed file is what `render` writes.
+
+Layout (worker.engine.fused.pack): W and the gradient are tile-major and padded, Wp / Gp of shape
+(tiles, C, TILE + PAD): tile k holds columns k*TILE .. k*TILE + TILE - 1 of the C rows. The pad
+keeps the row pitch off multiples of 4 KB, where all C rows of a tile would share L1 sets and the
+gradient's loads would alias its stores.
+"""
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+ROWS = 2  # rows per score block: ROWS * C accumulators
+GRAD_ROWS = 4  # rows per gradient group: C loads and stores of the gradient tile per 4 C FMAs
+PAD = 16
+
+# A NaN margin (scores overflowed to inf) makes the loss NaN, as in the NumPy pass, so that
+# training sees the divergence.
+SVM = [
+    "yi = y[c0 + r]",
+    "sy = S[r, yi]",
+    "count = zero",
+    "for c in range(C):",
+    "    m = S[r, c] - sy + delta",
+    "    if c == yi or m <= zero:",
+    "        S[r, c] = zero",
+    "    elif m > zero:",
+    "        loss += m",
+    "        S[r, c] = one",
+    "        count += one",
+    "    else:",
+    "        loss += m",
+    "        S[r, c] = m",
+    "        count += m",
+    "S[r, yi] = -count",
+]
+SOFTMAX = [
+    "yi = y[c0 + r]",
+    "top = S[r, 0]",
+    "for c in range(1, C):",
+    "    top = max(top, S[r, c])",
+    "sy = S[r, yi] - top",
+    "total = zero",
+    "for c in range(C):",
+    "    e = math.exp(S[r, c] - top)",
+    "    S[r, c] = e",
+    "    total += e",
+    "loss += math.log(total) - sy",  # -log p_y
+    "inverse = one / total",
+    "for c in range(C):",
+    "    S[r, c] *= inverse",
+    "S[r, yi] -= one",
+]
+
+
+def _scores(emit: Callable[[str], None], ind: str, rows: int, C: int) -> None:
+    """Scores of `rows` rows from i over tile k, added into S."""
+    for r in range(rows):
+        emit(f"{ind}x{r} = X[i + {r}]")
+    for r in range(rows):
+        for c in range(C):
+            emit(f"{ind}s{r}_{c} = zero")
+    emit(f"{ind}for d in range(width):")
+    for r in range(rows):
+        emit(f"{ind}    a{r} = x{r}[u0 + d]")
+    for c in range(C):
+        emit(f"{ind}    w = wk[{c}, d]")
+        for r in range(rows):
+            emit(f"{ind}    s{r}_{c} += a{r} * w")
+    for r in range(rows):
+        for c in range(C):
+            emit(f"{ind}S[i - c0 + {r}, {c}] += s{r}_{c}")
+
+
+def _gradient(emit: Callable[[str], None], ind: str, rows: int, C: int) -> None:
+    """Tile k of the gradient += dS[r : r + rows]^T X[c0 + r : c0 + r + rows, tile k], and a
+    prefetch of the same columns of the next chunk's rows."""
+    for r in range(rows):
+        emit(f"{ind}x{r} = X[c0 + r + {r}]")
+        for c in range(C):
+            emit(f"{ind}g{r}_{c} = S[r + {r}, {c}]")
+    for r in range(rows):
+        emit(f"{ind}if c1 + r + {r} < r1:")
+        emit(f"{ind}    ahead = X[c1 + r + {r}]")
+        emit(f"{ind}    for q in range(u0, u0 + width, line):")
+        emit(f"{ind}        prefetch(ahead, q)")
+    emit(f"{ind}for d in range(width):")
+    for r in range(rows):
+        emit(f"{ind}    a{r} = x{r}[u0 + d]")
+    for c in range(C):
+        terms = " + ".join(f"g{r}_{c} * a{r}" for r in range(rows))
+        emit(f"{ind}    gk[{c}, d] += {terms}")
+
+
+def _kernel(emit: Callable[[str], None], name: str, C: int, svm: bool) -> None:
+    delta = "    delta: Any,\n" if svm else ""
+    loss = "hinge loss (margin delta)" if svm else "cross-entropy"
+    elementwise = SVM if svm else SOFTMAX
+    emit("")
+    emit("")
+    emit("@kernel")
+    emit(f"def {name}(")
+    emit("    X: Any,")
+    emit("    y: Any,")
+    emit("    Wp: Any,")
+    emit("    r0: int,")
+    emit("    r1: int,")
+    emit("    Gp: Any,")
+    emit("    chunk: int,")
+    emit("    want_grad: bool,")
+    if delta:
+        emit(delta.rstrip("\n"))
+    emit(") -> float:")
+    emit(f'    """Summed {loss} over rows [r0, r1) of X; with want_grad, Gp = dS^T X."""')
+    emit("    D = X.shape[1]")
+    emit("    line = np.uint64(64 // X.itemsize)")
+    emit(f"    tiles, T = Wp.shape[0], Wp.shape[2] - {PAD}")
+    emit("    zero = Wp[0, 0, 0] - Wp[0, 0, 0]")
+    emit("    one = zero + 1")
+    emit("    S = np.empty((chunk, C), dtype=X.dtype)")
+    emit("    if want_grad:")
+    emit("        Gp[:, :, :] = zero")
+    emit("    loss = 0.0")
+    emit("    # The first chunk; later ones are prefetched while the previous one's gradient runs.")
+    emit("    for i in range(r0, min(r0 + chunk, r1)):")
+    emit("        for q in range(np.uint64(0), np.uint64(D), line):")
+    emit("            prefetch(X[i], q)")
+    emit("    for c0 in range(r0, r1, chunk):")
+    emit("        c1 = min(c0 + chunk, r1)")
+    emit("        n = c1 - c0")
+    emit("        S[:n, :] = zero")
+    emit("        for k in range(tiles):")
+    emit("            wk = Wp[k]")
+    emit("            u0 = np.uint64(k * T)")
+    emit("            width = np.uint64(min(T, D - k * T))")
+    emit("            i = c0")
+    emit(f"            while i + {ROWS} <= c1:")
+    _scores(emit, " " * 16, ROWS, C)
+    emit(f"                i += {ROWS}")
+    emit("            while i < c1:")
+    _scores(emit, " " * 16, 1, C)
+    emit("                i += 1")
+    emit("        for r in range(n):")
+    for line in elementwise:
+        emit(" " * 12 + line)
+    emit("        if not want_grad:")
+    emit("            continue")
+    emit("        for k in range(tiles):")
+    emit("            gk = Gp[k]")
+    emit("            u0 = np.uint64(k * T)")
+    emit("            width = np.uint64(min(T, D - k * T))")
+    emit("            r = 0")
+    emit(f"            while r + {GRAD_ROWS} <= n:")
+    _gradient(emit, " " * 16, GRAD_ROWS, C)
+    emit(f"                r += {GRAD_ROWS}")
+    emit("            while r < n:")
+    _gradient(emit, " " * 16, 1, C)
+    emit("                r += 1")
+    emit("    return float(loss)")
+
+
+def render(C: int) -> str:
+    """The source of worker/engine/fused_c{C}.py."""
+    lines: list[str] = []
+    emit = lines.append
+    emit(f'"""Fused loss + gradient kernels for {C} classes. Generated by worker.engine.fused_gen')
+    emit(f'(python -m worker.engine.fused_gen {C}): edit the generator, not this file."""')
+    emit("")
+    emit("import math")
+    emit("from typing import Any")
+    emit("")
+    emit("import numpy as np")
+    emit("")
+    emit("from worker.engine.jit import kernel, prefetch")
+    emit("")
+    emit(f"C = {C}")
+    _kernel(emit, "svm_slab", C, svm=True)
+    _kernel(emit, "softmax_slab", C, svm=False)
+    return "\n".join(lines) + "\n"
+
+
+def path_for(C: int) -> Path:
+    return Path(__file__).with_name(f"fused_c{C}.py")
+
+
+if __name__ == "__main__":
+    for arg in sys.argv[1:] or ["10"]:
+        path_for(int(arg)).write_text(render(int(arg)))
