@@ -20,11 +20,18 @@ when threaded, so results would depend on the thread count; this way they never 
 A minibatch (at most one chunk) is two BLAS calls on the caller's thread: cut in pieces for two
 threads, each piece is shorter than what the threads' hand-offs cost (measured on the benchmark
 machine; BatchSampler.prefetch uses the second core for the next batch's gather instead).
+
+Compiled kernels (worker.engine.fused, numba): a full-batch pass of a loss they cover (`fused`
+names it) runs there instead, in about half the time; same slab discipline, so results stay
+independent of the thread count. DESCENT_FUSED_KERNELS=0 turns them off (read on each pass).
 """
 
 import functools
+import importlib
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -46,6 +53,34 @@ SLAB_CHUNKS = 16
 # (S (n, C) C-contiguous chunk scores in the work dtype, y (n,), want_grad) -> summed data loss
 # of the chunk. With want_grad it must leave dS (d loss_sum / d S) in S.
 Elementwise = Callable[[FloatArray, IntArray, bool], float]
+
+
+# Set to 0 (or false, no, off) to keep every pass on NumPy.
+FUSED_ENV = "DESCENT_FUSED_KERNELS"
+
+
+@dataclass(frozen=True)
+class FusedLoss:
+    """The loss an Elementwise computes, named for the compiled kernels (worker.engine.fused)."""
+
+    name: Literal["svm", "softmax"]
+    delta: float = 1.0
+
+
+def fused_enabled() -> bool:
+    """Whether DESCENT_FUSED_KERNELS leaves the compiled kernels on (the default) and numba
+    imports."""
+    setting = os.environ.get(FUSED_ENV, "1").strip().lower()
+    return setting not in ("0", "false", "no", "off") and _numba_importable()
+
+
+@functools.cache
+def _numba_importable() -> bool:
+    try:
+        importlib.import_module("numba")
+    except ImportError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -136,15 +171,27 @@ class _Pass:
 
 
 def linear_pass(
-    W: FloatArray, X: FloatArray, y: IntArray, elementwise: Elementwise, want_grad: bool
+    W: FloatArray,
+    X: FloatArray,
+    y: IntArray,
+    elementwise: Elementwise,
+    want_grad: bool,
+    fused: FusedLoss | None = None,
 ) -> PassResult:
     """Scores X W^T chunk by chunk, `elementwise` on each chunk, and the gradient sum dS^T X.
 
     W (C, D), X (N, D) with N >= 1, y (N,). The work runs in the promoted dtype of W and X (a
-    mismatched X is cast chunk by chunk); grad_sum has that dtype.
+    mismatched X is cast chunk by chunk); grad_sum has that dtype. `fused`, naming the loss that
+    `elementwise` computes, lets a full-batch pass run on the compiled kernels where they apply.
     """
     work = _Pass(W, X, y, elementwise, want_grad)
     n_rows = X.shape[0]
+    if fused is not None and n_rows > work.blocking.chunk and fused_enabled():
+        from worker.engine import fused as compiled  # imports numba: only once it is needed
+
+        if compiled.applies(fused.name, work.W, X, y):
+            loss_sum, grad = compiled.fused_pass(fused.name, work.W, X, y, want_grad, fused.delta)
+            return PassResult(loss_sum, grad)
     # BLAS on one thread, always: its results may depend on its thread count (OpenBLAS picks
     # other kernels when threaded), the engine's must not; and the engine's own threads (slabs,
     # prefetch) are the parallelism.

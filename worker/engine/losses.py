@@ -7,7 +7,8 @@ X is expected in W's dtype (a mismatch is computed in the promoted dtype, then c
 Loss values are Python floats.
 
 The products run through kernels.linear_pass (X in cached chunks, OpenBLAS small-matrix calls,
-threads over slabs); this module holds the per-chunk elementwise work: a chunk's scores S (n, C)
+threads over slabs; full batches of the losses it covers on worker.engine.fused's compiled
+kernels); this module holds the per-chunk elementwise work: a chunk's scores S (n, C)
 arrive, the loss functions turn them into dS in place and return the chunk's summed loss.
 """
 
@@ -17,7 +18,7 @@ from typing import Literal
 import numpy as np
 
 from worker.engine.arrays import FloatArray, IntArray
-from worker.engine.kernels import Elementwise, PassResult, linear_pass
+from worker.engine.kernels import Elementwise, FusedLoss, PassResult, linear_pass
 
 LossName = Literal["svm", "softmax"]
 LOSS_NAMES: tuple[LossName, ...] = ("svm", "softmax")
@@ -82,21 +83,26 @@ def _softmax_chunk(S: FloatArray, y: IntArray, want_grad: bool) -> float:
     return loss_sum
 
 
-def _loss(chunk: Elementwise, W: FloatArray, X: FloatArray, y: IntArray, reg: float) -> float:
-    result = linear_pass(W, X, y, chunk, want_grad=False)
+def elementwise(kind: FusedLoss) -> Elementwise:
+    """The per-chunk step of the loss `kind` names, for kernels.linear_pass."""
+    return _svm_chunk(kind.delta) if kind.name == "svm" else _softmax_chunk
+
+
+def _loss(kind: FusedLoss, W: FloatArray, X: FloatArray, y: IntArray, reg: float) -> float:
+    result = linear_pass(W, X, y, elementwise(kind), want_grad=False, fused=kind)
     return result.loss_sum / len(X) + _l2(W, reg)
 
 
 def _loss_grad(
-    chunk: Elementwise, W: FloatArray, X: FloatArray, y: IntArray, reg: float
+    kind: FusedLoss, W: FloatArray, X: FloatArray, y: IntArray, reg: float
 ) -> tuple[float, FloatArray]:
-    result = linear_pass(W, X, y, chunk, want_grad=True)
+    result = linear_pass(W, X, y, elementwise(kind), want_grad=True, fused=kind)
     return result.loss_sum / len(X) + _l2(W, reg), _gradient(W, result, len(X), reg)
 
 
 def svm_loss(W: FloatArray, X: FloatArray, y: IntArray, reg: float, delta: float = 1.0) -> float:
     """Weston-Watkins hinge loss: 1/N sum_i sum_{j != y_i} max(0, s_j - s_{y_i} + delta)."""
-    return _loss(_svm_chunk(delta), W, X, y, reg)
+    return _loss(FusedLoss("svm", delta), W, X, y, reg)
 
 
 def svm_loss_grad(
@@ -107,19 +113,19 @@ def svm_loss_grad(
     Row j != y_i of dW gets 1[margin_ij > 0] x_i, row y_i gets -(sum_j 1[margin_ij > 0]) x_i;
     averaged over N, plus 2 reg W. Two matrix products and O(N C) elementwise work.
     """
-    return _loss_grad(_svm_chunk(delta), W, X, y, reg)
+    return _loss_grad(FusedLoss("svm", delta), W, X, y, reg)
 
 
 def softmax_loss(W: FloatArray, X: FloatArray, y: IntArray, reg: float) -> float:
     """Cross-entropy 1/N sum_i (log sum_j exp(s_j) - s_{y_i}), computed on max-shifted logits."""
-    return _loss(_softmax_chunk, W, X, y, reg)
+    return _loss(FusedLoss("softmax"), W, X, y, reg)
 
 
 def softmax_loss_grad(
     W: FloatArray, X: FloatArray, y: IntArray, reg: float
 ) -> tuple[float, FloatArray]:
     """Cross-entropy loss and gradient: dS = softmax(S) - onehot(y), dW = dS.T X / N + 2 reg W."""
-    return _loss_grad(_softmax_chunk, W, X, y, reg)
+    return _loss_grad(FusedLoss("softmax"), W, X, y, reg)
 
 
 @dataclass(frozen=True)
@@ -130,14 +136,17 @@ class LossFunction:
     reg: float
     delta: float = 1.0
 
+    def _kind(self) -> FusedLoss:
+        return FusedLoss(self.name, self.delta)
+
     def _chunk(self) -> Elementwise:
-        return _svm_chunk(self.delta) if self.name == "svm" else _softmax_chunk
+        return elementwise(self._kind())
 
     def loss(self, W: FloatArray, X: FloatArray, y: IntArray) -> float:
-        return _loss(self._chunk(), W, X, y, self.reg)
+        return _loss(self._kind(), W, X, y, self.reg)
 
     def loss_grad(self, W: FloatArray, X: FloatArray, y: IntArray) -> tuple[float, FloatArray]:
-        return _loss_grad(self._chunk(), W, X, y, self.reg)
+        return _loss_grad(self._kind(), W, X, y, self.reg)
 
 
 def make_loss(name: str, reg: float = 0.0, delta: float = 1.0) -> LossFunction:

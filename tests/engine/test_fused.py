@@ -1,0 +1,189 @@
+"""The compiled kernels (worker.engine.fused) give the NumPy pass's results, whatever the thread
+count, and the NumPy pass stays reachable."""
+
+import itertools
+import logging
+from typing import Any
+
+import numpy as np
+import pytest
+from numpy.typing import NDArray
+
+pytest.importorskip("numba")
+
+from tests.engine.test_kernels import problem, small_blocks
+from worker.engine import fused, fused_gen, jit, kernels
+from worker.engine.kernels import FusedLoss, linear_pass
+from worker.engine.losses import (
+    elementwise,
+    softmax_loss,
+    softmax_loss_grad,
+    svm_loss,
+    svm_loss_grad,
+)
+from worker.engine.parallel import limit_threads
+
+Array = NDArray[Any]
+KINDS = [FusedLoss("svm"), FusedLoss("svm", delta=1.5), FusedLoss("softmax")]
+# float32: losses to 1e-6 relative, gradients to 1e-4 of their largest entry; float64: 1e-12.
+TOLERANCE = {np.float32: (1e-6, 1e-4), np.float64: (1e-12, 1e-12)}
+
+
+def numpy_pass(kind: FusedLoss, W: Array, X: Array, y: Array) -> tuple[float, Array]:
+    result = linear_pass(W, X, y, elementwise(kind), want_grad=True)  # no `fused`: NumPy
+    assert result.grad_sum is not None
+    return result.loss_sum, result.grad_sum
+
+
+def assert_close(actual: tuple[float, Any], expected: tuple[float, Any], dtype: Any) -> None:
+    loss_tol, grad_tol = TOLERANCE[dtype]
+    assert actual[0] == pytest.approx(expected[0], rel=loss_tol)
+    scale = float(np.abs(expected[1]).max())
+    assert float(np.abs(actual[1] - expected[1]).max()) <= grad_tol * scale
+
+
+@pytest.fixture
+def spy(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The losses of the passes that took the compiled kernels."""
+    calls: list[str] = []
+    real = fused.fused_pass
+
+    def counting(name: Any, *args: Any, **kwargs: Any) -> Any:
+        calls.append(name)
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(fused, "fused_pass", counting)
+    return calls
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("kind", KINDS, ids=["svm", "svm-delta", "softmax"])
+@pytest.mark.parametrize(
+    ("n", "d"),
+    [(1, 7), (20, 300), (32, 256), (33, 513), (250, 300), (1000, 70)],
+    ids=lambda v: str(v),
+)
+def test_fused_pass_equals_the_numpy_pass(kind: FusedLoss, dtype: Any, n: int, d: int) -> None:
+    """Rows fewer than a chunk, not a multiple of it; columns short of, at and past a tile."""
+    W, X, y = problem(n, d, 10, seed=n + d, dtype=dtype)
+    assert fused.applies(kind.name, W, X, y)
+    loss, grad = fused.fused_pass(kind.name, W, X, y, True, kind.delta)
+    assert grad is not None
+    assert grad.dtype == dtype
+    assert grad.shape == W.shape
+    assert_close((loss, grad), numpy_pass(kind, W, X, y), dtype)
+    loss_only, none = fused.fused_pass(kind.name, W, X, y, False, kind.delta)
+    assert none is None
+    assert loss_only == loss
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("reg", [0.0, 0.3])
+def test_the_losses_take_the_fused_path_and_agree_with_it_off(
+    monkeypatch: pytest.MonkeyPatch, spy: list[str], dtype: Any, reg: float
+) -> None:
+    small_blocks(monkeypatch, 16, 64, 128)  # 300 rows: a full-batch pass, not a minibatch
+    W, X, y = problem(300, 200, 10, seed=7, dtype=dtype)
+    on = [svm_loss_grad(W, X, y, reg, delta=1.5), softmax_loss_grad(W, X, y, reg)]
+    on_loss = [svm_loss(W, X, y, reg, delta=1.5), softmax_loss(W, X, y, reg)]
+    assert spy == ["svm", "softmax", "svm", "softmax"]
+    monkeypatch.setenv(kernels.FUSED_ENV, "0")
+    off = [svm_loss_grad(W, X, y, reg, delta=1.5), softmax_loss_grad(W, X, y, reg)]
+    assert len(spy) == 4
+    for (loss, grad), loss_alone, expected in zip(on, on_loss, off, strict=True):
+        assert grad.dtype == dtype
+        assert loss_alone == loss
+        assert_close((loss, grad), expected, dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_results_are_bit_identical_for_1_and_2_threads(dtype: Any) -> None:
+    W, X, y = problem(1500, 300, 10, seed=3, dtype=dtype)
+    assert len(fused.slab_bounds(1500)) == fused.SLABS
+    for name in ("svm", "softmax"):
+        results = []
+        for threads in (1, 2):
+            with limit_threads(threads):
+                results.append(fused.fused_pass(name, W, X, y, True))
+        assert results[0][0] == results[1][0]
+        np.testing.assert_array_equal(results[0][1], results[1][1])
+
+
+def test_slabs_cover_the_rows_on_chunk_boundaries() -> None:
+    for n_rows in (1, 31, 32, 33, 255, 257, 10_000):
+        bounds = fused.slab_bounds(n_rows)
+        assert bounds[0][0] == 0
+        assert bounds[-1][1] == n_rows
+        assert all(a < b for a, b in bounds)
+        assert all(b == c for (_, b), (c, _) in itertools.pairwise(bounds))
+        assert all(a % fused.CHUNK == 0 for a, _ in bounds)
+
+
+@pytest.mark.parametrize("setting", ["0", "false", "off"])
+def test_the_setting_turns_the_kernels_off(
+    monkeypatch: pytest.MonkeyPatch, spy: list[str], setting: str
+) -> None:
+    small_blocks(monkeypatch, 16, 64, 128)
+    W, X, y = problem(300, 50, 10, seed=1)
+    monkeypatch.setenv(kernels.FUSED_ENV, setting)
+    assert not kernels.fused_enabled()
+    svm_loss_grad(W, X, y, 0.1)
+    assert spy == []
+    monkeypatch.setenv(kernels.FUSED_ENV, "1")
+    svm_loss_grad(W, X, y, 0.1)
+    assert spy == ["svm"]
+
+
+def test_passes_the_kernels_do_not_cover_keep_the_numpy_path(
+    monkeypatch: pytest.MonkeyPatch, spy: list[str]
+) -> None:
+    small_blocks(monkeypatch, 16, 64, 128)
+    W, X, y = problem(300, 50, 10, seed=2)
+    W7, X7, y7 = problem(300, 50, 7, seed=2)  # a class count without generated kernels
+    svm_loss_grad(W7, X7, y7, 0.1)
+    svm_loss_grad(W, np.asfortranarray(X), y, 0.1)  # non-contiguous rows
+    svm_loss_grad(W, X.astype(np.float32), y, 0.1)  # X to cast chunk by chunk
+    svm_loss_grad(W.astype(np.float16), X.astype(np.float16), y, 0.1)
+    svm_loss_grad(W, X[:60], y[:60], 0.1)  # a minibatch: one chunk
+    assert spy == []
+    assert not fused.applies("svm", W, X, np.where(y == 0, 10, y))  # a label out of range
+
+
+def test_a_diverged_w_gives_a_non_finite_loss_as_on_numpy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Training detects divergence from the loss: NaN and inf must not vanish in the kernels."""
+    small_blocks(monkeypatch, 16, 64, 128)
+    W, X, y = problem(300, 50, 10, seed=4, dtype=np.float32)
+    W = np.sign(W) * np.float32(1e38)  # scores overflow to +-inf
+    with np.errstate(all="ignore"):
+        for loss_grad in (svm_loss_grad, softmax_loss_grad):
+            loss, _ = loss_grad(W, X, y, 0.0)
+            monkeypatch.setenv(kernels.FUSED_ENV, "0")
+            expected, _ = loss_grad(W, X, y, 0.0)
+            monkeypatch.delenv(kernels.FUSED_ENV)
+            assert not np.isfinite(expected)
+            assert not np.isfinite(loss)
+
+
+def test_the_generated_kernels_are_up_to_date() -> None:
+    assert fused_gen.path_for(10).read_text() == fused_gen.render(10)
+
+
+def test_kernels_compile_without_a_disk_cache_when_numba_refuses_one(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A read-only install with no writable cache directory: numba raises on cache=True."""
+    from numba import njit as real
+
+    def refusing(**options: Any) -> Any:
+        if options.get("cache"):
+            raise RuntimeError("cannot cache function 'twice': no locator available")
+        return real(**options)
+
+    def twice(a: float) -> float:
+        return 2.0 * a
+
+    monkeypatch.setattr(jit, "njit", refusing)
+    with caplog.at_level(logging.WARNING, logger="worker.engine.jit"):
+        compiled = jit.kernel(twice)
+    assert compiled(3.0) == 6.0
+    assert "without a disk cache" in caplog.text
