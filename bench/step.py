@@ -12,7 +12,9 @@ the engine's passes use every core through their own threads unless limit_thread
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -21,6 +23,7 @@ from threadpoolctl import threadpool_limits
 
 from bench.common import Timing, interleaved, require_cifar10, table, write_report
 from worker.engine.datasets import load_builtin
+from worker.engine.kernels import FUSED_ENV
 from worker.engine.losses import softmax_loss_grad, svm_loss_grad
 from worker.engine.parallel import limit_threads
 from worker.engine.preprocess import Preprocessor
@@ -29,6 +32,7 @@ Array = NDArray[Any]
 COMMAND = ".venv/bin/python -m bench.step"
 # Idle before each timed run: OpenBLAS's threads spin on after a threaded call (the course's).
 SETTLE = 0.3
+OFF = ", fused off"  # the engine's NumPy pass (DESCENT_FUSED_KERNELS=0)
 
 
 # --- the course's code (CS231n assignment 1, linear_svm.py / softmax.py / linear_classifier.py)
@@ -121,6 +125,28 @@ def _threads(n: int | None, fn: Callable[[], object]) -> Callable[[], object]:
     return capped
 
 
+@contextmanager
+def _numpy_pass() -> Iterator[None]:
+    """The engine with its compiled kernels off (DESCENT_FUSED_KERNELS=0)."""
+    previous = os.environ.get(FUSED_ENV)
+    os.environ[FUSED_ENV] = "0"
+    try:
+        yield
+    finally:
+        if previous is None:
+            del os.environ[FUSED_ENV]
+        else:
+            os.environ[FUSED_ENV] = previous
+
+
+def _off(fn: Callable[[], object]) -> Callable[[], object]:
+    def off() -> object:
+        with _numpy_pass():
+            return fn()
+
+    return off
+
+
 def _candidates(X: Array, y: Array, reg: float) -> list[tuple[str, Callable[[], object]]]:
     rng = np.random.default_rng(0)
     W = (0.001 * rng.standard_normal((10, X.shape[1]))).astype(X.dtype)  # engine layout (C, D)
@@ -139,8 +165,16 @@ def _candidates(X: Array, y: Array, reg: float) -> list[tuple[str, Callable[[], 
         cands += [
             (f"course SVM{tag}", _threads(threads, lambda: course_svm(Wc, X, y, reg))),
             (f"engine SVM{tag}", _threads(threads, lambda: svm_loss_grad(W, X, y, reg))),
+            (
+                f"engine SVM{tag}{OFF}",
+                _threads(threads, _off(lambda: svm_loss_grad(W, X, y, reg))),
+            ),
             (f"course softmax{tag}", _threads(threads, lambda: course_softmax(Wc, X, y, reg))),
             (f"engine softmax{tag}", _threads(threads, lambda: softmax_loss_grad(W, X, y, reg))),
+            (
+                f"engine softmax{tag}{OFF}",
+                _threads(threads, _off(lambda: softmax_loss_grad(W, X, y, reg))),
+            ),
         ]
     return cands
 
@@ -158,13 +192,17 @@ def _agreement(X: Array, y: Array, reg: float) -> list[list[object]]:
         ref_loss, ref_grad = engine(W64, X64, y, reg)
         c_loss, c_grad = course(np.ascontiguousarray(W.T), X, y, reg)
         e_loss, e_grad = engine(W, X, y, reg)
+        with _numpy_pass():
+            n_loss, n_grad = engine(W, X, y, reg)
         scale = float(np.abs(ref_grad).max())
         rows.append([
             name, f"{ref_loss:.6f}",
             f"{abs(float(c_loss) - ref_loss) / ref_loss:.1e}",
             f"{abs(e_loss - ref_loss) / ref_loss:.1e}",
+            f"{abs(n_loss - ref_loss) / ref_loss:.1e}",
             f"{float(np.abs(c_grad.T - ref_grad).max()) / scale:.1e}",
             f"{float(np.abs(e_grad - ref_grad).max()) / scale:.1e}",
+            f"{float(np.abs(n_grad - ref_grad).max()) / scale:.1e}",
         ])  # fmt: skip
     return rows
 
@@ -177,7 +215,8 @@ def _section(dtype: str, timings: list[Timing]) -> str:
         s = timing.seconds
         course_ratio = ""
         if timing.name.startswith("engine"):
-            course_ratio = f"**{t[timing.name.replace('engine', 'course')] / s:.2f}x**"
+            course = timing.name.replace("engine", "course").replace(OFF, "")
+            course_ratio = f"**{t[course] / s:.2f}x**"
         rows.append([timing.name, f"{s * 1e3:.1f}", course_ratio,
                      f"{s / read:.2f}", f"{s / products:.2f}"])  # fmt: skip
     header = ["candidate", "ms (min)", "course / engine", "/ one read of X", "/ bare products"]
@@ -210,10 +249,16 @@ ratios compare timings of this one run.
 
 - **course**: assignment 1's `svm_loss_vectorized` / `softmax_loss_vectorized`, W (D, C):
   `X.dot(W)`, margins, binary mask, row sums, `X.T.dot(binary)`; OpenBLAS packed GEMM.
-- **engine**: `worker.engine.losses` on `kernels.linear_pass`: X walked in 256-row chunks, each
-  product cut into 32-row BLAS calls that OpenBLAS runs on its unpacked small-matrix kernels
-  (rows * C * D <= 1e6), the elementwise work once per chunk, the gradient product while the
-  chunk is in cache; slabs of 16 chunks spread over threads, summed in a fixed order.
+- **engine**: `worker.engine.losses` on `kernels.linear_pass`, which hands full-batch passes to
+  the compiled kernels of `worker.engine.fused` (numba): 32-row chunks, scores over 256-column
+  tiles of W in 2 rows x 10 classes of vector accumulators, the elementwise work per chunk, the
+  gradient tile by tile while the chunk is in cache, the next chunk prefetched; at most 8 slabs
+  of whole chunks spread over threads, summed in a fixed order.
+- **engine ..., fused off**: the NumPy pass (`DESCENT_FUSED_KERNELS=0`): X walked in 256-row
+  chunks, each product cut into 32-row BLAS calls that OpenBLAS runs on its unpacked
+  small-matrix kernels (rows * C * D <= 1e6), the elementwise work once per chunk, the gradient
+  product while the chunk is in cache; slabs of 16 chunks spread over threads, summed in a fixed
+  order.
 - **read X**: `X.sum()`, one pass over X (602 MB in float32); **copy X**: read + write.
 - **bare products**: the course's two BLAS calls alone, `X.dot(W)` and `X.T.dot(dS)`.
 - ", 1 thread": BLAS (threadpoolctl) and engine threads (limit_threads) both capped at 1.
@@ -226,8 +271,8 @@ ratios compare timings of this one run.
 
 Relative error of the loss, and max |grad - ref| / max |ref|.
 
-{table(["loss", "float64 loss", "course loss err", "engine loss err",
-        "course grad err", "engine grad err"], agreement)}
+{table(["loss", "float64 loss", "course loss err", "engine loss err", "fused off loss err",
+        "course grad err", "engine grad err", "fused off grad err"], agreement)}
 """  # fmt: skip
     write_report("step", "Full-batch step: engine vs the course's vectorized code", COMMAND, body)
 
