@@ -96,6 +96,20 @@ def test_the_losses_take_the_fused_path_and_agree_with_it_off(
         assert_close((loss, grad), expected, dtype)
 
 
+def test_memory_mapped_read_only_arrays_take_the_kernels(tmp_path: Any) -> None:
+    """Uploaded data sets reach the engine as read-only memory maps (a type of their own to
+    numba: compiled once more on first use)."""
+    W, X, y = problem(100, 40, 10, seed=8)
+    np.save(tmp_path / "X.npy", X)
+    np.save(tmp_path / "y.npy", y)
+    X_map = np.load(tmp_path / "X.npy", mmap_mode="r")
+    y_map = np.load(tmp_path / "y.npy", mmap_mode="r")
+    assert not X_map.flags.writeable
+    assert fused.applies("svm", W, X_map, y_map)
+    loss, grad = fused.fused_pass("svm", W, X_map, y_map, True)
+    assert_close((loss, grad), numpy_pass(FusedLoss("svm"), W, X, y), np.float64)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_results_are_bit_identical_for_1_and_2_threads(dtype: Any) -> None:
     W, X, y = problem(1500, 300, 10, seed=3, dtype=dtype)
