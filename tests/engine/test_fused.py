@@ -11,7 +11,7 @@ from numpy.typing import NDArray
 
 pytest.importorskip("numba")
 
-from tests.engine.test_kernels import problem, small_blocks
+from tests.engine.test_kernels import problem
 from worker.engine import fused, fused_gen, jit, kernels
 from worker.engine.kernels import FusedLoss, linear_pass
 from worker.engine.losses import (
@@ -79,11 +79,11 @@ def test_fused_pass_equals_the_numpy_pass(kind: FusedLoss, dtype: Any, n: int, d
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("reg", [0.0, 0.3])
+@pytest.mark.parametrize("n", [200, 3000], ids=["minibatch", "full-batch"])
 def test_the_losses_take_the_fused_path_and_agree_with_it_off(
-    monkeypatch: pytest.MonkeyPatch, spy: list[str], dtype: Any, reg: float
+    monkeypatch: pytest.MonkeyPatch, spy: list[str], dtype: Any, reg: float, n: int
 ) -> None:
-    small_blocks(monkeypatch, 16, 64, 128)  # 300 rows: a full-batch pass, not a minibatch
-    W, X, y = problem(300, 200, 10, seed=7, dtype=dtype)
+    W, X, y = problem(n, 200, 10, seed=7, dtype=dtype)
     on = [svm_loss_grad(W, X, y, reg, delta=1.5), softmax_loss_grad(W, X, y, reg)]
     on_loss = [svm_loss(W, X, y, reg, delta=1.5), softmax_loss(W, X, y, reg)]
     assert spy == ["svm", "softmax", "svm", "softmax"]
@@ -112,8 +112,8 @@ def test_memory_mapped_read_only_arrays_take_the_kernels(tmp_path: Any) -> None:
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_results_are_bit_identical_for_1_and_2_threads(dtype: Any) -> None:
-    W, X, y = problem(1500, 300, 10, seed=3, dtype=dtype)
-    assert len(fused.slab_bounds(1500)) == fused.SLABS
+    W, X, y = problem(5000, 300, 10, seed=3, dtype=dtype)
+    assert len(fused.slab_bounds(5000)) == fused.SLABS
     for name in ("svm", "softmax"):
         results = []
         for threads in (1, 2):
@@ -131,13 +131,16 @@ def test_slabs_cover_the_rows_on_chunk_boundaries() -> None:
         assert all(a < b for a, b in bounds)
         assert all(b == c for (_, b), (c, _) in itertools.pairwise(bounds))
         assert all(a % fused.CHUNK == 0 for a, _ in bounds)
+        if len(bounds) > 1:
+            assert all(b - a >= fused.SLAB_MIN_CHUNKS * fused.CHUNK for a, b in bounds[:-1])
+    assert len(fused.slab_bounds(200)) == 1  # a minibatch: one slab, on the caller's thread
+    assert len(fused.slab_bounds(49_000)) == fused.SLABS
 
 
 @pytest.mark.parametrize("setting", ["0", "false", "off"])
 def test_the_setting_turns_the_kernels_off(
     monkeypatch: pytest.MonkeyPatch, spy: list[str], setting: str
 ) -> None:
-    small_blocks(monkeypatch, 16, 64, 128)
     W, X, y = problem(300, 50, 10, seed=1)
     monkeypatch.setenv(kernels.FUSED_ENV, setting)
     assert not kernels.fused_enabled()
@@ -151,21 +154,18 @@ def test_the_setting_turns_the_kernels_off(
 def test_passes_the_kernels_do_not_cover_keep_the_numpy_path(
     monkeypatch: pytest.MonkeyPatch, spy: list[str]
 ) -> None:
-    small_blocks(monkeypatch, 16, 64, 128)
     W, X, y = problem(300, 50, 10, seed=2)
     W7, X7, y7 = problem(300, 50, 7, seed=2)  # a class count without generated kernels
     svm_loss_grad(W7, X7, y7, 0.1)
     svm_loss_grad(W, np.asfortranarray(X), y, 0.1)  # non-contiguous rows
     svm_loss_grad(W, X.astype(np.float32), y, 0.1)  # X to cast chunk by chunk
     svm_loss_grad(W.astype(np.float16), X.astype(np.float16), y, 0.1)
-    svm_loss_grad(W, X[:60], y[:60], 0.1)  # a minibatch: one chunk
     assert spy == []
     assert not fused.applies("svm", W, X, np.where(y == 0, 10, y))  # a label out of range
 
 
 def test_a_diverged_w_gives_a_non_finite_loss_as_on_numpy(monkeypatch: pytest.MonkeyPatch) -> None:
     """Training detects divergence from the loss: NaN and inf must not vanish in the kernels."""
-    small_blocks(monkeypatch, 16, 64, 128)
     W, X, y = problem(300, 50, 10, seed=4, dtype=np.float32)
     W = np.sign(W) * np.float32(1e38)  # scores overflow to +-inf
     with np.errstate(all="ignore"):

@@ -11,9 +11,9 @@ Threads: the rows are cut into at most SLABS slabs on chunk boundaries, bounds d
 number of rows only; each slab is one kernel call (nogil) giving a partial loss and gradient, and
 the partials are added in slab order, so results are bit-identical for every thread count.
 
-worker.engine.kernels.linear_pass calls `fused_pass` for full-batch passes; it answers None where
-the kernels do not apply (class counts without generated kernels, other dtypes, non-contiguous
-X, labels out of range), and the NumPy pass runs instead.
+worker.engine.kernels.linear_pass calls `fused_pass` where `applies` holds; elsewhere (class
+counts without generated kernels, other dtypes, non-contiguous X, labels out of range) the
+NumPy pass runs.
 """
 
 from collections.abc import Callable
@@ -29,6 +29,9 @@ from worker.engine.parallel import max_threads, run_parallel
 CHUNK = 32  # rows per chunk: scores, elementwise step and gradient while the chunk is in L2
 TILE = 256  # columns per tile: a tile of W (C x TILE) and of the gradient stay in L1
 SLABS = 8  # most slabs per pass: the unit of work of a thread and of the ordered sum
+# Fewest chunks per slab: a slab adds a gradient part to zero and to sum, and a hand-off to a
+# thread; a minibatch (CIFAR-10's 200 rows) is one slab on the caller's thread.
+SLAB_MIN_CHUNKS = 16
 DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 # Kernels by class count (one generated module per count), then by loss.
@@ -59,9 +62,10 @@ def unpack(Gp: FloatArray, D: int) -> FloatArray:
 
 
 def slab_bounds(n_rows: int) -> list[tuple[int, int]]:
-    """At most SLABS slabs of whole chunks, as equal as chunks allow (depends on n_rows only)."""
+    """At most SLABS slabs of at least SLAB_MIN_CHUNKS whole chunks (but one), as equal as chunks
+    allow; they depend on n_rows only."""
     chunks = -(-n_rows // CHUNK)
-    count = min(SLABS, chunks)
+    count = max(1, min(SLABS, chunks // SLAB_MIN_CHUNKS))
     return [
         (CHUNK * (chunks * s // count), min(n_rows, CHUNK * (chunks * (s + 1) // count)))
         for s in range(count)

@@ -21,9 +21,10 @@ A minibatch (at most one chunk) is two BLAS calls on the caller's thread: cut in
 threads, each piece is shorter than what the threads' hand-offs cost (measured on the benchmark
 machine; BatchSampler.prefetch uses the second core for the next batch's gather instead).
 
-Compiled kernels (worker.engine.fused, numba): a full-batch pass of a loss they cover (`fused`
-names it) runs there instead, in about half the time; same slab discipline, so results stay
-independent of the thread count. DESCENT_FUSED_KERNELS=0 turns them off (read on each pass).
+Compiled kernels (worker.engine.fused, numba): a pass of a loss they cover (`fused` names it),
+full batch or minibatch, runs there instead (measured faster at every size, from 32 x 3 up);
+same slab discipline, so results stay independent of the thread count; a minibatch is one slab
+on the caller's thread. DESCENT_FUSED_KERNELS=0 turns them off (read on each pass).
 """
 
 import functools
@@ -182,11 +183,11 @@ def linear_pass(
 
     W (C, D), X (N, D) with N >= 1, y (N,). The work runs in the promoted dtype of W and X (a
     mismatched X is cast chunk by chunk); grad_sum has that dtype. `fused`, naming the loss that
-    `elementwise` computes, lets a full-batch pass run on the compiled kernels where they apply.
+    `elementwise` computes, lets the pass run on the compiled kernels where they apply.
     """
     work = _Pass(W, X, y, elementwise, want_grad)
     n_rows = X.shape[0]
-    if fused is not None and n_rows > work.blocking.chunk and fused_enabled():
+    if fused is not None and fused_enabled():
         from worker.engine import fused as compiled  # imports numba: only once it is needed
 
         if compiled.applies(fused.name, work.W, X, y):
