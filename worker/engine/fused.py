@@ -3,9 +3,9 @@
 One pass over X computes the SVM or softmax loss and dS^T X without leaving the cache: rows in
 chunks of CHUNK, each chunk's scores over W in tiles of TILE columns (2 rows x C classes of
 accumulators), the elementwise step on the chunk's scores, then the chunk's gradient tile by tile
-while the chunk is still in L2, with the next chunk prefetched. Measured on the benchmark machine
-(CIFAR-10 float32, 2 threads): a full-batch loss + gradient in about half the time of the NumPy
-pass in worker.engine.kernels.
+while the chunk is still in L2, with the next chunk prefetched. Measured (bench/step.py, CIFAR-10,
+2 cores): a full-batch loss + gradient in 47 ms in float32 and 95 ms in float64, against 92-100
+and 141-160 ms for the NumPy pass of worker.engine.kernels.
 
 Threads: the rows are cut into at most SLABS slabs on chunk boundaries, bounds depending on the
 number of rows only; each slab is one kernel call (nogil) giving a partial loss and gradient, and
