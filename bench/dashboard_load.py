@@ -269,6 +269,7 @@ def main(argv: list[str] | None = None) -> None:
         api.close()
         costs = read_costs(f"sqlite:///{Path(tmp) / 'descent.db'}", ids[0])
         costs += f"\n\nThe load generator itself used {cpu:.2f} cores in the loaded window."
+    costs += "\n\n" + serving_floor(args)
     machine = (
         f"- Load average before the run: {', '.join(f'{v:.2f}' for v in load_before)}; at the "
         f"end of the loaded window: {', '.join(f'{v:.2f}' for v in load_during)} "
@@ -285,6 +286,40 @@ def worker_niceness(pid: int) -> list[int]:
     except OSError:
         return []
     return [int(fields[16]) for fields in stats]
+
+
+def serving_floor(args: argparse.Namespace) -> str:
+    """What the same polls cost when nothing changes: an API alone (no workers) on two jobs with
+    a stored history, every answer a 304 from the poll cache. The HTTP server's own share."""
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        serve(Path(tmp), {"DESCENT_POLL_CACHE_BYTES": str(args.poll_cache_bytes)}, workers=0) as (
+            base,
+            pid,
+        ),
+    ):
+        api = httpx.Client(base_url=base, timeout=30)
+        spec = job_spec(0)[1]
+        ids = [api.post("/jobs", json=spec).json()["id"] for _ in range(2)]
+        api.close()
+        samples: dict[str, list[float]] = defaultdict(list)
+
+        async def polls() -> None:
+            until = time.monotonic() + args.seconds
+            spread = POLL_SECONDS / args.clients
+            await asyncio.gather(*(poller(base, ids[i % 2], until, samples, -1, i * spread)
+                                   for i in range(args.clients)))  # fmt: skip
+
+        started, cpu = time.monotonic(), cpu_seconds(pid)
+        run(polls())
+        cores = (cpu_seconds(pid) - cpu) / (time.monotonic() - started)
+    count = len(samples["job"]) + len(samples["loss"])
+    unchanged = len(samples["job 304"]) + len(samples["loss 304"])
+    per_request = 1000 * cores * args.seconds / max(1, count)
+    return (f"With nothing changing (an API alone, two queued jobs, the same {args.clients} "
+            f"pollers for {args.seconds:g} s; {unchanged} of {count} answers were 304s from the "
+            f"poll cache) the API used {cores:.2f} cores, {per_request:.2f} ms per request: "
+            "what the HTTP server and the middleware cost before any read.")  # fmt: skip
 
 
 def read_costs(url: str, job_id: str) -> str:
