@@ -14,6 +14,11 @@ the partials are added in slab order, so results are bit-identical for every thr
 worker.engine.kernels.linear_pass calls `fused_pass` where `applies` holds; elsewhere (class
 counts without generated kernels, other dtypes, non-contiguous X, labels out of range) the
 NumPy pass runs.
+
+`gather_pass` is the pass over the rows X[rows] read in place (an SGD minibatch without its
+gather copy; worker.engine.train): the gather kernels make the same operations in the same order
+as the slab kernels on the gathered rows, over the same slabs, so it returns what `fused_pass`
+returns on (X[rows], y[rows]), bit for bit.
 """
 
 from collections.abc import Callable
@@ -37,6 +42,10 @@ DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 # Kernels by class count (one generated module per count), then by loss.
 KERNELS: dict[int, dict[str, Callable[..., float]]] = {
     fused_c10.C: {"svm": fused_c10.svm_slab, "softmax": fused_c10.softmax_slab},
+}
+# Their twins on rows X[idx[i]] (`gather_pass`).
+GATHER_KERNELS: dict[int, dict[str, Callable[..., float]]] = {
+    fused_c10.C: {"svm": fused_c10.svm_gather, "softmax": fused_c10.softmax_gather},
 }
 
 
@@ -102,16 +111,49 @@ def fused_pass(
     in X's dtype; `applies(name, W, X, y)` must hold."""
     X = np.asarray(X)  # a memmap or other subclass as a plain array
     y64 = np.ascontiguousarray(y, dtype=np.int64)
+    kernel = KERNELS[W.shape[0]][name]
+    return _slabs(kernel, (X, y64), W, X, X.shape[0], want_grad, name, delta)
+
+
+def gather_pass(
+    name: Literal["svm", "softmax"],
+    W: FloatArray,
+    X: FloatArray,
+    y: IntArray,
+    rows: IntArray,
+    delta: float = 1.0,
+) -> tuple[float, FloatArray]:
+    """`fused_pass(name, W, X[rows], y[rows], True, delta)` without gathering the rows: the
+    same results, bit for bit. `applies(name, W, X, y)` must hold, X must be a plain ndarray
+    (not a memmap), y int64 and C-contiguous, rows (n >= 1,) with every entry in [0, N): the
+    kernels do not check bounds."""
+    kernel = GATHER_KERNELS[W.shape[0]][name]
+    rows64 = np.ascontiguousarray(rows, dtype=np.int64)
+    loss, grad = _slabs(kernel, (X, y, rows64), W, X, rows64.shape[0], True, name, delta)
+    assert grad is not None
+    return loss, grad
+
+
+def _slabs(
+    kernel: Callable[..., float],
+    data: tuple[Any, ...],
+    W: FloatArray,
+    X: FloatArray,
+    n_rows: int,
+    want_grad: bool,
+    name: str,
+    delta: float,
+) -> tuple[float, FloatArray | None]:
+    """`kernel(*data, Wp, start, stop, ...)` on the slabs of n_rows rows, summed in slab order."""
     Wp = pack(W)
     dtype = X.dtype.type
-    kernel = KERNELS[W.shape[0]][name]
-    bounds = slab_bounds(X.shape[0])
+    bounds = slab_bounds(n_rows)
     parts = [np.empty_like(Wp) if want_grad else np.empty((0, 0, 0), X.dtype) for _ in bounds]
     extra: tuple[Any, ...] = (dtype(delta),) if name == "svm" else ()
 
     def slab(index: int, slot: int) -> float:
         start, stop = bounds[index]
-        return kernel(X, y64, Wp, start, stop, parts[index], CHUNK, want_grad, *extra)
+        return kernel(*data, Wp, start, stop, parts[index], CHUNK, want_grad, *extra)
 
     tasks = [lambda slot, index=index: slab(index, slot) for index in range(len(bounds))]
     losses = run_parallel(tasks, min(max_threads(), len(bounds)))

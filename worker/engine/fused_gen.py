@@ -7,6 +7,11 @@ once LLVM vectorizes the loop over a tile's columns); numba has no fixed-size lo
 stay in registers, so the C classes are unrolled here rather than looped over. A test checks that
 the committed file is what `render` writes.
 
+Each slab kernel (`svm_slab`, `softmax_slab`: rows r0 .. r1 of X) has a gather twin
+(`svm_gather`, `softmax_gather`: rows X[idx[r0 .. r1]], labels y[idx[...]]) generated from the
+same lines with the row reads changed, so that it makes the same operations in the same order
+as the slab kernel on the gathered rows: an SGD minibatch without its gather copy, bit for bit.
+
 Layout (worker.engine.fused.pack): W and the gradient are tile-major and padded, Wp / Gp of shape
 (tiles, C, TILE + PAD): tile k holds columns k*TILE .. k*TILE + TILE - 1 of the C rows. The pad
 keeps the row pitch off multiples of 4 KB, where all C rows of a tile would share L1 sets and the
@@ -60,10 +65,15 @@ SOFTMAX = [
 ]
 
 
-def _scores(emit: Callable[[str], None], ind: str, rows: int, C: int) -> None:
+def _row(gather: bool, position: str) -> str:
+    """Row `position` of the kernel's rows: X[position], or X[idx[position]] in a gather kernel."""
+    return f"X[idx[{position}]]" if gather else f"X[{position}]"
+
+
+def _scores(emit: Callable[[str], None], ind: str, rows: int, C: int, gather: bool) -> None:
     """Scores of `rows` rows from i over tile k, added into S."""
     for r in range(rows):
-        emit(f"{ind}x{r} = X[i + {r}]")
+        emit(f"{ind}x{r} = {_row(gather, f'i + {r}')}")
     for r in range(rows):
         for c in range(C):
             emit(f"{ind}s{r}_{c} = zero")
@@ -79,16 +89,16 @@ def _scores(emit: Callable[[str], None], ind: str, rows: int, C: int) -> None:
             emit(f"{ind}S[i - c0 + {r}, {c}] += s{r}_{c}")
 
 
-def _gradient(emit: Callable[[str], None], ind: str, rows: int, C: int) -> None:
+def _gradient(emit: Callable[[str], None], ind: str, rows: int, C: int, gather: bool) -> None:
     """Tile k of the gradient += dS[r : r + rows]^T X[c0 + r : c0 + r + rows, tile k], and a
     prefetch of the same columns of the next chunk's rows."""
     for r in range(rows):
-        emit(f"{ind}x{r} = X[c0 + r + {r}]")
+        emit(f"{ind}x{r} = {_row(gather, f'c0 + r + {r}')}")
         for c in range(C):
             emit(f"{ind}g{r}_{c} = S[r + {r}, {c}]")
     for r in range(rows):
         emit(f"{ind}if c1 + r + {r} < r1:")
-        emit(f"{ind}    ahead = X[c1 + r + {r}]")
+        emit(f"{ind}    ahead = {_row(gather, f'c1 + r + {r}')}")
         emit(f"{ind}    for q in range(u0, u0 + width, line):")
         emit(f"{ind}        prefetch(ahead, q)")
     emit(f"{ind}for d in range(width):")
@@ -99,16 +109,23 @@ def _gradient(emit: Callable[[str], None], ind: str, rows: int, C: int) -> None:
         emit(f"{ind}    gk[{c}, d] += {terms}")
 
 
-def _kernel(emit: Callable[[str], None], name: str, C: int, svm: bool) -> None:
+def _kernel(emit: Callable[[str], None], name: str, C: int, svm: bool, gather: bool) -> None:
+    """A slab kernel (rows r0 .. r1 of X), or with `gather` its twin on rows X[idx[r0 .. r1]]:
+    the same operations in the same order as the slab kernel on the gathered rows."""
     delta = "    delta: Any,\n" if svm else ""
     loss = "hinge loss (margin delta)" if svm else "cross-entropy"
+    rows = "X[idx[r0:r1]]" if gather else "rows [r0, r1) of X"
     elementwise = SVM if svm else SOFTMAX
+    if gather:
+        elementwise = [line.replace("y[c0 + r]", "y[idx[c0 + r]]") for line in elementwise]
     emit("")
     emit("")
     emit("@kernel")
     emit(f"def {name}(")
     emit("    X: Any,")
     emit("    y: Any,")
+    if gather:
+        emit("    idx: Any,")
     emit("    Wp: Any,")
     emit("    r0: int,")
     emit("    r1: int,")
@@ -118,7 +135,7 @@ def _kernel(emit: Callable[[str], None], name: str, C: int, svm: bool) -> None:
     if delta:
         emit(delta.rstrip("\n"))
     emit(") -> float:")
-    emit(f'    """Summed {loss} over rows [r0, r1) of X; with want_grad, Gp = dS^T X."""')
+    emit(f'    """Summed {loss} over {rows}; with want_grad, Gp = dS^T X."""')
     emit("    D = X.shape[1]")
     emit("    line = np.uint64(64 // X.itemsize)")
     emit(f"    tiles, T = Wp.shape[0], Wp.shape[2] - {PAD}")
@@ -131,7 +148,7 @@ def _kernel(emit: Callable[[str], None], name: str, C: int, svm: bool) -> None:
     emit("    # The first chunk; later ones are prefetched while the previous one's gradient runs.")
     emit("    for i in range(r0, min(r0 + chunk, r1)):")
     emit("        for q in range(np.uint64(0), np.uint64(D), line):")
-    emit("            prefetch(X[i], q)")
+    emit(f"            prefetch({_row(gather, 'i')}, q)")
     emit("    for c0 in range(r0, r1, chunk):")
     emit("        c1 = min(c0 + chunk, r1)")
     emit("        n = c1 - c0")
@@ -142,10 +159,10 @@ def _kernel(emit: Callable[[str], None], name: str, C: int, svm: bool) -> None:
     emit("            width = np.uint64(min(T, D - k * T))")
     emit("            i = c0")
     emit(f"            while i + {ROWS} <= c1:")
-    _scores(emit, " " * 16, ROWS, C)
+    _scores(emit, " " * 16, ROWS, C, gather)
     emit(f"                i += {ROWS}")
     emit("            while i < c1:")
-    _scores(emit, " " * 16, 1, C)
+    _scores(emit, " " * 16, 1, C, gather)
     emit("                i += 1")
     emit("        for r in range(n):")
     for line in elementwise:
@@ -158,10 +175,10 @@ def _kernel(emit: Callable[[str], None], name: str, C: int, svm: bool) -> None:
     emit("            width = np.uint64(min(T, D - k * T))")
     emit("            r = 0")
     emit(f"            while r + {GRAD_ROWS} <= n:")
-    _gradient(emit, " " * 16, GRAD_ROWS, C)
+    _gradient(emit, " " * 16, GRAD_ROWS, C, gather)
     emit(f"                r += {GRAD_ROWS}")
     emit("            while r < n:")
-    _gradient(emit, " " * 16, 1, C)
+    _gradient(emit, " " * 16, 1, C, gather)
     emit("                r += 1")
     emit("    return float(loss)")
 
@@ -181,8 +198,10 @@ def render(C: int) -> str:
     emit("from worker.engine.jit import kernel, prefetch")
     emit("")
     emit(f"C = {C}")
-    _kernel(emit, "svm_slab", C, svm=True)
-    _kernel(emit, "softmax_slab", C, svm=False)
+    _kernel(emit, "svm_slab", C, svm=True, gather=False)
+    _kernel(emit, "softmax_slab", C, svm=False, gather=False)
+    _kernel(emit, "svm_gather", C, svm=True, gather=True)
+    _kernel(emit, "softmax_gather", C, svm=False, gather=True)
     return "\n".join(lines) + "\n"
 
 

@@ -24,7 +24,9 @@ machine; BatchSampler.prefetch uses the second core for the next batch's gather 
 Compiled kernels (worker.engine.fused, numba): a pass of a loss they cover (`fused` names it),
 full batch or minibatch, runs there instead (measured faster at every size, from 32 x 3 up);
 same slab discipline, so results stay independent of the thread count; a minibatch is one slab
-on the caller's thread. DESCENT_FUSED_KERNELS=0 turns them off (read on each pass).
+on the caller's thread. DESCENT_FUSED_KERNELS=0 turns them off (read on each pass). Where they
+apply, `gather_pass` computes a minibatch X[rows] reading its rows in place (no gather copy), with
+the results of linear_pass on the gathered rows.
 """
 
 import functools
@@ -216,4 +218,26 @@ def _sum_in_order(results: Sequence[PassResult]) -> PassResult:
             grad = result.grad_sum
         elif result.grad_sum is not None:
             grad += result.grad_sum
+    return PassResult(loss_sum, grad)
+
+
+def gather_applies(W: FloatArray, X: FloatArray, y: IntArray, fused: FusedLoss) -> bool:
+    """Whether `gather_pass` computes minibatches of (X, y) for W: the compiled kernels are on
+    and apply to the whole X (C-contiguous, in W's dtype) and y."""
+    if not fused_enabled():
+        return False
+    from worker.engine import fused as compiled  # imports numba: only once it is needed
+
+    return compiled.applies(fused.name, W, X, y)
+
+
+def gather_pass(
+    W: FloatArray, X: FloatArray, y: IntArray, rows: IntArray, fused: FusedLoss
+) -> PassResult:
+    """linear_pass(W, X[rows], y[rows], ..., want_grad=True, fused=fused), bit for bit, reading
+    the rows in place. `gather_applies(W, X, y, fused)` must hold, X be a plain ndarray, y int64
+    C-contiguous, and rows (n >= 1,) lie in [0, N) (unchecked: the kernels read X[rows[i]])."""
+    from worker.engine import fused as compiled
+
+    loss_sum, grad = compiled.gather_pass(fused.name, W, X, y, rows, fused.delta)
     return PassResult(loss_sum, grad)

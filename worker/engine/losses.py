@@ -8,8 +8,9 @@ Loss values are Python floats.
 
 The products run through kernels.linear_pass (X in cached chunks, OpenBLAS small-matrix calls,
 threads over slabs; full batches of the losses it covers on worker.engine.fused's compiled
-kernels); this module holds the per-chunk elementwise work: a chunk's scores S (n, C)
-arrive, the loss functions turn them into dS in place and return the chunk's summed loss.
+kernels; minibatches X[rows] read in place by `LossFunction.loss_grad_rows`); this module holds
+the per-chunk elementwise work: a chunk's scores S (n, C) arrive, the loss functions turn them
+into dS in place and return the chunk's summed loss.
 """
 
 from dataclasses import dataclass
@@ -18,7 +19,14 @@ from typing import Literal
 import numpy as np
 
 from worker.engine.arrays import FloatArray, IntArray
-from worker.engine.kernels import Elementwise, FusedLoss, PassResult, linear_pass
+from worker.engine.kernels import (
+    Elementwise,
+    FusedLoss,
+    PassResult,
+    gather_applies,
+    gather_pass,
+    linear_pass,
+)
 
 LossName = Literal["svm", "softmax"]
 LOSS_NAMES: tuple[LossName, ...] = ("svm", "softmax")
@@ -147,6 +155,20 @@ class LossFunction:
 
     def loss_grad(self, W: FloatArray, X: FloatArray, y: IntArray) -> tuple[float, FloatArray]:
         return _loss_grad(self._kind(), W, X, y, self.reg)
+
+    def reads_rows_in_place(self, W: FloatArray, X: FloatArray, y: IntArray) -> bool:
+        """Whether `loss_grad_rows` computes minibatches of (X, y) for W: where
+        kernels.gather_applies holds."""
+        return gather_applies(W, X, y, self._kind())
+
+    def loss_grad_rows(
+        self, W: FloatArray, X: FloatArray, y: IntArray, rows: IntArray
+    ) -> tuple[float, FloatArray]:
+        """`loss_grad(W, X[rows], y[rows])` bit for bit, the rows read in place; only where
+        `reads_rows_in_place(W, X, y)` holds, with X, y and rows as kernels.gather_pass needs."""
+        result = gather_pass(W, X, y, rows, self._kind())
+        n_rows = len(rows)
+        return result.loss_sum / n_rows + _l2(W, self.reg), _gradient(W, result, n_rows, self.reg)
 
 
 def make_loss(name: str, reg: float = 0.0, delta: float = 1.0) -> LossFunction:

@@ -50,7 +50,8 @@ class BatchSampler:
     (a random-row gather of CIFAR-10's 200 rows reads 2.4 MB from memory: a third of a step),
     so that `batch(s + 1, rng)` finds it ready. Same rows and same use of the Generator as
     without it; with limit_threads(1), or for a batch outside PREFETCH_MIN_BYTES ..
-    PREFETCH_MAX_BYTES, it does nothing and `batch` draws and gathers as usual.
+    PREFETCH_MAX_BYTES, it does nothing and `batch` draws and gathers as usual. Where the
+    compiled gather kernels apply, training asks for `rows` only and reads them in place.
     """
 
     def __init__(

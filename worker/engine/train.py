@@ -208,7 +208,7 @@ def _check(state: TrainState, config: TrainConfig, data: TrainData) -> None:
 class _Loop:
     """One run's fixed parts; `advance` performs steps and records their history."""
 
-    def __init__(self, config: TrainConfig, data: TrainData) -> None:
+    def __init__(self, config: TrainConfig, data: TrainData, W: FloatArray) -> None:
         self.config, self.data = config, data
         self.loss = config.make_loss()
         self.rule = config.make_rule()
@@ -216,6 +216,18 @@ class _Loop:
         self.sampler = BatchSampler(
             data.X_train, data.y_train, config.batch_size, config.sampling, config.seed
         )
+        # Minibatches read in place where the compiled gather kernels apply (decided once per
+        # run): the sampler's rows, no gather copy and so no prefetch; the same losses and W,
+        # bit for bit, as the gathered batches (LossFunction.loss_grad_rows). in_place holds X
+        # (a memmap as a plain array) and y (int64) as the kernels take them.
+        self.in_place: tuple[FloatArray, IntArray] | None = None
+        if (
+            config.batch_size is not None
+            and config.gradient == "analytic"
+            and self.loss.reads_rows_in_place(W, data.X_train, data.y_train)
+        ):
+            y_train = np.ascontiguousarray(data.y_train, dtype=np.int64)
+            self.in_place = (np.asarray(data.X_train), y_train)
 
     def loss_grad(self, W: FloatArray, X: FloatArray, y: IntArray) -> tuple[float, FloatArray]:
         config = self.config
@@ -240,7 +252,8 @@ class _Loop:
         While step s computes, the sampler prefetches step s + 1's batch on a helper thread
         (same rows, same use of the Generator). A prefetched step always runs, so that a chunk
         never ends with the Generator one batch ahead of `state.step`: the deadline is checked
-        before the prefetch, and nothing is prefetched past `stop`.
+        before the prefetch, and nothing is prefetched past `stop`. Minibatches read in place
+        (`in_place`) are neither gathered nor prefetched.
         """
         config = self.config
         last, log_every, eval_every = config.iterations - 1, config.log_every, config.eval_every
@@ -254,12 +267,19 @@ class _Loop:
             ):
                 return
             history.steps_run += 1
-            X_batch, y_batch = self.sampler.batch(step, state.rng)
-            prefetched = step + 1 < stop and (deadline is None or time.perf_counter() < deadline)
-            if prefetched:
-                self.sampler.prefetch(step + 1, state.rng)
             lr = self.schedule(step)
-            loss, grad = self.loss_grad(state.W, X_batch, y_batch)
+            if self.in_place is not None:
+                rows = self.sampler.rows(step, state.rng)
+                assert rows is not None  # a minibatch
+                loss, grad = self.loss.loss_grad_rows(state.W, *self.in_place, rows)
+            else:
+                X_batch, y_batch = self.sampler.batch(step, state.rng)
+                prefetched = step + 1 < stop and (
+                    deadline is None or time.perf_counter() < deadline
+                )
+                if prefetched:
+                    self.sampler.prefetch(step + 1, state.rng)
+                loss, grad = self.loss_grad(state.W, X_batch, y_batch)
             if not math.isfinite(loss):
                 raise Diverged(step, loss)
             if step % log_every == 0 or step == last:
@@ -293,7 +313,7 @@ def run(
     if chunk_steps < 1:
         raise ValueError(f"chunk_steps must be >= 1, got {chunk_steps}")
     _check(state, config, data)
-    loop = _Loop(config, data)
+    loop = _Loop(config, data, state.W)
     while True:
         history = _History()
         stop = min(state.step + chunk_steps, config.iterations)
