@@ -6,10 +6,15 @@ time goes.
 
 Candidates (whole trainings, interleaved, min of `repeats`, one process):
 - course float32 / float64: LinearClassifier.train with svm_loss_vectorized (bench.step).
-- engine (train.run): the engine's loop as the worker runs it, through TrainConfig: while step
-  s computes, the sampler draws and gathers step s + 1's batch on a helper thread (prefetch).
-- engine, no prefetch: the same under limit_threads(1), so the gather runs inside each step.
-  Same batches, same Generator use: the final W must be bit-identical.
+- engine (train.run): the engine's loop as the worker runs it, through TrainConfig: each step's
+  200 rows read in place by the fused gather kernels (no gather copy, nothing to prefetch).
+- engine, gathered: the loop with the rows gathered into a batch (the path of runs the gather
+  kernels do not cover; LossFunction.reads_rows_in_place patched off), the fused slab kernels
+  on the batch: while step s computes, the sampler draws and gathers step s + 1's batch on a
+  helper thread (prefetch).
+- engine, gathered, no prefetch: the same under limit_threads(1), so the gather runs inside
+  each step.
+  Same batches, same Generator use: the final W must be bit-identical in all three.
 """
 
 from __future__ import annotations
@@ -20,13 +25,14 @@ import math
 import time
 from collections.abc import Callable
 from typing import Any
+from unittest import mock
 
 import numpy as np
 from numpy.typing import NDArray
 
 from bench.common import interleaved, table, write_report
 from bench.step import cifar10_prepared, course_svm, course_train_svm
-from worker.engine.kernels import Blocking
+from worker.engine.losses import LossFunction
 from worker.engine.metrics import accuracy
 from worker.engine.parallel import limit_threads
 from worker.engine.train import TrainConfig, TrainData, TrainState, init_state, run
@@ -36,7 +42,11 @@ COMMAND = ".venv/bin/python -m bench.sgd"
 # Idle before each timed run: OpenBLAS's threads spin on after a threaded call (the course's).
 SETTLE = 0.3
 HEADER = ["candidate", "s (min)", "ms/step", "course f32 / x", "course f64 / x", "last loss", "val"]
-NO_PREFETCH = ", no prefetch (limit_threads(1))"
+VARIANTS = {  # name suffix -> (in place, prefetch)
+    " (train.run)": (True, True),
+    ", gathered + prefetch": (False, True),
+    ", gathered, no prefetch (limit_threads(1))": (False, False),
+}
 RECIPE = {"learning_rate": 1e-7, "reg": 2.5e4, "batch_size": 200, "iterations": 1500}
 
 
@@ -44,14 +54,20 @@ def recipe(dtype: str) -> TrainConfig:
     return TrainConfig(loss="svm", optimizer="sgd", dtype=dtype, seed=0, **RECIPE)  # type: ignore[arg-type]
 
 
-def train(config: TrainConfig, data: TrainData, prefetch: bool) -> tuple[TrainState, float]:
+def train(
+    config: TrainConfig, data: TrainData, prefetch: bool, in_place: bool = True
+) -> tuple[TrainState, float]:
     """One training as the worker runs it (one chunk); the state and the last loss.
 
     Without prefetch: limit_threads(1), which leaves the engine no helper thread (a batch of
-    200 rows runs on the caller's thread either way).
+    200 rows runs on the caller's thread either way). Without in_place: batches gathered.
     """
     state = init_state(config, 10, data.X_train.shape[1])
-    with contextlib.nullcontext() if prefetch else limit_threads(1):
+    gathered = mock.patch.object(LossFunction, "reads_rows_in_place", return_value=False)
+    with (
+        contextlib.nullcontext() if prefetch else limit_threads(1),
+        contextlib.nullcontext() if in_place else gathered,
+    ):
         chunks = list(run(state, config, data, chunk_steps=config.iterations))
     return state, float(chunks[-1].losses[-1])
 
@@ -74,42 +90,24 @@ def breakdown(X: Array, y: Array, steps: int = 1500) -> list[list[object]]:
     rows = [rng.choice(X.shape[0], 200, replace=True) for _ in range(steps)]
     state = init_state(config, 10, X.shape[1])
     W, loss_fn, rule = state.W, config.make_loss(), config.make_rule()
+    y64 = np.ascontiguousarray(y, dtype=np.int64)
     batch = np.empty((200, X.shape[1]), X.dtype)
     hot_X, hot_y = X[rows[0]], y[rows[0]]
-    sub = Blocking.for_shape(10, X.shape[1], X.dtype.itemsize).sub
-    S = hot_X @ W.T
-    ST = np.ascontiguousarray(S.T)
-    grad = np.empty_like(W)
-    width = 385 if X.shape[1] == 3073 else X.shape[1]
-
-    def scores(_: int) -> None:
-        for k in range(0, 200, sub):
-            np.dot(hot_X[k : k + sub], W.T, out=S[k : k + sub])
-
-    def gradient(_: int) -> None:
-        for c0 in range(0, X.shape[1], width):
-            np.matmul(ST, hot_X[:, c0 : c0 + width], out=grad[:, c0 : c0 + width])
-
-    chunk = loss_fn._chunk()
-    work = S.copy()
-
-    def elementwise(_: int) -> float:
-        np.copyto(work, S)
-        return chunk(work, hot_y, True)
-
     _, full_grad = loss_fn.loss_grad(W, hot_X, hot_y)
     W_updated = W.copy()
     draw = np.random.default_rng(0)
     parts: dict[str, Callable[[int], object]] = {
         "draw rows: rng.choice(N, 200)": lambda s: draw.choice(X.shape[0], 200, replace=True),
-        "gather 200 random rows (np.take into the sampler's buffer)": lambda s: np.take(
+        "loss_grad_rows: 200 random rows read in place (gather kernel)": lambda s: (
+            loss_fn.loss_grad_rows(W, X, y64, rows[s])
+        ),
+        "update W -= lr * grad": lambda s: rule.update(full_grad, {}, W_updated, 0.0),
+        "(gathered path) gather 200 random rows (np.take into a buffer)": lambda s: np.take(
             X, rows[s], axis=0, out=batch, mode="clip"
         ),
-        "scores: 7 np.dot calls of <= 32 rows (cached batch)": scores,
-        "elementwise SVM work on S (200 x 10)": elementwise,
-        "gradient: 8 np.matmul column blocks of 385 (cached batch)": gradient,
-        "whole loss_grad on the cached batch": lambda s: loss_fn.loss_grad(W, hot_X, hot_y),
-        "update W -= lr * grad": lambda s: rule.update(full_grad, {}, W_updated, 0.0),
+        "(gathered path) loss_grad on a cached batch (slab kernel)": lambda s: loss_fn.loss_grad(
+            W, hot_X, hot_y
+        ),
     }
     with limit_threads(1):
         return [[name, f"{_per_step(fn, steps):.0f}"] for name, fn in parts.items()]
@@ -149,19 +147,19 @@ def main(argv: list[str] | None = None) -> None:
 
         return go
 
-    def engine(dtype: str, prefetch: bool) -> Callable[[], object]:
-        name = f"engine {dtype}" + (" (train.run)" if prefetch else NO_PREFETCH)
+    def engine(dtype: str, variant: str) -> Callable[[], object]:
+        name = f"engine {dtype}{variant}"
+        in_place, prefetch = VARIANTS[variant]
 
         def go() -> None:
-            state, loss = train(recipe(dtype), data[dtype], prefetch)
+            state, loss = train(recipe(dtype), data[dtype], prefetch, in_place)
             results[name] = (loss, accuracy(state.W, X[dtype]["val"], y_val), state.W)
 
         return go
 
     cands = [("course float32", course("float32")), ("course float64", course("float64"))]
     for dtype in ("float32", "float64"):
-        cands += [(f"engine {dtype} (train.run)", engine(dtype, True)),
-                  (f"engine {dtype}{NO_PREFETCH}", engine(dtype, False))]  # fmt: skip
+        cands += [(f"engine {dtype}{variant}", engine(dtype, variant)) for variant in VARIANTS]
     print("timing the recipe ...", flush=True)
     timings = interleaved(cands, repeats=args.repeats, settle_seconds=SETTLE)
     t = {timing.name: timing.seconds for timing in timings}
@@ -172,10 +170,10 @@ def main(argv: list[str] | None = None) -> None:
         rows.append([timing.name, f"{s:.2f}", f"{s / 1.5:.2f}", f"{t['course float32'] / s:.2f}",
                      f"{t['course float64'] / s:.2f}", f"{loss:.2f}", f"{val:.3f}"])  # fmt: skip
     same = all(
-        np.array_equal(results[f"engine {dt} (train.run)"][2],
-                       results[f"engine {dt}{NO_PREFETCH}"][2])
+        np.array_equal(results[f"engine {dt} (train.run)"][2], results[f"engine {dt}{variant}"][2])
         for dt in ("float32", "float64")
-    )  # fmt: skip
+        for variant in VARIANTS
+    )
     print("breakdown ...", flush=True)
     engine_parts = breakdown(X["float32"]["train"], y)
     course_parts = course_breakdown(X["float32"]["train"], y)
@@ -183,16 +181,17 @@ def main(argv: list[str] | None = None) -> None:
 SVM, {RECIPE}, sampling with replacement; val = the course's 1,000 validation images.
 Whole trainings interleaved, min of {args.repeats}, each after {SETTLE} s idle (OpenBLAS's
 threads spin on after a threaded call); ratios from this one run. The engine uses its default
-threads (every CPU: the prefetch's helper) and runs BLAS on one thread; the course's code runs
-OpenBLAS on its default threads (every core).
-Prefetch changes no number: final W bit-identical with and without it: **{same}**.
+threads (every CPU; the gathered path's prefetch takes the helper) and runs BLAS on one thread;
+the course's code runs OpenBLAS on its default threads (every core). Reading the rows in place
+and prefetching change no number: final W bit-identical in the three engine variants: **{same}**.
 
 {table(HEADER, rows)}
 
 ### Where a float32 step goes (microseconds per step, one thread, each part alone)
 
-Engine (the batch's products run on OpenBLAS's small-matrix kernels; the gather is what the
-prefetch moves to the helper thread):
+Engine (numba fused kernels): a step is the draw, loss_grad_rows and the update; the gathered
+path (runs the gather kernels do not cover) gathers instead, on the prefetch's helper thread,
+and runs the slab kernel on the gathered batch:
 
 {table(["part", "us / step"], engine_parts)}
 
