@@ -11,6 +11,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from worker.engine.arrays import FloatArray, IntArray
+from worker.engine.kernels import fused_enabled
 from worker.engine.losses import LossName
 
 F64 = NDArray[np.float64]
@@ -46,10 +47,33 @@ def data_loss(
 
     relative=True: T (and base) hold only rows 1..C-1, the scores minus class 0's (both losses
     depend on score differences only), and row 0 is taken as zero.
-    The work happens in `out`, a C-contiguous float64 (C, N) scratch (allocated if None; T and
-    base are not modified), so equal inputs give bit-identical losses whichever array they came
-    from. `index` is correct_index(y), which callers evaluating many candidates precompute.
+    T and base are not modified; equal inputs give bit-identical losses whichever arrays they
+    came from. Where the compiled kernels are on (worker.engine.kernels.fused_enabled) and apply,
+    one pass of worker.engine.fused_scoreloss computes the loss and `out` and `index` go unused.
+    Otherwise the work happens in `out`, a C-contiguous float64 (C, N) scratch (allocated if
+    None), and `index` is correct_index(y), which callers evaluating many candidates precompute.
     """
+    n_rows = int(T.shape[1])
+    if fused_enabled():
+        from worker.engine import fused_scoreloss  # imports numba: only once it is needed
+
+        if fused_scoreloss.applies(T, y, base, relative):
+            return fused_scoreloss.data_loss_sum(name, T, y, delta, base, relative) / n_rows
+    return numpy_data_loss(name, T, y, delta, base=base, out=out, index=index, relative=relative)
+
+
+def numpy_data_loss(
+    name: LossName,
+    T: FloatArray,
+    y: IntArray,
+    delta: float = 1.0,
+    *,
+    base: F64 | None = None,
+    out: F64 | None = None,
+    index: IntArray | None = None,
+    relative: bool = False,
+) -> float:
+    """data_loss in NumPy passes over the scratch `out` (the path without compiled kernels)."""
     n_rows = int(T.shape[1])
     if out is None:
         out = np.empty((T.shape[0] + int(relative), n_rows), dtype=np.float64)
