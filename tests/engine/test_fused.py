@@ -114,13 +114,16 @@ def test_memory_mapped_read_only_arrays_take_the_kernels(tmp_path: Any) -> None:
 def test_results_are_bit_identical_for_1_and_2_threads(dtype: Any) -> None:
     W, X, y = problem(5000, 300, 10, seed=3, dtype=dtype)
     assert len(fused.slab_bounds(5000)) == fused.SLABS
+    rows = np.random.default_rng(5).integers(0, 5000, 200)
     for name in ("svm", "softmax"):
-        results = []
+        results, gathered = [], []
         for threads in (1, 2):
             with limit_threads(threads):
                 results.append(fused.fused_pass(name, W, X, y, True))
-        assert results[0][0] == results[1][0]
-        np.testing.assert_array_equal(results[0][1], results[1][1])
+                gathered.append(fused.gather_pass(name, W, X, y.astype(np.int64), rows))
+        for one, two in (results, gathered):
+            assert one[0] == two[0]
+            np.testing.assert_array_equal(one[1], two[1])
 
 
 def test_slabs_cover_the_rows_on_chunk_boundaries() -> None:
@@ -131,9 +134,11 @@ def test_slabs_cover_the_rows_on_chunk_boundaries() -> None:
         assert all(a < b for a, b in bounds)
         assert all(b == c for (_, b), (c, _) in itertools.pairwise(bounds))
         assert all(a % fused.CHUNK == 0 for a, _ in bounds)
-        if len(bounds) > 1:
+        if len(bounds) > 2:
             assert all(b - a >= fused.SLAB_MIN_CHUNKS * fused.CHUNK for a, b in bounds[:-1])
-    assert len(fused.slab_bounds(200)) == 1  # a minibatch: one slab, on the caller's thread
+    assert len(fused.slab_bounds(32)) == 1  # one chunk: one slab, on the caller's thread
+    assert fused.slab_bounds(200) == [(0, 96), (96, 200)]  # a minibatch: two halves
+    assert len(fused.slab_bounds(1000)) == 2
     assert len(fused.slab_bounds(49_000)) == fused.SLABS
 
 

@@ -14,6 +14,7 @@ pytest.importorskip("numba")
 from tests.engine.test_kernels import problem
 from worker.engine import fused, kernels
 from worker.engine.losses import LossFunction, make_loss
+from worker.engine.parallel import limit_threads
 from worker.engine.sampling import BatchSampler, Sampling
 from worker.engine.train import Chunk, TrainConfig, TrainData, TrainState, _Loop, init_state, run
 
@@ -116,6 +117,22 @@ def test_training_in_place_equals_training_on_gathered_batches(
     assert_same_history(in_place, on_batches)
     np.testing.assert_array_equal(state.W, expected.W)
     assert state.rng.bit_generator.state == expected.rng.bit_generator.state
+
+
+@pytest.mark.parametrize("loss", ["svm", "softmax"])
+def test_training_in_place_is_the_same_on_1_and_2_threads(spy: list[str], loss: str) -> None:
+    """A minibatch of 2 chunks or more is 2 slabs: each on its own thread or both on one."""
+    config = TrainConfig(loss=loss, reg=1e-3, batch_size=70, iterations=40, eval_every=20, seed=5)
+    data = blobs10()
+    assert fused.slab_bounds(70) == [(0, 32), (32, 70)]
+    runs = []
+    for threads in (1, 2, 2):
+        with limit_threads(threads):
+            runs.append(train(config, data, chunk_steps=15))
+    assert len(spy) == 3 * 40
+    for chunks, state in runs[1:]:
+        assert_same_history(runs[0][0], chunks)
+        np.testing.assert_array_equal(runs[0][1].W, state.W)
 
 
 def test_a_memory_mapped_training_set_is_read_in_place(tmp_path: Any, spy: list[str]) -> None:

@@ -23,10 +23,11 @@ machine; BatchSampler.prefetch uses the second core for the next batch's gather 
 
 Compiled kernels (worker.engine.fused, numba): a pass of a loss they cover (`fused` names it),
 full batch or minibatch, runs there instead (measured faster at every size, from 32 x 3 up);
-same slab discipline, so results stay independent of the thread count; a minibatch is one slab
-on the caller's thread. DESCENT_FUSED_KERNELS=0 turns them off (read on each pass). Where they
-apply, `gather_pass` computes a minibatch X[rows] reading its rows in place (no gather copy), with
-the results of linear_pass on the gathered rows.
+same slab discipline, so results stay independent of the thread count; a minibatch of two
+chunks or more is two slabs (its halves, on two threads where the cap allows).
+DESCENT_FUSED_KERNELS=0 turns them off (read on each pass). Where they apply, `gather_pass`
+computes a minibatch X[rows] reading its rows in place (no gather copy), with the results of
+linear_pass on the gathered rows.
 """
 
 import functools
