@@ -11,6 +11,7 @@ from numpy.typing import NDArray
 
 pytest.importorskip("numba")
 
+from tests.engine.spies import spy_on
 from tests.engine.test_kernels import problem
 from worker.engine import fused, fused_gen, jit, kernels
 from worker.engine.kernels import FusedLoss, linear_pass
@@ -45,15 +46,7 @@ def assert_close(actual: tuple[float, Any], expected: tuple[float, Any], dtype: 
 @pytest.fixture
 def spy(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The losses of the passes that took the compiled kernels."""
-    calls: list[str] = []
-    real = fused.fused_pass
-
-    def counting(name: Any, *args: Any, **kwargs: Any) -> Any:
-        calls.append(name)
-        return real(name, *args, **kwargs)
-
-    monkeypatch.setattr(fused, "fused_pass", counting)
-    return calls
+    return spy_on(monkeypatch, fused, "fused_pass")
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -11,6 +11,7 @@ import pytest
 
 pytest.importorskip("numba")
 
+from tests.engine.spies import spy_on
 from tests.engine.test_kernels import problem
 from worker.engine import fused, kernels
 from worker.engine.losses import LossFunction, make_loss
@@ -24,15 +25,7 @@ LOSSES = [("svm", 1.0), ("svm", 1.5), ("softmax", 1.0)]
 @pytest.fixture
 def spy(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The losses of the passes that read their rows in place."""
-    calls: list[str] = []
-    real = fused.gather_pass
-
-    def counting(name: Any, *args: Any, **kwargs: Any) -> Any:
-        calls.append(name)
-        return real(name, *args, **kwargs)
-
-    monkeypatch.setattr(fused, "gather_pass", counting)
-    return calls
+    return spy_on(monkeypatch, fused, "gather_pass")
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
