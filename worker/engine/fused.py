@@ -55,9 +55,10 @@ def pack(W: FloatArray) -> FloatArray:
     C, D = W.shape
     tiles = -(-D // TILE)
     Wp = np.zeros((tiles, C, TILE + PAD), W.dtype)
-    for k in range(tiles):
-        block = W[:, k * TILE : (k + 1) * TILE]
-        Wp[k, :, : block.shape[1]] = block
+    whole = D // TILE  # full tiles in one strided copy, the last partial one apart
+    Wp[:whole, :, :TILE] = W[:, : whole * TILE].reshape(C, whole, TILE).transpose(1, 0, 2)
+    if whole < tiles:
+        Wp[whole, :, : D - whole * TILE] = W[:, whole * TILE :]
     return Wp
 
 
@@ -65,9 +66,10 @@ def unpack(Gp: FloatArray, D: int) -> FloatArray:
     """The (C, D) array packed in Gp (see `pack`)."""
     tiles, C, _ = Gp.shape
     G = np.empty((C, D), Gp.dtype)
-    for k in range(tiles):
-        width = min(TILE, D - k * TILE)
-        G[:, k * TILE : k * TILE + width] = Gp[k, :, :width]
+    whole = D // TILE
+    G[:, : whole * TILE].reshape(C, whole, TILE)[...] = Gp[:whole, :, :TILE].transpose(1, 0, 2)
+    if whole < tiles:
+        G[:, whole * TILE :] = Gp[whole, :, : D - whole * TILE]
     return G
 
 
