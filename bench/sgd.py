@@ -32,9 +32,10 @@ from numpy.typing import NDArray
 
 from bench.common import interleaved, table, write_report
 from bench.step import cifar10_prepared, course_svm, course_train_svm
+from worker.engine import fused
 from worker.engine.losses import LossFunction
 from worker.engine.metrics import accuracy
-from worker.engine.parallel import limit_threads
+from worker.engine.parallel import limit_threads, run_parallel
 from worker.engine.train import TrainConfig, TrainData, TrainState, init_state, run
 
 Array = NDArray[Any]
@@ -109,8 +110,19 @@ def breakdown(X: Array, y: Array, steps: int = 1500) -> list[list[object]]:
             W, hot_X, hot_y
         ),
     }
+    packed = fused.pack(W)
+    parts["(inside loss_grad_rows) pack W tile-major (fused.pack)"] = lambda s: fused.pack(W)
+    parts["(inside loss_grad_rows) unpack the gradient (fused.unpack)"] = lambda s: fused.unpack(
+        packed, X.shape[1]
+    )
     with limit_threads(1):
-        return [[name, f"{_per_step(fn, steps):.0f}"] for name, fn in parts.items()]
+        found: list[list[object]] = [
+            [name, f"{_per_step(fn, steps):.0f}"] for name, fn in parts.items()
+        ]
+    # What the second slab's hand-off to the other thread costs, with nothing to compute.
+    empty = [lambda slot: None, lambda slot: None]
+    handoff = _per_step(lambda s: run_parallel(empty, 2), steps)
+    return [*found, ["(2 threads) hand-off: run_parallel of two empty tasks", f"{handoff:.0f}"]]
 
 
 def course_breakdown(X: Array, y: Array, steps: int = 1500) -> list[list[object]]:

@@ -82,15 +82,6 @@ def summarize_levels(steps: np.ndarray, values: np.ndarray) -> list[tuple[int, C
     return levels
 
 
-def summarize(steps: np.ndarray, values: np.ndarray, level: int) -> list[Summary]:
-    """The summaries of the blocks of `level` that the points (steps ascending) fall in."""
-    for found_level, columns in summarize_levels(steps, values):
-        if found_level == level:
-            rows = zip(*(column.tolist() for column in columns), strict=True)
-            return [Summary(*row) for row in rows]
-    return []
-
-
 class Extremes(NamedTuple):
     """Summaries as columns, in step order: `start` is the first step each one's block covers."""
 

@@ -1,5 +1,5 @@
-"""The compiled data loss of class-major scores (worker.engine.fused_scoreloss) gives the NumPy
-version's losses, and the NumPy version stays reachable."""
+"""The compiled SVM data loss of class-major scores (worker.engine.fused_scoreloss) gives the
+NumPy version's losses, softmax and the NumPy version stay reachable."""
 
 from typing import Any
 
@@ -15,7 +15,7 @@ from worker.engine.scoreloss import correct_index, data_loss, numpy_data_loss
 from worker.engine.search import LocalSearchConfig, RandomSearchConfig
 
 Array = NDArray[Any]
-LOSSES = [("svm", 1.0), ("svm", 0.25), ("svm", 3.0), ("softmax", 1.0)]
+LOSSES = [("svm", 1.0), ("svm", 0.25), ("svm", 3.0)]
 
 
 def scores(
@@ -43,7 +43,7 @@ def spy(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return calls
 
 
-@pytest.mark.parametrize(("loss", "delta"), LOSSES, ids=["svm", "svm-0.25", "svm-3", "softmax"])
+@pytest.mark.parametrize(("loss", "delta"), LOSSES, ids=["svm", "svm-0.25", "svm-3"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("relative", [True, False], ids=["relative", "full"])
 @pytest.mark.parametrize("with_base", [True, False], ids=["base", "no-base"])
@@ -66,15 +66,11 @@ def test_the_kernel_agrees_with_numpy(
     assert actual == pytest.approx(expected, rel=1e-12, abs=0.0)
 
 
-@pytest.mark.parametrize("relative", [True, False], ids=["relative", "full"])
-def test_softmax_agrees_when_most_exps_underflow(spy: list[str], relative: bool) -> None:
-    """Scores hundreds apart: terms below exp(-700) are dropped, as below the sums' rounding."""
-    T, base, y = scores(10, 999, np.float64, relative, spread=300.0)
-    expected = numpy_data_loss("softmax", T, y, base=base, relative=relative)
-    assert data_loss("softmax", T, y, base=base, relative=relative) == pytest.approx(
-        expected, rel=1e-12, abs=0.0
-    )
-    assert spy == ["softmax"]
+def test_softmax_stays_on_numpy(spy: list[str]) -> None:
+    T, base, y = scores(10, 99, np.float64, relative=True)
+    expected = numpy_data_loss("softmax", T, y, base=base, relative=True)
+    assert data_loss("softmax", T, y, base=base, relative=True) == expected
+    assert spy == []
 
 
 @pytest.mark.parametrize("loss", ["svm", "softmax"])
@@ -158,4 +154,4 @@ def test_blocked_search_equals_sequential_on_either_path(
     for a, b in zip(joined(best_chunks), joined(best_sequential_chunks), strict=True):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(best.best_W, best_sequential.best_W)
-    assert (len(spy) > 0) == (fused == "1")
+    assert (len(spy) > 0) == (fused == "1" and loss == "svm")

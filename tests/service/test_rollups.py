@@ -42,7 +42,8 @@ def _curve(count: int, seed: int, *, gaps: bool = False) -> tuple[list[int], lis
 @pytest.mark.parametrize("level", range(1, LEVELS + 1))
 def test_a_block_summary_holds_its_extremes_with_the_earliest_step_on_ties(level: int) -> None:
     steps, values = _curve(5_000, seed=level, gaps=True)
-    found = rollup.summarize(np.array(steps), np.array(values), level)
+    columns = dict(rollup.summarize_levels(np.array(steps), np.array(values)))[level]
+    found = [Summary(*row) for row in zip(*(c.tolist() for c in columns), strict=True)]
     assert found == _brute_summaries(steps, values, level)
 
 

@@ -57,7 +57,7 @@ def data_loss(
     if fused_enabled():
         from worker.engine import fused_scoreloss  # imports numba: only once it is needed
 
-        if fused_scoreloss.applies(T, y, base, relative):
+        if fused_scoreloss.applies(name, T, y, base, relative):
             return fused_scoreloss.data_loss_sum(name, T, y, delta, base, relative) / n_rows
     return numpy_data_loss(name, T, y, delta, base=base, out=out, index=index, relative=relative)
 
