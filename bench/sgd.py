@@ -32,7 +32,7 @@ from numpy.typing import NDArray
 
 from bench.common import interleaved, table, write_report
 from bench.step import cifar10_prepared, course_svm, course_train_svm
-from worker.engine import fused
+from worker.engine import fused, fused_c10, jit
 from worker.engine.losses import LossFunction
 from worker.engine.metrics import accuracy
 from worker.engine.parallel import limit_threads, run_parallel
@@ -119,10 +119,31 @@ def breakdown(X: Array, y: Array, steps: int = 1500) -> list[list[object]]:
         found: list[list[object]] = [
             [name, f"{_per_step(fn, steps):.0f}"] for name, fn in parts.items()
         ]
-    # What the second slab's hand-off to the other thread costs, with nothing to compute.
+    # Two threads: the pass itself, and what handing the second slab to the other thread costs
+    # with nothing to compute (numba's threads, and Python's where numba has no thread-safe layer).
+    with limit_threads(2):
+        two = _per_step(lambda s: loss_fn.loss_grad_rows(W, X, y64, rows[s]), steps)
+    found.append(["(2 threads) loss_grad_rows, slabs on numba's threads", f"{two:.0f}"])
+    if jit.parallel_ready(2):
+        spans, losses = np.zeros((2, 2), np.int64), np.empty(2)
+        nothing = np.empty((2, 0, 0, 0), X.dtype)
+        delta = X.dtype.type(1.0)
+        launch = _per_step(
+            lambda s: fused_c10.svm_gather_slabs(
+                X, y64, rows[s], packed, spans, nothing, fused.CHUNK, False, delta, losses
+            ),
+            steps,
+        )
+        found.append(["(2 threads) launch: the driver on two empty slabs", f"{launch:.0f}"])
     empty = [lambda slot: None, lambda slot: None]
     handoff = _per_step(lambda s: run_parallel(empty, 2), steps)
-    return [*found, ["(2 threads) hand-off: run_parallel of two empty tasks", f"{handoff:.0f}"]]
+    return [
+        *found,
+        [
+            "(2 threads) hand-off: run_parallel of two empty tasks (without numba's threads)",
+            f"{handoff:.0f}",
+        ],
+    ]
 
 
 def course_breakdown(X: Array, y: Array, steps: int = 1500) -> list[list[object]]:

@@ -180,22 +180,27 @@ def test_the_generated_kernels_are_up_to_date() -> None:
     assert fused_gen.path_for(10).read_text() == fused_gen.render(10)
 
 
+@pytest.mark.parametrize("decorator", ["kernel", "parallel_driver"])
 def test_kernels_compile_without_a_disk_cache_when_numba_refuses_one(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    decorator: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A read-only install with no writable cache directory: numba raises on cache=True."""
     from numba import njit as real
+    from numba import prange
 
     def refusing(**options: Any) -> Any:
         if options.get("cache"):
             raise RuntimeError("cannot cache function 'twice': no locator available")
         return real(**options)
 
-    def twice(a: float) -> float:
-        return 2.0 * a
+    def twice(a: Any) -> None:
+        for i in prange(a.shape[0]):  # a parallel loop, for the driver's parallel=True
+            a[i] *= 2.0
 
     monkeypatch.setattr(jit, "njit", refusing)
     with caplog.at_level(logging.WARNING, logger="worker.engine.jit"):
-        compiled = jit.kernel(twice)
-    assert compiled(3.0) == 6.0
+        compiled = getattr(jit, decorator)(twice)
+    doubled = np.arange(3.0)
+    compiled(doubled)
+    assert doubled.tolist() == [0.0, 2.0, 4.0]
     assert "without a disk cache" in caplog.text

@@ -9,7 +9,12 @@ and 141-160 ms for the NumPy pass of worker.engine.kernels.
 
 Threads: the rows are cut into at most SLABS slabs on chunk boundaries, bounds depending on the
 number of rows only; each slab is one kernel call (nogil) giving a partial loss and gradient, and
-the partials are added in slab order, so results are bit-identical for every thread count.
+the partials are added in slab order, so results are bit-identical for every thread count. The
+slabs run on numba's threads (each kernel's generated driver, a prange over the slabs) where
+numba has a thread-safe layer (OpenMP, or TBB): a launch costs ~10 us, against ~70 us for a hand-off
+to a Python thread, which matters for an SGD minibatch's two slabs of ~0.2 ms each. Elsewhere (no
+libgomp or tbb, or a process forked from one whose numba threads were running: see
+worker.engine.jit.parallel_ready) the slabs go to Python threads (worker.engine.parallel).
 
 worker.engine.kernels.linear_pass calls `fused_pass` where `applies` holds; elsewhere (class
 counts without generated kernels, other dtypes, non-contiguous X, labels out of range) the
@@ -26,7 +31,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from worker.engine import fused_c10
+from worker.engine import fused_c10, jit
 from worker.engine.arrays import FloatArray, IntArray
 from worker.engine.fused_gen import PAD
 from worker.engine.parallel import max_threads, run_parallel
@@ -36,7 +41,7 @@ TILE = 256  # columns per tile: a tile of W (C x TILE) and of the gradient stay 
 SLABS = 8  # most slabs per pass: the unit of work of a thread and of the ordered sum
 # Fewest chunks per slab: a slab adds a gradient part to zero and to sum, and a hand-off to a
 # thread. Below that, rows of at least 2 chunks still make 2 slabs: an SGD minibatch
-# (CIFAR-10's 200 rows) in two halves on two threads, 0.53 -> ~0.35 ms of kernel on 2 cores.
+# (CIFAR-10's 200 rows) in two halves on two threads.
 SLAB_MIN_CHUNKS = 16
 DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -47,6 +52,14 @@ KERNELS: dict[int, dict[str, Callable[..., float]]] = {
 # Their twins on rows X[idx[i]] (`gather_pass`).
 GATHER_KERNELS: dict[int, dict[str, Callable[..., float]]] = {
     fused_c10.C: {"svm": fused_c10.svm_gather, "softmax": fused_c10.softmax_gather},
+}
+
+# Each kernel's driver: the kernel on every slab of a pass, on numba's threads.
+DRIVERS: dict[Callable[..., float], Callable[..., None]] = {
+    fused_c10.svm_slab: fused_c10.svm_slab_slabs,
+    fused_c10.softmax_slab: fused_c10.softmax_slab_slabs,
+    fused_c10.svm_gather: fused_c10.svm_gather_slabs,
+    fused_c10.softmax_gather: fused_c10.softmax_gather_slabs,
 }
 
 
@@ -151,18 +164,24 @@ def _slabs(
     Wp = pack(W)
     dtype = X.dtype.type
     bounds = slab_bounds(n_rows)
-    parts = [np.empty_like(Wp) if want_grad else np.empty((0, 0, 0), X.dtype) for _ in bounds]
+    parts = np.empty((len(bounds), *(Wp.shape if want_grad else (0, 0, 0))), X.dtype)
     extra: tuple[Any, ...] = (dtype(delta),) if name == "svm" else ()
+    threads = min(max_threads(), len(bounds))
+    losses = np.empty(len(bounds))
+    if threads > 1 and jit.parallel_ready(threads):
+        spans = np.array(bounds, dtype=np.int64)
+        DRIVERS[kernel](*data, Wp, spans, parts, CHUNK, want_grad, *extra, losses)
+    else:
 
-    def slab(index: int, slot: int) -> float:
-        start, stop = bounds[index]
-        return kernel(*data, Wp, start, stop, parts[index], CHUNK, want_grad, *extra)
+        def slab(index: int) -> float:
+            start, stop = bounds[index]
+            return kernel(*data, Wp, start, stop, parts[index], CHUNK, want_grad, *extra)
 
-    tasks = [lambda slot, index=index: slab(index, slot) for index in range(len(bounds))]
-    losses = run_parallel(tasks, min(max_threads(), len(bounds)))
+        tasks = [lambda _slot, index=index: slab(index) for index in range(len(bounds))]
+        losses[:] = run_parallel(tasks, threads)
     loss_sum = 0.0
     for loss in losses:
-        loss_sum += loss
+        loss_sum += float(loss)
     if not want_grad:
         return loss_sum, None
     total = parts[0]

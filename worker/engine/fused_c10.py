@@ -5,8 +5,9 @@ import math
 from typing import Any
 
 import numpy as np
+from numba import prange
 
-from worker.engine.jit import kernel, prefetch
+from worker.engine.jit import kernel, parallel_driver, prefetch
 
 C = 10
 
@@ -1167,3 +1168,111 @@ def softmax_gather(
                     gk[9, d] += g0_9 * a0
                 r += 1
     return float(loss)
+
+
+@parallel_driver
+def svm_slab_slabs(
+    X: Any,
+    y: Any,
+    Wp: Any,
+    bounds: Any,
+    Gps: Any,
+    chunk: Any,
+    want_grad: Any,
+    delta: Any,
+    losses: Any,
+) -> None:
+    """svm_slab on each slab s (rows bounds[s, 0] .. bounds[s, 1]): Gps[s], losses[s]."""
+    for s in prange(bounds.shape[0]):
+        losses[s] = svm_slab(
+            X,
+            y,
+            Wp,
+            bounds[s, 0],
+            bounds[s, 1],
+            Gps[s],
+            chunk,
+            want_grad,
+            delta,
+        )
+
+
+@parallel_driver
+def softmax_slab_slabs(
+    X: Any,
+    y: Any,
+    Wp: Any,
+    bounds: Any,
+    Gps: Any,
+    chunk: Any,
+    want_grad: Any,
+    losses: Any,
+) -> None:
+    """softmax_slab on each slab s (rows bounds[s, 0] .. bounds[s, 1]): Gps[s], losses[s]."""
+    for s in prange(bounds.shape[0]):
+        losses[s] = softmax_slab(
+            X,
+            y,
+            Wp,
+            bounds[s, 0],
+            bounds[s, 1],
+            Gps[s],
+            chunk,
+            want_grad,
+        )
+
+
+@parallel_driver
+def svm_gather_slabs(
+    X: Any,
+    y: Any,
+    idx: Any,
+    Wp: Any,
+    bounds: Any,
+    Gps: Any,
+    chunk: Any,
+    want_grad: Any,
+    delta: Any,
+    losses: Any,
+) -> None:
+    """svm_gather on each slab s (rows bounds[s, 0] .. bounds[s, 1]): Gps[s], losses[s]."""
+    for s in prange(bounds.shape[0]):
+        losses[s] = svm_gather(
+            X,
+            y,
+            idx,
+            Wp,
+            bounds[s, 0],
+            bounds[s, 1],
+            Gps[s],
+            chunk,
+            want_grad,
+            delta,
+        )
+
+
+@parallel_driver
+def softmax_gather_slabs(
+    X: Any,
+    y: Any,
+    idx: Any,
+    Wp: Any,
+    bounds: Any,
+    Gps: Any,
+    chunk: Any,
+    want_grad: Any,
+    losses: Any,
+) -> None:
+    """softmax_gather on each slab s (rows bounds[s, 0] .. bounds[s, 1]): Gps[s], losses[s]."""
+    for s in prange(bounds.shape[0]):
+        losses[s] = softmax_gather(
+            X,
+            y,
+            idx,
+            Wp,
+            bounds[s, 0],
+            bounds[s, 1],
+            Gps[s],
+            chunk,
+            want_grad,
+        )

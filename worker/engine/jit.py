@@ -10,19 +10,30 @@ compiles without a disk cache, in every process.
 """
 
 import logging
+import os
+import threading
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
+import numba
+import numpy as np
 from llvmlite import ir
-from numba import njit, types
+from numba import njit, prange, types
 from numba.core import cgutils as _cgutils
 from numba.extending import intrinsic
 
 cgutils: Any = _cgutils  # partly annotated: its helpers are untyped
+numba_any: Any = numba  # config and threading functions are not exported to mypy
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 _log = logging.getLogger(__name__)
+
+# Parallel drivers may be launched from several Python threads at once (tests, a pass inside a
+# helper thread): only OpenMP and TBB allow that; numba's fallback layer (workqueue) aborts the
+# process. NUMBA_THREADING_LAYER set by the user wins.
+if "NUMBA_THREADING_LAYER" not in os.environ:
+    numba_any.config.THREADING_LAYER = "threadsafe"
 
 
 def kernel(fn: F) -> F:
@@ -66,3 +77,61 @@ def _prefetch_typer(typingctx: Any, arr: Any, idx: Any) -> Any:
 
 
 prefetch = cast(Callable[[Any, Any], None], intrinsic(_prefetch_typer))
+
+
+def parallel_driver(fn: F) -> F:
+    """fn compiled with numba's parallel loops (prange), without the GIL, cached like `kernel`.
+
+    Its threads come from numba's threading layer, which this module restricts to a thread-safe
+    one (OpenMP or TBB; see `parallel_ready`)."""
+    try:
+        return cast(F, njit(cache=True, nogil=True, parallel=True)(fn))
+    except RuntimeError as error:  # no writable cache directory
+        _log.warning("numba driver %s compiled without a disk cache: %s", fn.__name__, error)
+        return cast(F, njit(nogil=True, parallel=True)(fn))
+
+
+@njit(parallel=True)
+def _probe(out: Any) -> None:
+    for i in prange(out.shape[0]):
+        out[i] = i
+
+
+class _ParallelLayer:
+    """Whether numba's parallel drivers can run in this process, found out once per process."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pid = 0
+        self._ok = False
+
+    def ready(self, threads: int) -> bool:
+        with self._lock:
+            if self._pid == 0:
+                self._pid, self._ok = os.getpid(), self._load()
+            elif self._pid != os.getpid():
+                # A forked child of a process whose threads were started: GNU OpenMP's thread
+                # pool did not survive the fork and launching again can hang. Python threads.
+                return False
+        if self._ok:
+            numba_any.set_num_threads(min(threads, numba_any.config.NUMBA_NUM_THREADS))
+        return self._ok
+
+    @staticmethod
+    def _load() -> bool:
+        try:
+            _probe(np.zeros(2))
+        except Exception as error:  # no thread-safe layer here (no libgomp, no tbb)
+            _log.info("numba has no thread-safe threading layer here (%s): Python threads", error)
+            return False
+        return str(numba_any.threading_layer()) in ("omp", "tbb")
+
+
+_parallel = _ParallelLayer()
+
+
+def parallel_ready(threads: int) -> bool:
+    """Whether a parallel driver may run now; if so, it will run on `threads` threads (numba's
+    count for the calling thread, at most NUMBA_NUM_THREADS). False where numba has no thread-safe
+    layer, or in a process forked from one that launched numba's threads."""
+    return _parallel.ready(threads)
