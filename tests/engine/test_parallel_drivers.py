@@ -4,7 +4,7 @@ Python's threads elsewhere: the same bits either way, from any thread, in a fork
 import logging
 import multiprocessing
 import threading
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pytest
@@ -15,7 +15,7 @@ from tests.engine.test_kernels import problem
 from worker.engine import fused, jit
 from worker.engine.parallel import limit_threads
 
-NAMES = ("svm", "softmax")
+NAMES: tuple[Literal["svm", "softmax"], ...] = ("svm", "softmax")
 
 
 def passes(W: Any, X: Any, y: Any, rows: Any) -> list[tuple[float, Any]]:
