@@ -10,7 +10,8 @@ from numpy.typing import NDArray
 pytest.importorskip("numba")
 
 from tests.engine.test_search import data, joined, local, random
-from worker.engine import fused_scoreloss, kernels, scoreloss
+from worker.engine import fused_scoreloss, jit, kernels, scoreloss
+from worker.engine.parallel import limit_threads
 from worker.engine.scoreloss import correct_index, data_loss, numpy_data_loss
 from worker.engine.search import LocalSearchConfig, RandomSearchConfig
 
@@ -155,3 +156,19 @@ def test_blocked_search_equals_sequential_on_either_path(
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(best.best_W, best_sequential.best_W)
     assert (len(spy) > 0) == (fused == "1" and loss == "svm")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("relative", [True, False])
+@pytest.mark.parametrize("threads", ["numba", "python", "one"])
+def test_each_candidates_loss_has_the_bits_of_its_own_data_loss(
+    dtype: Any, relative: bool, threads: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stacked = [scores(10, 777, dtype, relative, seed=seed) for seed in range(5)]
+    T3 = np.stack([T for T, _, _ in stacked])
+    y = stacked[0][2]
+    expected = [data_loss("svm", T, y, 1.5, relative=relative) for T in T3]
+    if threads == "python":
+        monkeypatch.setattr(jit, "parallel_ready", lambda threads: False)
+    with limit_threads(1 if threads == "one" else 2):
+        assert scoreloss.each_data_loss("svm", T3, y, 1.5, relative=relative) == expected

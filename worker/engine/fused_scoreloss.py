@@ -17,9 +17,12 @@ Softmax stays on NumPy: its passes are dominated by exp, which NumPy already run
 from typing import Any
 
 import numpy as np
+from numba import prange
 
+from worker.engine import jit
 from worker.engine.arrays import FloatArray, IntArray
-from worker.engine.jit import kernel
+from worker.engine.jit import kernel, parallel_driver
+from worker.engine.parallel import max_threads
 
 BLOCK = 256  # columns per block: 9 score rows of float64 take 18 KB, in L1
 DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -75,6 +78,13 @@ def svm_sum(T: Any, base: Any, has_base: bool, y: Any, delta: float, offset: int
     return total
 
 
+@parallel_driver
+def svm_sums(T3: Any, base: Any, y: Any, delta: float, offset: int, out: Any) -> None:
+    """out[g] = svm_sum(T3[g], no base, ...) for each stacked scores T3[g], on numba's threads."""
+    for g in prange(T3.shape[0]):
+        out[g] = svm_sum(T3[g], base, False, y, delta, offset)
+
+
 def applies(name: str, T: FloatArray, y: IntArray, base: FloatArray | None, relative: bool) -> bool:
     """Whether the kernel computes this loss: the SVM, 2-D T (at least one row with class 0's,
     one column) in float32 or float64, base None or of T's shape in either, one integer label
@@ -104,3 +114,19 @@ def data_loss_sum(
     y64 = np.ascontiguousarray(y, dtype=np.int64)
     base_array = NO_BASE if base is None else base
     return float(svm_sum(T, base_array, base is not None, y64, float(delta), int(relative)))
+
+
+def each_data_loss_sum(
+    name: str, T3: FloatArray, y: IntArray, delta: float, relative: bool
+) -> list[float]:
+    """`data_loss_sum` of each stacked scores T3[g] (G, R, N), bit for bit, the candidates
+    shared among threads; `applies(name, T3[0], y, None, relative)` must hold and T3 be
+    C-contiguous."""
+    y64 = np.ascontiguousarray(y, dtype=np.int64)
+    offset = int(relative)
+    threads = min(max_threads(), T3.shape[0])
+    if threads > 1 and jit.parallel_ready(threads):
+        sums = np.empty(T3.shape[0])
+        svm_sums(T3, NO_BASE, y64, float(delta), offset, sums)
+        return [float(total) for total in sums]
+    return [float(svm_sum(T, NO_BASE, False, y64, float(delta), offset)) for T in T3]

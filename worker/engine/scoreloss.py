@@ -62,6 +62,28 @@ def data_loss(
     return numpy_data_loss(name, T, y, delta, base=base, out=out, index=index, relative=relative)
 
 
+def each_data_loss(
+    name: LossName,
+    T3: FloatArray,
+    y: IntArray,
+    delta: float = 1.0,
+    *,
+    out: F64 | None = None,
+    index: IntArray | None = None,
+    relative: bool = False,
+) -> list[float]:
+    """`data_loss` of each of G stacked class-major scores T3 (G, C, N), or (G, C - 1, N) with
+    relative: the very bits `data_loss` gives each, on several threads with the kernels."""
+    n_rows = int(T3.shape[-1])
+    if fused_enabled() and T3.shape[0] > 1 and T3.flags.c_contiguous:
+        from worker.engine import fused_scoreloss
+
+        if fused_scoreloss.applies(name, T3[0], y, None, relative):
+            sums = fused_scoreloss.each_data_loss_sum(name, T3, y, delta, relative)
+            return [total / n_rows for total in sums]
+    return [data_loss(name, T, y, delta, out=out, index=index, relative=relative) for T in T3]
+
+
 def numpy_data_loss(
     name: LossName,
     T: FloatArray,

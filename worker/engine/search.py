@@ -30,7 +30,7 @@ from numpy.typing import NDArray
 
 from worker.engine.arrays import FloatArray, IntArray
 from worker.engine.losses import LOSS_NAMES, LossName
-from worker.engine.scoreloss import correct_index, data_loss, l2
+from worker.engine.scoreloss import correct_index, data_loss, each_data_loss, l2
 from worker.engine.search_parts import (
     DTypeName,
     SearchChunk,
@@ -207,12 +207,13 @@ def run_random_search(
         draws = state.rng.standard_normal((end - state.step, *state.W.shape))
         lanes.fill(slot, draws, config.scale)
         scores = lanes.scores()
-        for step in range(state.step, end):
+        data_losses = each_data_loss(
+            config.loss, scores[slot : slot + end - state.step], y, config.delta,
+            out=lanes.scratch, index=index, relative=True,
+        )  # fmt: skip
+        for step, data in zip(range(state.step, end), data_losses, strict=True):
             k = step % lanes.size
-            loss = data_loss(
-                config.loss, scores[k], y, config.delta,
-                out=lanes.scratch, index=index, relative=True,
-            ) + l2(lanes.stack[k], config.reg)  # fmt: skip
+            loss = data + l2(lanes.stack[k], config.reg)
             better = loss < state.best_loss
             if better:
                 state.best_W, state.best_loss = lanes.stack[k].copy(), loss
