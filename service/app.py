@@ -17,6 +17,7 @@ from service.datasets.router import router as datasets_router
 from service.db.session import Database
 from service.errors import install_error_handlers
 from service.events.router import router as events_router
+from service.events.stream import SharedReads
 from service.health.router import router as health_router
 from service.jobs.poll_cache import PollCache, PollCacheLayer
 from service.jobs.router import router as jobs_router
@@ -56,6 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics_registry = registry
     app.state.poll_cache = poll_cache
+    app.state.event_reads = SharedReads()  # the event streams' reads, shared per job
     install_error_handlers(app)
     app.add_middleware(PollCacheLayer, cache=poll_cache)  # innermost: after the token check
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes)

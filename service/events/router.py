@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Path, Query
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from service.deps import DatabaseDep
@@ -74,6 +74,7 @@ def existing_job(
     description=DESCRIPTION,
 )
 async def job_events(
+    request: Request,
     job_id: Annotated[str, Depends(existing_job)],
     database: DatabaseDep,
     last_event_id_header: Annotated[
@@ -85,7 +86,8 @@ async def job_events(
     ] = None,
 ) -> AsyncIterator[ServerSentEvent]:
     after = last_event_id_header if last_event_id_header is not None else last_event_id
+    reads: stream.SharedReads = request.app.state.event_reads
     async for event in stream.job_events(
-        database, job_id, after=-1 if after is None else after, timing=TIMING
+        database, job_id, after=-1 if after is None else after, timing=TIMING, reads=reads
     ):
         yield event

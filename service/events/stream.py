@@ -9,6 +9,12 @@ finished the bound goes, the rest is delivered, then the terminal `status` and t
 
 The reads are sync SQLAlchemy and run in a worker thread; between reads the stream sleeps
 asynchronously, so no subscriber ever blocks the event loop.
+
+The subscribers of one job share their reads (SharedReads): every stream polls on the same
+ticks of the clock, the first read of a tick fixes the tick's bound for that job, and the others
+read up to that same bound, so after one tick every stream that has caught up stands at the same
+position and one read (and one serialization of its events) serves them all. A dashboard with
+many open job pages costs one read per job per tick, not one per page.
 """
 
 from __future__ import annotations
@@ -43,10 +49,12 @@ class Batch:
     series: dict[str, Sequence[tuple[int, float]]] = field(default_factory=dict)
     position: int = -1
     more: bool = False  # a series was cut at SERIES_LIMIT
+    bound: int | None = None  # the running job's bound when read (None: finished or gone)
 
 
-def read_batch(database: Database, job_id: str, position: int) -> Batch:
-    """The job and every series' points after `position`, up to the bound (see module doc)."""
+def read_batch(database: Database, job_id: str, position: int, until: int | None = None) -> Batch:
+    """The job and every series' points after `position`, up to the bound (see module doc),
+    and no further than `until` while the job runs."""
     with database.read() as session:
         job = repository.view(session, job_id)
         if job is None:
@@ -58,8 +66,10 @@ def read_batch(database: Database, job_id: str, position: int) -> Batch:
             last_loss = repository.last_step(session, job_id, "loss")
             if last_loss is not None:
                 bound = min(bound, last_loss)
+            if until is not None:
+                bound = min(bound, until)
             if bound <= position:
-                return Batch(out, position=position)
+                return Batch(out, position=position, bound=bound)
         found: dict[str, Sequence[tuple[int, float]]] = {}
         cut: int | None = None
         for name in service.SERIES:
@@ -70,13 +80,14 @@ def read_batch(database: Database, job_id: str, position: int) -> Batch:
                 found[name] = rows
             if len(rows) == SERIES_LIMIT:
                 cut = rows[-1][0] if cut is None else min(cut, rows[-1][0])
+    end = bound
     if cut is not None:
-        bound = cut
+        end = cut
         found = {name: [r for r in rows if r[0] <= cut] for name, rows in found.items()}
         found = {name: rows for name, rows in found.items() if rows}
-    if bound is None:
-        bound = max([position, *(rows[-1][0] for rows in found.values())])
-    return Batch(out, found, bound, more=cut is not None)
+    if end is None:
+        end = max([position, *(rows[-1][0] for rows in found.values())])
+    return Batch(out, found, position=end, more=cut is not None, bound=bound)
 
 
 def point_events(batch: Batch, previous: int) -> list[ServerSentEvent]:
@@ -99,6 +110,51 @@ def point_events(batch: Batch, previous: int) -> list[ServerSentEvent]:
     ]
 
 
+Read = tuple[Batch, list[ServerSentEvent]]  # a batch and its point events
+
+
+@dataclass
+class _Tick:
+    """One job's reads during one tick of the clock, by the position they started from."""
+
+    number: int
+    bound: int | None = None  # the first read's bound: every later read of the tick stops there
+    reads: dict[int, Read] = field(default_factory=dict)
+    pending: dict[int, anyio.Event] = field(default_factory=dict)
+
+
+class SharedReads:
+    """The streams' reads of the current tick, per job, shared by the streams at one position."""
+
+    def __init__(self) -> None:
+        self._ticks: dict[str, _Tick] = {}
+
+    async def read(self, database: Database, job_id: str, position: int, tick: int) -> Read:
+        """The batch after `position` (and its events) as read during `tick`."""
+        current = self._ticks.get(job_id)
+        if current is None or current.number != tick:
+            current = self._ticks[job_id] = _Tick(tick)
+            for stale in [key for key, old in self._ticks.items() if old.number < tick - 1]:
+                del self._ticks[stale]
+        while position in current.pending:  # another stream is reading this very batch
+            await current.pending[position].wait()
+        found = current.reads.get(position)
+        if found is not None:
+            return found
+        done = current.pending[position] = anyio.Event()
+        try:
+            batch = await anyio.to_thread.run_sync(
+                read_batch, database, job_id, position, current.bound
+            )
+        finally:
+            del current.pending[position]
+            done.set()
+        if current.bound is None:
+            current.bound = batch.bound
+        found = current.reads[position] = (batch, point_events(batch, position))
+        return found
+
+
 def job_event(kind: str, job: JobOut, position: int, **extra: Any) -> ServerSentEvent:
     return ServerSentEvent(event=kind, raw_data=job.model_dump_json(), id=str(position), **extra)
 
@@ -113,16 +169,24 @@ def progress_event(job: JobOut, position: int) -> ServerSentEvent:
 
 
 async def job_events(
-    database: Database, job_id: str, *, after: int, timing: Timing | None = None
+    database: Database,
+    job_id: str,
+    *,
+    after: int,
+    timing: Timing | None = None,
+    reads: SharedReads | None = None,
 ) -> AsyncIterator[ServerSentEvent]:
-    """Events of one job from step `after` on, until its `end` event (or the client leaves)."""
+    """Events of one job from step `after` on, until its `end` event (or the client leaves);
+    `reads`: the reads it shares with the other streams (see module doc)."""
     timing = timing or Timing()
+    reads = reads or SharedReads()
     position = after
     status: tuple[str, int] | None = None
     progress: tuple[int, str] | None = None
     progress_at = last_sent = time.monotonic()
     while True:
-        batch = await anyio.to_thread.run_sync(read_batch, database, job_id, position)
+        tick = int(time.monotonic() // timing.poll_seconds)
+        batch, events = await reads.read(database, job_id, position, tick)
         job = batch.job
         if job is None:  # deleted under us: nothing more will come
             return
@@ -135,7 +199,6 @@ async def job_events(
         elif key != status and not finished:
             yield job_event("status", job, position)
             status = key
-        events = point_events(batch, position)
         position = batch.position
         for event in events:
             yield event
@@ -154,5 +217,5 @@ async def job_events(
         elif now - last_sent >= timing.ping_seconds:
             yield ServerSentEvent(comment="ping")
             last_sent = now
-        if not batch.more:
-            await anyio.sleep(timing.poll_seconds)
+        if not batch.more:  # to the next tick, when every stream of the job reads
+            await anyio.sleep(timing.poll_seconds - time.monotonic() % timing.poll_seconds)
