@@ -3,6 +3,9 @@ Python's threads elsewhere: the same bits either way, from any thread, in a fork
 
 import logging
 import multiprocessing
+import os
+import subprocess
+import sys
 import threading
 from typing import Any, Literal
 
@@ -137,3 +140,20 @@ def test_without_a_thread_safe_layer_passes_use_python_threads(
         assert layer.ready(2) is False
         assert layer.ready(2) is False  # decided once
     assert caplog.text.count("no thread-safe threading layer") == 1
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [({}, "3000"), ({"GOMP_SPINCOUNT": "50"}, "50"), ({"OMP_WAIT_POLICY": "PASSIVE"}, None)],
+)
+def test_openmp_threads_spin_briefly_unless_the_user_says_otherwise(
+    given: dict[str, str], expected: str | None
+) -> None:
+    """Read by libgomp when numba loads it: set on importing the engine's jit module."""
+    env = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+    code = "import os, worker.engine.jit; print(os.environ.get('GOMP_SPINCOUNT'))"
+    found = subprocess.run(
+        [sys.executable, "-c", code], env={**env, **given}, capture_output=True, text=True,
+        check=True,
+    ).stdout.strip()  # fmt: skip
+    assert found == str(expected)

@@ -34,6 +34,14 @@ _log = logging.getLogger(__name__)
 # process. NUMBA_THREADING_LAYER set by the user wins.
 if "NUMBA_THREADING_LAYER" not in os.environ:
     numba_any.config.THREADING_LAYER = "threadsafe"
+# After a parallel loop GNU OpenMP's threads spin before they sleep. Its default (300,000 rounds)
+# makes launches cheapest, but with more busy threads than cores (two uncoordinated workers on one
+# host) two jobs run 4.1x slower each instead of 1.2x with Python threads. 3,000 rounds gave the
+# SGD recipe 1.83x the course's float32 (10,000: 2.07x; 1,000: 1.70x) and two such jobs together
+# the throughput they had on Python threads (bench.sgd, bench.concurrency). Read when libgomp
+# loads (numba's first parallel launch); the user's OMP_WAIT_POLICY or GOMP_SPINCOUNT wins.
+if "OMP_WAIT_POLICY" not in os.environ:
+    os.environ.setdefault("GOMP_SPINCOUNT", "3000")
 
 
 def kernel(fn: F) -> F:
