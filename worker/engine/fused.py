@@ -26,6 +26,7 @@ as the slab kernels on the gathered rows, over the same slabs, so it returns wha
 returns on (X[rows], y[rows]), bit for bit.
 """
 
+import functools
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -33,7 +34,7 @@ import numpy as np
 
 from worker.engine import fused_c10, jit
 from worker.engine.arrays import FloatArray, IntArray
-from worker.engine.fused_gen import PAD
+from worker.engine.fused_gen import KERNEL_NAMES, PAD
 from worker.engine.parallel import max_threads, run_parallel
 
 CHUNK = 32  # rows per chunk: scores, elementwise step and gradient while the chunk is in L2
@@ -54,12 +55,10 @@ GATHER_KERNELS: dict[int, dict[str, Callable[..., float]]] = {
     fused_c10.C: {"svm": fused_c10.svm_gather, "softmax": fused_c10.softmax_gather},
 }
 
-# Each kernel's driver: the kernel on every slab of a pass, on numba's threads.
+# Each kernel's driver (fused_gen names it after the kernel): the kernel on every slab of a
+# pass, on numba's threads.
 DRIVERS: dict[Callable[..., float], Callable[..., None]] = {
-    fused_c10.svm_slab: fused_c10.svm_slab_slabs,
-    fused_c10.softmax_slab: fused_c10.softmax_slab_slabs,
-    fused_c10.svm_gather: fused_c10.svm_gather_slabs,
-    fused_c10.softmax_gather: fused_c10.softmax_gather_slabs,
+    getattr(fused_c10, name): getattr(fused_c10, f"{name}_slabs") for name, _, _ in KERNEL_NAMES
 }
 
 
@@ -95,6 +94,14 @@ def slab_bounds(n_rows: int) -> list[tuple[int, int]]:
         (CHUNK * (chunks * s // count), min(n_rows, CHUNK * (chunks * (s + 1) // count)))
         for s in range(count)
     ]
+
+
+@functools.lru_cache(maxsize=64)
+def _spans(n_rows: int) -> np.ndarray:
+    """slab_bounds(n_rows) as the drivers take it: int64 (slabs, 2), read-only, made once."""
+    spans = np.array(slab_bounds(n_rows), dtype=np.int64)
+    spans.flags.writeable = False
+    return spans
 
 
 def applies(name: str, W: FloatArray, X: FloatArray, y: IntArray) -> bool:
@@ -163,21 +170,22 @@ def _slabs(
     """`kernel(*data, Wp, start, stop, ...)` on the slabs of n_rows rows, summed in slab order."""
     Wp = pack(W)
     dtype = X.dtype.type
-    bounds = slab_bounds(n_rows)
-    parts = np.empty((len(bounds), *(Wp.shape if want_grad else (0, 0, 0))), X.dtype)
+    spans = _spans(n_rows)
+    count = len(spans)
+    parts = np.empty((count, *(Wp.shape if want_grad else (0, 0, 0))), X.dtype)
     extra: tuple[Any, ...] = (dtype(delta),) if name == "svm" else ()
-    threads = min(max_threads(), len(bounds))
-    losses = np.empty(len(bounds))
+    threads = min(max_threads(), count)
+    losses = np.empty(count)
     if threads > 1 and jit.parallel_ready(threads):
-        spans = np.array(bounds, dtype=np.int64)
         DRIVERS[kernel](*data, Wp, spans, parts, CHUNK, want_grad, *extra, losses)
     else:
+        bounds = slab_bounds(n_rows)
 
         def slab(index: int) -> float:
             start, stop = bounds[index]
             return kernel(*data, Wp, start, stop, parts[index], CHUNK, want_grad, *extra)
 
-        tasks = [lambda _slot, index=index: slab(index) for index in range(len(bounds))]
+        tasks = [lambda _slot, index=index: slab(index) for index in range(count)]
         losses[:] = run_parallel(tasks, threads)
     loss_sum = 0.0
     for loss in losses:

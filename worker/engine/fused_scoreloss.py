@@ -120,13 +120,12 @@ def each_data_loss_sum(
     name: str, T3: FloatArray, y: IntArray, delta: float, relative: bool
 ) -> list[float]:
     """`data_loss_sum` of each stacked scores T3[g] (G, R, N), bit for bit, the candidates
-    shared among threads; `applies(name, T3[0], y, None, relative)` must hold and T3 be
-    C-contiguous."""
-    y64 = np.ascontiguousarray(y, dtype=np.int64)
-    offset = int(relative)
+    shared among numba's threads where they run; `applies(name, T3[0], y, None, relative)` must
+    hold."""
     threads = min(max_threads(), T3.shape[0])
     if threads > 1 and jit.parallel_ready(threads):
         sums = np.empty(T3.shape[0])
-        svm_sums(T3, NO_BASE, y64, float(delta), offset, sums)
+        y64 = np.ascontiguousarray(y, dtype=np.int64)
+        svm_sums(T3, NO_BASE, y64, float(delta), int(relative), sums)
         return [float(total) for total in sums]
-    return [float(svm_sum(T, NO_BASE, False, y64, float(delta), offset)) for T in T3]
+    return [data_loss_sum(name, T, y, delta, None, relative) for T in T3]

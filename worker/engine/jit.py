@@ -52,16 +52,16 @@ def kernel(fn: F) -> F:
     Of fastmath, only reassociation (sums split over vector lanes) and contraction (fused
     multiply-adds): the no-NaN / no-inf assumptions of full fastmath would let NaN and inf
     vanish from a diverging run's loss, which training must see."""
-    options: dict[str, Any] = {
-        "nogil": True,
-        "fastmath": {"reassoc", "contract"},
-        "error_model": "numpy",
-    }
+    return _compiled(fn, "kernel", fastmath={"reassoc", "contract"}, error_model="numpy")
+
+
+def _compiled(fn: F, what: str, **options: Any) -> F:
+    """njit(nogil=True, **options)(fn), cached on disk unless numba finds nowhere to write."""
     try:
-        return cast(F, njit(cache=True, **options)(fn))
+        return cast(F, njit(cache=True, nogil=True, **options)(fn))
     except RuntimeError as error:  # no writable cache directory
-        _log.warning("numba kernel %s compiled without a disk cache: %s", fn.__name__, error)
-        return cast(F, njit(**options)(fn))
+        _log.warning("numba %s %s compiled without a disk cache: %s", what, fn.__name__, error)
+        return cast(F, njit(nogil=True, **options)(fn))
 
 
 def _prefetch_typer(typingctx: Any, arr: Any, idx: Any) -> Any:
@@ -92,11 +92,7 @@ def parallel_driver(fn: F) -> F:
 
     Its threads come from numba's threading layer, which this module restricts to a thread-safe
     one (OpenMP or TBB; see `parallel_ready`)."""
-    try:
-        return cast(F, njit(cache=True, nogil=True, parallel=True)(fn))
-    except RuntimeError as error:  # no writable cache directory
-        _log.warning("numba driver %s compiled without a disk cache: %s", fn.__name__, error)
-        return cast(F, njit(nogil=True, parallel=True)(fn))
+    return _compiled(fn, "driver", parallel=True)
 
 
 @njit(parallel=True)
@@ -114,13 +110,16 @@ class _ParallelLayer:
         self._ok = False
 
     def ready(self, threads: int) -> bool:
-        with self._lock:
-            if self._pid == 0:
-                self._pid, self._ok = os.getpid(), self._load()
-            elif self._pid != os.getpid():
-                # A forked child of a process whose threads were started: GNU OpenMP's thread
-                # pool did not survive the fork and launching again can hang. Python threads.
-                return False
+        pid = os.getpid()
+        if self._pid != pid:  # not yet found out in this process (the lock only until it is)
+            with self._lock:
+                if self._pid == 0:
+                    self._ok = self._load()
+                    self._pid = pid  # after _ok: a thread that sees the pid sees the answer
+                elif self._pid != pid:
+                    # A forked child of a process whose threads were started: GNU OpenMP's
+                    # thread pool did not survive the fork and launching again can hang.
+                    return False
         if self._ok:
             numba_any.set_num_threads(min(threads, numba_any.config.NUMBA_NUM_THREADS))
         return self._ok

@@ -190,12 +190,11 @@ def linear_pass(
     """
     work = _Pass(W, X, y, elementwise, want_grad)
     n_rows = X.shape[0]
-    if fused is not None and fused_enabled():
-        from worker.engine import fused as compiled  # imports numba: only once it is needed
+    if fused is not None and fused_applies(work.W, X, y, fused):
+        from worker.engine import fused as compiled
 
-        if compiled.applies(fused.name, work.W, X, y):
-            loss_sum, grad = compiled.fused_pass(fused.name, work.W, X, y, want_grad, fused.delta)
-            return PassResult(loss_sum, grad)
+        loss_sum, grad = compiled.fused_pass(fused.name, work.W, X, y, want_grad, fused.delta)
+        return PassResult(loss_sum, grad)
     # BLAS on one thread, always: its results may depend on its thread count (OpenBLAS picks
     # other kernels when threaded), the engine's must not; and the engine's own threads (slabs,
     # prefetch) are the parallelism.
@@ -222,9 +221,9 @@ def _sum_in_order(results: Sequence[PassResult]) -> PassResult:
     return PassResult(loss_sum, grad)
 
 
-def gather_applies(W: FloatArray, X: FloatArray, y: IntArray, fused: FusedLoss) -> bool:
-    """Whether `gather_pass` computes minibatches of (X, y) for W: the compiled kernels are on
-    and apply to the whole X (C-contiguous, in W's dtype) and y."""
+def fused_applies(W: FloatArray, X: FloatArray, y: IntArray, fused: FusedLoss) -> bool:
+    """Whether the compiled kernels are on and compute the passes of `fused` over (X, y) for W
+    (X C-contiguous, in W's dtype): linear_pass's, and `gather_pass` for minibatches of them."""
     if not fused_enabled():
         return False
     from worker.engine import fused as compiled  # imports numba: only once it is needed
@@ -236,7 +235,7 @@ def gather_pass(
     W: FloatArray, X: FloatArray, y: IntArray, rows: IntArray, fused: FusedLoss
 ) -> PassResult:
     """linear_pass(W, X[rows], y[rows], ..., want_grad=True, fused=fused), bit for bit, reading
-    the rows in place. `gather_applies(W, X, y, fused)` must hold, X be a plain ndarray, y int64
+    the rows in place. `fused_applies(W, X, y, fused)` must hold, X be a plain ndarray, y int64
     C-contiguous, and rows (n >= 1,) lie in [0, N) (unchecked: the kernels read X[rows[i]])."""
     from worker.engine import fused as compiled
 

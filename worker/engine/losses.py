@@ -23,7 +23,7 @@ from worker.engine.kernels import (
     Elementwise,
     FusedLoss,
     PassResult,
-    gather_applies,
+    fused_applies,
     gather_pass,
     linear_pass,
 )
@@ -147,9 +147,6 @@ class LossFunction:
     def _kind(self) -> FusedLoss:
         return FusedLoss(self.name, self.delta)
 
-    def _chunk(self) -> Elementwise:
-        return elementwise(self._kind())
-
     def loss(self, W: FloatArray, X: FloatArray, y: IntArray) -> float:
         return _loss(self._kind(), W, X, y, self.reg)
 
@@ -158,8 +155,8 @@ class LossFunction:
 
     def reads_rows_in_place(self, W: FloatArray, X: FloatArray, y: IntArray) -> bool:
         """Whether `loss_grad_rows` computes minibatches of (X, y) for W: where
-        kernels.gather_applies holds."""
-        return gather_applies(W, X, y, self._kind())
+        kernels.fused_applies holds."""
+        return fused_applies(W, X, y, self._kind())
 
     def loss_grad_rows(
         self, W: FloatArray, X: FloatArray, y: IntArray, rows: IntArray

@@ -32,6 +32,17 @@ def correct_index(y: IntArray) -> IntArray:
     return index
 
 
+def _compiled_applies(
+    name: LossName, T: FloatArray, y: IntArray, base: F64 | None, relative: bool
+) -> bool:
+    """Whether the compiled kernels are on and worker.engine.fused_scoreloss computes this loss."""
+    if not fused_enabled():
+        return False
+    from worker.engine import fused_scoreloss  # imports numba: only once it is needed
+
+    return fused_scoreloss.applies(name, T, y, base, relative)
+
+
 def data_loss(
     name: LossName,
     T: FloatArray,
@@ -54,11 +65,10 @@ def data_loss(
     None), and `index` is correct_index(y), which callers evaluating many candidates precompute.
     """
     n_rows = int(T.shape[1])
-    if fused_enabled():
-        from worker.engine import fused_scoreloss  # imports numba: only once it is needed
+    if _compiled_applies(name, T, y, base, relative):
+        from worker.engine import fused_scoreloss
 
-        if fused_scoreloss.applies(name, T, y, base, relative):
-            return fused_scoreloss.data_loss_sum(name, T, y, delta, base, relative) / n_rows
+        return fused_scoreloss.data_loss_sum(name, T, y, delta, base, relative) / n_rows
     return numpy_data_loss(name, T, y, delta, base=base, out=out, index=index, relative=relative)
 
 
@@ -75,12 +85,11 @@ def each_data_loss(
     """`data_loss` of each of G stacked class-major scores T3 (G, C, N), or (G, C - 1, N) with
     relative: the very bits `data_loss` gives each, on several threads with the kernels."""
     n_rows = int(T3.shape[-1])
-    if fused_enabled() and T3.shape[0] > 1 and T3.flags.c_contiguous:
+    if len(T3) and _compiled_applies(name, T3[0], y, None, relative):
         from worker.engine import fused_scoreloss
 
-        if fused_scoreloss.applies(name, T3[0], y, None, relative):
-            sums = fused_scoreloss.each_data_loss_sum(name, T3, y, delta, relative)
-            return [total / n_rows for total in sums]
+        sums = fused_scoreloss.each_data_loss_sum(name, T3, y, delta, relative)
+        return [total / n_rows for total in sums]
     return [data_loss(name, T, y, delta, out=out, index=index, relative=relative) for T in T3]
 
 
