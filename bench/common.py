@@ -139,6 +139,18 @@ def interleaved(
     return [Timing(name, min(runs[name]), tuple(runs[name])) for name, _ in candidates]
 
 
+def cpu_model() -> str:
+    """The processor's name (/proc/cpuinfo): machines of one kind differ from session to session."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().split("\n\n")[0].splitlines()
+    except OSError:
+        return platform.processor() or "unknown processor"
+    fields = dict(line.split(":", 1) for line in lines if ":" in line)
+    found = {key.strip(): value.strip() for key, value in fields.items()}
+    name = found.get("model name", "unknown processor")
+    return f"{name}, family {found.get('cpu family', '?')} model {found.get('model', '?')}"
+
+
 def machine() -> str:
     blas = ""
     try:
@@ -150,8 +162,8 @@ def machine() -> str:
     except ImportError:
         pass
     return (
-        f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-        f"NumPy {np.__version__}{', ' + blas if blas else ''}"
+        f"{platform.machine()} ({cpu_model()}), {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}, NumPy {np.__version__}{', ' + blas if blas else ''}"
     )
 
 
