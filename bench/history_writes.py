@@ -48,8 +48,9 @@ RECIPE: dict[str, Any] = {
 }
 
 
-def engine_only(spec: dict[str, Any], preparer: DataPreparer) -> tuple[float, float]:
-    """Seconds of the training loop, and of scoring its W on every split as a job ends."""
+def engine_only(spec: dict[str, Any], preparer: DataPreparer, every: float) -> tuple[float, float]:
+    """Seconds of the training loop (in chunks of `every` seconds, as a job's), and of scoring its
+    W on every split as a job ends."""
     stored = JobSpec.model_validate(spec).model_dump(mode="json")
     stored["dataset"] = {"n_train": None, "n_val": None, "n_test": None, **spec["dataset"]}
     data, _ = preparer.prepare(stored)
@@ -57,7 +58,7 @@ def engine_only(spec: dict[str, Any], preparer: DataPreparer) -> tuple[float, fl
     state = init_state(config, data.n_classes, data.X_train.shape[1])
     started = time.perf_counter()
     for _ in run(state, config, TrainData(data.X_train, data.y_train, data.X_val, data.y_val),
-                 chunk_steps=100_000, chunk_seconds=0.25):  # fmt: skip
+                 chunk_steps=100_000, chunk_seconds=every):  # fmt: skip
         pass
     trained = time.perf_counter()
     evaluate(state.W, data, state.step)
@@ -102,6 +103,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5, help="interleaved runs of each side")
     repeats = parser.parse_args().repeats
+    every = Settings().flush_seconds  # the jobs' too: DESCENT_FLUSH_SECONDS
     workdir = Path(tempfile.mkdtemp(prefix="descent-history-"))
     preparer = DataPreparer(4 * 1024**3, cifar10_dir())
     cases = [("toy, 100,000 steps", TOY)]
@@ -110,10 +112,10 @@ def main() -> None:
     load_before = _load()
     rows = []
     for name, spec in cases:
-        engine_only(spec, preparer)  # warm-up: data prepared, code paths hot
+        engine_only(spec, preparer, every)  # warm-up: data prepared, code paths hot
         bare, scored, persisted, pointless = [], [], [], []
         for _ in range(repeats):  # interleaved
-            train_s, score_s = engine_only(spec, preparer)
+            train_s, score_s = engine_only(spec, preparer, every)
             bare.append(train_s)
             scored.append(train_s + score_s)
             persisted.append(as_job(spec, workdir))
@@ -130,17 +132,20 @@ def main() -> None:
     body = table(header, rows)
     body += (
         "\n\nEvery step logs a loss and a learning-rate point (log_every 1). Engine only: the"
-        " training loop consumed in 0.25 s chunks with the history discarded. Job: a Worker on a"
-        " fresh SQLite database; its `run_s` includes the inserts, progress updates and"
+        f" training loop consumed in {every:g} s chunks with the history discarded. Job: a Worker"
+        " on a fresh SQLite database; its `run_s` includes the inserts, progress updates and"
         " checkpoints, written on a thread of their own while the engine computes the next"
-        " chunk, and the scoring of the final W on every split that every job ends with (timed"
-        " alone beside the engine: `engine + final scoring`). `Points not inserted`: the same job"
+        f" chunk (a write every {every:g} s, DESCENT_FLUSH_SECONDS), and the scoring of the final"
+        " W on every split that every job ends with (timed alone beside the engine: `engine +"
+        " final scoring`). `Points not inserted`: the same job"
         " with the metric_points inserts skipped (a diagnostic: what everything else costs)."
         " Ratio: job / engine only, the target's measure. Min of"
         f" {repeats} interleaved runs each (the ratio of their medians beside it). Load average"
         f" (1, 5, 15 min) {load_before} before, {_load()} after."
     )
     command = "python -m bench.history_writes"
+    if "DESCENT_FLUSH_SECONDS" in os.environ:
+        command = f"DESCENT_FLUSH_SECONDS={os.environ['DESCENT_FLUSH_SECONDS']} {command}"
     if repeats != 5:
         command += f" --repeats {repeats}"
     write_report("history_writes", "The cost of writing the history", command, body)

@@ -27,6 +27,14 @@ class Settings(BaseSettings):
         30.0, gt=0, description="How long a claim lasts without a heartbeat."
     )
     heartbeat_seconds: float = Field(5.0, gt=0, description="How often a worker renews its lease.")
+    flush_seconds: float = Field(
+        0.5,
+        gt=0,
+        le=60,
+        description="How often a running job writes its new history points, progress and metrics "
+        "(how soon watchers see them); each write costs the job a fixed amount, so shorter costs "
+        "more (docs/BENCHMARKS.md).",
+    )
     checkpoint_seconds: float = Field(
         2.0, gt=0, description="Checkpoint a running job (and its latest W) at least this often."
     )

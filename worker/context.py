@@ -20,6 +20,7 @@ import numpy as np
 from sqlalchemy.orm import Session
 
 from service.db.session import Database
+from service.jobs import rollup_store
 from service.settings import Settings
 from worker import store
 from worker.retry import in_transaction
@@ -146,10 +147,15 @@ class JobContext:
         # The engine goes on mutating what it handed over (W is updated in place).
         metrics = dict(metrics)
         weights = None if weights is None else weights.copy()
+        # Summarized here, not on the writing thread: every NumPy call on a large array lets go
+        # of the GIL and takes it back, and each time the writer takes it back it stops the
+        # engine (which holds the GIL between its own small calls) while the two threads trade
+        # places. Here the summary costs the engine its work alone, without dozens of trades.
+        rollups = rollup_store.summarize(points)
 
         def work(session: Session) -> bool:
             cancel = self._renew(session, progress_step=step, metrics=metrics)
-            store.add_points(session, self.job_id, points)
+            store.add_points(session, self.job_id, points, rollups)
             if checkpoint is not None:
                 store.put_checkpoint(session, self.job_id, self.claimed.attempts, step, checkpoint)
             if weights is not None:

@@ -10,9 +10,6 @@ import numpy as np
 from worker.context import JobContext, Outcome
 from worker.store import Points
 
-# Flush history to the database at least this often, so pollers see the curve grow.
-FLUSH_SECONDS = 0.25
-
 
 class ChunkLike(Protocol):
     @property

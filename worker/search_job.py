@@ -9,7 +9,7 @@ import numpy as np
 
 from worker.checkpoint import generator_state, pack, restore_generator, unpack
 from worker.context import JobContext, Outcome, Resume
-from worker.driving import FLUSH_SECONDS, drive, finite_points
+from worker.driving import drive, finite_points
 from worker.engine.search import (
     LocalSearchConfig,
     LocalSearchState,
@@ -68,8 +68,9 @@ def _from_checkpoint(payload: bytes) -> SearchState:
 
 def _start(
     spec: dict[str, Any], shape: tuple[int, int], X: np.ndarray, y: np.ndarray,
-    resume: Resume | None,
+    resume: Resume | None, every: float,
 ) -> tuple[SearchState, Iterator[SearchChunk]]:  # fmt: skip
+    """The search's state and its chunks, each about `every` seconds long."""
     opt = spec["optimizer"]
     if opt["type"] == "random_search":
         random = RandomSearchConfig(
@@ -78,7 +79,7 @@ def _start(
         state = _from_checkpoint(resume.payload) if resume else None
         rs = state if isinstance(state, RandomSearchState) else init_random_search_state(
             random, *shape)  # fmt: skip
-        return rs, run_random_search(rs, random, X, y, chunk_seconds=FLUSH_SECONDS)
+        return rs, run_random_search(rs, random, X, y, chunk_seconds=every)
     local = LocalSearchConfig(
         **_common(spec),
         iterations=int(opt["iterations"]),
@@ -87,12 +88,14 @@ def _start(
     )
     state = _from_checkpoint(resume.payload) if resume else None
     ls = state if isinstance(state, LocalSearchState) else init_local_search_state(local, *shape)
-    return ls, run_local_search(ls, local, X, y, chunk_seconds=FLUSH_SECONDS)
+    return ls, run_local_search(ls, local, X, y, chunk_seconds=every)
 
 
 def run_search(context: JobContext, data: PreparedData, resume: Resume | None) -> Outcome:
     X, y = data.X_train, data.y_train
-    state, chunks = _start(context.spec, (data.n_classes, X.shape[1]), X, y, resume)
+    shape = (data.n_classes, X.shape[1])
+    every = context.settings.flush_seconds
+    state, chunks = _start(context.spec, shape, X, y, resume, every)
     metrics: dict[str, float] = {}
 
     def points_of(chunk: SearchChunk) -> list[Points]:

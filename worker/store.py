@@ -153,8 +153,14 @@ _INSERT_POINTS = f"INSERT INTO {MetricPoint.__tablename__} (job_id, series, step
 _UNNEST_POINTS = bulk.pg_unnest(_INSERT_POINTS, 2, ("bigint", "double precision"))
 
 
-def add_points(session: Session, job_id: str, points: Iterable[Points]) -> None:
-    """Insert points (bulk statements, service.db.bulk) and fold them into the series' rollups."""
+def add_points(
+    session: Session,
+    job_id: str,
+    points: Iterable[Points],
+    rollups: rollup_store.Rows | None = None,
+) -> None:
+    """Insert points (bulk statements, service.db.bulk) and fold them into the series' rollups
+    (`rollups`: what rollup_store.summarize made of these points, if the caller did)."""
     connection = session.connection()
     sqlite = connection.dialect.name == "sqlite"
     points = list(points)
@@ -174,7 +180,7 @@ def add_points(session: Session, job_id: str, points: Iterable[Points]) -> None:
                 _UNNEST_POINTS,
                 (job_id, series.series, bulk.pg_array(series.steps), bulk.pg_array(series.values)),
             )
-    rollup_store.add(connection, job_id, points)
+    rollup_store.add(connection, job_id, points if rollups is None else rollups)
 
 
 def _upsert(session: Session, model: type[Base], values: dict[str, Any]) -> None:

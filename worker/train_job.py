@@ -8,7 +8,7 @@ import numpy as np
 
 from worker.checkpoint import generator_state, pack, restore_generator, unpack
 from worker.context import JobContext, Outcome, Resume
-from worker.driving import FLUSH_SECONDS, drive
+from worker.driving import drive
 from worker.engine.train import Chunk, Diverged, TrainConfig, TrainData, TrainState, init_state, run
 from worker.evaluation import evaluate
 from worker.prepare import PreparedData
@@ -79,7 +79,8 @@ def run_train(context: JobContext, data: PreparedData, resume: Resume | None) ->
     pruner = pruner_for(context, start=state.step, step=lambda: state.step,
                         weights=lambda: state.W, metrics=lambda: history.metrics)  # fmt: skip
     chunk_steps = pruner.chunk_steps if pruner is not None else 100_000
-    chunks = run(state, config, train_data, chunk_steps=chunk_steps, chunk_seconds=FLUSH_SECONDS)
+    every = context.settings.flush_seconds
+    chunks = run(state, config, train_data, chunk_steps=chunk_steps, chunk_seconds=every)
     try:
         stopped = drive(
             context,

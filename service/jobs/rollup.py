@@ -48,16 +48,20 @@ Columns = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.n
 
 
 def _reduce(
-    blocks: np.ndarray,
+    keys: np.ndarray,
     min_step: np.ndarray,
     min_value: np.ndarray,
     max_step: np.ndarray,
     max_value: np.ndarray,
     points: np.ndarray,
 ) -> Columns:
-    """One summary per run of equal `blocks` of these summaries (in step order): the lowest of
-    their minima and the highest of their maxima, the earliest on ties."""
-    n = len(blocks)
+    """One summary per block of the next level (key // FANOUT) of these summaries, keys
+    ascending: the lowest of their minima and the highest of their maxima, the earliest on ties."""
+    n = len(keys)
+    finite = np.isfinite(min_value).all() and np.isfinite(max_value).all()
+    if keys[-1] - keys[0] == n - 1 and finite:
+        return _reduce_consecutive((keys, min_step, min_value, max_step, max_value, points))
+    blocks = keys // FANOUT
     starts = np.flatnonzero(np.r_[True, blocks[1:] != blocks[:-1]])
     runs = np.diff(np.r_[starts, n])
     index = np.arange(n)
@@ -69,15 +73,42 @@ def _reduce(
     return blocks[starts], min_step[at_low], lows, max_step[at_high], highs, counts
 
 
+def _reduce_consecutive(found: Columns) -> Columns:
+    """`_reduce` of keys k, k + 1, ..., k + n - 1 with finite values (a job logging every step):
+    the columns laid out as a grid of one block per row, padded at both ends with values that
+    never win, so each block is one argmin, argmax and sum along a row."""
+    keys, min_step, min_value, max_step, max_value, points = found
+    n = len(keys)
+    lead = int(keys[0]) % FANOUT
+    rows = -(-(lead + n) // FANOUT)
+
+    def grid(column: np.ndarray, fill: float) -> np.ndarray:
+        out = np.full(rows * FANOUT, fill, dtype=column.dtype)
+        out[lead : lead + n] = column
+        return out.reshape(rows, FANOUT)
+
+    lows, highs = grid(min_value, np.inf), grid(max_value, -np.inf)
+    at_low, at_high = lows.argmin(axis=1), highs.argmax(axis=1)  # the first on ties
+    every = np.arange(rows)
+    return (
+        int(keys[0]) // FANOUT + every,
+        grid(min_step, 0)[every, at_low],
+        lows[every, at_low],
+        grid(max_step, 0)[every, at_high],
+        highs[every, at_high],
+        grid(points, 0).sum(axis=1),
+    )
+
+
 def summarize_levels(steps: np.ndarray, values: np.ndarray) -> list[tuple[int, Columns]]:
     """Each level's summaries of the blocks the points (steps ascending) fall in: level 1 from
     the points, each coarser one from the level below."""
     if len(steps) == 0:
         return []
-    found = _reduce(steps // FANOUT, steps, values, steps, values, np.ones(len(steps), np.int64))
+    found = _reduce(steps, steps, values, steps, values, np.ones(len(steps), np.int64))
     levels = [(1, found)]
     for level in range(2, LEVELS + 1):
-        found = _reduce(found[0] // FANOUT, *found[1:])
+        found = _reduce(*found)
         levels.append((level, found))
     return levels
 

@@ -8,6 +8,7 @@ retention downsamples and then rebuilds; deleting a job deletes them.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import NamedTuple
 
 import numpy as np
 from sqlalchemy import Connection, bindparam, select
@@ -93,12 +94,20 @@ def _write(
         connection.exec_driver_sql(_PG_UPSERT, (job_id, *arrays))
 
 
-def add(connection: Connection, job_id: str, batches: Iterable[Batch]) -> None:
-    """Fold new points of a job's series (each after every stored point of its series) into
-    their rollups."""
+class Rows(NamedTuple):
+    """Summary rows of one job ready to upsert: each row's series, then the columns level,
+    block, min_step, min_value, max_step, max_value, points."""
+
+    series: list[str]
+    numbers: list[Sequence[float]]
+
+
+def summarize(batches: Iterable[Batch]) -> Rows:
+    """The rollup rows of new points of a job's series (each after every stored point of its
+    series): NumPy work a writer may do before its transaction, on another thread."""
     parts: list[tuple[str, int, Columns]] = []
     for series, steps, values in batches:
-        if not steps:
+        if not len(steps):
             continue
         step_array = np.asarray(steps, dtype=np.int64)
         value_array = np.asarray(values, dtype=np.float64)
@@ -109,11 +118,18 @@ def add(connection: Connection, job_id: str, batches: Iterable[Batch]) -> None:
             (series, level, found) for level, found in summarize_levels(step_array, value_array)
         ]
     if not parts:
-        return
+        return Rows([], [])
     series_column = [name for name, _, found in parts for _ in range(len(found[0]))]
     level_column = [level for _, level, found in parts for _ in range(len(found[0]))]
     numbers = [np.concatenate([found[k] for _, _, found in parts]).tolist() for k in range(6)]
-    _write(connection, job_id, series_column, [level_column, *numbers])
+    return Rows(series_column, [level_column, *numbers])
+
+
+def add(connection: Connection, job_id: str, batches: Iterable[Batch] | Rows) -> None:
+    """Fold new points of a job's series (each after every stored point of its series) into
+    their rollups; or upsert rows `summarize` made of them."""
+    rows = batches if isinstance(batches, Rows) else summarize(batches)
+    _write(connection, job_id, rows.series, rows.numbers)
 
 
 def _series(session: Session, job_id: str) -> list[str]:

@@ -15,21 +15,19 @@ from service.settings import Settings
 from tests.events.sse import Event, parse
 from tests.events.test_events import delivered, strict_json
 from tests.service.conftest import toy_spec
-from worker import train_job
 from worker.runner import Worker
 
 
 @pytest.fixture
 def worker_thread(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch
+    settings: Settings,
 ) -> Iterator[threading.Thread]:
     """A burst worker in a thread, started by the test once it is watching.
 
-    It flushes history every 20 ms (not every 0.25 s), so that even a short toy job reaches the
+    It flushes history every 20 ms (not every 0.5 s), so that even a short toy job reaches the
     stream in several pieces however fast the engine runs.
     """
-    monkeypatch.setattr(train_job, "FLUSH_SECONDS", 0.02)
-    worker = Worker(settings)
+    worker = Worker(settings.model_copy(update={"flush_seconds": 0.02}))
     thread = threading.Thread(target=lambda: worker.run(burst=True), daemon=True)
     yield thread
     thread.join(timeout=60)

@@ -40,11 +40,23 @@ def _curve(count: int, seed: int, *, gaps: bool = False) -> tuple[list[int], lis
 
 
 @pytest.mark.parametrize("level", range(1, LEVELS + 1))
-def test_a_block_summary_holds_its_extremes_with_the_earliest_step_on_ties(level: int) -> None:
-    steps, values = _curve(5_000, seed=level, gaps=True)
+@pytest.mark.parametrize(
+    ("gaps", "first"), [(True, 0), (False, 0), (False, 7), (False, 4_090)], ids=str
+)
+def test_a_block_summary_holds_its_extremes_with_the_earliest_step_on_ties(
+    level: int, gaps: bool, first: int
+) -> None:
+    """With gaps between steps, and every step from `first` on (summarized as a grid)."""
+    steps, values = _curve(5_000, seed=level, gaps=gaps)
+    steps = [step + first for step in steps]
     columns = dict(rollup.summarize_levels(np.array(steps), np.array(values)))[level]
     found = [Summary(*row) for row in zip(*(c.tolist() for c in columns), strict=True)]
     assert found == _brute_summaries(steps, values, level)
+
+
+def test_a_run_of_a_few_steps_inside_one_block_is_one_summary() -> None:
+    columns = dict(rollup.summarize_levels(np.array([33, 34, 35]), np.array([2.0, 1.0, 1.0])))
+    assert [c.tolist() for c in columns[1]] == [[2], [34], [1.0], [33], [2.0], [3]]
 
 
 @pytest.mark.parametrize(

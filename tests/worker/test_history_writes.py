@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import threading
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -14,9 +15,10 @@ from service.db.models import Job, MetricPoint
 from service.db.session import Database
 from service.jobs import repository, service
 from service.settings import Settings
+from tests.conftest import make_settings
 from tests.worker.conftest import submit
 from tests.worker.test_runner import wait_for
-from worker import store, train_job
+from worker import store
 from worker.engine.train import TrainData, init_state, run
 from worker.prepare import DataPreparer
 from worker.runner import Worker
@@ -25,10 +27,10 @@ from worker.training import train_config
 LONG = {"type": "sgd", "learning_rate": 0.05, "batch_size": 8, "iterations": 1_000_000}
 
 
-@pytest.fixture(autouse=True)
-def many_flushes(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
     """Flush every few milliseconds, so that a short job overlaps many writes with its steps."""
-    monkeypatch.setattr(train_job, "FLUSH_SECONDS", 0.003)
+    return make_settings(database_url, tmp_path, flush_seconds=0.003)
 
 
 def _points(database: Database, job_id: str, series: str) -> list[tuple[int, float]]:
@@ -82,13 +84,13 @@ def test_a_failed_history_write_fails_the_job_and_the_worker_goes_on(
     add_points = store.add_points
     calls = 0
 
-    def flaky(session: Any, job_id: str, points: list[store.Points]) -> None:
+    def flaky(session: Any, job_id: str, points: list[store.Points], *rollups: Any) -> None:
         nonlocal calls
         if job_id == failing:
             calls += 1
             if calls == 3:
                 raise RuntimeError("disk on fire")
-        add_points(session, job_id, points)
+        add_points(session, job_id, points, *rollups)
 
     monkeypatch.setattr(store, "add_points", flaky)
 
@@ -140,13 +142,13 @@ def test_a_slow_write_holds_the_engine_back_by_one_chunk_at_most(
     most = 0
     lock = threading.Lock()
 
-    def slow(session: Any, job_id: str, points: list[store.Points]) -> None:
+    def slow(session: Any, job_id: str, points: list[store.Points], *rollups: Any) -> None:
         nonlocal in_flight, most
         with lock:
             in_flight += 1
             most = max(most, in_flight)
         threading.Event().wait(0.01)
-        add_points(session, job_id, points)
+        add_points(session, job_id, points, *rollups)
         with lock:
             in_flight -= 1
 

@@ -44,7 +44,7 @@ def _bits(pairs: list[tuple[int, float]]) -> list[tuple[int, bytes]]:
     return [(step, np.float64(value).tobytes()) for step, value in pairs]
 
 
-@pytest.mark.parametrize("count", [0, 1, 7, 511, 512, 513, 1_100, 3_001])
+@pytest.mark.parametrize("count", [0, 1, 7, 511, 512, 513, 1_100, 3_001, 12_500])
 def test_bulk_points_read_back_as_an_orm_insert_of_the_same_points(
     settings: Settings, database: Database, count: int
 ) -> None:
