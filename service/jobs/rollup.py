@@ -58,8 +58,8 @@ def _reduce(
     """One summary per block of the next level (key // FANOUT) of these summaries, keys
     ascending: the lowest of their minima and the highest of their maxima, the earliest on ties."""
     n = len(keys)
-    finite = np.isfinite(min_value).all() and np.isfinite(max_value).all()
-    if keys[-1] - keys[0] == n - 1 and finite:
+    consecutive = bool((np.diff(keys) == 1).all())
+    if consecutive and np.isfinite(min_value).all() and np.isfinite(max_value).all():
         return _reduce_consecutive((keys, min_step, min_value, max_step, max_value, points))
     blocks = keys // FANOUT
     starts = np.flatnonzero(np.r_[True, blocks[1:] != blocks[:-1]])
