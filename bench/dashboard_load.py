@@ -497,6 +497,8 @@ SSE streams) runs on the same machine, so its own CPU counts against the server 
               (" --phase aligned" if args.phase == "aligned" else "") + \
               ("" if args.poll_cache_bytes == CACHE_BYTES else
                f" --poll-cache-bytes {args.poll_cache_bytes}")  # fmt: skip
+    if "DESCENT_FLUSH_SECONDS" in os.environ:  # the workers' write interval (inherited)
+        command = f"DESCENT_FLUSH_SECONDS={os.environ['DESCENT_FLUSH_SECONDS']} {command}"
     write_report("dashboard_load", "Dashboard load", command, body)
 
 
