@@ -10,19 +10,19 @@ from pathlib import Path
 import pytest
 from llvmlite import binding as llvm
 
-from worker.engine.jit import _vector_features
+from worker.engine.jit import vector_features
 
 HOST = llvm.get_host_cpu_features().flatten()
 AVX512 = "+avx512f" in HOST.split(",")
 
 
 def test_avx512_hosts_turn_off_llvms_preference_for_256_bit_vectors() -> None:
-    assert _vector_features("+avx2,+avx512f,+fma") == "+avx2,+avx512f,+fma,-prefer-256-bit"
+    assert vector_features("+avx2,+avx512f,+fma") == "+avx2,+avx512f,+fma,-prefer-256-bit"
 
 
 @pytest.mark.parametrize("host", ["+avx2,+fma,-avx512f", "+neon", ""])
 def test_other_hosts_keep_numbas_default(host: str) -> None:
-    assert _vector_features(host) is None
+    assert vector_features(host) is None
 
 
 def _features_in_a_new_process(env: dict[str, str]) -> str:

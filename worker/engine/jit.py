@@ -44,7 +44,7 @@ if "OMP_WAIT_POLICY" not in os.environ:
     os.environ.setdefault("GOMP_SPINCOUNT", "3000")
 
 
-def _vector_features(host: str) -> str | None:
+def vector_features(host: str) -> str | None:
     """numba's CPU features for AVX-512 hosts: the host's, with LLVM's preference for 256-bit
     vectors turned off; None where there is nothing to change.
 
@@ -64,7 +64,7 @@ if "NUMBA_CPU_FEATURES" not in os.environ:
     from llvmlite import binding as _llvm
 
     try:
-        _features = _vector_features(_llvm.get_host_cpu_features().flatten())
+        _features = vector_features(_llvm.get_host_cpu_features().flatten())
     except RuntimeError:  # llvmlite cannot read this host's features: numba's own default
         _features = None
     if _features is not None:
