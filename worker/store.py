@@ -180,7 +180,9 @@ def add_points(
                 _UNNEST_POINTS,
                 (job_id, series.series, bulk.pg_array(series.steps), bulk.pg_array(series.values)),
             )
-    rollup_store.add(connection, job_id, points if rollups is None else rollups)
+    if rollups is None:
+        rollups = rollup_store.summarize(points)
+    rollup_store.add(connection, job_id, rollups)
 
 
 def _upsert(session: Session, model: type[Base], values: dict[str, Any]) -> None:

@@ -31,6 +31,7 @@ from service.db.models import TERMINAL_STATUSES
 from service.db.session import Database
 from service.jobs import repository, service
 from service.jobs.schemas import JobOut, dumps, points_json
+from service.single_flight import SingleFlight
 
 SERIES_LIMIT = 5000  # points per series per read; a longer backlog is read again at once
 RETRY_MS = 1000  # how soon a browser's EventSource reconnects
@@ -120,7 +121,7 @@ class _Tick:
     number: int
     bound: int | None = None  # the first read's bound: every later read of the tick stops there
     reads: dict[int, Read] = field(default_factory=dict)
-    pending: dict[int, anyio.Event] = field(default_factory=dict)
+    pending: SingleFlight[int] = field(default_factory=SingleFlight)
 
 
 class SharedReads:
@@ -136,19 +137,14 @@ class SharedReads:
             current = self._ticks[job_id] = _Tick(tick)
             for stale in [key for key, old in self._ticks.items() if old.number < tick - 1]:
                 del self._ticks[stale]
-        while position in current.pending:  # another stream is reading this very batch
-            await current.pending[position].wait()
+        await current.pending.wait(position)  # another stream may be reading this very batch
         found = current.reads.get(position)
         if found is not None:
             return found
-        done = current.pending[position] = anyio.Event()
-        try:
+        with current.pending.lead(position):
             found = await anyio.to_thread.run_sync(
                 _read_events, database, job_id, position, current.bound
             )
-        finally:
-            del current.pending[position]
-            done.set()
         if current.bound is None:
             current.bound = found[0].bound
         current.reads[position] = found

@@ -42,6 +42,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from service.db.session import Database
 from service.jobs.schemas import DEFAULT_PAGE, MAX_PAGE
 from service.jobs.tails import Key, Tails
+from service.single_flight import SingleFlight
 
 log = logging.getLogger("descent.poll_cache")
 
@@ -138,7 +139,7 @@ class PollCache:
     max_staleness: float = 0.1
     checked_at: float = -1e9  # monotonic start of the last completed check
     entries: OrderedDict[tuple[str, bytes], Entry] = field(default_factory=OrderedDict)
-    pending: dict[tuple[str, bytes], anyio.Event] = field(default_factory=dict)
+    pending: SingleFlight[tuple[str, bytes]] = field(default_factory=SingleFlight)
     size: int = 0
     generation: int = 0
     tails: Tails = field(default_factory=Tails)
@@ -245,8 +246,8 @@ class PollCacheLayer:
             return
         key = (scope["path"], bytes(scope["query_string"]))
         entry = cache.get(key)
-        while entry is None and key in cache.pending:  # another request is reading it
-            await cache.pending[key].wait()
+        if entry is None:  # another request may be reading it
+            await cache.pending.wait(key)
             entry = cache.get(key)
         if entry is None:
             entry = await self._fill(scope, receive, send, key)
@@ -277,19 +278,14 @@ class PollCacheLayer:
         keep a 200; anything else is passed on to the client as it is."""
         cache = self.cache
         generation = cache.generation
-        done = cache.pending[key] = anyio.Event()
         inner = {**scope, "headers": [h for h in scope["headers"] if h[0] != b"if-none-match"]}
         messages: list[Message] = []
 
         async def capture(message: Message) -> None:
             messages.append(message)
 
-        try:
+        with cache.pending.lead(key):
             await self.app(inner, receive, capture)
-        finally:
-            if cache.pending.get(key) is done:
-                del cache.pending[key]
-            done.set()
         if "route" in inner:
             scope["route"] = inner["route"]
         start, *bodies = messages

@@ -125,10 +125,8 @@ def summarize(batches: Iterable[Batch]) -> Rows:
     return Rows(series_column, [level_column, *numbers])
 
 
-def add(connection: Connection, job_id: str, batches: Iterable[Batch] | Rows) -> None:
-    """Fold new points of a job's series (each after every stored point of its series) into
-    their rollups; or upsert rows `summarize` made of them."""
-    rows = batches if isinstance(batches, Rows) else summarize(batches)
+def add(connection: Connection, job_id: str, rows: Rows) -> None:
+    """Fold the rows `summarize` made of new points of a job's series into their rollups."""
     _write(connection, job_id, rows.series, rows.numbers)
 
 
@@ -182,7 +180,8 @@ def rebuild(session: Session, job_id: str) -> None:
             .where(_points.job_id == job_id, _points.series == series)
             .order_by(_points.step)
         ).all()
-        add(connection, job_id, [(series, [row[0] for row in rows], [row[1] for row in rows])])
+        batch = (series, [row[0] for row in rows], [row[1] for row in rows])
+        add(connection, job_id, summarize([batch]))
 
 
 def read(session: Session, job_id: str, series: str, spans: Sequence[Span]) -> Extremes:

@@ -31,6 +31,7 @@ from service.db.session import Database
 from service.jobs import repository, service
 from service.jobs.repository import NO_STEP, JobState
 from service.jobs.schemas import point_fragments
+from service.single_flight import SingleFlight
 
 TAIL_POINTS = 2048  # newest points kept per series: ~100 KB
 MAX_TAILS = 128  # series tailed at once (least recently polled go first)
@@ -97,14 +98,13 @@ class Tails:
 
     def __init__(self) -> None:
         self.tails: OrderedDict[Key, Tail] = OrderedDict()
-        self.pending: dict[Key, anyio.Event] = {}
+        self.pending: SingleFlight[Key] = SingleFlight()
 
     async def page(
         self, database: Database, generation: Callable[[], int], key: Key, after: int, limit: int
     ) -> str | None:
         """A page of `key` read during the current `generation()`; None: ask the endpoint."""
-        while key in self.pending:  # another poll is reading this tail
-            await self.pending[key].wait()
+        await self.pending.wait(key)  # another poll may be reading this tail
         tail = self.tails.get(key)
         if tail is None or tail.generation != generation():
             tail = await self._refresh(database, generation(), key, tail)
@@ -116,12 +116,8 @@ class Tails:
     async def _refresh(
         self, database: Database, generation: int, key: Key, old: Tail | None
     ) -> Tail | None:
-        done = self.pending[key] = anyio.Event()
-        try:
+        with self.pending.lead(key):
             tail = await anyio.to_thread.run_sync(self._reading, database, key, old, generation)
-        finally:
-            del self.pending[key]
-            done.set()
         if tail is None:
             self.tails.pop(key, None)
             return None

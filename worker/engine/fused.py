@@ -11,10 +11,11 @@ Threads: the rows are cut into at most SLABS slabs on chunk boundaries, bounds d
 number of rows only; each slab is one kernel call (nogil) giving a partial loss and gradient, and
 the partials are added in slab order, so results are bit-identical for every thread count. The
 slabs run on numba's threads (each kernel's generated driver, a prange over the slabs) where
-numba has a thread-safe layer (OpenMP, or TBB): a launch costs ~10 us, against ~70 us for a hand-off
-to a Python thread, which matters for an SGD minibatch's two slabs of ~0.2 ms each. Elsewhere (no
-libgomp or tbb, or a process forked from one whose numba threads were running: see
-worker.engine.jit.parallel_ready) the slabs go to Python threads (worker.engine.parallel).
+numba has a thread-safe layer (OpenMP, or TBB): a launch costs 3 us, against 75 us for a hand-off
+to a Python thread (bench.sgd), which matters for an SGD minibatch's two slabs of ~0.2 ms
+each. Elsewhere (no libgomp or tbb, or a process forked from one whose numba threads were
+running: see worker.engine.jit.parallel_ready) the slabs go to Python threads
+(worker.engine.parallel).
 
 worker.engine.kernels.linear_pass calls `fused_pass` where `applies` holds; elsewhere (class
 counts without generated kernels, other dtypes, non-contiguous X, labels out of range) the
@@ -179,10 +180,9 @@ def _slabs(
     if threads > 1 and jit.parallel_ready(threads):
         DRIVERS[kernel](*data, Wp, spans, parts, CHUNK, want_grad, *extra, losses)
     else:
-        bounds = slab_bounds(n_rows)
 
         def slab(index: int) -> float:
-            start, stop = bounds[index]
+            start, stop = spans[index]
             return kernel(*data, Wp, start, stop, parts[index], CHUNK, want_grad, *extra)
 
         tasks = [lambda _slot, index=index: slab(index) for index in range(count)]

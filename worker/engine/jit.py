@@ -133,20 +133,23 @@ class _ParallelLayer:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._pid = 0
+        self._known = False
         self._ok = False
+        os.register_at_fork(after_in_child=self._forked)
+
+    def _forked(self) -> None:
+        """In a child forked after the parent found out: GNU OpenMP's thread pool did not
+        survive the fork, and launching again can hang; Python threads from here on."""
+        self._lock = threading.Lock()  # another thread may have held the parent's
+        if self._known:
+            self._ok = False
 
     def ready(self, threads: int) -> bool:
-        pid = os.getpid()
-        if self._pid != pid:  # not yet found out in this process (the lock only until it is)
+        if not self._known:  # the lock only until the answer is known
             with self._lock:
-                if self._pid == 0:
+                if not self._known:
                     self._ok = self._load()
-                    self._pid = pid  # after _ok: a thread that sees the pid sees the answer
-                elif self._pid != pid:
-                    # A forked child of a process whose threads were started: GNU OpenMP's
-                    # thread pool did not survive the fork and launching again can hang.
-                    return False
+                    self._known = True  # after _ok: a thread that sees it known sees the answer
         if self._ok:
             numba_any.set_num_threads(min(threads, numba_any.config.NUMBA_NUM_THREADS))
         return self._ok
