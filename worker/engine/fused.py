@@ -11,7 +11,7 @@ Threads: the rows are cut into at most SLABS slabs on chunk boundaries, bounds d
 number of rows only; each slab is one kernel call (nogil) giving a partial loss and gradient, and
 the partials are added in slab order, so results are bit-identical for every thread count. The
 slabs run on numba's threads (each kernel's generated driver, a prange over the slabs) where
-numba has a thread-safe layer (OpenMP, or TBB): a launch costs 3 us, against 75 us for a hand-off
+numba has a thread-safe layer (OpenMP, or TBB): a launch costs 3 us, against ~75 us for a hand-off
 to a Python thread (bench.sgd), which matters for an SGD minibatch's two slabs of ~0.2 ms
 each. Elsewhere (no libgomp or tbb, or a process forked from one whose numba threads were
 running: see worker.engine.jit.parallel_ready) the slabs go to Python threads
