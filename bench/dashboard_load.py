@@ -69,14 +69,24 @@ def cpu_seconds(pid: int) -> float:
 Mark = tuple[float, list[int], float, float]  # time, steps per job, API CPU s, workers' CPU s
 
 
+def children(pid: int) -> list[int]:
+    """The child processes of `pid`, whichever of its threads started them (Linux /proc)."""
+    kids: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            kids += [int(kid) for kid in (task / "children").read_text().split()]
+        except OSError:  # the thread or the process ended meanwhile
+            continue
+    return kids
+
+
 def steps(api: httpx.Client, ids: list[str], pid: int = 0) -> Mark:
+    """The jobs' steps done, the API's CPU seconds and the workers' (their writer processes'
+    included)."""
     done = [api.get(f"/jobs/{i}").json()["progress"]["step"] for i in ids]
-    try:
-        kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split() if pid else []
-    except OSError:
-        kids = []
-    workers = sum(cpu_seconds(int(child)) for child in kids)
-    return time.monotonic(), done, cpu_seconds(pid) if pid else 0.0, workers
+    workers = [kid for child in children(pid) for kid in (child, *children(child))] if pid else []
+    busy = sum(cpu_seconds(worker) for worker in workers)
+    return time.monotonic(), done, cpu_seconds(pid) if pid else 0.0, busy
 
 
 def rates(before: Mark, after: Mark) -> list[float]:
@@ -333,8 +343,8 @@ def main(argv: list[str] | None = None) -> None:
 def worker_niceness(pid: int) -> list[int]:
     """The niceness of each child process of `descent serve` (its workers)."""
     try:
-        kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-        stats = [Path(f"/proc/{kid}/stat").read_text().rsplit(")", 1)[1].split() for kid in kids]
+        stats = [Path(f"/proc/{kid}/stat").read_text().rsplit(")", 1)[1].split()
+                 for kid in children(pid)]  # fmt: skip
     except OSError:
         return []
     return [int(fields[16]) for fields in stats]
@@ -419,7 +429,8 @@ def report(
                  f"{windows[2][k]:.0f}", changes[k]] for k in range(2)]  # fmt: skip
     job_rows += [[name, *(f"{w[k]:.2f}" for w in windows),
                   f"{windows[1][k] - (windows[0][k] + windows[2][k]) / 2:+.2f}"]
-                 for k, name in ((2, "API CPU (cores)"), (3, "workers' CPU"))]  # fmt: skip
+                 for k, name in ((2, "API CPU (cores)"),
+                                 (3, "workers' CPU (their writers too)"))]  # fmt: skip
     speed = table(["", "quiet before", "loaded", "quiet after", "loaded vs quiet"], job_rows)
     extra_cpu = (windows[1][2] - (windows[0][2] + windows[2][2]) / 2) * args.seconds
     p99 = float(percentiles(every)[2]) if len(every) > 1 else float("nan")

@@ -27,6 +27,7 @@ from service.jobs import service
 from service.jobs.spec import JobSpec
 from service.settings import Settings
 from worker import store
+from worker.context import JobContext
 from worker.engine.train import TrainData, init_state, run
 from worker.evaluation import evaluate
 from worker.prepare import DataPreparer
@@ -66,13 +67,17 @@ def engine_only(spec: dict[str, Any], preparer: DataPreparer, every: float) -> t
 
 
 def without_points(spec: dict[str, Any], workdir: Path) -> float:
-    """`as_job` with the point inserts skipped: what the rest of the job's writing costs."""
-    add_points = store.add_points
-    store.add_points = lambda *_args: None
+    """`as_job` with no points handed to the writes: what the rest of the job's writing costs."""
+    flush = JobContext.flush
+
+    def pointless(context: JobContext, _points: list[store.Points], **values: Any) -> bool:
+        return flush(context, [], **values)
+
+    JobContext.flush = pointless  # type: ignore[method-assign,assignment]
     try:
         return as_job(spec, workdir)
     finally:
-        store.add_points = add_points
+        JobContext.flush = flush  # type: ignore[method-assign]
 
 
 def as_job(spec: dict[str, Any], workdir: Path) -> float:
@@ -103,7 +108,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5, help="interleaved runs of each side")
     repeats = parser.parse_args().repeats
-    every = Settings().flush_seconds  # the jobs' too: DESCENT_FLUSH_SECONDS
+    settings = Settings()  # the jobs' too: DESCENT_FLUSH_SECONDS, DESCENT_HISTORY_WRITER
+    every = settings.flush_seconds
     workdir = Path(tempfile.mkdtemp(prefix="descent-history-"))
     preparer = DataPreparer(4 * 1024**3, cifar10_dir())
     cases = [("toy, 100,000 steps", TOY)]
@@ -130,22 +136,28 @@ def main() -> None:
               "job, points not inserted (s)", "ratio", "ratio of medians",
               "ratio to engine + scoring", "target 1.10x (ratio)"]  # fmt: skip
     body = table(header, rows)
+    writer = {
+        "process": "the worker's writer process (DESCENT_HISTORY_WRITER=process, started with the"
+        " first job's Worker and kept for the next ones, as a worker process keeps it)",
+        "thread": "a thread of the worker (DESCENT_HISTORY_WRITER=thread)",
+    }[settings.history_writer]
     body += (
         "\n\nEvery step logs a loss and a learning-rate point (log_every 1). Engine only: the"
         f" training loop consumed in {every:g} s chunks with the history discarded. Job: a Worker"
         " on a fresh SQLite database; its `run_s` includes the inserts, progress updates and"
-        " checkpoints, written on a thread of their own while the engine computes the next"
+        f" checkpoints, written by {writer} while the engine computes the next"
         f" chunk (a write every {every:g} s, DESCENT_FLUSH_SECONDS), and the scoring of the final"
         " W on every split that every job ends with (timed alone beside the engine: `engine +"
-        " final scoring`). `Points not inserted`: the same job"
-        " with the metric_points inserts skipped (a diagnostic: what everything else costs)."
+        " final scoring`). `Points not inserted`: the same job handing its writes no points (a"
+        " diagnostic: what everything else costs)."
         " Ratio: job / engine only, the target's measure. Min of"
         f" {repeats} interleaved runs each (the ratio of their medians beside it). Load average"
         f" (1, 5, 15 min) {load_before} before, {_load()} after."
     )
     command = "python -m bench.history_writes"
-    if "DESCENT_FLUSH_SECONDS" in os.environ:
-        command = f"DESCENT_FLUSH_SECONDS={os.environ['DESCENT_FLUSH_SECONDS']} {command}"
+    for variable in ("DESCENT_HISTORY_WRITER", "DESCENT_FLUSH_SECONDS"):
+        if variable in os.environ:
+            command = f"{variable}={os.environ[variable]} {command}"
     if repeats != 5:
         command += f" --repeats {repeats}"
     write_report("history_writes", "The cost of writing the history", command, body)

@@ -35,6 +35,12 @@ class Settings(BaseSettings):
         "(how soon watchers see them); each write costs the job a fixed amount, so shorter costs "
         "more (docs/BENCHMARKS.md).",
     )
+    history_writer: Literal["process", "thread"] = Field(
+        "process",
+        description="Where a running job's writes run: `process`, a writer process per running "
+        "job (spawned once and kept by the worker), so the writes never hold the engine's GIL; "
+        "`thread`, a thread of the worker (an in-memory SQLite database always uses it).",
+    )
     checkpoint_seconds: float = Field(
         2.0, gt=0, description="Checkpoint a running job (and its latest W) at least this often."
     )

@@ -22,16 +22,15 @@ from sqlalchemy.orm import Session
 from service.db.session import Database
 from service.jobs import rollup_store
 from service.settings import Settings
-from worker import store
+from worker import history_writer, store
+from worker.history_writer import Flush, WriterProcess, write
 from worker.retry import in_transaction
-from worker.store import ClaimedJob
+from worker.store import ClaimedJob, LeaseLost
+
+__all__ = ["Heartbeat", "JobContext", "LeaseLost", "Outcome", "Resume"]
 
 log = logging.getLogger("descent.worker")
 T = TypeVar("T")
-
-
-class LeaseLost(Exception):
-    """Another worker holds the job now (our lease expired); stop touching it."""
 
 
 @dataclass
@@ -68,7 +67,8 @@ class JobContext:
         }
         self._last_checkpoint_time = time.monotonic()
         self._last_checkpoint_step = 0
-        self._writing: Future[bool] | None = None
+        self._writing: Callable[[], bool] | None = None  # waits for the write in flight
+        self._writer: WriterProcess | None = None
 
     @property
     def job_id(self) -> str:
@@ -136,7 +136,8 @@ class JobContext:
     ) -> bool:
         """Start writing points, progress, metrics (and a checkpoint); True if a cancel came.
 
-        The write runs on a thread of its own while the engine computes the next chunk; one
+        The write runs while the engine computes the next chunk, in the writer process lent to
+        this job (worker.history_writer) or on a thread (DESCENT_HISTORY_WRITER=thread); one
         write at a time, in order: this first waits for the previous one and raises its error.
         The cancel flag is the one that write saw. Call `settle()` before anything that needs
         the write done (reading the points back, ending the job).
@@ -144,38 +145,57 @@ class JobContext:
         cancel = self.settle()
         if self.lease_lost.is_set():
             raise LeaseLost(self.job_id)
-        # The engine goes on mutating what it handed over (W is updated in place).
-        metrics = dict(metrics)
-        weights = None if weights is None else weights.copy()
-        # Summarized here, not on the writing thread: every NumPy call on a large array lets go
-        # of the GIL and takes it back, and each time the writer takes it back it stops the
-        # engine (which holds the GIL between its own small calls) while the two threads trade
-        # places. Here the summary costs the engine its work alone, without dozens of trades.
-        rollups = rollup_store.summarize(points)
-
-        def work(session: Session) -> bool:
-            cancel = self._renew(session, progress_step=step, metrics=metrics)
-            store.add_points(session, self.job_id, points, rollups)
-            if checkpoint is not None:
-                store.put_checkpoint(session, self.job_id, self.claimed.attempts, step, checkpoint)
-            if weights is not None:
-                store.put_array(session, self.job_id, "W", weights, step)
-            return cancel
-
-        self._writing = Future()
-        threading.Thread(
-            target=_complete, args=(self._writing, lambda: in_transaction(self.database, work)),
-            name=f"flush-{self.job_id}", daemon=True,
-        ).start()  # fmt: skip
+        flush = Flush(
+            job_id=self.job_id, owner=self.owner, attempt=self.claimed.attempts,
+            lease_seconds=self.settings.lease_seconds, step=step,
+            # Copies: the engine goes on mutating what it handed over (W is updated in place).
+            metrics=dict(metrics), points=points, checkpoint=checkpoint,
+            weights=None if weights is None else weights.copy(),
+        )  # fmt: skip
+        if history_writer.in_use(self.settings, self.database):
+            writer = self._writer or history_writer.writers.acquire(
+                self.settings.sqlite_busy_timeout_ms
+            )
+            self._writer = writer
+            writer.send(self.database.url, flush)
+            self._writing = writer.receive
+        else:
+            self._writing = self._write_on_a_thread(flush)
         if checkpoint is not None:
             self._last_checkpoint_time = time.monotonic()
             self._last_checkpoint_step = step
         return cancel
 
+    def _write_on_a_thread(self, flush: Flush) -> Callable[[], bool]:
+        # Summarized and turned into statements here, not on the writing thread: every NumPy
+        # call on a large array lets go of the GIL and takes it back, and Python work on the
+        # writer holds it in slices of the switch interval; each time the writer takes it
+        # back it stops the engine (which holds the GIL between its own small calls) while the
+        # two threads trade places. Here this costs the engine its work alone, without the
+        # trades; the writer holds the GIL only to bind each statement.
+        rollups = rollup_store.summarize(flush.points)
+        dialect = self.database.engine.dialect.name
+        writes = store.point_writes(dialect, self.job_id, flush.points, rollups)
+        future: Future[bool] = Future()
+
+        def work() -> bool:
+            return in_transaction(self.database, lambda session: write(session, flush, writes))
+
+        threading.Thread(
+            target=_complete, args=(future, work), name=f"flush-{self.job_id}", daemon=True
+        ).start()
+        return future.result
+
     def settle(self) -> bool:
         """Wait for the write `flush` started; its error, or whether it saw a cancel request."""
         writing, self._writing = self._writing, None
-        return False if writing is None else writing.result()
+        return False if writing is None else writing()
+
+    def close(self) -> None:
+        """Give the writer process back for the next job (once the job has ended)."""
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            history_writer.writers.release(writer)
 
     def put_arrays(self, arrays: dict[str, tuple[np.ndarray, int]], **values: Any) -> None:
         def work(session: Session) -> None:

@@ -43,3 +43,10 @@ def in_transaction(
             log.warning("retrying a transaction after %s (attempt %d)", exc.orig, attempt)
             time.sleep(backoff * 2 ** (attempt - 1))
     raise AssertionError("unreachable")
+
+
+def describe(exc: BaseException) -> str:
+    """ "Type: message" for a job's error; a database error without its (possibly huge) SQL."""
+    if isinstance(exc, DBAPIError) and exc.orig is not None:
+        return f"{type(exc.orig).__name__}: {exc.orig}"
+    return f"{type(exc).__name__}: {exc}"

@@ -18,12 +18,12 @@ from threadpoolctl import threadpool_limits
 from service import idempotency, retention
 from service.db.session import Database
 from service.settings import Settings
-from worker import store
+from worker import history_writer, store
 from worker.context import Heartbeat, JobContext, LeaseLost, Outcome, Resume
 from worker.engine.datasets import DatasetUnavailable
 from worker.engine.parallel import limit_threads
 from worker.prepare import DataPreparer, PreparedData
-from worker.retry import in_transaction
+from worker.retry import describe, in_transaction
 from worker.search_job import run_search
 from worker.task_job import run_task
 from worker.train_job import run_train
@@ -60,6 +60,8 @@ class Worker:
     def run(self, *, burst: bool = False, max_jobs: int | None = None) -> int:
         """Claim and run jobs until stopped (or, with burst, until the queue is empty)."""
         log.info("worker %s started (burst=%s)", self.owner, burst)
+        if history_writer.in_use(self.settings, self.database):
+            history_writer.writers.warm(self.settings.sqlite_busy_timeout_ms)
         waiter = make_waiter(self.settings.database_url, self.stopping)
         try:
             while not self.stopping.is_set():
@@ -130,6 +132,8 @@ class Worker:
                 extra={"job_id": claimed.id},
             )
             return
+        finally:
+            context.close()
         log.info("job %s %s", claimed.id, outcome.status, extra={"job_id": claimed.id})
 
     def _run(self, context: JobContext) -> Outcome:
@@ -165,7 +169,7 @@ class Worker:
             raise
         except Exception as exc:
             log.exception("job %s failed", context.job_id, extra={"job_id": context.job_id})
-            return _failed("internal_error", f"{type(exc).__name__}: {exc}")
+            return _failed("internal_error", describe(exc))
 
     def _dispatch(self, context: JobContext, data: PreparedData, resume: Resume | None) -> Outcome:
         spec = context.spec

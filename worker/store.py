@@ -7,7 +7,7 @@ guarded lease renewal first in each transaction and rolls back if it matched not
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
@@ -23,6 +23,10 @@ from service.db.base import Base, utcnow
 from service.db.models import Checkpoint, Job, JobArray, JobAttempt, MetricPoint
 from service.db.notify import job_queued
 from service.jobs import rollup_store
+
+
+class LeaseLost(Exception):
+    """Another worker holds the job now (our lease expired); stop touching it."""
 
 
 @dataclass(frozen=True)
@@ -153,17 +157,20 @@ _INSERT_POINTS = f"INSERT INTO {MetricPoint.__tablename__} (job_id, series, step
 _UNNEST_POINTS = bulk.pg_unnest(_INSERT_POINTS, 2, ("bigint", "double precision"))
 
 
-def add_points(
-    session: Session,
+def point_writes(
+    dialect: str,
     job_id: str,
     points: Iterable[Points],
     rollups: rollup_store.Rows | None = None,
-) -> None:
-    """Insert points (bulk statements, service.db.bulk) and fold them into the series' rollups
-    (`rollups`: what rollup_store.summarize made of these points, if the caller did)."""
-    connection = session.connection()
-    sqlite = connection.dialect.name == "sqlite"
+) -> list[bulk.Statement]:
+    """The statements that insert points and fold them into their series' rollups, on the
+    database `dialect` ("sqlite" or "postgresql"). `rollups`: what rollup_store.summarize made
+    of these points, if the caller did.
+
+    Pure Python work, apart from the database: a job builds them on its engine's thread and
+    hands them to its writing thread, which then holds the GIL only to bind them."""
     points = list(points)
+    statements: list[bulk.Statement] = []
     for series in points:
         if len(series.steps) != len(series.values):
             raise ValueError(
@@ -171,18 +178,31 @@ def add_points(
             )
         if not series.steps:
             continue
-        if sqlite:
-            bulk.sqlite_insert(
-                connection, _INSERT_POINTS, (job_id, series.series), (series.steps, series.values)
-            )
+        if dialect == "sqlite":
+            columns = (series.steps, series.values)
+            statements += bulk.sqlite_inserts(_INSERT_POINTS, (job_id, series.series), columns)
         else:
-            connection.exec_driver_sql(
-                _UNNEST_POINTS,
-                (job_id, series.series, bulk.pg_array(series.steps), bulk.pg_array(series.values)),
-            )
+            arrays = (bulk.pg_array(series.steps), bulk.pg_array(series.values))
+            statements.append((_UNNEST_POINTS, (job_id, series.series, *arrays)))
     if rollups is None:
         rollups = rollup_store.summarize(points)
-    rollup_store.add(connection, job_id, rollups)
+    return statements + rollup_store.statements(dialect, job_id, rollups)
+
+
+def write_points(session: Session, statements: Sequence[bulk.Statement]) -> None:
+    """Run what `point_writes` built, in the session's transaction."""
+    bulk.execute(session.connection(), statements)
+
+
+def add_points(
+    session: Session,
+    job_id: str,
+    points: Iterable[Points],
+    rollups: rollup_store.Rows | None = None,
+) -> None:
+    """Insert points (bulk statements, service.db.bulk) and fold them into the series' rollups."""
+    dialect = session.get_bind().dialect.name
+    write_points(session, point_writes(dialect, job_id, points, rollups))
 
 
 def _upsert(session: Session, model: type[Base], values: dict[str, Any]) -> None:

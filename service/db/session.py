@@ -61,6 +61,14 @@ class Database:
     def is_sqlite(self) -> bool:
         return self.engine.dialect.name == "sqlite"
 
+    @property
+    def in_memory(self) -> bool:
+        """An SQLite database in this process's memory, which no other process can open."""
+        parsed = make_url(self.url)
+        return self.is_sqlite and (
+            parsed.database in (None, "", ":memory:") or parsed.query.get("mode") == "memory"
+        )
+
     @contextmanager
     def read(self) -> Iterator[Session]:
         with self._read() as session:

@@ -80,18 +80,23 @@ _RAW = (
 )
 
 
+def _statements(
+    dialect: str, job_id: str, series: list[str], numbers: Sequence[Sequence[float]]
+) -> list[bulk.Statement]:
+    """Upserts of rows of one job: their series, and the columns level, block, min_step,
+    min_value, max_step, max_value, points."""
+    if not series:
+        return []
+    if dialect == "sqlite":
+        return bulk.sqlite_inserts(_INSERT, (job_id,), [series, *numbers], _MERGE)
+    arrays = [bulk.pg_text_array(series), *(bulk.pg_array(column) for column in numbers)]
+    return [(_PG_UPSERT, (job_id, *arrays))]
+
+
 def _write(
     connection: Connection, job_id: str, series: list[str], numbers: Sequence[Sequence[float]]
 ) -> None:
-    """Upsert rows of one job in one statement: their series, and the columns level, block,
-    min_step, min_value, max_step, max_value, points."""
-    if not series:
-        return
-    if connection.dialect.name == "sqlite":
-        bulk.sqlite_insert(connection, _INSERT, (job_id,), [series, *numbers], _MERGE)
-    else:
-        arrays = [bulk.pg_text_array(series), *(bulk.pg_array(column) for column in numbers)]
-        connection.exec_driver_sql(_PG_UPSERT, (job_id, *arrays))
+    bulk.execute(connection, _statements(connection.dialect.name, job_id, series, numbers))
 
 
 class Rows(NamedTuple):
@@ -125,9 +130,15 @@ def summarize(batches: Iterable[Batch]) -> Rows:
     return Rows(series_column, [level_column, *numbers])
 
 
+def statements(dialect: str, job_id: str, rows: Rows) -> list[bulk.Statement]:
+    """What folds the rows `summarize` made of new points of a job's series into their rollups
+    (on the database `dialect`, "sqlite" or "postgresql")."""
+    return _statements(dialect, job_id, rows.series, rows.numbers)
+
+
 def add(connection: Connection, job_id: str, rows: Rows) -> None:
     """Fold the rows `summarize` made of new points of a job's series into their rollups."""
-    _write(connection, job_id, rows.series, rows.numbers)
+    bulk.execute(connection, statements(connection.dialect.name, job_id, rows))
 
 
 def _series(session: Session, job_id: str) -> list[str]:

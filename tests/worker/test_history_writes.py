@@ -1,9 +1,11 @@
-"""History is written on a thread while the engine runs on: in order, once, and failing cleanly."""
+"""History is written beside the engine (in a writer process, or on a thread): in order, once,
+and failing cleanly."""
 
 from __future__ import annotations
 
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +29,25 @@ from worker.training import train_config
 LONG = {"type": "sgd", "learning_rate": 0.05, "batch_size": 8, "iterations": 1_000_000}
 
 
+@pytest.fixture(params=["process", "thread"])
+def settings(database_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
+    """Flush every few milliseconds, so that a short job overlaps many writes with its steps;
+    the writes in a writer process, or on a thread."""
+    return make_settings(database_url, tmp_path, flush_seconds=0.003, history_writer=request.param)
+
+
 @pytest.fixture
-def settings(database_url: str, tmp_path: Path) -> Settings:
-    """Flush every few milliseconds, so that a short job overlaps many writes with its steps."""
-    return make_settings(database_url, tmp_path, flush_seconds=0.003)
+def database(database_url: str) -> Iterator[Database]:
+    """The test's database, whichever way its writes run."""
+    db = Database(database_url)
+    yield db
+    db.dispose()
+
+
+@pytest.fixture
+def thread_settings(database_url: str, tmp_path: Path) -> Settings:
+    """Writes on a thread of this process, where a test can patch store.write_points."""
+    return make_settings(database_url, tmp_path, flush_seconds=0.003, history_writer="thread")
 
 
 def _points(database: Database, job_id: str, series: str) -> list[tuple[int, float]]:
@@ -77,22 +94,23 @@ def test_every_logged_point_is_stored_once_and_exactly(
 
 
 def test_a_failed_history_write_fails_the_job_and_the_worker_goes_on(
-    settings: Settings, database: Database, monkeypatch: pytest.MonkeyPatch
+    thread_settings: Settings, database: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    settings = thread_settings
     failing = submit(database, settings, seed=1, optimizer={**LONG, "iterations": 20_000})
     healthy = submit(database, settings, seed=2)
-    add_points = store.add_points
+    write_points = store.write_points
     calls = 0
 
-    def flaky(session: Any, job_id: str, points: list[store.Points], *rollups: Any) -> None:
+    def flaky(session: Any, statements: list[Any]) -> None:
         nonlocal calls
-        if job_id == failing:
+        if any(failing in parameters for _, parameters in statements):
             calls += 1
             if calls == 3:
                 raise RuntimeError("disk on fire")
-        add_points(session, job_id, points, *rollups)
+        write_points(session, statements)
 
-    monkeypatch.setattr(store, "add_points", flaky)
+    monkeypatch.setattr(store, "write_points", flaky)
 
     with Worker(settings) as worker:
         assert worker.run(burst=True) == 2
@@ -133,26 +151,27 @@ def test_a_worker_that_lost_its_lease_adds_nothing_more(
 
 
 def test_a_slow_write_holds_the_engine_back_by_one_chunk_at_most(
-    settings: Settings, database: Database, monkeypatch: pytest.MonkeyPatch
+    thread_settings: Settings, database: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Writes never pile up: the next flush waits for the one before it."""
+    settings = thread_settings
     job_id = submit(database, settings, optimizer={**LONG, "iterations": 3_000})
-    add_points = store.add_points
+    write_points = store.write_points
     in_flight = 0
     most = 0
     lock = threading.Lock()
 
-    def slow(session: Any, job_id: str, points: list[store.Points], *rollups: Any) -> None:
+    def slow(session: Any, statements: list[Any]) -> None:
         nonlocal in_flight, most
         with lock:
             in_flight += 1
             most = max(most, in_flight)
         threading.Event().wait(0.01)
-        add_points(session, job_id, points, *rollups)
+        write_points(session, statements)
         with lock:
             in_flight -= 1
 
-    monkeypatch.setattr(store, "add_points", slow)
+    monkeypatch.setattr(store, "write_points", slow)
 
     interval = sys.getswitchinterval()
     with Worker(settings) as worker:

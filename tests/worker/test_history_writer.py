@@ -1,0 +1,151 @@
+"""The writer process: a running job's writes, failing cleanly, kept for the next job."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import threading
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from service.db.session import Database
+from service.jobs import service
+from service.settings import Settings
+from tests.conftest import make_settings
+from tests.worker.conftest import submit
+from tests.worker.test_runner import wait_for
+from worker.history_writer import Flush, WriteFailed, WriterProcess
+from worker.runner import Worker
+from worker.store import LeaseLost, Points
+
+LONG = {"type": "sgd", "learning_rate": 0.05, "batch_size": 8, "iterations": 1_000_000}
+
+
+@pytest.fixture
+def settings(sqlite_url: str, tmp_path: Path) -> Settings:
+    return make_settings(sqlite_url, tmp_path, flush_seconds=0.01, history_writer="process")
+
+
+@pytest.fixture
+def database(settings: Settings) -> Database:
+    return Database(settings.database_url)
+
+
+def _writer_pids() -> set[int]:
+    return {
+        child.pid
+        for child in multiprocessing.active_children()
+        if child.name == "descent-history-writer" and child.pid is not None
+    }
+
+
+def _stored(database: Database, job_id: str) -> int:
+    """How many loss points the job has stored."""
+    with database.read() as session:
+        query = text("SELECT COUNT(*) FROM metric_points WHERE job_id = :job AND series = 'loss'")
+        return int(session.execute(query, {"job": job_id}).scalar_one())
+
+
+def test_a_write_the_database_refuses_fails_the_job_with_its_error(
+    settings: Settings, database: Database
+) -> None:
+    failing = submit(database, settings, seed=1, optimizer={**LONG, "iterations": 20_000})
+    with database.transaction() as session:
+        session.execute(text(
+            "CREATE TRIGGER refuse BEFORE INSERT ON metric_points WHEN NEW.step >= 2000 "
+            "BEGIN SELECT RAISE(ABORT, 'disk on fire'); END"
+        ))  # fmt: skip
+    healthy = submit(database, settings, seed=2)  # 50 steps: under the trigger's bound
+
+    with Worker(settings) as worker:
+        assert worker.run(burst=True) == 2
+
+    with database.read() as session:
+        failed = service.get(session, failing)
+        assert failed.status == "failed"
+        assert failed.error is not None and failed.error["type"] == "internal_error"
+        assert failed.error["message"] == "WriteFailed: IntegrityError: disk on fire"
+        assert service.get(session, healthy).status == "succeeded"
+    assert 0 < _stored(database, failing) <= 2000
+
+
+def test_a_writer_that_dies_fails_its_job_and_the_next_job_gets_a_new_one(
+    settings: Settings, database: Database
+) -> None:
+    doomed = submit(database, settings, seed=1, optimizer=LONG)
+    worker = Worker(settings)
+    thread = threading.Thread(target=worker.run, kwargs={"burst": True})
+    thread.start()
+    wait_for(lambda: _stored(database, doomed) > 0)
+    for pid in _writer_pids():  # the one this job writes with (and any idle ones)
+        os.kill(pid, signal.SIGKILL)
+    thread.join(timeout=60)
+    assert not thread.is_alive()
+
+    with database.read() as session:
+        failed = service.get(session, doomed)
+        assert failed.status == "failed"
+        assert failed.error is not None
+        assert failed.error["message"].startswith(
+            "WriteFailed: the history writer process died (exit code -9)"
+        )
+    after = submit(database, settings, seed=2)
+    worker.run(burst=True)
+    with database.read() as session:
+        assert service.get(session, after).status == "succeeded"
+    assert _stored(database, after) == 50
+    worker.close()
+
+
+def test_the_writer_is_kept_for_the_next_job(settings: Settings, database: Database) -> None:
+    first = submit(database, settings, seed=1, optimizer={**LONG, "iterations": 3_000})
+    with Worker(settings) as worker:
+        worker.run(burst=True)
+        before = _writer_pids()
+        second = submit(database, settings, seed=2, optimizer={**LONG, "iterations": 3_000})
+        worker.run(burst=True)
+        assert _writer_pids() == before
+    assert _stored(database, first) == _stored(database, second) == 3_000
+
+
+def test_a_writer_exits_when_the_worker_lets_go_of_it(sqlite_url: str) -> None:
+    writer = WriterProcess(busy_timeout_ms=1000)
+    assert writer.process.is_alive()
+    writer.close()
+    assert writer.process.exitcode == 0
+
+
+def test_a_write_for_a_lost_lease_raises_lease_lost(settings: Settings, database: Database) -> None:
+    job_id = submit(database, settings)  # queued: no worker holds a lease on it
+    writer = WriterProcess(busy_timeout_ms=1000)
+    try:
+        flush = Flush(job_id=job_id, owner="nobody", attempt=1, lease_seconds=30, step=1,
+                      metrics={}, points=[Points("loss", [0], [1.0])])  # fmt: skip
+        writer.send(settings.database_url, flush)
+        with pytest.raises(LeaseLost):
+            writer.receive()
+        assert writer.reusable
+    finally:
+        writer.close()
+    assert _stored(database, job_id) == 0
+
+
+def test_a_writer_gone_before_a_send_is_a_write_failure(settings: Settings) -> None:
+    writer = WriterProcess(busy_timeout_ms=1000)
+    writer.process.kill()
+    writer.process.join()
+    flush = Flush(job_id="j", owner="o", attempt=1, lease_seconds=30, step=0, metrics={},
+                  points=[])  # fmt: skip
+    with pytest.raises(WriteFailed, match=r"died \(exit code -9\)"):
+        writer.send(settings.database_url, flush)
+    assert not writer.reusable
+    writer.close()
+
+
+def test_an_in_memory_database_is_written_on_a_thread() -> None:
+    assert Database("sqlite://").in_memory
+    assert Database("sqlite:///:memory:").in_memory
+    assert not Database("sqlite:////tmp/descent.db").in_memory

@@ -1,0 +1,218 @@
+"""A running job's history writes, each one transaction, run in a process of their own.
+
+A job hands its new points, progress and metrics (and now and then a checkpoint) to the database
+every DESCENT_FLUSH_SECONDS while its engine computes on. Written from a thread of the job's
+own process, those writes cost the engine more than their work: the writing thread takes the GIL
+back after every statement it runs, and each time it stops the engine, which holds the GIL
+between its own small calls, while the two trade places. A process has a GIL of its own, so
+there the engine pays only to pickle what it hands over.
+
+One writer process serves one running job at a time; it is spawned (it shares nothing with the
+worker but the database), kept for the worker's next job, and exits when the worker's end of its
+pipe closes, however the worker ends. `write` is the transaction itself, which the worker's
+thread mode (DESCENT_HISTORY_WRITER=thread) runs in-process.
+"""
+
+from __future__ import annotations
+
+import atexit
+import multiprocessing
+import signal
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import Any
+
+import numpy as np
+from sqlalchemy.orm import Session
+
+from service.db import bulk
+from service.db.session import Database
+from service.settings import Settings
+from worker import store
+from worker.retry import describe, in_transaction
+from worker.store import LeaseLost
+
+# The writer keeps this many databases open (tests run many workers, each on its own database).
+OPEN_DATABASES = 4
+# How long closing a writer waits for it to exit before killing it.
+CLOSE_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class Flush:
+    """One write of a running job: picklable, for the writer process."""
+
+    job_id: str
+    owner: str
+    attempt: int
+    lease_seconds: float
+    step: int
+    metrics: dict[str, Any]
+    points: list[store.Points]
+    checkpoint: bytes | None = None
+    weights: np.ndarray | None = None
+
+
+class WriteFailed(RuntimeError):
+    """The writer process could not write (its error, as "Type: message"), or it died."""
+
+
+def write(session: Session, flush: Flush, writes: Sequence[bulk.Statement] | None = None) -> bool:
+    """Renew the lease, then write the flush, in the session's transaction; True if a cancel was
+    requested. Raises LeaseLost (and writes nothing) if another worker holds the job.
+
+    `writes`: store.point_writes of the flush's points, if the caller built them already."""
+    cancel = store.renew(session, flush.job_id, flush.owner, flush.lease_seconds,
+                         progress_step=flush.step, metrics=flush.metrics)  # fmt: skip
+    if cancel is None:
+        raise LeaseLost(flush.job_id)
+    if writes is None:
+        dialect = session.get_bind().dialect.name
+        writes = store.point_writes(dialect, flush.job_id, flush.points)
+    store.write_points(session, writes)
+    if flush.checkpoint is not None:
+        store.put_checkpoint(session, flush.job_id, flush.attempt, flush.step, flush.checkpoint)
+    if flush.weights is not None:
+        store.put_array(session, flush.job_id, "W", flush.weights, flush.step)
+    return cancel
+
+
+# ---- in the writer process -------------------------------------------------------------------
+def _serve(connection: Connection, busy_timeout_ms: int) -> None:
+    """Answer each (database URL, Flush) received until the worker closes its end of the pipe."""
+    # Ctrl-C in a terminal reaches the whole process group: the worker decides when to stop.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    databases: OrderedDict[str, Database] = OrderedDict()
+    try:
+        while True:
+            try:
+                url, flush = connection.recv()
+            except EOFError:
+                return
+            connection.send(_answer(databases, url, flush, busy_timeout_ms))
+    finally:
+        for database in databases.values():
+            database.dispose()
+
+
+def _answer(
+    databases: OrderedDict[str, Database], url: str, flush: Flush, busy_timeout_ms: int
+) -> tuple[str, object]:
+    try:
+        database = databases.pop(url, None) or Database(url, busy_timeout_ms=busy_timeout_ms)
+        databases[url] = database
+        while len(databases) > OPEN_DATABASES:
+            databases.popitem(last=False)[1].dispose()
+        return "done", in_transaction(database, lambda session: write(session, flush))
+    except LeaseLost:
+        return "lease_lost", None
+    except Exception as exc:  # sent back: the job that asked fails with it
+        return "failed", describe(exc)
+
+
+# ---- in the worker ---------------------------------------------------------------------------
+def in_use(settings: Settings, database: Database) -> bool:
+    """Whether jobs write through writer processes: DESCENT_HISTORY_WRITER=process, on a database
+    another process can open (an in-memory SQLite database exists only in this one)."""
+    return settings.history_writer == "process" and not database.in_memory
+
+
+class WriterProcess:
+    """A writer process and the worker's end of its pipe: one write in flight at a time."""
+
+    def __init__(self, busy_timeout_ms: int) -> None:
+        spawn = multiprocessing.get_context("spawn")
+        self._connection, theirs = spawn.Pipe()
+        self.process = spawn.Process(
+            target=_serve, args=(theirs, busy_timeout_ms), name="descent-history-writer",
+            daemon=True,
+        )  # fmt: skip
+        self.process.start()
+        theirs.close()  # the writer's end lives in the writer only: it sees EOF if we go
+        self.busy_timeout_ms = busy_timeout_ms
+        self._job_id: str | None = None
+
+    @property
+    def reusable(self) -> bool:
+        """Alive, with no answer left unread."""
+        return self._job_id is None and self.process.is_alive()
+
+    def send(self, database_url: str, flush: Flush) -> None:
+        if self._job_id is not None:
+            raise RuntimeError("the previous write's answer was not received")
+        try:
+            self._connection.send((database_url, flush))
+        except OSError as exc:
+            raise self._died() from exc
+        self._job_id = flush.job_id
+
+    def receive(self) -> bool:
+        """Wait for the answer to what `send` sent: the cancel flag, LeaseLost or WriteFailed."""
+        job_id, self._job_id = self._job_id, None
+        if job_id is None:
+            raise RuntimeError("nothing was sent")
+        try:
+            kind, value = self._connection.recv()
+        except (EOFError, OSError) as exc:
+            raise self._died() from exc
+        if kind == "lease_lost":
+            raise LeaseLost(job_id)
+        if kind == "failed":
+            raise WriteFailed(str(value))
+        return bool(value)
+
+    def _died(self) -> WriteFailed:
+        self.process.join(CLOSE_SECONDS)
+        return WriteFailed(f"the history writer process died (exit code {self.process.exitcode})")
+
+    def close(self) -> None:
+        self._connection.close()
+        self.process.join(CLOSE_SECONDS)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join()
+
+
+class WriterPool:
+    """Idle writer processes, each lent to one running job at a time and kept for the next."""
+
+    def __init__(self) -> None:
+        self._idle: list[WriterProcess] = []
+        self._lock = threading.Lock()
+
+    def acquire(self, busy_timeout_ms: int) -> WriterProcess:
+        with self._lock:
+            while self._idle:
+                writer = self._idle.pop()
+                if writer.reusable and writer.busy_timeout_ms == busy_timeout_ms:
+                    return writer
+                writer.close()
+        return WriterProcess(busy_timeout_ms)
+
+    def warm(self, busy_timeout_ms: int) -> None:
+        """Start a writer now if none is idle, so that a job's first write need not wait for
+        one to start (spawning imports the service: about half a second)."""
+        with self._lock:
+            if any(writer.busy_timeout_ms == busy_timeout_ms for writer in self._idle):
+                return
+            self._idle.append(WriterProcess(busy_timeout_ms))
+
+    def release(self, writer: WriterProcess) -> None:
+        if not writer.reusable:
+            writer.close()
+            return
+        with self._lock:
+            self._idle.append(writer)
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for writer in idle:
+            writer.close()
+
+
+writers = WriterPool()
+atexit.register(writers.close)
