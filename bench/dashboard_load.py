@@ -24,6 +24,7 @@ import asyncio
 import itertools
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -39,6 +40,7 @@ import uvloop
 from bench.common import cifar10_dir, serve, table, write_report
 from service.db.session import Database
 from service.jobs import repository
+from service.settings import Settings
 
 POLL_SECONDS = 0.2
 TARGET_P99_MS, TARGET_SLOWDOWN = 50.0, 0.10  # the issue's targets
@@ -350,9 +352,26 @@ def worker_niceness(pid: int) -> list[int]:
     return [int(fields[16]) for fields in stats]
 
 
+# A stand-in for a training job in bench.dashboard_load's serving floor: one core's worth of
+# minibatch products over a CIFAR-sized slab, at the workers' niceness, for `seconds`.
+BUSY_CORE = """
+import os, sys, time
+import numpy as np
+os.nice(int(sys.argv[2]))
+rng = np.random.default_rng(0)
+X = rng.random((4096, 3073), dtype=np.float32)
+W = rng.random((3073, 10), dtype=np.float32)
+end = time.monotonic() + float(sys.argv[1])
+while time.monotonic() < end:
+    (X[rng.integers(0, 4096, 200)] @ W).sum()
+"""
+
+
 def serving_floor(args: argparse.Namespace) -> str:
     """What the same polls cost when nothing changes: an API alone (no workers) on two jobs with
-    a stored history, every answer a 304 from the poll cache. The HTTP server's own share."""
+    a stored history, every answer a 304 from the poll cache. The HTTP server's own share, with
+    the cores idle, then with both kept busy by stand-ins for two jobs (the API then shares its
+    core, its caches and its wake-ups with one)."""
     with (
         tempfile.TemporaryDirectory() as tmp,
         serve(Path(tmp), {"DESCENT_POLL_CACHE_BYTES": str(args.poll_cache_bytes)}, workers=0) as (
@@ -364,24 +383,39 @@ def serving_floor(args: argparse.Namespace) -> str:
         spec = job_spec(0)[1]
         ids = [api.post("/jobs", json=spec).json()["id"] for _ in range(2)]
         api.close()
-        samples: dict[str, list[float]] = defaultdict(list)
 
-        async def polls() -> None:
-            until = time.monotonic() + args.seconds
-            spread = POLL_SECONDS / args.clients
-            await asyncio.gather(*(poller(base, ids[i % 2], until, samples, -1, i * spread)
-                                   for i in range(args.clients)))  # fmt: skip
+        def polled(busy: bool) -> tuple[int, int, float]:
+            samples: dict[str, list[float]] = defaultdict(list)
 
-        started, cpu = time.monotonic(), cpu_seconds(pid)
-        run(polls())
-        cores = (cpu_seconds(pid) - cpu) / (time.monotonic() - started)
-    count = len(samples["job"]) + len(samples["loss"])
-    unchanged = len(samples["job 304"]) + len(samples["loss 304"])
-    per_request = 1000 * cores * args.seconds / max(1, count)
+            async def polls() -> None:
+                until = time.monotonic() + args.seconds
+                spread = POLL_SECONDS / args.clients
+                await asyncio.gather(*(poller(base, ids[i % 2], until, samples, -1, i * spread)
+                                       for i in range(args.clients)))  # fmt: skip
+
+            nice = str(Settings().worker_nice)
+            command = [sys.executable, "-c", BUSY_CORE, str(args.seconds + 2), nice]
+            env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
+            hogs = [subprocess.Popen(command, env=env) for _ in range(2 if busy else 0)]
+            time.sleep(1.0 if busy else 0.0)  # their slabs made
+            started, cpu = time.monotonic(), cpu_seconds(pid)
+            run(polls())
+            cores = (cpu_seconds(pid) - cpu) / (time.monotonic() - started)
+            for hog in hogs:
+                hog.wait()
+            count = len(samples["job"]) + len(samples["loss"])
+            return count, len(samples["job 304"]) + len(samples["loss 304"]), cores
+
+        idle, busy = polled(busy=False), polled(busy=True)
+    sentences = []
+    for (count, unchanged, cores), where in ((idle, "idle cores"), (busy, "both cores busy")):
+        each = 1000 * cores * args.seconds / max(1, count)
+        sentences.append(f"with {where}, {unchanged} of {count} answers 304s from the poll "
+                         f"cache, the API used {cores:.2f} cores, {each:.2f} ms each")  # fmt: skip
     return (f"With nothing changing (an API alone, two queued jobs, the same {args.clients} "
-            f"pollers for {args.seconds:g} s; {unchanged} of {count} answers were 304s from the "
-            f"poll cache) the API used {cores:.2f} cores, {per_request:.2f} ms per request: "
-            "what the HTTP server and the middleware cost before any read.")  # fmt: skip
+            f"pollers for {args.seconds:g} s): {sentences[0]}; {sentences[1]} (two processes "
+            f"computing minibatch products at the workers' niceness, stand-ins for two jobs). "
+            "What the HTTP server and the middleware cost before any read.")  # fmt: skip
 
 
 def read_costs(url: str, job_id: str) -> str:
