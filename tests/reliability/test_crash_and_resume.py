@@ -6,6 +6,7 @@ import signal
 import subprocess
 from collections.abc import Callable
 from functools import partial
+from pathlib import Path
 
 import numpy as np
 
@@ -41,15 +42,33 @@ def assert_same_as_uninterrupted(database: Database, settings: Settings, job_id:
     np.testing.assert_array_equal(weights(database, job_id), weights(database, reference))
 
 
+def _children(pid: int) -> list[int]:
+    return [int(kid) for task in Path(f"/proc/{pid}/task").glob("*")
+            for kid in (task / "children").read_text().split()]  # fmt: skip
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (Linux /proc)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state not in ("Z", "X")
+
+
 def test_a_worker_killed_with_sigkill_loses_nothing_but_time(
     settings: Settings, database: Database, start_worker: StartWorker
 ) -> None:
     job_id = submit(database, settings, LONG_JOB)
     victim = start_worker()
     wait_until(lambda: checkpoint_step(database, job_id) > 0, what="a first checkpoint")
+    # Its history writer (and multiprocessing's resource tracker, which starting it started).
+    helpers = _children(victim.pid)
+    assert helpers
 
     victim.kill()
     victim.wait()
+    wait_until(lambda: not any(map(_running, helpers)), what="its helpers to exit with it")
     assert status(database, job_id) == "running"  # nobody has noticed yet
     rescuer = start_worker()
     wait_until(lambda: status(database, job_id) != "running", timeout=120, what="the job to end")
