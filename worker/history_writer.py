@@ -90,9 +90,10 @@ def _serve(connection: Connection, busy_timeout_ms: int) -> None:
         while True:
             try:
                 url, flush = connection.recv()
-            except EOFError:
+                answer = _answer(databases, url, flush, busy_timeout_ms)
+                connection.send(answer)
+            except (EOFError, OSError):  # the worker is gone (a reset if it was killed)
                 return
-            connection.send(_answer(databases, url, flush, busy_timeout_ms))
     finally:
         for database in databases.values():
             database.dispose()

@@ -118,6 +118,20 @@ def test_a_writer_exits_when_the_worker_lets_go_of_it(sqlite_url: str) -> None:
     assert writer.process.exitcode == 0
 
 
+def test_a_writer_exits_cleanly_when_the_worker_goes_without_reading_its_answer(
+    settings: Settings, database: Database
+) -> None:
+    """As when the worker is killed mid-write: its end closes with an answer unread."""
+    job_id = submit(database, settings)
+    writer = WriterProcess(busy_timeout_ms=1000)
+    flush = Flush(job_id=job_id, owner="nobody", attempt=1, lease_seconds=30, step=1, metrics={},
+                  points=[Points("loss", [0], [1.0])])  # fmt: skip
+    writer.send(settings.database_url, flush)
+    threading.Event().wait(0.5)  # answered by now
+    writer.close()
+    assert writer.process.exitcode == 0
+
+
 def test_a_write_for_a_lost_lease_raises_lease_lost(settings: Settings, database: Database) -> None:
     job_id = submit(database, settings)  # queued: no worker holds a lease on it
     writer = WriterProcess(busy_timeout_ms=1000)
