@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 import numpy as np
@@ -26,8 +26,6 @@ from worker import history_writer, store
 from worker.history_writer import Flush, WriterProcess, write
 from worker.retry import in_transaction
 from worker.store import ClaimedJob, LeaseLost
-
-__all__ = ["Heartbeat", "JobContext", "LeaseLost", "Outcome", "Resume"]
 
 log = logging.getLogger("descent.worker")
 T = TypeVar("T")
@@ -69,6 +67,7 @@ class JobContext:
         self._last_checkpoint_step = 0
         self._writing: Callable[[], bool] | None = None  # waits for the write in flight
         self._writer: WriterProcess | None = None
+        self._writes_in_a_process = history_writer.in_use(settings, database)
 
     @property
     def job_id(self) -> str:
@@ -106,12 +105,7 @@ class JobContext:
 
     # ---- while running -----------------------------------------------------------------------
     def _renew(self, session: Session, **values: Any) -> bool:
-        cancel = store.renew(
-            session, self.job_id, self.owner, self.settings.lease_seconds, **values
-        )
-        if cancel is None:
-            raise LeaseLost(self.job_id)
-        return cancel
+        return store.renew(session, self.job_id, self.owner, self.settings.lease_seconds, **values)
 
     def heartbeat(self, **values: Any) -> bool:
         """Renew the lease (setting `values`); True if a cancel was requested."""
@@ -147,18 +141,13 @@ class JobContext:
             raise LeaseLost(self.job_id)
         flush = Flush(
             job_id=self.job_id, owner=self.owner, attempt=self.claimed.attempts,
-            lease_seconds=self.settings.lease_seconds, step=step,
-            # Copies: the engine goes on mutating what it handed over (W is updated in place).
-            metrics=dict(metrics), points=points, checkpoint=checkpoint,
-            weights=None if weights is None else weights.copy(),
+            lease_seconds=self.settings.lease_seconds, step=step, metrics=metrics, points=points,
+            checkpoint=checkpoint, weights=weights,
         )  # fmt: skip
-        if history_writer.in_use(self.settings, self.database):
-            writer = self._writer or history_writer.writers.acquire(
-                self.settings.sqlite_busy_timeout_ms
-            )
-            self._writer = writer
-            writer.send(self.database.url, flush)
-            self._writing = writer.receive
+        if self._writes_in_a_process:
+            self._writer = self._writer or history_writer.writers.acquire()
+            self._writer.send(self.database, flush)  # pickled at once: no copies needed
+            self._writing = self._writer.receive
         else:
             self._writing = self._write_on_a_thread(flush)
         if checkpoint is not None:
@@ -167,6 +156,9 @@ class JobContext:
         return cancel
 
     def _write_on_a_thread(self, flush: Flush) -> Callable[[], bool]:
+        # Copies: the engine goes on mutating what it handed over (W is updated in place).
+        weights = None if flush.weights is None else flush.weights.copy()
+        flush = replace(flush, metrics=dict(flush.metrics), weights=weights)
         # Summarized and turned into statements here, not on the writing thread: every NumPy
         # call on a large array lets go of the GIL and takes it back, and Python work on the
         # writer holds it in slices of the switch interval; each time the writer takes it

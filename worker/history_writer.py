@@ -67,8 +67,6 @@ def write(session: Session, flush: Flush, writes: Sequence[bulk.Statement] | Non
     `writes`: store.point_writes of the flush's points, if the caller built them already."""
     cancel = store.renew(session, flush.job_id, flush.owner, flush.lease_seconds,
                          progress_step=flush.step, metrics=flush.metrics)  # fmt: skip
-    if cancel is None:
-        raise LeaseLost(flush.job_id)
     if writes is None:
         dialect = session.get_bind().dialect.name
         writes = store.point_writes(dialect, flush.job_id, flush.points)
@@ -81,17 +79,17 @@ def write(session: Session, flush: Flush, writes: Sequence[bulk.Statement] | Non
 
 
 # ---- in the writer process -------------------------------------------------------------------
-def _serve(connection: Connection, busy_timeout_ms: int) -> None:
-    """Answer each (database URL, Flush) received until the worker closes its end of the pipe."""
+def _serve(connection: Connection) -> None:
+    """Answer each (database URL, busy timeout, Flush) received until the worker closes its end
+    of the pipe."""
     # Ctrl-C in a terminal reaches the whole process group: the worker decides when to stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    databases: OrderedDict[str, Database] = OrderedDict()
+    databases: OrderedDict[tuple[str, int], Database] = OrderedDict()
     try:
         while True:
             try:
-                url, flush = connection.recv()
-                answer = _answer(databases, url, flush, busy_timeout_ms)
-                connection.send(answer)
+                target, *asked = connection.recv()
+                connection.send(_answer(databases, target, *asked))
             except (EOFError, OSError):  # the worker is gone (a reset if it was killed)
                 return
     finally:
@@ -100,11 +98,12 @@ def _serve(connection: Connection, busy_timeout_ms: int) -> None:
 
 
 def _answer(
-    databases: OrderedDict[str, Database], url: str, flush: Flush, busy_timeout_ms: int
+    databases: OrderedDict[tuple[str, int], Database], target: tuple[str, int], flush: Flush
 ) -> tuple[str, object]:
     try:
-        database = databases.pop(url, None) or Database(url, busy_timeout_ms=busy_timeout_ms)
-        databases[url] = database
+        url, busy_timeout_ms = target
+        database = databases.pop(target, None) or Database(url, busy_timeout_ms=busy_timeout_ms)
+        databases[target] = database
         while len(databases) > OPEN_DATABASES:
             databases.popitem(last=False)[1].dispose()
         return "done", in_transaction(database, lambda session: write(session, flush))
@@ -124,16 +123,14 @@ def in_use(settings: Settings, database: Database) -> bool:
 class WriterProcess:
     """A writer process and the worker's end of its pipe: one write in flight at a time."""
 
-    def __init__(self, busy_timeout_ms: int) -> None:
+    def __init__(self) -> None:
         spawn = multiprocessing.get_context("spawn")
         self._connection, theirs = spawn.Pipe()
         self.process = spawn.Process(
-            target=_serve, args=(theirs, busy_timeout_ms), name="descent-history-writer",
-            daemon=True,
-        )  # fmt: skip
+            target=_serve, args=(theirs,), name="descent-history-writer", daemon=True
+        )
         self.process.start()
         theirs.close()  # the writer's end lives in the writer only: it sees EOF if we go
-        self.busy_timeout_ms = busy_timeout_ms
         self._job_id: str | None = None
 
     @property
@@ -141,11 +138,13 @@ class WriterProcess:
         """Alive, with no answer left unread."""
         return self._job_id is None and self.process.is_alive()
 
-    def send(self, database_url: str, flush: Flush) -> None:
+    def send(self, database: Database, flush: Flush) -> None:
+        """Hand the flush to the writer, for `database` (pickled now: the caller may go on
+        changing what it holds)."""
         if self._job_id is not None:
             raise RuntimeError("the previous write's answer was not received")
         try:
-            self._connection.send((database_url, flush))
+            self._connection.send(((database.url, database.busy_timeout_ms), flush))
         except OSError as exc:
             raise self._died() from exc
         self._job_id = flush.job_id
@@ -184,22 +183,21 @@ class WriterPool:
         self._idle: list[WriterProcess] = []
         self._lock = threading.Lock()
 
-    def acquire(self, busy_timeout_ms: int) -> WriterProcess:
+    def acquire(self) -> WriterProcess:
         with self._lock:
             while self._idle:
                 writer = self._idle.pop()
-                if writer.reusable and writer.busy_timeout_ms == busy_timeout_ms:
+                if writer.reusable:
                     return writer
                 writer.close()
-        return WriterProcess(busy_timeout_ms)
+        return WriterProcess()
 
-    def warm(self, busy_timeout_ms: int) -> None:
+    def warm(self) -> None:
         """Start a writer now if none is idle, so that a job's first write need not wait for
         one to start (spawning imports the service: about half a second)."""
         with self._lock:
-            if any(writer.busy_timeout_ms == busy_timeout_ms for writer in self._idle):
-                return
-            self._idle.append(WriterProcess(busy_timeout_ms))
+            if not self._idle:
+                self._idle.append(WriterProcess())
 
     def release(self, writer: WriterProcess) -> None:
         if not writer.reusable:

@@ -19,12 +19,13 @@ from service import idempotency, retention
 from service.db.session import Database
 from service.settings import Settings
 from worker import history_writer, store
-from worker.context import Heartbeat, JobContext, LeaseLost, Outcome, Resume
+from worker.context import Heartbeat, JobContext, Outcome, Resume
 from worker.engine.datasets import DatasetUnavailable
 from worker.engine.parallel import limit_threads
 from worker.prepare import DataPreparer, PreparedData
 from worker.retry import describe, in_transaction
 from worker.search_job import run_search
+from worker.store import LeaseLost
 from worker.task_job import run_task
 from worker.train_job import run_train
 from worker.wakeup import make_waiter
@@ -61,7 +62,7 @@ class Worker:
         """Claim and run jobs until stopped (or, with burst, until the queue is empty)."""
         log.info("worker %s started (burst=%s)", self.owner, burst)
         if history_writer.in_use(self.settings, self.database):
-            history_writer.writers.warm(self.settings.sqlite_busy_timeout_ms)
+            history_writer.writers.warm()
         waiter = make_waiter(self.settings.database_url, self.stopping)
         try:
             while not self.stopping.is_set():

@@ -128,10 +128,9 @@ def has_claimable(session: Session) -> bool:
     return session.execute(stmt).first() is not None
 
 
-def renew(
-    session: Session, job_id: str, owner: str, lease_seconds: float, **values: Any
-) -> bool | None:
-    """Renew the lease and set `values`; cancel_requested, or None if the lease is lost."""
+def renew(session: Session, job_id: str, owner: str, lease_seconds: float, **values: Any) -> bool:
+    """Renew the lease and set `values`; whether a cancel was requested. Raises LeaseLost (and
+    sets nothing) if another worker holds the job now."""
     now = utcnow()
     stmt = (
         update(Job)
@@ -141,7 +140,9 @@ def renew(
         .execution_options(synchronize_session=False)
     )
     row = session.execute(stmt).one_or_none()
-    return None if row is None else bool(row.cancel_requested)
+    if row is None:
+        raise LeaseLost(job_id)
+    return bool(row.cancel_requested)
 
 
 class Points(NamedTuple):

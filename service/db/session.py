@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,7 @@ class Database:
 
     def __init__(self, url: str, *, busy_timeout_ms: int = 30_000) -> None:
         self.url = url
+        self.busy_timeout_ms = busy_timeout_ms
         self.engine = make_engine(url, busy_timeout_ms=busy_timeout_ms)
         writer = self.engine.execution_options(**{WRITE_OPTION: True})
         self._read = sessionmaker(self.engine, expire_on_commit=False)
@@ -61,7 +63,7 @@ class Database:
     def is_sqlite(self) -> bool:
         return self.engine.dialect.name == "sqlite"
 
-    @property
+    @cached_property
     def in_memory(self) -> bool:
         """An SQLite database in this process's memory, which no other process can open."""
         parsed = make_url(self.url)

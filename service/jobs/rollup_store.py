@@ -80,25 +80,6 @@ _RAW = (
 )
 
 
-def _statements(
-    dialect: str, job_id: str, series: list[str], numbers: Sequence[Sequence[float]]
-) -> list[bulk.Statement]:
-    """Upserts of rows of one job: their series, and the columns level, block, min_step,
-    min_value, max_step, max_value, points."""
-    if not series:
-        return []
-    if dialect == "sqlite":
-        return bulk.sqlite_inserts(_INSERT, (job_id,), [series, *numbers], _MERGE)
-    arrays = [bulk.pg_text_array(series), *(bulk.pg_array(column) for column in numbers)]
-    return [(_PG_UPSERT, (job_id, *arrays))]
-
-
-def _write(
-    connection: Connection, job_id: str, series: list[str], numbers: Sequence[Sequence[float]]
-) -> None:
-    bulk.execute(connection, _statements(connection.dialect.name, job_id, series, numbers))
-
-
 class Rows(NamedTuple):
     """Summary rows of one job ready to upsert: each row's series, then the columns level,
     block, min_step, min_value, max_step, max_value, points."""
@@ -109,7 +90,7 @@ class Rows(NamedTuple):
 
 def summarize(batches: Iterable[Batch]) -> Rows:
     """The rollup rows of new points of a job's series (each after every stored point of its
-    series): NumPy work a writer may do before its transaction, on another thread."""
+    series): NumPy work its caller may do ahead of the transaction that writes them."""
     parts: list[tuple[str, int, Columns]] = []
     for series, steps, values in batches:
         if not len(steps):
@@ -131,9 +112,14 @@ def summarize(batches: Iterable[Batch]) -> Rows:
 
 
 def statements(dialect: str, job_id: str, rows: Rows) -> list[bulk.Statement]:
-    """What folds the rows `summarize` made of new points of a job's series into their rollups
-    (on the database `dialect`, "sqlite" or "postgresql")."""
-    return _statements(dialect, job_id, rows.series, rows.numbers)
+    """The upserts that fold `rows` (summarize's, or one recomputed block's) into a job's rollups,
+    on the database `dialect` ("sqlite" or "postgresql")."""
+    if not rows.series:
+        return []
+    if dialect == "sqlite":
+        return bulk.sqlite_inserts(_INSERT, (job_id,), [rows.series, *rows.numbers], _MERGE)
+    columns = [bulk.pg_text_array(rows.series), *(bulk.pg_array(c) for c in rows.numbers)]
+    return [(_PG_UPSERT, (job_id, *columns))]
 
 
 def add(connection: Connection, job_id: str, rows: Rows) -> None:
@@ -167,7 +153,7 @@ def truncate(session: Session, job_id: str, from_step: int) -> None:
             children = read(session, job_id, series, [_children(level, block)])
             summary = merge(block, children)
             if summary is not None:
-                _write(connection, job_id, [series], [[level], *([value] for value in summary)])
+                add(connection, job_id, Rows([series], [[level], *([v] for v in summary)]))
 
 
 def _children(level: int, block: int) -> Span:

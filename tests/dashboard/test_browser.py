@@ -153,3 +153,53 @@ def test_the_notes_story_overlays_three_strategies(served: str, page: Any) -> No
         "sgd",
     ]
     screenshot(page, "dashboard-compare")
+
+
+def test_the_loss_chart_switches_to_log_scale_smooths_and_zooms(served: str, page: Any) -> None:
+    spec = {"dataset": {"name": "digits"}, "model": {"loss": "softmax", "reg": 0.001},
+            "optimizer": {"type": "sgd", "learning_rate": 0.05, "batch_size": 32,
+                          "iterations": 3000}, "log_every": 1}  # fmt: skip
+    job_id = submit(served, spec)
+    assert wait_finished(served, job_id)["status"] == "succeeded"
+    page.goto(f"{served}/#/jobs/{job_id}")
+    page.wait_for_function(f"() => ({CURVE})()[1] === 2999")
+    raw = page.evaluate("() => document.querySelector('#loss-chart').data[0].y")
+
+    page.check("#loss-log")
+    page.wait_for_function(
+        "() => document.querySelector('#loss-chart').layout.yaxis.type === 'log'"
+    )
+
+    page.evaluate(
+        "() => { const s = document.querySelector('#loss-smooth'); s.value = '0.9';"
+        " s.dispatchEvent(new Event('input')); }"
+    )
+    page.wait_for_function(
+        "() => document.querySelector('#loss-chart').data.some(t => t.name === 'loss (raw)')"
+    )
+    traces = page.evaluate(
+        "() => Object.fromEntries(document.querySelector('#loss-chart').data"
+        ".map(t => [t.name, t.y]))"
+    )
+    assert traces["loss (raw)"] == raw
+    smoothed = traces["loss"]
+    assert smoothed[0] == pytest.approx(raw[0])  # debiased: the first point is not dragged to 0
+    assert smoothed[1] == pytest.approx((0.9 * 0.1 * raw[0] + 0.1 * raw[1]) / (1 - 0.9**2))
+    assert page.inner_text("#loss-smooth-value") == "0.9"
+
+    # A drag-zoom on steps 1000..2000 reads that window again from the server.
+    page.evaluate(
+        "() => Plotly.relayout(document.querySelector('#loss-chart'),"
+        " {'xaxis.range[0]': 1000, 'xaxis.range[1]': 2000})"
+    )
+    window = (
+        "() => { const t = document.querySelector('#loss-chart').data"
+        ".find(t => t.name === 'loss'); return [t.x[0], t.x[t.x.length - 1], t.x.length]; }"
+    )
+    page.wait_for_function(f"() => ({window})()[0] >= 1000 && ({window})()[1] <= 2000")
+    first, last, count = page.evaluate(window)
+    assert (first, last, count) == (1000, 2000, 1001)  # under max_points: every step
+    screenshot(page, "dashboard-loss-controls")
+
+    page.click("#loss-reset")
+    page.wait_for_function(f"() => ({window})()[0] === 0 && ({window})()[1] === 2999")

@@ -25,3 +25,14 @@ def submit(database: Database, settings: Settings, **overrides: Any) -> str:
 
 def job_status(session: Session, job_id: str) -> str:
     return service.get(session, job_id).status
+
+
+def internal_error(database: Database, failed_id: str, healthy_id: str) -> str:
+    """The message of a job that failed with an internal_error beside one that succeeded (the
+    worker went on)."""
+    with database.read() as session:
+        assert service.get(session, healthy_id).status == "succeeded"
+        failed = service.get(session, failed_id)
+    assert failed.status == "failed"
+    assert failed.error is not None and failed.error["type"] == "internal_error"
+    return str(failed.error["message"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections import Counter
 
+import pytest
 from sqlalchemy import select
 
 from service.db.models import Job
@@ -12,6 +13,7 @@ from service.db.session import Database
 from service.settings import Settings
 from tests.worker.conftest import submit
 from worker import store
+from worker.store import LeaseLost
 
 
 def test_each_queued_job_is_claimed_once_by_concurrent_claimers(
@@ -71,7 +73,8 @@ def test_a_job_whose_lease_expired_is_claimed_again(settings: Settings, database
     assert again is not None and again.id == job_id and again.attempts == 2
     with database.transaction() as session:
         # The old owner can no longer write to it.
-        assert store.renew(session, job_id, "lost-worker", 60) is None
+        with pytest.raises(LeaseLost):
+            store.renew(session, job_id, "lost-worker", 60)
         assert not store.finish(session, job_id, "lost-worker", "succeeded")
         assert store.renew(session, job_id, "new-worker", 60) is False
 

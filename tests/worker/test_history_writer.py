@@ -15,7 +15,7 @@ from service.db.session import Database
 from service.jobs import service
 from service.settings import Settings
 from tests.conftest import make_settings
-from tests.worker.conftest import submit
+from tests.worker.conftest import internal_error, submit
 from tests.worker.test_runner import wait_for
 from worker.history_writer import Flush, WriteFailed, WriterProcess
 from worker.runner import Worker
@@ -63,12 +63,8 @@ def test_a_write_the_database_refuses_fails_the_job_with_its_error(
     with Worker(settings) as worker:
         assert worker.run(burst=True) == 2
 
-    with database.read() as session:
-        failed = service.get(session, failing)
-        assert failed.status == "failed"
-        assert failed.error is not None and failed.error["type"] == "internal_error"
-        assert failed.error["message"] == "WriteFailed: IntegrityError: disk on fire"
-        assert service.get(session, healthy).status == "succeeded"
+    message = internal_error(database, failing, healthy)
+    assert message == "WriteFailed: IntegrityError: disk on fire"
     assert 0 < _stored(database, failing) <= 2000
 
 
@@ -111,8 +107,8 @@ def test_the_writer_is_kept_for_the_next_job(settings: Settings, database: Datab
     assert _stored(database, first) == _stored(database, second) == 3_000
 
 
-def test_a_writer_exits_when_the_worker_lets_go_of_it(sqlite_url: str) -> None:
-    writer = WriterProcess(busy_timeout_ms=1000)
+def test_a_writer_exits_when_the_worker_lets_go_of_it() -> None:
+    writer = WriterProcess()
     assert writer.process.is_alive()
     writer.close()
     assert writer.process.exitcode == 0
@@ -123,10 +119,10 @@ def test_a_writer_exits_cleanly_when_the_worker_goes_without_reading_its_answer(
 ) -> None:
     """As when the worker is killed mid-write: its end closes with an answer unread."""
     job_id = submit(database, settings)
-    writer = WriterProcess(busy_timeout_ms=1000)
+    writer = WriterProcess()
     flush = Flush(job_id=job_id, owner="nobody", attempt=1, lease_seconds=30, step=1, metrics={},
                   points=[Points("loss", [0], [1.0])])  # fmt: skip
-    writer.send(settings.database_url, flush)
+    writer.send(database, flush)
     threading.Event().wait(0.5)  # answered by now
     writer.close()
     assert writer.process.exitcode == 0
@@ -134,11 +130,11 @@ def test_a_writer_exits_cleanly_when_the_worker_goes_without_reading_its_answer(
 
 def test_a_write_for_a_lost_lease_raises_lease_lost(settings: Settings, database: Database) -> None:
     job_id = submit(database, settings)  # queued: no worker holds a lease on it
-    writer = WriterProcess(busy_timeout_ms=1000)
+    writer = WriterProcess()
     try:
         flush = Flush(job_id=job_id, owner="nobody", attempt=1, lease_seconds=30, step=1,
                       metrics={}, points=[Points("loss", [0], [1.0])])  # fmt: skip
-        writer.send(settings.database_url, flush)
+        writer.send(database, flush)
         with pytest.raises(LeaseLost):
             writer.receive()
         assert writer.reusable
@@ -147,14 +143,14 @@ def test_a_write_for_a_lost_lease_raises_lease_lost(settings: Settings, database
     assert _stored(database, job_id) == 0
 
 
-def test_a_writer_gone_before_a_send_is_a_write_failure(settings: Settings) -> None:
-    writer = WriterProcess(busy_timeout_ms=1000)
+def test_a_writer_gone_before_a_send_is_a_write_failure(database: Database) -> None:
+    writer = WriterProcess()
     writer.process.kill()
     writer.process.join()
     flush = Flush(job_id="j", owner="o", attempt=1, lease_seconds=30, step=0, metrics={},
                   points=[])  # fmt: skip
     with pytest.raises(WriteFailed, match=r"died \(exit code -9\)"):
-        writer.send(settings.database_url, flush)
+        writer.send(database, flush)
     assert not writer.reusable
     writer.close()
 

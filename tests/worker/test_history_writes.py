@@ -18,7 +18,7 @@ from service.db.session import Database
 from service.jobs import repository, service
 from service.settings import Settings
 from tests.conftest import make_settings
-from tests.worker.conftest import submit
+from tests.worker.conftest import internal_error, submit
 from tests.worker.test_runner import wait_for
 from worker import store
 from worker.engine.train import TrainData, init_state, run
@@ -115,12 +115,7 @@ def test_a_failed_history_write_fails_the_job_and_the_worker_goes_on(
     with Worker(settings) as worker:
         assert worker.run(burst=True) == 2
 
-    with database.read() as session:
-        failed = service.get(session, failing)
-        assert failed.status == "failed"
-        assert failed.error is not None and failed.error["type"] == "internal_error"
-        assert "disk on fire" in failed.error["message"]
-        assert service.get(session, healthy).status == "succeeded"
+    assert "disk on fire" in internal_error(database, failing, healthy)
     # The two writes before the failure, nothing after it.
     stored = [s for s, _ in _points(database, failing, "loss")]
     assert 0 < len(stored) < 20_000
