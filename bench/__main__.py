@@ -7,7 +7,7 @@ import pkgutil
 import sys
 from pathlib import Path
 
-SKIP = {"common", "__main__"}
+SKIP = {"common", "bare_asgi", "__main__"}  # helpers, not benchmarks
 
 
 def main(names: list[str]) -> int:

@@ -15,6 +15,11 @@ through a bare keep-alive protocol of their own; the subscribers read their stre
 the `event:` lines. The load generator shares the two cores with the server and the jobs, so its
 own CPU is part of what is measured: httpx would spend several times the server's CPU per request
 on its side.
+
+Then the floor: the same pollers, with nothing changing, against an API alone (every answer a 304
+from the poll cache) and against uvicorn serving an app that does nothing (bench/bare_asgi.py),
+each with the cores idle and kept busy by two stand-ins for the jobs. What the bare server and the
+generator take with the cores busy is taken from the jobs whatever Descent's code does.
 """
 
 from __future__ import annotations
@@ -30,14 +35,16 @@ import tempfile
 import time
 import timeit
 from collections import defaultdict
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import httpx
 import uvloop
 
-from bench.common import cifar10_dir, serve, table, write_report
+from bench.common import REPO, cifar10_dir, free_port, serve, table, write_report
 from service.db.session import Database
 from service.jobs import repository
 from service.settings import Settings
@@ -333,13 +340,15 @@ def main(argv: list[str] | None = None) -> None:
         api.close()
         costs = read_costs(f"sqlite:///{Path(tmp) / 'descent.db'}", ids[0])
         costs += f"\n\nThe load generator itself used {cpu:.2f} cores in the loaded window."
-    costs += "\n\n" + serving_floor(args)
+    floor, bare = serving_floor(args)
+    costs += "\n\n" + floor
     machine = (
         f"- Load average before the run: {', '.join(f'{v:.2f}' for v in load_before)}; at the "
         f"end of the loaded window: {', '.join(f'{v:.2f}' for v in load_during)} "
         f"({os.cpu_count()} cores). Worker processes' niceness: {nice}."
     )
-    report(args, label, single, samples, errors, events, windows, (load_before[0], machine), costs)
+    report(args, label, single, samples, errors, events, windows, (load_before[0], machine), costs,
+           bare)  # fmt: skip
 
 
 def worker_niceness(pid: int) -> list[int]:
@@ -367,11 +376,85 @@ while time.monotonic() < end:
 """
 
 
-def serving_floor(args: argparse.Namespace) -> str:
-    """What the same polls cost when nothing changes: an API alone (no workers) on two jobs with
-    a stored history, every answer a 304 from the poll cache. The HTTP server's own share, with
-    the cores idle, then with both kept busy by stand-ins for two jobs (the API then shares its
-    core, its caches and its wake-ups with one)."""
+@dataclass(frozen=True)
+class Floor:
+    """The same polls when nothing changes: answers, 304s, and the CPU of each side (cores)."""
+
+    answers: int
+    unchanged: int
+    server: float
+    generator: float
+    seconds: float
+
+    def ms(self, cores: float) -> float:
+        """Milliseconds of CPU a request, of `cores` used over the window."""
+        return 1000 * cores * self.seconds / max(1, self.answers)
+
+
+def polled(base: str, pid: int, ids: list[str], args: argparse.Namespace, busy: bool) -> Floor:
+    """`args.clients` pollers for `args.seconds` on idle cores, or beside two BUSY_CORE stand-ins
+    for the jobs (at the workers' niceness)."""
+    samples: dict[str, list[float]] = defaultdict(list)
+
+    async def polls() -> None:
+        until = time.monotonic() + args.seconds
+        spread = POLL_SECONDS / args.clients
+        await asyncio.gather(*(poller(base, ids[i % 2], until, samples, -1, i * spread)
+                               for i in range(args.clients)))  # fmt: skip
+
+    nice = str(Settings().worker_nice)
+    command = [sys.executable, "-c", BUSY_CORE, str(args.seconds + 2), nice]
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
+    hogs = [subprocess.Popen(command, env=env) for _ in range(2 if busy else 0)]
+    time.sleep(1.0 if busy else 0.0)  # their slabs made
+    started, cpu, own = time.monotonic(), cpu_seconds(pid), time.process_time()
+    run(polls())
+    elapsed = time.monotonic() - started
+    server = (cpu_seconds(pid) - cpu) / elapsed
+    generator = (time.process_time() - own) / elapsed
+    for hog in hogs:
+        hog.wait()
+    answers = len(samples["job"]) + len(samples["loss"])
+    unchanged = len(samples["job 304"]) + len(samples["loss 304"])
+    return Floor(answers, unchanged, server, generator, elapsed)
+
+
+@contextmanager
+def bare_server(port: int) -> Iterator[tuple[str, int]]:
+    """(base URL, pid) of uvicorn serving bench.bare_asgi (a 304 for everything), as `descent
+    serve` runs uvicorn (its default loop and parser: uvloop and httptools)."""
+    command = [sys.executable, "-m", "uvicorn", "bench.bare_asgi:app", "--port", str(port),
+               "--no-access-log", "--log-level", "warning"]  # fmt: skip
+    process = subprocess.Popen(command, cwd=REPO)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(base, timeout=1).status_code == 304:
+                    break
+            except httpx.TransportError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit("uvicorn did not start bench.bare_asgi")
+            time.sleep(0.1)
+        yield base, process.pid
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def serving_floor(args: argparse.Namespace) -> tuple[str, Floor]:
+    """What the same polls cost when nothing changes, each side's CPU measured with the cores
+    idle, then with both kept busy by stand-ins for two jobs (the server then shares its core,
+    its caches and its wake-ups with one): an API alone (no workers) on two queued jobs, every
+    answer a 304 from the poll cache; then uvicorn serving an app that does nothing
+    (bench.bare_asgi), the floor of any ASGI app on this server and generator. Returns the
+    paragraph and the bare server's busy floor."""
     with (
         tempfile.TemporaryDirectory() as tmp,
         serve(Path(tmp), {"DESCENT_POLL_CACHE_BYTES": str(args.poll_cache_bytes)}, workers=0) as (
@@ -383,39 +466,32 @@ def serving_floor(args: argparse.Namespace) -> str:
         spec = job_spec(0)[1]
         ids = [api.post("/jobs", json=spec).json()["id"] for _ in range(2)]
         api.close()
+        descent = [polled(base, pid, ids, args, busy) for busy in (False, True)]
+    with bare_server(free_port()) as (base, pid):
+        bare = [polled(base, pid, ["a", "b"], args, busy) for busy in (False, True)]
 
-        def polled(busy: bool) -> tuple[int, int, float]:
-            samples: dict[str, list[float]] = defaultdict(list)
+    def measured(floors: list[Floor], server: str) -> str:
+        sentences = []
+        for floor, where in zip(floors, ("idle cores", "both cores busy"), strict=True):
+            sentences.append(
+                f"with {where}, {floor.unchanged} of {floor.answers} answers 304s, {server} "
+                f"used {floor.server:.2f} cores ({floor.ms(floor.server):.2f} ms a request) and "
+                f"the generator {floor.generator:.2f} ({floor.ms(floor.generator):.2f} ms)"
+            )
+        return "; ".join(sentences)
 
-            async def polls() -> None:
-                until = time.monotonic() + args.seconds
-                spread = POLL_SECONDS / args.clients
-                await asyncio.gather(*(poller(base, ids[i % 2], until, samples, -1, i * spread)
-                                       for i in range(args.clients)))  # fmt: skip
-
-            nice = str(Settings().worker_nice)
-            command = [sys.executable, "-c", BUSY_CORE, str(args.seconds + 2), nice]
-            env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
-            hogs = [subprocess.Popen(command, env=env) for _ in range(2 if busy else 0)]
-            time.sleep(1.0 if busy else 0.0)  # their slabs made
-            started, cpu = time.monotonic(), cpu_seconds(pid)
-            run(polls())
-            cores = (cpu_seconds(pid) - cpu) / (time.monotonic() - started)
-            for hog in hogs:
-                hog.wait()
-            count = len(samples["job"]) + len(samples["loss"])
-            return count, len(samples["job 304"]) + len(samples["loss 304"]), cores
-
-        idle, busy = polled(busy=False), polled(busy=True)
-    sentences = []
-    for (count, unchanged, cores), where in ((idle, "idle cores"), (busy, "both cores busy")):
-        each = 1000 * cores * args.seconds / max(1, count)
-        sentences.append(f"with {where}, {unchanged} of {count} answers 304s from the poll "
-                         f"cache, the API used {cores:.2f} cores, {each:.2f} ms each")  # fmt: skip
-    return (f"With nothing changing (an API alone, two queued jobs, the same {args.clients} "
-            f"pollers for {args.seconds:g} s): {sentences[0]}; {sentences[1]} (two processes "
-            f"computing minibatch products at the workers' niceness, stand-ins for two jobs). "
-            "What the HTTP server and the middleware cost before any read.")  # fmt: skip
+    busy = bare[1]
+    paragraph = (
+        f"With nothing changing (the same {args.clients} pollers for {args.seconds:g} s; busy: two "
+        "processes computing minibatch products at the workers' niceness, stand-ins for two "
+        f"jobs). Descent's API alone on two queued jobs, answers from the poll cache: "
+        f"{measured(descent, 'the API')}. The same polls against uvicorn serving an app that "
+        f"does nothing (bench/bare_asgi.py, a 304 for everything): {measured(bare, 'uvicorn')}. "
+        f"With the cores busy, that floor alone takes {busy.server + busy.generator:.2f} cores, "
+        f"{50 * (busy.server + busy.generator):.1f}% of the two, before any of Descent's code "
+        "runs."
+    )
+    return paragraph, busy
 
 
 def read_costs(url: str, job_id: str) -> str:
@@ -448,6 +524,7 @@ def report(
     windows: list[list[float]],
     load: tuple[float, str],
     costs: str,
+    bare: Floor,
 ) -> None:
     """Write the report; `load` is the 1-minute load average before the run and a line on it."""
     every = samples["job"] + samples["loss"]
@@ -483,6 +560,10 @@ def report(
         f"(SSE included): the {args.clients * 2 / POLL_SECONDS:.0f} requests/s asked for need "
         f"{extra_cpu / max(1, len(every)) * args.clients * 2 / POLL_SECONDS:.2f} cores. "
         f"Unchanged answers (304): {unchanged}.",
+        f"- The floor: with both cores busy, the same polls against uvicorn serving an app that "
+        f"does nothing cost {bare.server:.2f} cores on the server and {bare.generator:.2f} in the "
+        f"load generator, {50 * (bare.server + bare.generator):.1f}% of the two cores, taken "
+        "from the jobs whatever the API does.",
         load[1],
     ]
     drift = [abs(a - c) / max(a, c) for a, c in zip(windows[0][:2], windows[2][:2], strict=True)]
