@@ -92,7 +92,7 @@ class Settings(BaseSettings):
         "themselves, so the API answers promptly while jobs keep the cores busy (0 = unchanged).",
     )
     poll_cache_bytes: int = Field(
-        0,
+        16 * 1024**2,
         ge=0,
         description="Memory the API may keep answers of GET /jobs/{id}, /loss and /metrics in, "
         "shared by all clients and emptied whenever the database changes (0 = no cache).",

@@ -144,6 +144,11 @@ def make_settings(database_url: str, tmp_path: Path, **overrides: object) -> Set
         "poll_seconds": 0.05,
         "checkpoint_seconds": 0.2,
         "dataset_cache_bytes": 2 * 1024**3,
+        # The endpoints' own answers, right after each commit: the poll cache (on by default)
+        # may lag another connection's commit by up to its staleness bound. Its tests turn it
+        # on (tests/service/test_poll_cache.py, test_poll_tails.py), and `descent serve` in the
+        # e2e and dashboard tests runs with it.
+        "poll_cache_bytes": 0,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

@@ -8,14 +8,15 @@ answers of those routes, byte for byte with their headers, keyed by path and que
 Freshness: a watcher reads a fingerprint of the database every `max_staleness / 2` seconds, in a
 worker thread, on a connection of its own: `PRAGMA data_version` on SQLite (it changes when any
 other connection commits), `pg_current_snapshot()` on PostgreSQL (it changes whenever a write
-transaction starts or ends, in any database of the cluster). When it changes, the cache is
-emptied. An answer is served from the cache only while the last completed check started less than
+transaction starts or ends, in any database of the cluster). When it changes, the cache is emptied.
+An answer is served from the cache only while the last completed check started less than
 `max_staleness` ago, so an answer never misses a commit older than that: the cache is bypassed
-(never blocking) when the checks fall behind. Requests other than GET/HEAD that pass through this
-API (cancel, delete, submit) empty the cache before and after, so the API's own writes are seen at
-once. Only 200s are kept; errors and 404s always go to the endpoint. Concurrent misses of one key
-wait for the first one instead of all reading the database. Memory is capped (least recently used
-answers go first).
+(never blocking) when the checks fall behind. The watcher rests while nobody polls (after
+IDLE_SECONDS without a poll) and wakes on the next poll, which the endpoint answers meanwhile.
+Requests other than GET/HEAD that pass through this API (cancel, delete, submit) empty the cache
+before and after, so the API's own writes are seen at once. Only 200s are kept; errors and 404s
+always go to the endpoint. Concurrent misses of one key wait for the first one instead of all
+reading the database. Memory is capped (least recently used answers go first).
 
 Polls by cursor (`?after=N` or `?after=N&limit=L` on a series) differ from client to client, so
 they are answered from the series' Tail (service.jobs.tails) instead: its newest points, read
@@ -62,6 +63,7 @@ ROUTES = {
 }
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 ENTRY_OVERHEAD = 256  # bytes counted per entry on top of its body, key and headers
+IDLE_SECONDS = 10.0  # the watcher rests after this long without a poll
 BODYLESS = frozenset({b"content-length", b"content-type"})  # what a 304 leaves out of a 200
 
 
@@ -143,6 +145,8 @@ class PollCache:
     size: int = 0
     generation: int = 0
     tails: Tails = field(default_factory=Tails)
+    polled_at: float = field(default_factory=time.monotonic)  # monotonic time of the last poll
+    waking: anyio.Event | None = None  # set by the next poll while the watcher rests
 
     @property
     def enabled(self) -> bool:
@@ -150,6 +154,12 @@ class PollCache:
 
     def fresh(self) -> bool:
         return time.monotonic() - self.checked_at <= self.max_staleness
+
+    def polled(self) -> None:
+        """Note a poll (waking the watcher if it rests)."""
+        self.polled_at = time.monotonic()
+        if self.waking is not None:
+            self.waking.set()
 
     def invalidate(self) -> None:
         self.generation += 1  # what the tails hold is older now: each is read again when polled
@@ -209,7 +219,20 @@ class PollCache:
                     self.invalidate()
                     last = current
                 self.checked_at = started
+            if time.monotonic() - self.polled_at > IDLE_SECONDS:
+                await self._rest()
+                continue
             await anyio.sleep(max(0.0, started + self.max_staleness / 2 - time.monotonic()))
+
+    async def _rest(self) -> None:
+        """Wait for the next poll. Once the last check is older than the staleness bound, that
+        poll is answered by the endpoint; the check it wakes keeps what the cache holds if the
+        fingerprint has not moved meanwhile."""
+        self.waking = anyio.Event()
+        try:
+            await self.waking.wait()
+        finally:
+            self.waking = None
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -238,7 +261,11 @@ class PollCacheLayer:
             finally:
                 cache.invalidate()
             return
-        if scope["method"] != "GET" or not POLLED.fullmatch(scope["path"]) or not cache.fresh():
+        if scope["method"] != "GET" or not POLLED.fullmatch(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        cache.polled()
+        if not cache.fresh():
             await self.app(scope, receive, send)
             return
         polled = _page_query(scope)

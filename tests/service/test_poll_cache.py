@@ -1,6 +1,7 @@
-"""The poll cache (DESCENT_POLL_CACHE_BYTES): hits are byte-identical to the endpoint's answers,
-commits by other processes show within the staleness bound, the API's own writes at once, errors
-are never kept, memory stays under its cap, and the bearer token is checked before the cache."""
+"""The poll cache (DESCENT_POLL_CACHE_BYTES, on by default): hits are byte-identical to the
+endpoint's answers, commits by other processes show within the staleness bound, the API's own
+writes at once, errors are never kept, memory stays under its cap, the bearer token is checked
+before the cache, and the watcher rests while nobody polls."""
 
 from __future__ import annotations
 
@@ -18,7 +19,9 @@ from starlette.types import Message, Receive, Scope, Send
 from service.app import create_app
 from service.db.models import Job
 from service.db.session import Database
+from service.jobs import poll_cache
 from service.jobs.poll_cache import PollCache, PollCacheLayer
+from service.settings import Settings
 from tests.conftest import make_settings
 from tests.service.test_poll_reads import add_job, append
 
@@ -47,6 +50,13 @@ def cached(database_url: str, tmp_path: Path) -> Iterator[TestClient]:
         yield client
 
 
+@pytest.fixture
+def plain(database_url: str, tmp_path: Path) -> Iterator[TestClient]:
+    """The endpoints themselves: an app without the cache, on the same database."""
+    with cached_client(database_url, tmp_path / "plain", poll_cache_bytes=0) as client:
+        yield client
+
+
 def cache_of(client: TestClient) -> PollCache:
     cache: PollCache = client.app.state.poll_cache  # type: ignore[attr-defined]
     return cache
@@ -70,13 +80,13 @@ def seed(database: Database) -> None:
 
 
 def test_a_hit_is_byte_identical_to_the_endpoint_and_to_its_304(
-    cached: TestClient, client: TestClient, database: Database
+    cached: TestClient, plain: TestClient, database: Database
 ) -> None:
     seed(database)
     wait_until_fresh(cached)
     generation = cache_of(cached).generation
     for path in PATHS:
-        expected = client.get(path)
+        expected = plain.get(path)
         assert expected.status_code == 200, expected.text
         first = cached.get(path)  # a miss, filled from the endpoint
         assert answer(first) == answer(expected)
@@ -85,11 +95,11 @@ def test_a_hit_is_byte_identical_to_the_endpoint_and_to_its_304(
         polls_by_cursor = 2  # answered from the series' tails (test_poll_tails.py)
         assert len(cache_of(cached).entries) == len(PATHS) - polls_by_cursor
     for path in PATHS:
-        expected = client.get(path)
+        expected = plain.get(path)
         hit = cached.get(path)
         assert answer(hit) == answer(expected), path
         etag = {"If-None-Match": f'W/"other", {expected.headers["ETag"]}'}
-        assert answer(cached.get(path, headers=etag)) == answer(client.get(path, headers=etag))
+        assert answer(cached.get(path, headers=etag)) == answer(plain.get(path, headers=etag))
         assert cached.get(path, headers=etag).status_code == 304
 
 
@@ -223,8 +233,34 @@ def test_the_token_is_checked_before_the_cache(
         assert client.get("/jobs/j", headers=bad).status_code == 401
 
 
-def test_off_by_default(client: TestClient, database: Database) -> None:
+def test_on_by_default_and_zero_turns_it_off(cached: TestClient, plain: TestClient) -> None:
+    assert Settings.model_fields["poll_cache_bytes"].default == 16 * 1024**2
+    assert cache_of(cached).enabled
+    assert not cache_of(plain).enabled
+    assert plain.get("/jobs/j").status_code == 404
+    assert len(cache_of(plain).entries) == 0
+
+
+def test_the_watcher_rests_while_nobody_polls_and_wakes_on_the_next_poll(
+    cached: TestClient, database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(poll_cache, "IDLE_SECONDS", 0.3)
     seed(database)
-    assert client.get("/jobs/j").status_code == 200
-    assert not cache_of(client).enabled
-    assert len(cache_of(client).entries) == 0
+    wait_until_fresh(cached)
+    assert cached.get("/jobs/j").json()["status"] == "running"
+    cache = cache_of(cached)
+    deadline = time.monotonic() + 5
+    while cache.waking is None:  # no poll for IDLE_SECONDS: the watcher rests
+        assert time.monotonic() < deadline, "the watcher never rested"
+        time.sleep(0.02)
+    last_check = cache.checked_at
+    time.sleep(3 * STALENESS)
+    assert cache.checked_at == last_check  # no checks while it rests
+    assert not cache.fresh()
+
+    with database.transaction() as session:
+        session.execute(update(Job).where(Job.id == "j").values(status="succeeded"))
+    assert cached.get("/jobs/j").json()["status"] == "succeeded"  # the endpoint's answer
+    wait_until_fresh(cached)  # that poll woke the watcher
+    assert cache.checked_at > last_check
+    assert cached.get("/jobs/j").json()["status"] == "succeeded"
