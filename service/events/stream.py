@@ -196,12 +196,13 @@ async def job_events(
         now = time.monotonic()
         finished = job.status in TERMINAL_STATUSES
         key = (job.status, job.attempts)
+        current = (job.progress.step, job.metrics.model_dump_json())
         if status is None:
             yield job_event("status", job, position, retry=RETRY_MS)
-            status = key
+            status, progress = key, current  # a status event carries the whole job
         elif key != status and not finished:
             yield job_event("status", job, position)
-            status = key
+            status, progress = key, current
         position = batch.position
         for event in events:
             yield event
@@ -211,7 +212,6 @@ async def job_events(
             yield job_event("end", job, position)
             return
         sent = bool(events)
-        current = (job.progress.step, job.metrics.model_dump_json())
         if current != progress and now - progress_at >= timing.progress_seconds:
             yield progress_event(job, position)
             progress, progress_at, sent = current, now, True

@@ -79,6 +79,23 @@ def test_a_cancelled_queued_job_ends_its_stream(
     assert seen == ["status:queued", "status:cancelled", "end:cancelled"]
 
 
+def test_a_progress_event_never_repeats_what_the_status_event_carried(
+    client: TestClient, fast_stream: stream.Timing
+) -> None:
+    job_id = client.post("/jobs", json=toy_spec()).json()["id"]
+    seen: list[str] = []
+    with client.stream("GET", f"/jobs/{job_id}/events", timeout=30) as response:
+        for item in parse(response.iter_lines()):
+            if isinstance(item, Event):
+                seen.append(item.event)
+            elif item == "ping" and "ping" not in seen:  # idle for longer than progress_seconds
+                seen.append("ping")
+                assert client.post(f"/jobs/{job_id}/cancel").status_code == 202
+
+    assert fast_stream.ping_seconds > fast_stream.progress_seconds
+    assert seen == ["status", "ping", "status", "end"]
+
+
 def test_an_idle_stream_pings_and_stops_polling_when_the_client_leaves(
     client: TestClient, fast_stream: stream.Timing, monkeypatch: pytest.MonkeyPatch
 ) -> None:
