@@ -64,36 +64,28 @@ def test_a_running_job_streams_as_it_grows_and_ends(
     assert ids == sorted(ids)
 
 
+@pytest.mark.parametrize("idle", [False, True], ids=["at-once", "after-idling"])
 def test_a_cancelled_queued_job_ends_its_stream(
-    client: TestClient, fast_stream: stream.Timing
+    client: TestClient, fast_stream: stream.Timing, idle: bool
 ) -> None:
+    """Cancelled at once, or after idling past `progress_seconds` (until a ping): either way no
+    progress event repeats what the first status event carried."""
     job_id = client.post("/jobs", json=toy_spec()).json()["id"]
     seen: list[str] = []
     with client.stream("GET", f"/jobs/{job_id}/events", timeout=30) as response:
         for item in parse(response.iter_lines()):
             if isinstance(item, Event):
                 seen.append(f"{item.event}:{strict_json(item.data)['status']}")
-                if len(seen) == 1:
-                    assert client.post(f"/jobs/{job_id}/cancel").status_code == 202
-
-    assert seen == ["status:queued", "status:cancelled", "end:cancelled"]
-
-
-def test_a_progress_event_never_repeats_what_the_status_event_carried(
-    client: TestClient, fast_stream: stream.Timing
-) -> None:
-    job_id = client.post("/jobs", json=toy_spec()).json()["id"]
-    seen: list[str] = []
-    with client.stream("GET", f"/jobs/{job_id}/events", timeout=30) as response:
-        for item in parse(response.iter_lines()):
-            if isinstance(item, Event):
-                seen.append(item.event)
-            elif item == "ping" and "ping" not in seen:  # idle for longer than progress_seconds
+            elif item == "ping" and idle and "ping" not in seen:
                 seen.append("ping")
+            else:
+                continue
+            if seen[-1] == ("ping" if idle else "status:queued"):
                 assert client.post(f"/jobs/{job_id}/cancel").status_code == 202
 
     assert fast_stream.ping_seconds > fast_stream.progress_seconds
-    assert seen == ["status", "ping", "status", "end"]
+    opening = ["status:queued", "ping"] if idle else ["status:queued"]
+    assert seen == [*opening, "status:cancelled", "end:cancelled"]
 
 
 def test_an_idle_stream_pings_and_stops_polling_when_the_client_leaves(
