@@ -56,15 +56,25 @@ def serve(
         full.setdefault("DESCENT_CIFAR10_DIR", str(found))
     descent = Path(sys.executable).parent / "descent"
     command = [str(descent), "serve", "--port", str(port), "--workers", str(workers)]
-    process = subprocess.Popen(command, env=full, cwd=home)
     base = f"http://127.0.0.1:{port}"
+    with started(command, lambda: _ready(base), env=full, cwd=home) as pid:
+        yield base, pid
+
+
+@contextmanager
+def started(
+    command: list[str], ready: Callable[[], bool], *, env: dict[str, str], cwd: Path
+) -> Iterator[int]:
+    """The pid of `command`, once `ready()` (within 60 s). SIGTERM on the way out, then a kill
+    if it has not stopped within 30 s."""
+    process = subprocess.Popen(command, env=env, cwd=cwd)
     try:
         deadline = time.monotonic() + 60
-        while not _ready(base):
+        while not ready():
             if process.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit("descent serve did not become ready")
+                raise SystemExit(f"{' '.join(command)} did not become ready")
             time.sleep(0.1)
-        yield base, process.pid
+        yield process.pid
     finally:
         process.send_signal(signal.SIGTERM)
         try:

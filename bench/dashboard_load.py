@@ -44,7 +44,7 @@ from typing import Any, TypeVar, cast
 import httpx
 import uvloop
 
-from bench.common import REPO, cifar10_dir, free_port, serve, table, write_report
+from bench.common import REPO, cifar10_dir, free_port, serve, started, table, write_report
 from service.db.session import Database
 from service.jobs import repository
 from service.settings import Settings
@@ -425,27 +425,16 @@ def bare_server(port: int) -> Iterator[tuple[str, int]]:
     serve` runs uvicorn (its default loop and parser: uvloop and httptools)."""
     command = [sys.executable, "-m", "uvicorn", "bench.bare_asgi:app", "--port", str(port),
                "--no-access-log", "--log-level", "warning"]  # fmt: skip
-    process = subprocess.Popen(command, cwd=REPO)
     base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(base, timeout=1).status_code == 304:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit("uvicorn did not start bench.bare_asgi")
-            time.sleep(0.1)
-        yield base, process.pid
-    finally:
-        process.terminate()
+
+    def ready() -> bool:
         try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+            return httpx.get(base, timeout=1).status_code == 304
+        except httpx.TransportError:
+            return False
+
+    with started(command, ready, env=dict(os.environ), cwd=REPO) as pid:
+        yield base, pid
 
 
 def serving_floor(args: argparse.Namespace) -> tuple[str, Floor]:

@@ -88,8 +88,8 @@ def _serve(connection: Connection) -> None:
     try:
         while True:
             try:
-                target, *asked = connection.recv()
-                connection.send(_answer(databases, target, *asked))
+                target, flush = connection.recv()
+                connection.send(_answer(databases, target, flush))
             except (EOFError, OSError):  # the worker is gone (a reset if it was killed)
                 return
     finally:
