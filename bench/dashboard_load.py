@@ -7,9 +7,10 @@ jobs (the CIFAR-10 SVM recipe when the batches are here, else digits). Their ste
 measured over windows of the same length, quiet and loaded in turn, starting and ending quiet:
 `rounds` loaded windows, each compared with the mean of the quiet windows on both sides, so
 drift (a neighbour, thermal) shows as a gap between quiet windows rather than as load, and the
-rounds show how much one comparison varies. A job's speed in a window is the steps it flushed
-over the time between its flushes (the database's progress and `updated_at`), not over the
-reader's clock, which would be off by up to one flush interval at each end. In a loaded window
+rounds show how much one comparison varies. A job's speed in a window is taken between its
+first flush after the window began and its last flush before it ended (the database's progress
+and `updated_at`), so no step of a neighbouring window counts; against the reader's clock each
+end would be off by up to one flush interval. In a loaded window
 `clients` pollers each GET /jobs/{id} and /jobs/{id}/loss?after= every 200 ms (following the
 cursor like a live chart) and `subscribers` clients follow GET /jobs/{id}/events
 (bench.pollers: one uvloop process on the same two cores, so its own CPU is part of what is
@@ -23,6 +24,7 @@ alone and against uvicorn serving an app that does nothing, with the cores idle 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import itertools
 import os
 import statistics
@@ -31,10 +33,10 @@ import tempfile
 import time
 import timeit
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from sqlalchemy import select
@@ -48,6 +50,7 @@ from service.jobs import repository
 
 TARGET_P99_MS, TARGET_SLOWDOWN = 50.0, 0.10  # the issue's targets
 CACHE_BYTES = 16 * 1024**2
+T = TypeVar("T")
 DRIFT, STOLEN = 0.05, 0.02  # quiet windows this far apart, or this much steal, mark a disturbed run
 
 
@@ -91,13 +94,21 @@ def stolen_seconds() -> float:
 
 
 @dataclass(frozen=True)
+class Flushes:
+    """Each job's step as of a flush, and when that flush was written (its `updated_at`)."""
+
+    steps: list[int]
+    times: list[float]
+
+
+@dataclass(frozen=True)
 class Mark:
-    """One reading: each job's last flushed step and when it was flushed (the database's
-    clock), and the CPU seconds used so far (monotonic `at`)."""
+    """A window's boundary: when (monotonic `at`, wall clock `wall`), each job's last flush
+    before it, and the CPU seconds used so far."""
 
     at: float
-    steps: list[int]
-    flushed: list[float]
+    wall: float
+    last: Flushes
     api: float
     workers: float  # their writer processes included
     stolen: float
@@ -113,24 +124,50 @@ class Window:
     stolen: float
 
 
-def read_mark(database: Database, ids: list[str], pid: int) -> Mark:
+def flushes(database: Database, ids: list[str]) -> Flushes:
+    """Each job's last flush so far."""
     with database.read() as session:
         rows = {row.id: row for row in session.execute(
             select(Job.id, Job.progress_step, Job.updated_at).where(Job.id.in_(ids)))}  # fmt: skip
+    return Flushes(
+        [rows[i].progress_step for i in ids], [rows[i].updated_at.timestamp() for i in ids]
+    )
+
+
+def first_flushes_after(database: Database, ids: list[str], wall: float) -> Flushes:
+    """Each job's first flush after `wall` (a job flushes every DESCENT_FLUSH_SECONDS, and the
+    database keeps its last flush only, so it is read every 50 ms until each job has one)."""
+    found: dict[int, tuple[int, float]] = {}
+    deadline = time.monotonic() + 10
+    while len(found) < len(ids):
+        now = flushes(database, ids)
+        for k, (step, flushed) in enumerate(zip(now.steps, now.times, strict=True)):
+            if k not in found and flushed > wall:
+                found[k] = (step, flushed)
+        if time.monotonic() > deadline:
+            raise SystemExit("a job stopped flushing")
+        time.sleep(0.05)
+    return Flushes([found[k][0] for k in range(len(ids))], [found[k][1] for k in range(len(ids))])
+
+
+def read_mark(database: Database, ids: list[str], pid: int) -> Mark:
     workers = [kid for child in children(pid) for kid in (child, *children(child))]
     return Mark(
         time.monotonic(),
-        [rows[i].progress_step for i in ids],
-        [rows[i].updated_at.timestamp() for i in ids],
+        time.time(),
+        flushes(database, ids),
         cpu_seconds(pid),
         sum(cpu_seconds(worker) for worker in workers),
         stolen_seconds(),
     )
 
 
-def window(before: Mark, after: Mark) -> Window:
+def window(before: Mark, first: Flushes, after: Mark) -> Window:
+    """The window from `before` to `after`: each job's speed between its first flush after the
+    window began and its last flush before it ended, so no step of a neighbouring window counts;
+    the CPU over the whole window."""
     elapsed = after.at - before.at
-    pairs = zip(before.steps, after.steps, before.flushed, after.flushed, strict=True)
+    pairs = zip(first.steps, after.last.steps, first.times, after.last.times, strict=True)
     speeds = [(b - a) / max(1e-6, tb - ta) for a, b, ta, tb in pairs]
     return Window(
         speeds,
@@ -160,6 +197,15 @@ class Traffic:
     generator: list[float]
 
 
+async def loaded(
+    database: Database, ids: list[str], wall: float, traffic: Coroutine[Any, Any, T]
+) -> tuple[T, Flushes]:
+    """Run the load, and meanwhile find each job's first flush after it began."""
+    first = asyncio.create_task(asyncio.to_thread(first_flushes_after, database, ids, wall))
+    result = await traffic
+    return result, await first
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse(argv)
     load_before = os.getloadavg()
@@ -178,7 +224,7 @@ def main(argv: list[str] | None = None) -> None:
         api = httpx.Client(base_url=base, timeout=30)
         ids = [api.post("/jobs", json=job_spec(seed)[1]).json()["id"] for seed in (1, 2)]
         deadline = time.monotonic() + 180
-        while min(read_mark(database, ids, pid).steps) < 200:  # both past loading and warm
+        while min(flushes(database, ids).steps) < 200:  # both past loading and warm
             if time.monotonic() > deadline:
                 raise SystemExit("the jobs did not start")
             time.sleep(0.5)
@@ -186,22 +232,30 @@ def main(argv: list[str] | None = None) -> None:
         run(poller(base, ids[0], time.monotonic() + 5, single))
         traffic = Traffic(defaultdict(list), 0, [], [])
         marks = [read_mark(database, ids, pid)]
+        firsts = []
         for _ in range(args.rounds):
-            time.sleep(args.seconds)
+            firsts.append(first_flushes_after(database, ids, marks[-1].wall))
+            time.sleep(max(0.0, marks[-1].at + args.seconds - time.monotonic()))  # quiet
             marks.append(read_mark(database, ids, pid))
             cpu = time.process_time()  # the load generator's own CPU: it shares the two cores
-            samples, errors, events = run(load(base, ids, [s - 1 for s in marks[-1].steps], args))
+            positions = [step - 1 for step in marks[-1].last.steps]
+            clients = load(base, ids, positions, args)
+            (samples, errors, events), first = run(loaded(database, ids, marks[-1].wall, clients))
             traffic.generator.append((time.process_time() - cpu) / args.seconds)
             marks.append(read_mark(database, ids, pid))
+            firsts.append(first)
             for name, values in samples.items():
                 traffic.samples[name] += values
             traffic.errors += errors
             traffic.events.append(events)
         load_during = os.getloadavg()
         nice = worker_niceness(pid)
-        time.sleep(args.seconds)
+        firsts.append(first_flushes_after(database, ids, marks[-1].wall))
+        time.sleep(max(0.0, marks[-1].at + args.seconds - time.monotonic()))
         marks.append(read_mark(database, ids, pid))
-        windows = [window(a, b) for a, b in itertools.pairwise(marks)]
+        windows = [
+            window(a, f, b) for (a, b), f in zip(itertools.pairwise(marks), firsts, strict=True)
+        ]
         for job_id in ids:
             api.post(f"/jobs/{job_id}/cancel")
         api.close()
@@ -395,11 +449,12 @@ def report(
 and {args.subscribers} SSE subscribers (GET /jobs/{{id}}/events) against `descent serve
 --workers 2` (SQLite, {cache}) while two jobs train ({label}, a loss point every step).
 Windows of {args.seconds:g} s, quiet and loaded in turn ({args.rounds} loaded), starting and
-ending quiet; a job's steps per second in a window are the steps it flushed over the time
-between those flushes. The load generator (one asyncio process on uvloop: a bare keep-alive
-HTTP/1.1 protocol revalidating with If-None-Match for the pollers, raw reads counting the
-`event:` lines for the SSE streams) runs on the same machine, so its own CPU counts against the
-server and the workers. "stolen": cores' worth of time the hypervisor gave other guests.
+ending quiet; a job's steps per second in a window are taken between its first flush after
+the window began and its last flush before it ended. The load generator (one asyncio process
+on uvloop: a bare keep-alive HTTP/1.1 protocol revalidating with If-None-Match for the
+pollers, raw reads counting the `event:` lines for the SSE streams) runs on the same machine,
+so its own CPU counts against the server and the workers. "stolen": cores' worth of time the
+hypervisor gave other guests.
 
 ## API latency under load (every loaded window)
 
