@@ -177,14 +177,18 @@ def window(before: Mark, first: Flushes, after: Mark) -> Window:
     )
 
 
+def rounds(windows: list[Window]) -> list[tuple[Window, Window, Window]]:
+    """For quiet, loaded, quiet, ..., quiet windows: each loaded window with the quiet windows
+    on both sides."""
+    return list(zip(windows[0::2], windows[1::2], windows[2::2], strict=False))
+
+
 def round_drops(windows: list[Window]) -> list[list[float]]:
-    """For quiet, loaded, quiet, ..., quiet windows: each round's drop in steps/s per job, the
-    loaded window against the mean of the quiet ones on both sides."""
-    drops = []
-    for before, loaded, after in zip(windows[0::2], windows[1::2], windows[2::2], strict=False):
-        drops.append([1 - speed / ((a + b) / 2) for speed, a, b in
-                      zip(loaded.speeds, before.speeds, after.speeds, strict=True)])  # fmt: skip
-    return drops
+    """Each round's drop in steps/s per job: the loaded window against the mean of the quiet
+    ones on both sides."""
+    return [[1 - speed / ((a + b) / 2) for speed, a, b in
+             zip(loaded.speeds, before.speeds, after.speeds, strict=True)]
+            for before, loaded, after in rounds(windows)]  # fmt: skip
 
 
 @dataclass
@@ -239,7 +243,9 @@ def main(argv: list[str] | None = None) -> None:
             marks.append(read_mark(database, ids, pid))
             cpu = time.process_time()  # the load generator's own CPU: it shares the two cores
             positions = [step - 1 for step in marks[-1].last.steps]
-            clients = load(base, ids, positions, args)
+            clients = load(base, ids, positions, seconds=args.seconds, clients=args.clients,
+                           subscribers=args.subscribers, from_start=args.start == "start",
+                           aligned=args.phase == "aligned")  # fmt: skip
             (samples, errors, events), first = run(loaded(database, ids, marks[-1].wall, clients))
             traffic.generator.append((time.process_time() - cpu) / args.seconds)
             marks.append(read_mark(database, ids, pid))
@@ -330,14 +336,13 @@ def percentiles(values: list[float]) -> list[str]:
     return [f"{1000 * v:.1f}" for v in (cuts[49], cuts[94], cuts[98], max(values))]
 
 
-def speed_tables(windows: list[Window], drops: list[list[float]]) -> str:
+def speed_tables(windows: list[Window], drops: list[list[float]], mean: list[float]) -> str:
     """Every window's figures, then each round's drop per job and their mean."""
     rows = [[f"{k + 1} {'loaded' if k % 2 else 'quiet'}", *(f"{s:.0f}" for s in w.speeds),
              f"{w.api:.2f}", f"{w.workers:.2f}", f"{w.stolen:.2f}"]
             for k, w in enumerate(windows)]  # fmt: skip
     jobs = [f"job {k + 1}" for k in range(len(windows[0].speeds))]
     header = ["window", *jobs, "API CPU (cores)", "workers' CPU (their writers too)", "stolen"]
-    mean = [statistics.fmean(column) for column in zip(*drops, strict=True)]
     round_rows = [[f"round {r + 1}", *(f"{-100 * d:+.1f}%" for d in round_)]
                   for r, round_ in enumerate(drops)]  # fmt: skip
     round_rows.append(["mean", *(f"**{-100 * d:+.1f}%**" for d in mean)])
@@ -350,10 +355,8 @@ def speed_tables(windows: list[Window], drops: list[list[float]]) -> str:
 
 def api_cost(windows: list[Window], seconds: float) -> float:
     """CPU seconds the API spent on the loaded windows beyond the quiet windows around them."""
-    extra = 0.0
-    for before, loaded, after in zip(windows[0::2], windows[1::2], windows[2::2], strict=False):
-        extra += (loaded.api - (before.api + after.api) / 2) * seconds
-    return extra
+    return seconds * sum(loaded.api - (before.api + after.api) / 2
+                         for before, loaded, after in rounds(windows))  # fmt: skip
 
 
 def disturbance(windows: list[Window], load_at_start: float) -> str | None:
@@ -462,7 +465,7 @@ hypervisor gave other guests.
 
 ## Training speed (steps per second)
 
-{speed_tables(windows, drops)}
+{speed_tables(windows, drops, mean)}
 
 ## What one poll costs the server
 

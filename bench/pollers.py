@@ -9,7 +9,6 @@ its side.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import time
 from collections import defaultdict
@@ -167,21 +166,30 @@ async def subscriber(base: str, job_id: str, position: int, until: float) -> str
 
 
 async def load(
-    base: str, ids: list[str], positions: list[int], args: argparse.Namespace
+    base: str,
+    ids: list[str],
+    positions: list[int],
+    *,
+    seconds: float,
+    clients: int,
+    subscribers: int = 0,
+    from_start: bool = False,
+    aligned: bool = False,
 ) -> tuple[Samples, int, list[str]]:
-    """Pollers and subscribers for `args.seconds`; `positions`: each job's last step done.
+    """`clients` pollers and `subscribers` event streams for `seconds`, spread over the jobs;
+    `positions`: each job's step to follow from (pollers from the first step if `from_start`).
     Returns the samples, the pollers' errors and each subscriber's count of events."""
-    until = time.monotonic() + args.seconds
+    until = time.monotonic() + seconds
     samples: Samples = defaultdict(list)
     # Independent clients are not in step: their 200 ms cycles start spread over one period
-    # (--phase aligned starts them all at once, a burst of every client every 200 ms).
-    spread = POLL_SECONDS / args.clients if args.phase == "spread" else 0.0
+    # (`aligned` starts them all at once, a burst of every client every 200 ms).
+    spread = 0.0 if aligned else POLL_SECONDS / clients
     pollers = [poller(base, ids[i % len(ids)], until, samples,
-                      -1 if args.start == "start" else positions[i % len(ids)], i * spread)
-               for i in range(args.clients)]  # fmt: skip
-    subscribers = [subscriber(base, ids[i % len(ids)], positions[i % len(ids)], until)
-                   for i in range(args.subscribers)]  # fmt: skip
-    errors, events = await asyncio.gather(asyncio.gather(*pollers), asyncio.gather(*subscribers))
+                      -1 if from_start else positions[i % len(ids)], i * spread)
+               for i in range(clients)]  # fmt: skip
+    streams = [subscriber(base, ids[i % len(ids)], positions[i % len(ids)], until)
+               for i in range(subscribers)]  # fmt: skip
+    errors, events = await asyncio.gather(asyncio.gather(*pollers), asyncio.gather(*streams))
     return samples, sum(errors), list(events)
 
 

@@ -9,13 +9,11 @@ that does nothing (bench.bare_asgi), the floor of any ASGI app on this server an
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import subprocess
 import sys
 import tempfile
 import time
-from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,7 +23,7 @@ from typing import Any
 import httpx
 
 from bench.common import REPO, cpu_seconds, free_port, serve, started
-from bench.pollers import POLL_SECONDS, Samples, poller, run
+from bench.pollers import load, run
 from service.settings import Settings
 
 # A stand-in for a training job in bench.dashboard_load's serving floor: one core's worth of
@@ -61,21 +59,13 @@ class Floor:
 def polled(base: str, pid: int, ids: list[str], args: argparse.Namespace, busy: bool) -> Floor:
     """`args.clients` pollers for `args.seconds` on idle cores, or beside two BUSY_CORE stand-ins
     for the jobs (at the workers' niceness)."""
-    samples: Samples = defaultdict(list)
-
-    async def polls() -> None:
-        until = time.monotonic() + args.seconds
-        spread = POLL_SECONDS / args.clients
-        await asyncio.gather(*(poller(base, ids[i % 2], until, samples, -1, i * spread)
-                               for i in range(args.clients)))  # fmt: skip
-
     nice = str(Settings().worker_nice)
     command = [sys.executable, "-c", BUSY_CORE, str(args.seconds + 2), nice]
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
     hogs = [subprocess.Popen(command, env=env) for _ in range(2 if busy else 0)]
     time.sleep(1.0 if busy else 0.0)  # their slabs made
     started, cpu, own = time.monotonic(), cpu_seconds(pid), time.process_time()
-    run(polls())
+    samples, _, _ = run(load(base, ids, [-1, -1], seconds=args.seconds, clients=args.clients))
     elapsed = time.monotonic() - started
     server = (cpu_seconds(pid) - cpu) / elapsed
     generator = (time.process_time() - own) / elapsed
