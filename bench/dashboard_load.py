@@ -19,12 +19,19 @@ window. Every loop is bounded in time; all traffic stays on 127.0.0.1.
 
 Then the floor (bench.serving_floor): the same pollers, with nothing changing, against an API
 alone and against uvicorn serving an app that does nothing, with the cores idle and busy.
+
+`--against bare` points the loaded windows' pollers at that app instead (uvicorn serving
+bench/bare_asgi.py, a 304 for everything; no SSE subscribers, as it has no streams) while the
+two jobs still train in Descent: the jobs' drop under the same traffic with no API code at all,
+the floor any ASGI app on this server and load generator starts from. Its report is
+dashboard_load-bare.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import itertools
 import os
 import statistics
@@ -41,9 +48,9 @@ from typing import Any, TypeVar
 import httpx
 from sqlalchemy import select
 
-from bench.common import cifar10_dir, cpu_seconds, serve, table, write_report
+from bench.common import cifar10_dir, cpu_seconds, free_port, serve, table, write_report
 from bench.pollers import POLL_SECONDS, Samples, load, poller, run
-from bench.serving_floor import Floor, serving_floor
+from bench.serving_floor import Floor, bare_server, serving_floor
 from service.db.models import Job
 from service.db.session import Database
 from service.jobs import repository
@@ -109,7 +116,7 @@ class Mark:
     at: float
     wall: float
     last: Flushes
-    api: float
+    api: float  # the polled server's: the API's, or the bare app's (--against bare)
     workers: float  # their writer processes included
     stolen: float
 
@@ -150,13 +157,15 @@ def first_flushes_after(database: Database, ids: list[str], wall: float) -> Flus
     return Flushes([found[k][0] for k in range(len(ids))], [found[k][1] for k in range(len(ids))])
 
 
-def read_mark(database: Database, ids: list[str], pid: int) -> Mark:
+def read_mark(database: Database, ids: list[str], pid: int, server: int) -> Mark:
+    """A boundary now: `pid` is `descent serve` (its workers are its children), `server` the
+    process the clients poll (the same, or the bare app's server)."""
     workers = [kid for child in children(pid) for kid in (child, *children(child))]
     return Mark(
         time.monotonic(),
         time.time(),
         flushes(database, ids),
-        cpu_seconds(pid),
+        cpu_seconds(server),
         sum(cpu_seconds(worker) for worker in workers),
         stolen_seconds(),
     )
@@ -222,7 +231,11 @@ def main(argv: list[str] | None = None) -> None:
             workers=2,
             port=args.port,
         ) as (base, pid),
+        contextlib.ExitStack() as stack,
     ):
+        target, server = base, pid  # what the clients poll, and its process
+        if args.against == "bare":
+            target, server = stack.enter_context(bare_server(free_port()))
         url = f"sqlite:///{Path(tmp) / 'descent.db'}"
         database = Database(url)
         api = httpx.Client(base_url=base, timeout=30)
@@ -233,22 +246,22 @@ def main(argv: list[str] | None = None) -> None:
                 raise SystemExit("the jobs did not start")
             time.sleep(0.5)
         single: Samples = defaultdict(list)
-        run(poller(base, ids[0], time.monotonic() + 5, single))
+        run(poller(target, ids[0], time.monotonic() + 5, single))
         traffic = Traffic(defaultdict(list), 0, [], [])
-        marks = [read_mark(database, ids, pid)]
+        marks = [read_mark(database, ids, pid, server)]
         firsts = []
         for _ in range(args.rounds):
             firsts.append(first_flushes_after(database, ids, marks[-1].wall))
             time.sleep(max(0.0, marks[-1].at + args.seconds - time.monotonic()))  # quiet
-            marks.append(read_mark(database, ids, pid))
+            marks.append(read_mark(database, ids, pid, server))
             cpu = time.process_time()  # the load generator's own CPU: it shares the two cores
             positions = [step - 1 for step in marks[-1].last.steps]
-            clients = load(base, ids, positions, seconds=args.seconds, clients=args.clients,
+            clients = load(target, ids, positions, seconds=args.seconds, clients=args.clients,
                            subscribers=args.subscribers, from_start=args.start == "start",
                            aligned=args.phase == "aligned")  # fmt: skip
             (samples, errors, events), first = run(loaded(database, ids, marks[-1].wall, clients))
             traffic.generator.append((time.process_time() - cpu) / args.seconds)
-            marks.append(read_mark(database, ids, pid))
+            marks.append(read_mark(database, ids, pid, server))
             firsts.append(first)
             for name, values in samples.items():
                 traffic.samples[name] += values
@@ -258,7 +271,7 @@ def main(argv: list[str] | None = None) -> None:
         nice = worker_niceness(pid)
         firsts.append(first_flushes_after(database, ids, marks[-1].wall))
         time.sleep(max(0.0, marks[-1].at + args.seconds - time.monotonic()))
-        marks.append(read_mark(database, ids, pid))
+        marks.append(read_mark(database, ids, pid, server))
         windows = [
             window(a, f, b) for (a, b), f in zip(itertools.pairwise(marks), firsts, strict=True)
         ]
@@ -267,13 +280,14 @@ def main(argv: list[str] | None = None) -> None:
         api.close()
         database.dispose()
         costs = read_costs(url, ids[0])
-    floor, bare = serving_floor(args, spec)
+    # Against the bare app, the run itself is the floor with real jobs: no separate one.
+    floor = serving_floor(args, spec) if args.against == "descent" else None
     machine = (
         f"- Load average before the run: {', '.join(f'{v:.2f}' for v in load_before)}; at the "
         f"end of the last loaded window: {', '.join(f'{v:.2f}' for v in load_during)} "
         f"({os.cpu_count()} cores). Worker processes' niceness: {nice}."
     )
-    report(args, label, single, traffic, windows, (load_before[0], machine), costs, floor, bare)
+    report(args, label, single, traffic, windows, (load_before[0], machine), costs, floor)
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -303,9 +317,19 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         default=CACHE_BYTES,
         help="the server's DESCENT_POLL_CACHE_BYTES (0: no poll cache)",
     )
+    parser.add_argument(
+        "--against",
+        choices=("descent", "bare"),
+        default="descent",
+        help="what the loaded windows' pollers poll: Descent's API, or uvicorn serving an app "
+        "that does nothing (bench/bare_asgi.py; no SSE subscribers) while the jobs train in "
+        "Descent, the load's floor",
+    )
     args = parser.parse_args([] if argv is None else argv)  # `python -m bench` passes none
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
+    if args.against == "bare":
+        args.subscribers = 0  # the bare app has no event streams
     return args
 
 
@@ -336,13 +360,22 @@ def percentiles(values: list[float]) -> list[str]:
     return [f"{1000 * v:.1f}" for v in (cuts[49], cuts[94], cuts[98], max(values))]
 
 
-def speed_tables(windows: list[Window], drops: list[list[float]], mean: list[float]) -> str:
-    """Every window's figures, then each round's drop per job and their mean."""
+def speed_tables(
+    windows: list[Window], drops: list[list[float]], mean: list[float], server: str
+) -> str:
+    """Every window's figures, then each round's drop per job and their mean; `server`: what
+    the clients poll."""
     rows = [[f"{k + 1} {'loaded' if k % 2 else 'quiet'}", *(f"{s:.0f}" for s in w.speeds),
              f"{w.api:.2f}", f"{w.workers:.2f}", f"{w.stolen:.2f}"]
             for k, w in enumerate(windows)]  # fmt: skip
     jobs = [f"job {k + 1}" for k in range(len(windows[0].speeds))]
-    header = ["window", *jobs, "API CPU (cores)", "workers' CPU (their writers too)", "stolen"]
+    header = [
+        "window",
+        *jobs,
+        f"{server} CPU (cores)",
+        "workers' CPU (their writers too)",
+        "stolen",
+    ]
     round_rows = [[f"round {r + 1}", *(f"{-100 * d:+.1f}%" for d in round_)]
                   for r, round_ in enumerate(drops)]  # fmt: skip
     round_rows.append(["mean", *(f"**{-100 * d:+.1f}%**" for d in mean)])
@@ -382,6 +415,23 @@ def disturbance(windows: list[Window], load_at_start: float) -> str | None:
     return "\n".join(lines) or None
 
 
+def floor_line(bare: Floor) -> str:
+    return (
+        f"- The floor: with both cores busy, the same polls against uvicorn serving an app that "
+        f"does nothing cost {bare.server:.2f} cores on the server and {bare.generator:.2f} in the "
+        f"load generator, {50 * (bare.server + bare.generator):.1f}% of the two cores, taken "
+        "from the jobs whatever the API does."
+    )
+
+
+def sections(costs: str, floor: tuple[str, Floor] | None) -> str:
+    """The sections on Descent's own costs: a poll's reads, and the floor."""
+    text = f"\n## What one poll costs the server\n\n{costs}\n"
+    if floor is not None:
+        text += f"\n## The floor\n\n{floor[0]}\n"
+    return text
+
+
 def report(
     args: argparse.Namespace,
     label: str,
@@ -390,10 +440,13 @@ def report(
     windows: list[Window],
     load: tuple[float, str],
     costs: str,
-    floor: str,
-    bare: Floor,
+    floor: tuple[str, Floor] | None,
 ) -> None:
-    """Write the report; `load` is the 1-minute load average before the run and a line on it."""
+    """Write the report; `load` is the 1-minute load average before the run and a line on it;
+    `floor`: bench.serving_floor's paragraph and the bare server's figures (None against the
+    bare app, where the run is the floor)."""
+    bare = args.against == "bare"
+    server = "uvicorn (bare app)" if bare else "API"
     samples = traffic.samples
     every = samples["job"] + samples["loss"]
     rows = [[name, len(values), *percentiles(values)] for name, values in
@@ -411,25 +464,30 @@ def report(
         f"{len(samples[f'{name} 304'])} of {len(samples[name])} {path}"
         for name, path in (("job", "GET /jobs/{id}"), ("loss", "GET /jobs/{id}/loss"))
     )
+
+    def met(ok: bool) -> str:
+        # Against the bare app the targets are not its to meet: its figures are their floor.
+        return "the floor under the target" if bare else "met" if ok else "MISSED"
+
+    streams = "; ".join(", ".join(events) for events in traffic.events) if args.subscribers else ""
     verdict = [
-        f"- API p99 {p99:.1f} ms (target < {TARGET_P99_MS:.0f} ms): "
-        f"{'met' if p99 < TARGET_P99_MS else 'MISSED'}.",
+        f"- {server} p99 {p99:.1f} ms (target < {TARGET_P99_MS:.0f} ms): "
+        f"{met(p99 < TARGET_P99_MS)}.",
         f"- Steps/s drop of the slower job, mean of {args.rounds} rounds: {100 * drop:.1f}% "
         f"(target at most {100 * TARGET_SLOWDOWN:.0f}%): "
-        f"{'met' if drop <= TARGET_SLOWDOWN else 'MISSED'}. Each round's worse job: "
+        f"{met(drop <= TARGET_SLOWDOWN)}. Each round's worse job: "
         f"{', '.join(f'{100 * max(d):.1f}%' for d in drops)}.",
-        f"- Poll errors: {traffic.errors}. SSE events received per subscriber, round by round: "
-        f"{'; '.join(', '.join(events) for events in traffic.events)}.",
-        f"- The API spent {1000 * per_request:.2f} ms of CPU per request (SSE included): the "
+        f"- Poll errors: {traffic.errors}."
+        + (f" SSE events received per subscriber, round by round: {streams}." if streams else ""),
+        f"- The {server} spent {1000 * per_request:.2f} ms of CPU per request"
+        f"{'' if bare else ' (SSE included)'}: the "
         f"{rate:.0f} requests/s asked for need {per_request * rate:.2f} cores. The load "
         f"generator used {statistics.fmean(traffic.generator):.2f} cores. Unchanged answers "
         f"(304): {unchanged}.",
-        f"- The floor: with both cores busy, the same polls against uvicorn serving an app that "
-        f"does nothing cost {bare.server:.2f} cores on the server and {bare.generator:.2f} in the "
-        f"load generator, {50 * (bare.server + bare.generator):.1f}% of the two cores, taken "
-        "from the jobs whatever the API does.",
         load[1],
     ]
+    if floor is not None:
+        verdict.insert(-1, floor_line(floor[1]))
     disturbed = disturbance(windows, load[0])
     if disturbed:
         verdict.append(disturbed)
@@ -446,11 +504,17 @@ def report(
         if args.poll_cache_bytes
         else "no poll cache"
     )
+    polled = (
+        "uvicorn serving an app that does nothing (bench/bare_asgi.py, a 304 for everything) "
+        "while two jobs train in `descent serve --workers 2`"
+        if bare
+        else "`descent serve --workers 2`"
+    )
     body = f"""
 {args.clients} pollers (GET /jobs/{{id}} and /jobs/{{id}}/loss?after= every
 {POLL_SECONDS * 1000:.0f} ms each, following the cursor from {where}; {phase})
-and {args.subscribers} SSE subscribers (GET /jobs/{{id}}/events) against `descent serve
---workers 2` (SQLite, {cache}) while two jobs train ({label}, a loss point every step).
+and {args.subscribers} SSE subscribers (GET /jobs/{{id}}/events) against {polled}
+(SQLite, {cache}) while two jobs train ({label}, a loss point every step).
 Windows of {args.seconds:g} s, quiet and loaded in turn ({args.rounds} loaded), starting and
 ending quiet; a job's steps per second in a window are taken between its first flush after
 the window began and its last flush before it ended. The load generator (one asyncio process
@@ -459,22 +523,14 @@ pollers, raw reads counting the `event:` lines for the SSE streams) runs on the 
 so its own CPU counts against the server and the workers. "stolen": cores' worth of time the
 hypervisor gave other guests.
 
-## API latency under load (every loaded window)
+## {server} latency under load (every loaded window)
 
 {latency}
 
 ## Training speed (steps per second)
 
-{speed_tables(windows, drops, mean)}
-
-## What one poll costs the server
-
-{costs}
-
-## The floor
-
-{floor}
-
+{speed_tables(windows, drops, mean, server)}
+{"" if bare else sections(costs, floor)}
 ## Verdict
 
 {chr(10).join(verdict)}
@@ -485,10 +541,15 @@ hypervisor gave other guests.
               (" --start start" if args.start == "start" else "") + \
               (" --phase aligned" if args.phase == "aligned" else "") + \
               ("" if args.poll_cache_bytes == CACHE_BYTES else
-               f" --poll-cache-bytes {args.poll_cache_bytes}")  # fmt: skip
+               f" --poll-cache-bytes {args.poll_cache_bytes}") + \
+              (" --against bare" if bare else "")  # fmt: skip
     if "DESCENT_FLUSH_SECONDS" in os.environ:  # the workers' write interval (inherited)
         command = f"DESCENT_FLUSH_SECONDS={os.environ['DESCENT_FLUSH_SECONDS']} {command}"
-    write_report("dashboard_load", "Dashboard load", command, body)
+    if bare:
+        write_report("dashboard_load-bare", "Dashboard load against an app doing nothing",
+                     command, body)  # fmt: skip
+    else:
+        write_report("dashboard_load", "Dashboard load", command, body)
 
 
 if __name__ == "__main__":
