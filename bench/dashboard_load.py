@@ -219,6 +219,29 @@ async def loaded(
     return result, await first
 
 
+def writes_waited(api: httpx.Client, ids: list[str]) -> str:
+    """A line on how long each job's engine waited for its history writes over its run
+    (`timings.write_wait_s`), read once the cancelled jobs have ended (within 30 s)."""
+    deadline = time.monotonic() + 30
+    ended: dict[str, dict[str, Any]] = {}
+    while len(ended) < len(ids) and time.monotonic() < deadline:
+        for job_id in ids:
+            job = api.get(f"/jobs/{job_id}").json()
+            if job["status"] in ("cancelled", "succeeded", "failed"):
+                ended[job_id] = job["timings"]
+        time.sleep(0.2)
+    parts = []
+    for k, job_id in enumerate(ids):
+        timings = ended.get(job_id)
+        if timings is None or timings.get("write_wait_s") is None:
+            parts.append(f"job {k + 1}: not reported")
+            continue
+        wait, run_s = timings["write_wait_s"], timings["run_s"]
+        parts.append(f"job {k + 1} {wait:.2f} s of {run_s:.0f} s ({100 * wait / run_s:.2f}%)")
+    return ("- The engines waited for their history writes (`timings.write_wait_s`, the whole "
+            f"run, quiet and loaded windows alike): {'; '.join(parts)}.")  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse(argv)
     load_before = os.getloadavg()
@@ -277,12 +300,14 @@ def main(argv: list[str] | None = None) -> None:
         ]
         for job_id in ids:
             api.post(f"/jobs/{job_id}/cancel")
+        waits = writes_waited(api, ids)
         api.close()
         database.dispose()
         costs = read_costs(url, ids[0])
     # Against the bare app, the run itself is the floor with real jobs: no separate one.
     floor = serving_floor(args, spec) if args.against == "descent" else None
     machine = (
+        f"{waits}\n"
         f"- Load average before the run: {', '.join(f'{v:.2f}' for v in load_before)}; at the "
         f"end of the last loaded window: {', '.join(f'{v:.2f}' for v in load_during)} "
         f"({os.cpu_count()} cores). Worker processes' niceness: {nice}."

@@ -66,6 +66,7 @@ class JobContext:
         self._last_checkpoint_time = time.monotonic()
         self._last_checkpoint_step = 0
         self._writing: Callable[[], bool] | None = None  # waits for the write in flight
+        self.write_wait_s = 0.0  # how long the engine has waited for its writes (settle)
         self._writer: WriterProcess | None = None
         self._writes_in_a_process = history_writer.in_use(settings, database)
 
@@ -179,9 +180,16 @@ class JobContext:
         return future.result
 
     def settle(self) -> bool:
-        """Wait for the write `flush` started; its error, or whether it saw a cancel request."""
+        """Wait for the write `flush` started; its error, or whether it saw a cancel request.
+        The time waited adds to `write_wait_s`."""
         writing, self._writing = self._writing, None
-        return False if writing is None else writing()
+        if writing is None:
+            return False
+        started = time.perf_counter()
+        try:
+            return writing()
+        finally:
+            self.write_wait_s += time.perf_counter() - started
 
     def close(self) -> None:
         """Give the writer process back for the next job (once the job has ended)."""

@@ -165,6 +165,7 @@ class Worker:
             with threadpool_limits(limits=threads), limit_threads(threads):
                 outcome = self._dispatch(context, data, resume)
             context.timings["run_s"] = time.perf_counter() - started
+            context.timings["write_wait_s"] = context.write_wait_s
             return outcome
         except LeaseLost:
             raise

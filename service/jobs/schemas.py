@@ -68,9 +68,15 @@ class JobError(BaseModel):
 
 
 class Timings(BaseModel):
-    queued_s: FiniteFloat = None
-    load_s: FiniteFloat = None
-    run_s: FiniteFloat = None
+    queued_s: FiniteFloat = Field(None, description="Seconds from submission to a worker's claim.")
+    load_s: FiniteFloat = Field(None, description="Seconds loading and preparing the data set.")
+    run_s: FiniteFloat = Field(None, description="Seconds optimizing (or running the task).")
+    write_wait_s: FiniteFloat = Field(
+        None,
+        description="Of run_s, the seconds the engine waited for its history writes to finish "
+        "(they run while it computes; more than a few percent of run_s means the database is "
+        "the bottleneck).",
+    )
 
 
 JOB_EXAMPLE: dict[str, Any] = {

@@ -148,18 +148,21 @@ def test_a_worker_that_lost_its_lease_adds_nothing_more(
 def test_a_slow_write_holds_the_engine_back_by_one_chunk_at_most(
     thread_settings: Settings, database: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Writes never pile up: the next flush waits for the one before it."""
+    """Writes never pile up: the next flush waits for the one before it, and the job's timings
+    say how long the engine waited."""
     settings = thread_settings
     job_id = submit(database, settings, optimizer={**LONG, "iterations": 3_000})
     write_points = store.write_points
     in_flight = 0
     most = 0
+    writes = 0
     lock = threading.Lock()
 
     def slow(session: Any, statements: list[Any]) -> None:
-        nonlocal in_flight, most
+        nonlocal in_flight, most, writes
         with lock:
             in_flight += 1
+            writes += 1
             most = max(most, in_flight)
         threading.Event().wait(0.01)
         write_points(session, statements)
@@ -175,3 +178,9 @@ def test_a_slow_write_holds_the_engine_back_by_one_chunk_at_most(
     assert most == 1
     assert sys.getswitchinterval() == interval  # shortened only while a write was in flight
     assert [s for s, _ in _points(database, job_id, "loss")] == list(range(3_000))
+    with database.read() as session:
+        timings = service.get(session, job_id).timings
+    # The job's end waits for its last write, 10 ms at least (and a flush every 3 ms waits for
+    # the one before it).
+    assert writes >= 2
+    assert 0.009 <= timings["write_wait_s"] <= timings["run_s"]
