@@ -149,7 +149,7 @@ export class JobPage {
     const t = job.timings;
     kvRows($("#job-timings"), [
       ["queued", seconds(t.queued_s)], ["load", seconds(t.load_s)], ["run", seconds(t.run_s)],
-      ["of which waiting for writes", seconds(t.write_wait_s)],
+      ["write waits", seconds(t.write_wait_s)],
       ["created", when(job.created_at)], ["started", when(job.started_at)], ["finished", when(job.finished_at)],
     ]);
     $("#card-error").hidden = !job.error;
