@@ -48,10 +48,18 @@ from typing import Any, TypeVar
 import httpx
 from sqlalchemy import select
 
-from bench.common import cifar10_dir, cpu_seconds, free_port, serve, table, write_report
+from bench.common import (
+    cifar10_dir,
+    cpu_seconds,
+    free_port,
+    proc_stat,
+    serve,
+    table,
+    write_report,
+)
 from bench.pollers import POLL_SECONDS, Samples, load, poller, run
 from bench.serving_floor import Floor, bare_server, serving_floor
-from service.db.models import Job
+from service.db.models import TERMINAL_STATUSES, Job
 from service.db.session import Database
 from service.jobs import repository
 
@@ -85,12 +93,8 @@ def children(pid: int) -> list[int]:
 
 def worker_niceness(pid: int) -> list[int]:
     """The niceness of each child process of `descent serve` (its workers)."""
-    try:
-        stats = [Path(f"/proc/{kid}/stat").read_text().rsplit(")", 1)[1].split()
-                 for kid in children(pid)]  # fmt: skip
-    except OSError:
-        return []
-    return [int(fields[16]) for fields in stats]
+    stats = [proc_stat(kid) for kid in children(pid)]
+    return [int(fields[16]) for fields in stats if fields is not None]
 
 
 def stolen_seconds() -> float:
@@ -116,7 +120,7 @@ class Mark:
     at: float
     wall: float
     last: Flushes
-    api: float  # the polled server's: the API's, or the bare app's (--against bare)
+    server: float  # the polled server's: the API's, or the bare app's (--against bare)
     workers: float  # their writer processes included
     stolen: float
 
@@ -126,7 +130,7 @@ class Window:
     """Between two marks: each job's steps per second, and cores used (or stolen)."""
 
     speeds: list[float]
-    api: float
+    server: float
     workers: float
     stolen: float
 
@@ -180,7 +184,7 @@ def window(before: Mark, first: Flushes, after: Mark) -> Window:
     speeds = [(b - a) / max(1e-6, tb - ta) for a, b, ta, tb in pairs]
     return Window(
         speeds,
-        (after.api - before.api) / elapsed,
+        (after.server - before.server) / elapsed,
         (after.workers - before.workers) / elapsed,
         (after.stolen - before.stolen) / elapsed,
     )
@@ -225,9 +229,9 @@ def writes_waited(api: httpx.Client, ids: list[str]) -> str:
     deadline = time.monotonic() + 30
     ended: dict[str, dict[str, Any]] = {}
     while len(ended) < len(ids) and time.monotonic() < deadline:
-        for job_id in ids:
+        for job_id in set(ids) - set(ended):
             job = api.get(f"/jobs/{job_id}").json()
-            if job["status"] in ("cancelled", "succeeded", "failed"):
+            if job["status"] in TERMINAL_STATUSES:
                 ended[job_id] = job["timings"]
         time.sleep(0.2)
     parts = []
@@ -303,16 +307,18 @@ def main(argv: list[str] | None = None) -> None:
         waits = writes_waited(api, ids)
         api.close()
         database.dispose()
-        costs = read_costs(url, ids[0])
-    # Against the bare app, the run itself is the floor with real jobs: no separate one.
-    floor = serving_floor(args, spec) if args.against == "descent" else None
+        descent = args.against == "descent"
+        costs = read_costs(url, ids[0]) if descent else ""
+    # Descent's own costs: a poll's reads, and the floor (once the run's server has stopped).
+    # Against the bare app the run itself is the floor with real jobs and no poll reads the
+    # database: neither is measured.
+    own = Own(costs, *serving_floor(args, spec)) if descent else None
     machine = (
-        f"{waits}\n"
         f"- Load average before the run: {', '.join(f'{v:.2f}' for v in load_before)}; at the "
         f"end of the last loaded window: {', '.join(f'{v:.2f}' for v in load_during)} "
         f"({os.cpu_count()} cores). Worker processes' niceness: {nice}."
     )
-    report(args, label, single, traffic, windows, (load_before[0], machine), costs, floor)
+    report(args, label, single, traffic, windows, (load_before[0], machine), waits, own)
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -391,7 +397,7 @@ def speed_tables(
     """Every window's figures, then each round's drop per job and their mean; `server`: what
     the clients poll."""
     rows = [[f"{k + 1} {'loaded' if k % 2 else 'quiet'}", *(f"{s:.0f}" for s in w.speeds),
-             f"{w.api:.2f}", f"{w.workers:.2f}", f"{w.stolen:.2f}"]
+             f"{w.server:.2f}", f"{w.workers:.2f}", f"{w.stolen:.2f}"]
             for k, w in enumerate(windows)]  # fmt: skip
     jobs = [f"job {k + 1}" for k in range(len(windows[0].speeds))]
     header = [
@@ -411,9 +417,10 @@ def speed_tables(
     )
 
 
-def api_cost(windows: list[Window], seconds: float) -> float:
-    """CPU seconds the API spent on the loaded windows beyond the quiet windows around them."""
-    return seconds * sum(loaded.api - (before.api + after.api) / 2
+def server_cost(windows: list[Window], seconds: float) -> float:
+    """CPU seconds the polled server spent on the loaded windows beyond the quiet windows around
+    them."""
+    return seconds * sum(loaded.server - (before.server + after.server) / 2
                          for before, loaded, after in rounds(windows))  # fmt: skip
 
 
@@ -440,21 +447,28 @@ def disturbance(windows: list[Window], load_at_start: float) -> str | None:
     return "\n".join(lines) or None
 
 
-def floor_line(bare: Floor) -> str:
-    return (
-        f"- The floor: with both cores busy, the same polls against uvicorn serving an app that "
-        f"does nothing cost {bare.server:.2f} cores on the server and {bare.generator:.2f} in the "
-        f"load generator, {50 * (bare.server + bare.generator):.1f}% of the two cores, taken "
-        "from the jobs whatever the API does."
-    )
+@dataclass(frozen=True)
+class Own:
+    """What Descent's API costs beyond the run: a poll's reads, and bench.serving_floor's
+    paragraph and bare server."""
 
+    costs: str
+    floor: str
+    bare: Floor
 
-def sections(costs: str, floor: tuple[str, Floor] | None) -> str:
-    """The sections on Descent's own costs: a poll's reads, and the floor."""
-    text = f"\n## What one poll costs the server\n\n{costs}\n"
-    if floor is not None:
-        text += f"\n## The floor\n\n{floor[0]}\n"
-    return text
+    def floor_line(self) -> str:
+        bare = self.bare
+        return (
+            "- The floor: with both cores busy, the same polls against uvicorn serving an app "
+            f"that does nothing cost {bare.server:.2f} cores on the server and "
+            f"{bare.generator:.2f} in the load generator, "
+            f"{50 * (bare.server + bare.generator):.1f}% of the two cores, taken from the jobs "
+            "whatever the API does."
+        )
+
+    def sections(self) -> str:
+        return (f"\n## What one poll costs the server\n\n{self.costs}\n"
+                f"\n## The floor\n\n{self.floor}\n")  # fmt: skip
 
 
 def report(
@@ -464,12 +478,12 @@ def report(
     traffic: Traffic,
     windows: list[Window],
     load: tuple[float, str],
-    costs: str,
-    floor: tuple[str, Floor] | None,
+    waits: str,
+    own: Own | None,
 ) -> None:
     """Write the report; `load` is the 1-minute load average before the run and a line on it;
-    `floor`: bench.serving_floor's paragraph and the bare server's figures (None against the
-    bare app, where the run is the floor)."""
+    `waits` the line on the engines' waits for their writes; `own` None against the bare
+    app."""
     bare = args.against == "bare"
     server = "uvicorn (bare app)" if bare else "API"
     samples = traffic.samples
@@ -483,7 +497,7 @@ def report(
     mean = [statistics.fmean(column) for column in zip(*drops, strict=True)]
     drop = max(mean)
     p99 = float(percentiles(every)[2]) if len(every) > 1 else float("nan")
-    per_request = api_cost(windows, args.seconds) / max(1, len(every))
+    per_request = server_cost(windows, args.seconds) / max(1, len(every))
     rate = args.clients * 2 / POLL_SECONDS
     unchanged = ", ".join(
         f"{len(samples[f'{name} 304'])} of {len(samples[name])} {path}"
@@ -511,8 +525,9 @@ def report(
         f"(304): {unchanged}.",
         load[1],
     ]
-    if floor is not None:
-        verdict.insert(-1, floor_line(floor[1]))
+    if own is not None:
+        verdict.insert(-1, own.floor_line())
+    verdict.insert(-1, waits)
     disturbed = disturbance(windows, load[0])
     if disturbed:
         verdict.append(disturbed)
@@ -555,7 +570,7 @@ hypervisor gave other guests.
 ## Training speed (steps per second)
 
 {speed_tables(windows, drops, mean, server)}
-{"" if bare else sections(costs, floor)}
+{"" if own is None else own.sections()}
 ## Verdict
 
 {chr(10).join(verdict)}
