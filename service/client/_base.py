@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -173,6 +174,24 @@ def to_event(event: str, data: str, event_id: str) -> Event:
     return Event(event, json.loads(data) if data else None, event_id or None)
 
 
+# A (connect, read, write, pool) tuple rather than an httpx.Timeout: every client built on httpx's
+# API takes the tuple, while a Timeout object is refused by any package but the one that made it
+# (Starlette's TestClient is built on httpx2, a separate package with its own Timeout class).
+StreamTimeout = tuple[float | None, float | None, float | None, float | None]
+
+
+def transport_errors(http: object) -> tuple[type[Exception], ...]:
+    """The exceptions that mean "the connection failed" for this client: httpx's, and those of
+    the httpx-compatible package its class comes from, if that is another one (httpx2)."""
+    errors: list[type[Exception]] = [httpx.TransportError]
+    for cls in type(http).__mro__:
+        package = sys.modules.get(cls.__module__.partition(".")[0])
+        error = getattr(package, "TransportError", None)
+        if isinstance(error, type) and issubclass(error, Exception) and error not in errors:
+            errors.append(error)
+    return tuple(errors)
+
+
 def checked(response: httpx.Response) -> httpx.Response:
     if response.status_code >= 400:
         raise DescentError.from_response(response)
@@ -198,8 +217,9 @@ class Resumption:
         return {**self._headers, "Last-Event-ID": self.last_event_id}
 
     @staticmethod
-    def timeout(http_timeout: httpx.Timeout) -> httpx.Timeout:
-        return httpx.Timeout(http_timeout.connect, read=STREAM_READ_TIMEOUT)
+    def timeout(http_timeout: httpx.Timeout) -> StreamTimeout:
+        """The client's timeouts with the stream's longer read timeout, as a plain tuple."""
+        return (http_timeout.connect, STREAM_READ_TIMEOUT, http_timeout.write, http_timeout.pool)
 
     def seen(self, event: str, data: str, event_id: str) -> Event:
         """The event, parsed; it resets the failure count and moves the resume point."""
@@ -208,7 +228,7 @@ class Resumption:
         self.failures = 0
         return parsed
 
-    def failed(self, cause: httpx.TransportError | None) -> float:
+    def failed(self, cause: Exception | None) -> float:
         """Seconds to wait before reconnecting after a broken (cause) or ended stream; raises
         once RECONNECTS attempts in a row brought no new event."""
         self.failures += 1

@@ -38,6 +38,7 @@ class AsyncDescentClient:
         self._headers = _base.default_headers(_base.api_token(token))
         self._owned = http is None
         self._http = http or httpx.AsyncClient(base_url=self.url, timeout=timeout)
+        self._broken = _base.transport_errors(self._http)
 
     async def __aenter__(self) -> AsyncDescentClient:
         return self
@@ -55,7 +56,7 @@ class AsyncDescentClient:
         headers = {**self._headers, **kwargs.pop("headers", {})}
         try:
             response = await self._http.request(method, path, headers=headers, **kwargs)
-        except httpx.TransportError as exc:
+        except self._broken as exc:
             raise DescentConnectionError(self.url, exc) from exc
         return _base.checked(response)
 
@@ -169,7 +170,7 @@ class AsyncDescentClient:
                             return
             except SSEError as exc:
                 raise DescentError(0, "Not an event stream", str(exc)) from exc
-            except httpx.TransportError as exc:
+            except self._broken as exc:
                 delay = stream.failed(exc)
             else:
                 delay = stream.failed(None)

@@ -39,6 +39,7 @@ class DescentClient:
         self._headers = _base.default_headers(_base.api_token(token))
         self._owned = http is None
         self._http = http or httpx.Client(base_url=self.url, timeout=timeout)
+        self._broken = _base.transport_errors(self._http)
 
     def __enter__(self) -> DescentClient:
         return self
@@ -56,7 +57,7 @@ class DescentClient:
         headers = {**self._headers, **kwargs.pop("headers", {})}
         try:
             response = self._http.request(method, path, headers=headers, **kwargs)
-        except httpx.TransportError as exc:
+        except self._broken as exc:
             raise DescentConnectionError(self.url, exc) from exc
         return _base.checked(response)
 
@@ -173,7 +174,7 @@ class DescentClient:
                             return
             except SSEError as exc:
                 raise DescentError(0, "Not an event stream", str(exc)) from exc
-            except httpx.TransportError as exc:
+            except self._broken as exc:
                 delay = stream.failed(exc)
             else:
                 delay = stream.failed(None)

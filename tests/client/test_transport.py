@@ -101,3 +101,48 @@ def test_a_stream_that_keeps_ending_gives_up(monkeypatch: pytest.MonkeyPatch) ->
     with pytest.raises(DescentError, match="ended"):
         list(fake(handler).events("j"))
     assert calls == 6
+
+
+def test_any_httpx_compatible_client_streams_and_resumes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The client hands the transport nothing of httpx's own: Starlette's TestClient is built on
+    httpx2, whose requests refuse an httpx.Timeout, and whose broken connections raise httpx2's
+    errors, which must resume the stream like httpx's do."""
+    httpx2 = pytest.importorskip("httpx2")
+    monkeypatch.setattr(_base, "RECONNECT_DELAY", 0.0)
+    seen: list[tuple[str | None, object]] = []
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        seen.append((request.headers.get("last-event-id"), request.extensions["timeout"]))
+        if len(seen) == 1:
+            return httpx2.Response(
+                200,
+                text=sse("loss", {"points": []}, 0),
+                headers={"content-type": "text/event-stream"},
+            )
+        if len(seen) == 2:
+            raise httpx2.ConnectError("connection refused", request=request)
+        return httpx2.Response(
+            200, text=sse("end", {}, 1), headers={"content-type": "text/event-stream"}
+        )
+
+    http = httpx2.Client(
+        base_url="http://descent.test", transport=httpx2.MockTransport(handler), timeout=5.0
+    )
+    events = list(DescentClient(http=http).events("j"))  # type: ignore[arg-type]
+
+    assert [(e.event, e.id) for e in events] == [("loss", "0"), ("end", "1")]
+    assert [resume for resume, _ in seen] == [None, "0", "0"]
+    timeout = seen[0][1]
+    assert isinstance(timeout, dict)
+    assert timeout["read"] == _base.STREAM_READ_TIMEOUT and timeout["connect"] == 5.0
+
+
+def test_an_unreachable_server_is_a_connection_error_on_any_httpx_compatible_client() -> None:
+    httpx2 = pytest.importorskip("httpx2")
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        raise httpx2.ConnectError("connection refused", request=request)
+
+    http = httpx2.Client(base_url="http://descent.test", transport=httpx2.MockTransport(handler))
+    with pytest.raises(DescentConnectionError, match="connection refused"):
+        DescentClient(http=http).get("j")  # type: ignore[arg-type]
