@@ -79,10 +79,20 @@ async def job_events(
     database: DatabaseDep,
     last_event_id_header: Annotated[
         int | None,
-        Header(alias="Last-Event-ID", ge=-1, description="Resume after this step."),
+        Header(
+            alias="Last-Event-ID",
+            ge=-1,
+            le=repository.LAST_POSSIBLE_STEP,
+            description="Resume after this step.",
+        ),
     ] = None,
     last_event_id: Annotated[
-        int | None, Query(ge=-1, description="Resume after this step (the header wins).")
+        int | None,
+        Query(
+            ge=-1,
+            le=repository.LAST_POSSIBLE_STEP,
+            description="Resume after this step (the header wins).",
+        ),
     ] = None,
 ) -> AsyncIterator[ServerSentEvent]:
     after = last_event_id_header if last_event_id_header is not None else last_event_id

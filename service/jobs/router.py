@@ -20,6 +20,7 @@ from service.deps import DatabaseDep, ReadSession, SettingsDep, WriteSession
 from service.errors import InvalidInput
 from service.jobs import service
 from service.jobs.poll_cache import json_answer
+from service.jobs.repository import LAST_POSSIBLE_STEP
 from service.jobs.schemas import (
     DEFAULT_PAGE,
     MAX_PAGE,
@@ -37,8 +38,15 @@ from service.jobs.spec import SPEC_EXAMPLE, JobSpec
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
 JobId = Annotated[str, Path(min_length=1, max_length=64, description="A job id.")]
+# Steps are stored as 64-bit integers: a larger bound is refused here, before the database's
+# driver overflows on it (SQLite's raises where PostgreSQL's would compare fine).
 After = Annotated[
-    int | None, Query(ge=-1, description="Return points with step > after (-1 = from the start).")
+    int | None,
+    Query(
+        ge=-1,
+        le=LAST_POSSIBLE_STEP,
+        description="Return points with step > after (-1 = from the start).",
+    ),
 ]
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description="Page size.")]
 MaxPoints = Annotated[
@@ -46,8 +54,14 @@ MaxPoints = Annotated[
     Query(ge=2, le=10_000, description="Downsample to at most this many points (first, last and "
           "each bucket's min and max kept) instead of paging."),
 ]  # fmt: skip
-Start = Annotated[int | None, Query(ge=0, description="With max_points: first step to include.")]
-End = Annotated[int | None, Query(ge=0, description="With max_points: last step to include.")]
+Start = Annotated[
+    int | None,
+    Query(ge=0, le=LAST_POSSIBLE_STEP, description="With max_points: first step to include."),
+]
+End = Annotated[
+    int | None,
+    Query(ge=0, le=LAST_POSSIBLE_STEP, description="With max_points: last step to include."),
+]
 PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "Unknown job", **PROBLEM}}
 
