@@ -33,7 +33,7 @@ from service.jobs.schemas import (
     SeriesPage,
     WeightsOut,
 )
-from service.jobs.spec import SPEC_EXAMPLE, JobSpec
+from service.jobs.spec import SPEC_EXAMPLE, JobSpec, Task
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
@@ -62,6 +62,7 @@ End = Annotated[
     int | None,
     Query(ge=0, le=LAST_POSSIBLE_STEP, description="With max_points: last step to include."),
 ]
+Series = Literal["loss", "best_loss", "learning_rate", "train_accuracy", "val_accuracy"]
 PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "Unknown job", **PROBLEM}}
 
@@ -105,7 +106,7 @@ def list_jobs(
     status: Annotated[
         Literal["queued", "running", "succeeded", "failed", "cancelled"] | None, Query()
     ] = None,
-    task: Annotated[str | None, Query(max_length=32)] = None,
+    task: Annotated[Task | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 50,
     cursor: Annotated[str | None, Query(max_length=64)] = None,
 ) -> JobPage:
@@ -213,7 +214,7 @@ async def get_loss(
 )
 async def get_series(
     job_id: JobId,
-    series: Annotated[str, Path(pattern=r"^[a-z_]{1,32}$")],
+    series: Annotated[Series, Path(description="The series' name.")],
     database: PollDatabase,
     after: After = None,
     limit: Limit = DEFAULT_PAGE,

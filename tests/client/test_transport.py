@@ -8,6 +8,7 @@ import socket
 from collections.abc import Callable
 
 import httpx
+import httpx2
 import pytest
 
 from service.client import DescentClient, DescentConnectionError, DescentError, _base
@@ -107,7 +108,6 @@ def test_any_httpx_compatible_client_streams_and_resumes(monkeypatch: pytest.Mon
     """The client hands the transport nothing of httpx's own: Starlette's TestClient is built on
     httpx2, whose requests refuse an httpx.Timeout, and whose broken connections raise httpx2's
     errors, which must resume the stream like httpx's do."""
-    httpx2 = pytest.importorskip("httpx2")
     monkeypatch.setattr(_base, "RECONNECT_DELAY", 0.0)
     seen: list[tuple[str | None, object]] = []
 
@@ -138,7 +138,6 @@ def test_any_httpx_compatible_client_streams_and_resumes(monkeypatch: pytest.Mon
 
 
 def test_an_unreachable_server_is_a_connection_error_on_any_httpx_compatible_client() -> None:
-    httpx2 = pytest.importorskip("httpx2")
 
     def handler(request: httpx2.Request) -> httpx2.Response:
         raise httpx2.ConnectError("connection refused", request=request)
