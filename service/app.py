@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
-from service import openapi
+from service import api_docs, openapi
 from service.auth import BearerAuth
 from service.dashboard.router import router as dashboard_router
 from service.datasets.body_limit import BodySizeLimit
@@ -53,7 +53,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             registry.unregister(collector)
             database.dispose()
 
-    app = FastAPI(title="Descent", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(
+        title="Descent",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url=None,  # FastAPI's pages load their assets from a CDN: see service.api_docs
+        redoc_url=None,
+    )
     app.state.settings = settings
     app.state.metrics_registry = registry
     app.state.poll_cache = poll_cache
@@ -64,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BearerAuth, token=settings.api_token)
     app.add_middleware(HttpMetrics, registry=registry)  # outermost: times every answer
     openapi.install(app, token_required=bool(settings.api_token))
+    api_docs.install(app)  # before the dashboard, whose /static/{path} would shadow its assets
     app.include_router(health_router)
     app.include_router(metrics_router)
     app.include_router(jobs_router)
@@ -77,10 +85,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 def create_served_app() -> FastAPI:
     """The app as `descent serve` runs it, alone in its process.
 
-    Everything built at start-up (modules, routes, models: over 50,000 objects, pinned by
-    tests/cli) is moved out of the garbage collector's sight with gc.freeze(). Otherwise every
-    full collection walks it all again with every request in flight waiting: that was most of
-    the API's p99 under a dashboard's load (bench.dashboard_load: 146 ms before, 6 ms after).
+    Everything built at start-up (modules, routes, models: tens of thousands of objects, pinned
+    by tests/cli) is moved out of the garbage collector's sight with gc.freeze(). Otherwise every
+    full collection walks it all again with every request in flight waiting, which dominated the
+    API's tail latency under a dashboard's load (bench.dashboard_load).
     Not done in create_app: tests build many apps in one process, and frozen objects are never
     collected.
     """

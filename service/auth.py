@@ -14,10 +14,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.errors import problem
 
-PUBLIC_PATHS = frozenset(
-    {"/", "/healthz", "/readyz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
-)
-PUBLIC_PREFIXES = ("/static/",)
+PUBLIC_PATHS = frozenset({"/", "/healthz", "/readyz", "/openapi.json", "/docs", "/redoc"})
+PUBLIC_PREFIXES = ("/static/",)  # the dashboard's files and the docs pages' (service.api_docs)
 
 
 def is_public(path: str) -> bool:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,8 +24,6 @@ class Availability:
 def availability(name: str, settings: Settings) -> Availability:
     if name == "cifar10":
         return _cifar10_availability(settings.cifar10_dir)
-    if name == "digits" and importlib.util.find_spec("sklearn") is None:
-        return Availability(False, "the digits data set needs scikit-learn on the worker")
     return Availability(True)
 
 

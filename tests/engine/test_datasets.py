@@ -8,6 +8,7 @@ import pytest
 
 from worker.engine.datasets import (
     BUILTIN_INFO,
+    DIGITS_FILE,
     DatasetUnavailable,
     builtin_available,
     load_builtin,
@@ -66,10 +67,49 @@ def test_digits_split_is_a_fixed_shuffle() -> None:
     np.testing.assert_array_equal(np.unique(digits.y_train), np.arange(10))
 
 
-def test_digits_without_scikit_learn_is_unavailable(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "sklearn.datasets", None)
-    with pytest.raises(DatasetUnavailable, match="scikit-learn is not installed"):
-        load_builtin("digits")
+def test_the_shipped_digits_are_scikit_learns() -> None:
+    sklearn_datasets = pytest.importorskip("sklearn.datasets")
+    expected = sklearn_datasets.load_digits()
+    with np.load(DIGITS_FILE, allow_pickle=False) as shipped:
+        X, y = shipped["X"], shipped["y"]
+
+    assert (X.dtype, X.shape, y.dtype, y.shape) == (np.uint8, (1797, 64), np.uint8, (1797,))
+    np.testing.assert_array_equal(X, expected.data)
+    np.testing.assert_array_equal(y, expected.target)
+
+
+def test_digits_are_scikit_learns_in_the_fixed_shuffle_split_in_blocks() -> None:
+    """What the loader returned when it read scikit-learn itself: the same rows, dtypes, order."""
+    expected = pytest.importorskip("sklearn.datasets").load_digits()
+    order = np.random.default_rng(0).permutation(1797)
+    X, y = expected.data.astype(np.float64)[order], expected.target.astype(np.int64)[order]
+
+    digits = load_builtin("digits")
+
+    splits = (digits.X_train, digits.y_train, digits.X_val, digits.y_val, digits.X_test,
+              digits.y_test)  # fmt: skip
+    wanted = (X[:1297], y[:1297], X[1297:1547], y[1297:1547], X[1547:], y[1547:])
+    for got, want in zip(splits, wanted, strict=True):
+        assert got.dtype == want.dtype
+        np.testing.assert_array_equal(got, want)
+    assert digits.class_names == tuple(str(name) for name in expected.target_names)
+    assert (digits.n_classes, digits.image_shape) == (10, (8, 8))
+
+
+def test_digits_need_no_scikit_learn(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in [name for name in sys.modules if name.split(".")[0] == "sklearn"]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "sklearn", None)  # any import of it now fails
+    with pytest.raises(ImportError):
+        import sklearn.datasets  # noqa: F401
+
+    digits = load_builtin("digits")
+
+    assert builtin_available("digits")
+    assert (digits.n_train, digits.n_val, digits.n_test) == (1_297, 250, 250)
+    assert digits.X_train.dtype == np.float64
+    assert digits.y_train.dtype == np.int64
+    np.testing.assert_array_equal(np.unique(digits.y_train), np.arange(10))
 
 
 @pytest.mark.parametrize(
