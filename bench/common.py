@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import signal
 import socket
 import subprocess
@@ -16,7 +17,6 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -167,7 +167,8 @@ def interleaved(
 
 
 def cpu_model() -> str:
-    """The processor's name (/proc/cpuinfo): machines of one kind differ from session to session."""
+    """The processor's name, family and model (/proc/cpuinfo): cloud machines sold under one name
+    can be different processors, so the report names the exact one."""
     try:
         lines = Path("/proc/cpuinfo").read_text().split("\n\n")[0].splitlines()
     except OSError:
@@ -200,13 +201,46 @@ def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     return "\n".join(lines)
 
 
-def write_report(name: str, title: str, command: str, body: str) -> Path:
-    """Write docs/benchmarks/<name>.md with how it was measured, and print it."""
+VARIANT_MARK = "<!-- variant: {} -->"
+VARIANT_LINE = re.compile(r"^<!-- variant: (\S+) -->$", re.MULTILINE)
+
+
+def write_report(
+    name: str, title: str, command: str, body: str, variant: str | None = None
+) -> Path:
+    """Write docs/benchmarks/<name>.md with how it was measured, and print it.
+
+    A benchmark has one report. A comparison run (`variant`, e.g. "bare" for dashboard_load's
+    floor or "postgresql" for chaos) writes its own section at the end of that report, replacing
+    the same variant's section and leaving the rest; the default run rewrites the report above
+    the variant sections and keeps them.
+    """
     DOCS.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    header = f"# {title}\n\nMeasured {stamp} on {machine()}.\n\nReproduce: `{command}`\n\n"
-    text = header + body.strip() + "\n"
     path = DOCS / f"{name}.md"
-    path.write_text(text)
-    print(text)
+    main, sections = split_report(path.read_text() if path.exists() else "")
+    text = f"Measured on {machine()}.\n\nReproduce: `{command}`\n\n{body.strip()}\n"
+    if variant is None:
+        main = f"# {title}\n\n{text}"
+    else:
+        sections[variant] = demote(f"# {title}\n\n{text}")
+    parts = [main.rstrip("\n") or f"# {name}"]
+    parts += [f"{VARIANT_MARK.format(key)}\n{part.rstrip()}" for key, part in sections.items()]
+    path.write_text("\n\n".join(parts) + "\n")
+    print(f"# {title}\n\n{text}")
     return path
+
+
+def split_report(text: str) -> tuple[str, dict[str, str]]:
+    """A report's main part and its variant sections, by variant name, in order."""
+    pieces = VARIANT_LINE.split(text)
+    return pieces[0], {pieces[i]: pieces[i + 1].strip("\n") for i in range(1, len(pieces), 2)}
+
+
+def demote(markdown: str) -> str:
+    """Every heading one level down (outside code blocks), for a section within a report."""
+    lines, fenced = [], False
+    for line in markdown.splitlines():
+        if line.startswith("```"):
+            fenced = not fenced
+        lines.append("#" + line if line.startswith("#") and not fenced else line)
+    return "\n".join(lines)

@@ -7,7 +7,7 @@ scored on every split as every job ends (worker/evaluation.py), and (b) as a job
 on a fresh SQLite database, which writes every logged point (loss and learning rate at every
 step) as it trains; (b) is the job's own `run_s`. Target: (b) <= 1.10 x (a), the same run with
 and without persistence. The training loop alone is reported beside it: on CIFAR-10 the final
-scoring reads every split's X once, about a tenth of the recipe's time on some machines.
+scoring reads every split's X once, a noticeable part of a short recipe's time.
 
 On a machine with two cores the job's writes (in the worker's writer process) share the cores
 with whatever else runs, so the report carries the load average before and after.

@@ -43,7 +43,7 @@ class DatasetRef(_Strict):
         return self
 
 
-BuiltinDatasetRef = DatasetRef  # the name it had before uploads
+BuiltinDatasetRef = DatasetRef  # also importable by this name: one model for built-ins and uploads
 
 
 class Preprocess(_Strict):

@@ -1,4 +1,4 @@
-"""`descent migrate / prune / serve / worker` behave as they did before the typer rewrite
+"""`descent migrate / prune / serve / worker`: their options, output and exit codes
 (`descent serve` itself is driven by every e2e test)."""
 
 from __future__ import annotations

@@ -221,7 +221,7 @@ def cifar10() -> tuple[Array, Array, Array, Array]:
 def test_real_cifar10_random_search_reaches_the_notes_accuracy(
     cifar10: tuple[Array, Array, Array, Array],
 ) -> None:
-    """1,000 trials of 1e-4 randn (the note: 15.5%). ~20 s: 3 TFLOP of products, blocked."""
+    """1,000 trials of 1e-4 randn (the note: 15.5%): 3 TFLOP of products, blocked."""
     X, y, X_test, y_test = cifar10
     config = RandomSearchConfig(trials=1000, scale=1e-4)
     state, chunks = random(config, X, y, 10)
@@ -234,7 +234,7 @@ def test_real_cifar10_random_search_reaches_the_notes_accuracy(
 def test_real_cifar10_random_local_search_reaches_the_notes_accuracy(
     cifar10: tuple[Array, Array, Array, Array],
 ) -> None:
-    """1,000 proposals of 1e-4 randn from 0.001 randn (the note: 21.4%). ~20 s, as above."""
+    """1,000 proposals of 1e-4 randn from 0.001 randn (the note: 21.4%), blocked as above."""
     X, y, X_test, y_test = cifar10
     config = LocalSearchConfig(iterations=1000, init_scale=0.001, step_size=1e-4)
     state, chunks = local(config, X, y)

@@ -1,4 +1,4 @@
-"""Bugs the fuzzer and the malformed table found, pinned down now that they are fixed:
+"""Known cases the fuzzer and the malformed table cover, pinned as plain tests:
 errors documented as problem+json, undecodable bodies as 422, bounded generated data sets,
 complete Allow headers, the bearer scheme in the OpenAPI document, and NUL characters refused
 as a 4xx on PostgreSQL."""

@@ -6,7 +6,7 @@ not a 5xx; a documented status code, content type, header set and body (the resp
 and on an error, an RFC 9457 problem (see `problem_json`).
 
 `DESCENT_FUZZ_EXAMPLES` raises the examples per operation for a deeper run (the default keeps the
-module at about a minute on two cores); runs are derandomized, so CI sees the same requests.
+module short enough for every `make test`); runs are derandomized, so CI sees the same requests.
 """
 
 from __future__ import annotations

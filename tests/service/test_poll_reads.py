@@ -1,5 +1,5 @@
-"""The polled reads: `total` stays exact through appends, retries, retention and deletion while it
-is no longer a full COUNT(*) per poll, and unchanged answers are 304s for a matching ETag."""
+"""The polled reads: `total` stays exact through appends, retries, retention and deletion without
+a full COUNT(*) per poll, and unchanged answers are 304s for a matching ETag."""
 
 from __future__ import annotations
 
