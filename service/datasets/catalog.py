@@ -10,6 +10,7 @@ from worker.engine.datasets import BUILTIN_INFO, DEFAULT_OPTIONS, BuiltinInfo
 
 CIFAR10_FILES = ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5")
 CIFAR10_TRAIN_ROWS = 50_000
+CIFAR10_TEST_ROWS = 10_000
 DIGITS_ROWS = 1_797
 TOY_ROWS = 3
 OPTION_FIELDS = ("n_features", "n_classes", "cluster_std", "noise", "seed")
@@ -52,12 +53,29 @@ def default_option(name: str, key: str) -> float | int:
     return DEFAULT_OPTIONS[name][key]
 
 
-def size_problems(name: str, n_train: int, n_val: int, n_test: int) -> list[str]:
-    """Why these split sizes cannot be served from built-in `name` (empty when they can)."""
-    if name == "cifar10" and n_train + n_val > CIFAR10_TRAIN_ROWS:
-        return [f"n_train + n_val may not exceed the {CIFAR10_TRAIN_ROWS} CIFAR-10 training images"]
+def size_problems(name: str, n_train: int, n_val: int, n_test: int) -> list[tuple[str, str]]:
+    """Why these split sizes cannot be served from built-in `name`, as (field, message) pairs
+    (empty when they can)."""
+    problems: list[tuple[str, str]] = []
+    if name == "cifar10":
+        if n_train + n_val > CIFAR10_TRAIN_ROWS:
+            problems.append(
+                (
+                    "n_train",
+                    f"n_train + n_val may not exceed the {CIFAR10_TRAIN_ROWS} training images",
+                )
+            )
+        if n_test > CIFAR10_TEST_ROWS:
+            problems.append(("n_test", f"may not exceed the {CIFAR10_TEST_ROWS} test images"))
     if name == "digits" and n_train + n_val + n_test > DIGITS_ROWS:
-        return [f"n_train + n_val + n_test may not exceed the {DIGITS_ROWS} digits"]
-    if name == "toy" and max(n_train, n_val, n_test) > TOY_ROWS:
-        return [f"each split of toy holds at most its {TOY_ROWS} points"]
-    return []
+        problems.append(
+            ("n_train", f"n_train + n_val + n_test may not exceed the {DIGITS_ROWS} digits")
+        )
+    if name == "toy":
+        sizes = {"n_train": n_train, "n_val": n_val, "n_test": n_test}
+        problems += [
+            (split, f"each split of toy holds at most its {TOY_ROWS} points")
+            for split, size in sizes.items()
+            if size > TOY_ROWS
+        ]
+    return problems

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from service.jobs.spec_base import NonNegativeFloat, PositiveFloat
+from service.jobs.spec_base import NonNegativeFloat, PlainText, PositiveFloat
 from service.jobs.spec_base import Strict as _Strict
 from service.jobs.spec_optimizers import Optimizer
 from service.jobs.spec_tasks import GradientCheckParams, LandscapeParams, StepSizeSweepParams
@@ -24,7 +25,7 @@ class DatasetRef(_Strict):
     name: Literal["cifar10", "digits", "toy", "blobs", "spiral"] | None = Field(
         None, description="A built-in data set."
     )
-    id: str | None = Field(
+    id: PlainText | None = Field(
         None, min_length=1, max_length=64, description="An uploaded data set (POST /datasets)."
     )
     n_train: int | None = Field(None, ge=1, description="Training rows (default: the data set's).")
@@ -82,7 +83,7 @@ class JobSpec(_Strict):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [SPEC_EXAMPLE]})
 
     task: Task = "train"
-    name: str | None = Field(None, max_length=200)
+    name: PlainText | None = Field(None, max_length=200)
     dataset: DatasetRef
     preprocess: Preprocess = Field(default_factory=Preprocess)
     model: Model = Field(default_factory=Model)
@@ -101,14 +102,23 @@ class JobSpec(_Strict):
     def _task_parameters(self) -> JobSpec:
         if self.task == "train":
             if self.optimizer is None:
-                raise ValueError("optimizer is required for task 'train'")
+                raise located("optimizer", "optimizer is required for task 'train'")
         elif getattr(self, self.task) is None:
             # The task's own parameters default, and are echoed in the stored spec.
             setattr(self, self.task, TASK_PARAMS[self.task]())
         for other in TASK_PARAMS:
             if other != self.task and getattr(self, other) is not None:
-                raise ValueError(f"{other} parameters given for task {self.task!r}")
+                raise located(other, f"{other} parameters given for task {self.task!r}")
         return self
+
+
+def located(field: str, message: str) -> ValidationError:
+    """A validation error located at `field` (a model validator's own errors are located at the
+    model, so a 422 would not name the field)."""
+    error = PydanticCustomError("task_parameters", message)
+    return ValidationError.from_exception_data(
+        "JobSpec", [InitErrorDetails(type=error, loc=(field,), input=None)]
+    )
 
 
 TASK_PARAMS: dict[str, type[_Strict]] = {

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from service.jobs.spec_base import NonNegativeFloat, PositiveFloat
+from service.jobs.spec_base import DifferenceStep, NonNegativeFloat, PositiveFloat
 from service.jobs.spec_base import Strict as _Strict
 
 
@@ -17,7 +17,9 @@ class ConstantSchedule(_Strict):
 class StepSchedule(_Strict):
     type: Literal["step"]
     step_size: int = Field(100, ge=1, description="Steps between decays.")
-    gamma: PositiveFloat = Field(0.5, description="Factor applied every step_size steps.")
+    gamma: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = Field(
+        0.5, description="Decay factor in (0, 1] applied every step_size steps."
+    )
 
 
 class ExponentialSchedule(_Strict):
@@ -48,7 +50,9 @@ class _GradientDescent(_Strict):
     gradient: Literal["analytic", "numerical"] = Field(
         "analytic", description="analytic, or finite differences over every entry of W."
     )
-    h: PositiveFloat = Field(1e-5, description="Finite-difference step (numerical gradient).")
+    h: DifferenceStep = Field(
+        1e-5, description="Finite-difference step (numerical gradient; at most 1)."
+    )
     difference: Literal["centered", "forward"] = Field(
         "centered", description="(f(W+h)−f(W−h))/2h or (f(W+h)−f(W))/h."
     )

@@ -54,7 +54,7 @@ def _resolve_dataset(session: Session, spec: JobSpec, settings: Settings) -> Res
             resolved[split] = getattr(defaults, split)
     sizes = (resolved["n_train"], resolved["n_val"], resolved["n_test"])
     problems += [
-        (("body", "dataset", "n_train"), msg) for msg in catalog.size_problems(ref.name, *sizes)
+        (("body", "dataset", field), msg) for field, msg in catalog.size_problems(ref.name, *sizes)
     ]
     rows = sum(sizes)
     width = resolved.get("n_features") or defaults.n_features

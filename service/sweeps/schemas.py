@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from service.jobs.schemas import FiniteFloat, JobError, JobMetrics
 from service.jobs.spec import JobSpec
-from service.jobs.spec_base import PositiveFloat, Strict
+from service.jobs.spec_base import PlainText, PositiveFloat, Strict
 
 Metric = Literal["val_accuracy", "train_accuracy", "loss", "best_loss"]
 MAXIMIZED = ("val_accuracy", "train_accuracy")
@@ -38,6 +38,8 @@ class Dimension(Strict):
             lo, hi = bounds
             if not (abs(lo) < float("inf") and abs(hi) < float("inf")) or lo > hi:
                 raise ValueError("a range is [low, high] with finite low <= high")
+            if not abs(hi - lo) < float("inf"):
+                raise ValueError("a range's width (high - low) must be a finite number")
         elif self.num is not None:
             raise ValueError("num spreads a range over a grid: not for values")
         return self
@@ -78,7 +80,7 @@ SWEEP_EXAMPLE: dict[str, Any] = {
 class SweepRequest(Strict):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [SWEEP_EXAMPLE]})
 
-    name: str | None = Field(None, max_length=200)
+    name: PlainText | None = Field(None, max_length=200)
     base: JobSpec
     method: Literal["grid", "random"] = "random"
     trials: int | None = Field(
