@@ -10,11 +10,18 @@ from fastapi.responses import JSONResponse
 from service.datasets import service
 from service.datasets.schemas import DatasetList, DatasetOut
 from service.deps import DatabaseDep, ReadSession, SettingsDep
+from service.jobs.spec_base import PLAIN_TEXT
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
 
 DatasetId = Annotated[
-    str, Path(min_length=1, max_length=64, description="A built-in name or an upload id.")
+    str,
+    Path(
+        min_length=1,
+        max_length=64,
+        pattern=PLAIN_TEXT,
+        description="A built-in name or an upload id.",
+    ),
 ]
 PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "Unknown data set", **PROBLEM}}
@@ -43,9 +50,16 @@ def upload_dataset(
     ],
     database: DatabaseDep,
     settings: SettingsDep,
-    name: Annotated[str | None, Form(max_length=200, description="Default: the file name.")] = None,
+    name: Annotated[
+        str | None, Form(max_length=200, pattern=PLAIN_TEXT, description="Default: the file name.")
+    ] = None,
     label_column: Annotated[
-        str | None, Form(max_length=200, description="CSV: the label column (default: the last).")
+        str | None,
+        Form(
+            max_length=200,
+            pattern=PLAIN_TEXT,
+            description="CSV: the label column (default: the last).",
+        ),
     ] = None,
 ) -> Any:
     row = service.upload(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 from typing import IO
 
@@ -111,6 +112,9 @@ def _read(
         raise InvalidInput(f"Not a usable data set: {exc}", exc.problems) from None
 
 
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def upload(
     database: Database,
     settings: Settings,
@@ -125,7 +129,10 @@ def upload(
     data = _read(stream, filename, content_type, label_column, settings)
     dataset_id = new_id()
     size = storage.write(settings.data_dir, dataset_id, data.arrays)
-    stem = Path(filename).stem if filename else ""
+    # The file's name is the client's to choose, control characters included (a multipart
+    # filename is not validated like the form fields): they are dropped, as PostgreSQL would
+    # refuse a NUL that SQLite stores.
+    stem = CONTROL.sub("", Path(filename).stem) if filename else ""
     row = Dataset(
         id=dataset_id,
         name=(name or stem or dataset_id)[:200],

@@ -12,6 +12,7 @@ from service.deps import DatabaseDep
 from service.errors import NotFound
 from service.events import stream
 from service.jobs import repository
+from service.jobs.spec_base import PLAIN_TEXT
 
 router = APIRouter(prefix="/jobs", tags=["events"])
 
@@ -56,7 +57,9 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 def existing_job(
-    job_id: Annotated[str, Path(min_length=1, max_length=64, description="A job id.")],
+    job_id: Annotated[
+        str, Path(min_length=1, max_length=64, pattern=PLAIN_TEXT, description="A job id.")
+    ],
     database: DatabaseDep,
 ) -> str:
     """The id of a job that exists (checked before the stream starts, so 404 is a problem)."""

@@ -42,14 +42,17 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.db.session import Database
 from service.jobs.schemas import DEFAULT_PAGE, MAX_PAGE
+from service.jobs.series import SERIES
 from service.jobs.tails import Key, Tails
 from service.single_flight import SingleFlight
 
 log = logging.getLogger("descent.poll_cache")
 
 POLLED = re.compile(r"/jobs/[^/]+(?:/loss|/metrics/[^/]+)?")
-# Polls by cursor, answered from the series' Tail (the endpoint's own bounds on the path).
-TAILED = re.compile(r"/jobs/([^/]{1,64})/(?:loss|metrics/([a-z_]{1,32}))")
+# Polls by cursor, answered from the series' Tail: the endpoint's own checks of the path (an id
+# of plain text, a known series), as this answers without the endpoint.
+SERIES_NAMES = "|".join(SERIES)
+TAILED = re.compile(rf"/jobs/([^/\x00-\x1f\x7f]{{1,64}})/(?:loss|metrics/({SERIES_NAMES}))")
 PAGE_QUERY = re.compile(rb"after=(-1|0|[1-9][0-9]{0,17})(?:&limit=([1-9][0-9]{0,4}))?")
 
 

@@ -33,11 +33,15 @@ from service.jobs.schemas import (
     SeriesPage,
     WeightsOut,
 )
+from service.jobs.series import Series
 from service.jobs.spec import SPEC_EXAMPLE, JobSpec, Task
+from service.jobs.spec_base import PLAIN_TEXT
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
-JobId = Annotated[str, Path(min_length=1, max_length=64, description="A job id.")]
+JobId = Annotated[
+    str, Path(min_length=1, max_length=64, pattern=PLAIN_TEXT, description="A job id.")
+]
 # Steps are stored as 64-bit integers: a larger bound is refused here, before the database's
 # driver overflows on it (SQLite's raises where PostgreSQL's would compare fine).
 After = Annotated[
@@ -62,7 +66,6 @@ End = Annotated[
     int | None,
     Query(ge=0, le=LAST_POSSIBLE_STEP, description="With max_points: last step to include."),
 ]
-Series = Literal["loss", "best_loss", "learning_rate", "train_accuracy", "val_accuracy"]
 PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "Unknown job", **PROBLEM}}
 

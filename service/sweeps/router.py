@@ -9,12 +9,15 @@ from sqlalchemy.orm import Session
 
 from service import idempotency
 from service.deps import DatabaseDep, ReadSession, SettingsDep, WriteSession
+from service.jobs.spec_base import PLAIN_TEXT
 from service.sweeps import service
 from service.sweeps.schemas import SWEEP_EXAMPLE, SweepOut, SweepPage, SweepRequest
 
 router = APIRouter(prefix="/sweeps", tags=["sweeps"])
 
-SweepId = Annotated[str, Path(min_length=1, max_length=64, description="A sweep id.")]
+SweepId = Annotated[
+    str, Path(min_length=1, max_length=64, pattern=PLAIN_TEXT, description="A sweep id.")
+]
 PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "Unknown sweep", **PROBLEM}}
 SCOPE = "POST /sweeps"

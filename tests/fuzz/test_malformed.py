@@ -14,6 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.app import create_app
+from service.settings import Settings
 from tests.conftest import BACKENDS, POSTGRES_ENV, PostgresServer, make_settings
 
 LIMIT = 64 * 1024  # DESCENT_MAX_UPLOAD_BYTES for this app
@@ -48,6 +49,7 @@ class Bad(NamedTuple):
     body: bytes | None = None
     headers: dict[str, str] | None = None
     files: dict[str, tuple[str, bytes]] | None = None
+    form: dict[str, str] | None = None
 
 
 SGD = ["body", "optimizer", "sgd"]
@@ -187,6 +189,10 @@ TABLE: dict[str, Bad] = {
         "space": {"model.reg": {"values": [0.1, 1]}}}).encode()),
     "unknown task filter": Bad("GET", "/jobs?task=trian", 422, ["query", "task"]),
     "unknown series": Bad("GET", "/jobs/{job}/metrics/val_acuracy", 422, ["path", "series"]),
+    "unknown series by cursor": Bad("GET", "/jobs/{job}/metrics/val_acuracy?after=-1", 422,
+                                    ["path", "series"]),
+    "NUL in a job id by cursor": Bad("GET", "/jobs/a%00b/loss?after=-1&limit=5", 422,
+                                     ["path", "job_id"]),
     "after past int64": Bad("GET", "/jobs/{job}/loss?after=" + str(2**63), 422,
                             ["query", "after"]),
     "end past int64": Bad("GET", "/jobs/{job}/loss?max_points=5&end=" + str(2**64), 422,
@@ -194,6 +200,11 @@ TABLE: dict[str, Bad] = {
     "Last-Event-ID past int64": Bad("GET", "/jobs/{job}/events", 422,
                                     ["header", "Last-Event-ID"], None,
                                     {"last-event-id": str(2**63)}),
+    "NUL in a job id": Bad("GET", "/jobs/a%00b", 422, ["path", "job_id"]),
+    "NUL in a job's events": Bad("GET", "/jobs/a%00b/events", 422, ["path", "job_id"]),
+    "NUL in a job to cancel": Bad("POST", "/jobs/a%00b/cancel", 422, ["path", "job_id"]),
+    "NUL in a data set path": Bad("GET", "/datasets/a%00b", 422, ["path", "dataset_id"]),
+    "NUL in a sweep id": Bad("GET", "/sweeps/a%00b", 422, ["path", "sweep_id"]),
     # Methods and paths
     "unknown path": Bad("GET", "/nope", 404),
     "wrong method": Bad("DELETE", "/jobs", 405),
@@ -203,6 +214,8 @@ TABLE: dict[str, Bad] = {
                             {"file": ("x.npz", b"garbage")}),
     "upload CSV with NaN": Bad("POST", "/datasets", 422, ["body", "file"], None, None,
                                {"file": ("x.csv", b"a,label\nnan,0\n1,1\n")}),
+    "upload name with NUL": Bad("POST", "/datasets", 422, ["body", "name"], None, None,
+                                {"file": ("x.csv", b"a,label\n1,0\n2,1\n")}, {"name": "a\x00"}),
     "upload over the limit": Bad("POST", "/datasets", 413, None, None, None,
                                  {"file": ("x.csv", b"a,label\n" + b"1,0\n" * LIMIT)}),
 }  # fmt: skip
@@ -229,7 +242,11 @@ def api(
     batches.mkdir()
     for name in (*(f"data_batch_{i}" for i in range(1, 6)), "test_batch"):
         (batches / name).touch()
-    settings = make_settings(url, home, max_upload_bytes=LIMIT, cifar10_dir=batches)
+    # The poll cache on, as `descent serve` runs it: it answers some polls without the endpoint.
+    poll_cache_bytes = Settings.model_fields["poll_cache_bytes"].default
+    settings = make_settings(
+        url, home, max_upload_bytes=LIMIT, cifar10_dir=batches, poll_cache_bytes=poll_cache_bytes
+    )
     with TestClient(create_app(settings)) as client:
         yield client
     if request.param != "sqlite" and postgres_server is not None:
@@ -253,6 +270,7 @@ def test_a_malformed_request_gets_its_4xx(api: TestClient, job_id: str, name: st
         content=bad.body,
         headers=headers,
         files=bad.files,
+        data=bad.form,
     )
 
     assert response.status_code == bad.status, response.text
