@@ -18,6 +18,7 @@ from service.db.session import Database
 from service.errors import install_error_handlers
 from service.events.router import router as events_router
 from service.events.stream import SharedReads
+from service.head_requests import HeadAsGet
 from service.health.router import router as health_router
 from service.jobs.poll_cache import PollCache, PollCacheLayer
 from service.jobs.router import router as jobs_router
@@ -69,6 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(PollCacheLayer, cache=poll_cache)  # innermost: after the token check
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes)
     app.add_middleware(BearerAuth, token=settings.api_token)
+    app.add_middleware(HeadAsGet)
     app.add_middleware(HttpMetrics, registry=registry)  # outermost: times every answer
     openapi.install(app, token_required=bool(settings.api_token))
     api_docs.install(app)  # before the dashboard, whose /static/{path} would shadow its assets

@@ -41,6 +41,10 @@ class Conflict(DomainError):
     status, slug = 409, "conflict"
 
 
+class UnsupportedMediaType(DomainError):
+    status, slug = 415, "unsupported-media-type"
+
+
 class InvalidInput(DomainError):
     """A 422 naming the fields at fault, in the same shape as pydantic's own errors."""
 

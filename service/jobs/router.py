@@ -16,7 +16,14 @@ from sqlalchemy.orm import Session
 
 from service import idempotency
 from service.db.session import Database
-from service.deps import DatabaseDep, ReadSession, SettingsDep, WriteSession
+from service.deps import (
+    JSON_BODY,
+    UNSUPPORTED_MEDIA_TYPE,
+    DatabaseDep,
+    ReadSession,
+    SettingsDep,
+    WriteSession,
+)
 from service.errors import InvalidInput
 from service.jobs import service
 from service.jobs.poll_cache import json_answer
@@ -75,6 +82,7 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "Unknown job"
     status_code=202,
     response_model=JobOut,
     responses={
+        **UNSUPPORTED_MEDIA_TYPE,
         409: {"description": "The same Idempotency-Key is still in flight", **PROBLEM},
         422: {
             "description": "Invalid spec, or an Idempotency-Key reused with another body",
@@ -82,6 +90,7 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "Unknown job"
         },
     },
     summary="Submit a job",
+    dependencies=JSON_BODY,
 )
 def submit_job(
     spec: Annotated[JobSpec, Body(openapi_examples={"svm-sgd": {"value": SPEC_EXAMPLE}})],
@@ -319,10 +328,12 @@ def delete_job(job_id: JobId, session: WriteSession) -> Response:
     response_model=PredictOut,
     responses={
         **NOT_FOUND,
+        **UNSUPPORTED_MEDIA_TYPE,
         409: {"description": "The job has no weights yet", **PROBLEM},
         422: {"description": "Wrong width, too many rows, or non-finite values", **PROBLEM},
     },
     summary="Labels and class scores of raw rows, with the job's preprocessing applied",
+    dependencies=JSON_BODY,
 )
 def predict(
     job_id: JobId, body: PredictIn, session: ReadSession, settings: SettingsDep

@@ -8,7 +8,14 @@ from fastapi import APIRouter, Body, Header, Path, Query
 from sqlalchemy.orm import Session
 
 from service import idempotency
-from service.deps import DatabaseDep, ReadSession, SettingsDep, WriteSession
+from service.deps import (
+    JSON_BODY,
+    UNSUPPORTED_MEDIA_TYPE,
+    DatabaseDep,
+    ReadSession,
+    SettingsDep,
+    WriteSession,
+)
 from service.jobs.spec_base import PLAIN_TEXT
 from service.sweeps import service
 from service.sweeps.schemas import SWEEP_EXAMPLE, SweepOut, SweepPage, SweepRequest
@@ -28,6 +35,7 @@ SCOPE = "POST /sweeps"
     status_code=202,
     response_model=SweepOut,
     responses={
+        **UNSUPPORTED_MEDIA_TYPE,
         409: {"description": "The same Idempotency-Key is still in flight", **PROBLEM},
         422: {
             "description": "Invalid base spec or space (the errors name the path), too many "
@@ -36,6 +44,7 @@ SCOPE = "POST /sweeps"
         },
     },
     summary="Start a sweep: one job per trial, on the normal queue",
+    dependencies=JSON_BODY,
 )
 def submit_sweep(
     request: Annotated[SweepRequest, Body(openapi_examples={"random": {"value": SWEEP_EXAMPLE}})],
