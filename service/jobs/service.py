@@ -297,7 +297,7 @@ def as_ndarray(array: JobArray) -> np.ndarray:
 def cancel(session: Session, job_id: str) -> Job:
     job = _found(repository.get(session, job_id, for_update=True), job_id)
     if job.status in TERMINAL_STATUSES:
-        raise Conflict(f"Job {job_id} is already {job.status}")
+        raise Conflict(f"Job {job_id} has already finished ({job.status})")
     if job.status == "queued":
         job.status = "cancelled"
         job.finished_at = utcnow()

@@ -232,7 +232,7 @@ def cancel(session: Session, sweep_id: str) -> Sweep:
     sweep = get(session, sweep_id, for_update=True)
     counts = _counts(repository.trials(session, [sweep.id]))
     if not (counts.queued or counts.running):
-        raise Conflict(f"Sweep {sweep_id} is already {_status(sweep, counts)}")
+        raise Conflict(f"Sweep {sweep_id} has already finished ({_status(sweep, counts)})")
     sweep.cancel_requested = True
     repository.cancel_trials(session, sweep_id)
     session.flush()

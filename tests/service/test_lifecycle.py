@@ -138,6 +138,7 @@ def test_a_finished_job_cannot_be_cancelled(client: TestClient, drain: Drain) ->
 
     assert response.status_code == 409
     assert response.json()["status"] == 409
+    assert response.json()["detail"] == f"Job {job['id']} has already finished (succeeded)"
 
 
 def test_deleting_a_finished_job_removes_it_and_its_history(

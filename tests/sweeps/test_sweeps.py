@@ -145,6 +145,7 @@ def test_a_finished_sweep_cannot_be_cancelled(client: TestClient, drain: Callabl
     assert client.get(f"/sweeps/{sweep['id']}").json()["status"] == "cancelled"
     again = client.post(f"/sweeps/{sweep['id']}/cancel")
     assert again.status_code == 409
+    assert again.json()["detail"] == f"Sweep {sweep['id']} has already finished (cancelled)"
     assert client.get("/sweeps/nope").status_code == 404
 
 

@@ -89,8 +89,10 @@ export class LineChart {
   }
 
   layout() {
-    const yaxis = { title: { text: this.yTitle }, type: this.log ? "log" : "linear", automargin: true,
-      uirevision: this.log ? "log" : "linear" };
+    // automargin widens the left margin for long tick labels (a log axis of small learning
+    // rates) and the title beside them, which a fixed margin would push off the chart's edge.
+    const yaxis = { title: { text: this.yTitle, standoff: 8 }, type: this.log ? "log" : "linear",
+      automargin: true, uirevision: this.log ? "log" : "linear" };
     if (this.yRange && !this.log) yaxis.range = this.yRange;
     const layout = {
       margin: { l: 60, r: 16, t: 28, b: 40 },
@@ -139,5 +141,8 @@ export class LineChart {
 
 export function plot(div, traces, layout) {
   const base = { margin: { l: 60, r: 16, t: 10, b: 44 } };
-  Plotly.react(div, traces, { ...base, ...layout }, CONFIG);
+  // Room for each axis' tick labels and title, however long they turn out.
+  const axes = {};
+  for (const name of ["xaxis", "yaxis"]) axes[name] = { automargin: true, ...layout[name] };
+  Plotly.react(div, traces, { ...base, ...layout, ...axes }, CONFIG);
 }

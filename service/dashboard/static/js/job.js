@@ -5,7 +5,7 @@ import { api } from "./api.js";
 import { LineChart } from "./charts.js";
 import { renderResult } from "./results.js";
 import { renderTemplates } from "./templates.js";
-import { $, TERMINAL, appendPoints, fmt, kvRows, seconds, setBadge, when } from "./util.js";
+import { $, TERMINAL, appendPoints, fmt, kvRows, seconds, setBadge, shortId, when } from "./util.js";
 
 const OVERVIEW_POINTS = 2000; // points fetched for a whole curve (or a zoomed window)
 const MAX_LIVE_POINTS = 20000; // past this, a live curve is re-fetched downsampled
@@ -135,11 +135,11 @@ export class JobPage {
 
   update(job) {
     this.job = job;
-    $("#job-title").textContent = job.name || `${job.task} ${job.id.slice(-8)}`;
+    $("#job-title").textContent = job.name || `${job.task} ${shortId(job.id)}`;
     setBadge($("#job-status"), job.status);
-    const { step, total, fraction } = job.progress;
+    const { step, total, fraction, phase } = job.progress;
     $("#job-progress-bar").style.width = `${Math.round(100 * (fraction || 0))}%`;
-    $("#job-progress-text").textContent = `step ${step} of ${total}`;
+    $("#job-progress-text").textContent = `step ${step} of ${total}${phase ? ` (${phase})` : ""}`;
     $("#job-cancel").hidden = TERMINAL.has(job.status);
     const m = job.metrics;
     kvRows($("#job-metrics"), [

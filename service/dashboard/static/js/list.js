@@ -1,13 +1,30 @@
 // The job list: filters, live status and progress (polling GET /jobs), selection for comparing.
 
 import { api } from "./api.js";
-import { $, Poller, badge, el, fmt, progressBar, when } from "./util.js";
+import { $, Poller, badge, el, fmt, progressBar, shortId, when } from "./util.js";
 
 const REFRESH_MS = 1000;
+// A job names an upload only by its id: the list reads the names from GET /datasets again when it
+// meets an id it does not know, but no more often than this (a deleted upload stays unknown).
+const DATASETS_MS = 10000;
+
+// The data column's text: a built-in's name, an upload's stored name (its short id until known).
+export function datasetLabel(ref, names) {
+  if (ref?.name) return ref.name;
+  if (ref?.id) return names.get(ref.id) ?? shortId(ref.id);
+  return "–";
+}
+
+// A cell whose text is cut with an ellipsis when the column is too narrow, whole on hover.
+function clipped(content, title) {
+  return el("td", { class: "clip", title }, content);
+}
 
 export class JobList {
   constructor() {
     this.selected = new Set();
+    this.datasets = new Map(); // upload id -> name
+    this.datasetsRead = -Infinity;
     this.poller = new Poller((live) => this.refresh(live));
     $("#filter-status").addEventListener("change", () => this.poller.start());
     $("#filter-task").addEventListener("change", () => this.poller.start());
@@ -31,6 +48,7 @@ export class JobList {
         task: $("#filter-task").value,
         limit: 100,
       });
+      await this.readDatasetNames(page.items);
       if (!live()) return null;
       this.render(page.items);
       $("#connection").textContent = "";
@@ -38,6 +56,18 @@ export class JobList {
       $("#connection").textContent = `API unreachable: ${error.message}`;
     }
     return REFRESH_MS;
+  }
+
+  async readDatasetNames(jobs) {
+    const unknown = jobs.some((job) => job.spec?.dataset?.id && !this.datasets.has(job.spec.dataset.id));
+    if (!unknown || Date.now() - this.datasetsRead < DATASETS_MS) return;
+    this.datasetsRead = Date.now();
+    try {
+      const page = await api.get("/datasets");
+      for (const item of page.items) this.datasets.set(item.id, item.name);
+    } catch {
+      // The short id stands in until the next read.
+    }
   }
 
   render(jobs) {
@@ -59,15 +89,17 @@ export class JobList {
       $("#compare-selected").disabled = this.selected.size < 1;
     });
     const { step, total, fraction } = job.progress;
-    const link = el("a", { href: `#/jobs/${job.id}`, text: job.name || job.id.slice(-10) });
+    const name = job.name || shortId(job.id);
+    const dataset = job.spec?.dataset;
+    const data = datasetLabel(dataset, this.datasets);
     return el(
       "tr",
       { "data-job": job.id, "data-status": job.status },
       el("td", {}, check),
-      el("td", {}, link),
+      clipped(el("a", { href: `#/jobs/${job.id}`, text: name }), name),
       el("td", { text: job.task }),
       el("td", { text: job.spec?.optimizer?.type || "–" }),
-      el("td", { text: job.spec?.dataset?.name || job.spec?.dataset?.id || "–" }),
+      clipped(data, dataset?.id ? `${data} (upload ${dataset.id})` : data),
       el("td", {}, badge(job.status)),
       el("td", {}, progressBar(fraction), el("span", { class: "muted", text: ` ${step}/${total}` })),
       el("td", { text: fmt(job.metrics.loss) }),

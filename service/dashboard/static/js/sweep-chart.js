@@ -7,6 +7,9 @@ import { fmt } from "./util.js";
 const COLUMNS = 3; // panels per row
 const ROW_HEIGHT = 300;
 const MAXIMIZED = new Set(["val_accuracy", "train_accuracy"]);
+// The metric axis reaches this fraction of the values' span beyond each end, so that the largest
+// marker stays clear of the axis line and the tick labels under it.
+const PAD = 0.1;
 // [symbol, color, size] per kind of point; the page's key (index.html) says the same in words.
 const STYLES = {
   succeeded: ["circle", "#2f6fde", 9],
@@ -61,6 +64,16 @@ function hover(job, kind, value, metric) {
   return lines.join("<br>");
 }
 
+// The metric axis' range: the values padded on both sides (a single value gets room around
+// itself), so that points at the worst or best value sit inside the plot, not on the x axis.
+export function metricRange(values) {
+  if (!values.length) return null;
+  const lo = Math.min(...values);
+  const hi = Math.max(...values);
+  const pad = hi > lo ? (hi - lo) * PAD : Math.abs(lo) * PAD || PAD;
+  return [lo - pad, hi + pad];
+}
+
 function categoryArray(values) {
   const distinct = [...new Set(values)];
   const numeric = distinct.every((v) => typeof v === "number");
@@ -80,6 +93,7 @@ export function sweepFigure(sweep) {
     const kind = pointKind(job, value, bestId);
     if (kind) points.push({ job, kind, value, y: value ?? floor });
   }
+  const range = metricRange(points.map((p) => p.y));
   const rows = Math.ceil(paths.length / COLUMNS);
   const columns = Math.min(paths.length, COLUMNS);
   const layout = {
@@ -99,7 +113,7 @@ export function sweepFigure(sweep) {
       ...(type === "category" ? { categoryorder: "array", categoryarray: categoryArray(xs) } : {}),
     };
     layout[`yaxis${axis}`] = { title: { text: i % COLUMNS === 0 ? metric : "" }, automargin: true,
-      ...(i ? { matches: "y" } : {}) };
+      ...(i ? { matches: "y" } : range ? { range } : {}) };
     return {
       type: "scatter", mode: "markers", name: path, meta: { param: path },
       xaxis: `x${axis}`, yaxis: `y${axis}`,

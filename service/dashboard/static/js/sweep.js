@@ -4,7 +4,7 @@
 
 import { api } from "./api.js";
 import { drawSweep, maximized, metricValue } from "./sweep-chart.js";
-import { $, Poller, TERMINAL, badge, el, fmt, kvRows, setBadge, when } from "./util.js";
+import { $, Poller, TERMINAL, badge, el, fmt, kvRows, setBadge, shortId, when } from "./util.js";
 
 const REFRESH_MS = 1000;
 // Unranked trials after the ranked ones: the live ones first, then those that ended badly.
@@ -91,7 +91,7 @@ export class SweepPage {
   }
 
   renderHead(sweep) {
-    $("#sweep-title").textContent = sweep.name || `sweep ${sweep.id.slice(-8)}`;
+    $("#sweep-title").textContent = sweep.name || `sweep ${shortId(sweep.id)}`;
     setBadge($("#sweep-status"), sweep.status);
     const done = finishedCount(sweep.counts);
     $("#sweep-progress-bar").style.width = `${Math.round((100 * done) / Math.max(1, sweep.n_trials))}%`;
@@ -147,6 +147,6 @@ function row({ paths, metric, withVal }, job, entry) {
     withVal ? el("td", { class: "num", text: fmt(val) }) : null,
     el("td", { class: "num", text: fmt(test) }),
     el("td", { title }, badge(status), note),
-    el("td", {}, el("a", { href: `#/jobs/${job.id}`, text: job.id.slice(-10) })),
+    el("td", {}, el("a", { href: `#/jobs/${job.id}`, text: shortId(job.id) })),
   );
 }

@@ -2,7 +2,7 @@
 // Polls GET /sweeps every second while any sweep is queued or running, every few seconds else.
 
 import { api } from "./api.js";
-import { $, Poller, TERMINAL, badge, el, fmt, when } from "./util.js";
+import { $, Poller, TERMINAL, badge, el, fmt, shortId, when } from "./util.js";
 
 const REFRESH_MS = 1000;
 const IDLE_MS = 5000;
@@ -66,7 +66,7 @@ export class SweepList {
     return el(
       "tr",
       { "data-sweep": sweep.id, "data-status": sweep.status },
-      el("td", {}, el("a", { href: `#/sweeps/${sweep.id}`, text: sweep.name || sweep.id.slice(-10) })),
+      el("td", {}, el("a", { href: `#/sweeps/${sweep.id}`, text: sweep.name || shortId(sweep.id) })),
       el("td", {}, badge(sweep.status)),
       el("td", { text: sweep.method }),
       el("td", { text: sweep.metric }),

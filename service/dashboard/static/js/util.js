@@ -65,10 +65,17 @@ export function kvRows(table, rows) {
   table.replaceChildren(...rows.map(([key, value]) => el("tr", {}, el("td", { text: key }), el("td", { text: value }))));
 }
 
+// The one short form of a job's or a sweep's id, so that every view names an object alike. Ids
+// begin with their creation time (objects made together share a long head), so the tail is what
+// tells them apart.
+export function shortId(id) {
+  return id.slice(-10);
+}
+
 export function jobLabel(job) {
   const optimizer = job.spec?.optimizer?.type;
   const what = job.task === "train" ? optimizer : job.task;
-  return `${job.name || job.id.slice(-8)} · ${what || "?"}`;
+  return `${job.name || shortId(job.id)} · ${what || "?"}`;
 }
 
 // Append points (sorted by step) to arrays xs/ys, skipping steps already there.
