@@ -11,6 +11,7 @@ from fastapi.responses import FileResponse
 
 from service.dashboard import vendor
 from service.errors import NotFound
+from service.jobs.spec_base import PLAIN_TEXT
 
 router = APIRouter(include_in_schema=False)
 
@@ -40,7 +41,7 @@ def plotly() -> FileResponse:
 
 
 @router.api_route("/static/{path:path}", methods=GET_AND_HEAD)
-def static(path: Annotated[str, PathParam(max_length=200)]) -> FileResponse:
+def static(path: Annotated[str, PathParam(max_length=200, pattern=PLAIN_TEXT)]) -> FileResponse:
     """A file of static/ (and nothing outside it, whatever `..` or symlinks say)."""
     target = (STATIC / path).resolve()
     media_type = MEDIA_TYPES.get(target.suffix)

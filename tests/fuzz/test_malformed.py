@@ -211,6 +211,8 @@ TABLE: dict[str, Bad] = {
     "NUL in a job to cancel": Bad("POST", "/jobs/a%00b/cancel", 422, ["path", "job_id"]),
     "NUL in a data set path": Bad("GET", "/datasets/a%00b", 422, ["path", "dataset_id"]),
     "NUL in a sweep id": Bad("GET", "/sweeps/a%00b", 422, ["path", "sweep_id"]),
+    "NUL in a static file": Bad("GET", "/static/%00.js", 422, ["path", "path"]),
+    "static file outside": Bad("GET", "/static/..%2F..%2Fsettings.py", 404),
     # Methods and paths
     "unknown path": Bad("GET", "/nope", 404),
     "wrong method": Bad("DELETE", "/jobs", 405),
