@@ -12,7 +12,6 @@ from prometheus_client import CollectorRegistry
 from service import api_docs, openapi
 from service.auth import BearerAuth
 from service.dashboard.router import router as dashboard_router
-from service.datasets.body_limit import BodySizeLimit
 from service.datasets.router import router as datasets_router
 from service.db.session import Database
 from service.errors import install_error_handlers
@@ -25,6 +24,7 @@ from service.jobs.router import router as jobs_router
 from service.observability import logs
 from service.observability.metrics import HttpMetrics, JobCollector
 from service.observability.router import router as metrics_router
+from service.request_bodies import RequestBodyLimits
 from service.settings import Settings, get_settings
 from service.sweeps.router import router as sweeps_router
 
@@ -68,7 +68,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.event_reads = SharedReads()  # the event streams' reads, shared per job
     install_error_handlers(app)
     app.add_middleware(PollCacheLayer, cache=poll_cache)  # innermost: after the token check
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes)
+    app.add_middleware(
+        RequestBodyLimits,
+        upload_bytes=settings.max_upload_bytes,
+        json_bytes=settings.max_json_bytes,
+        timeout_seconds=settings.request_body_timeout_seconds,
+    )
     app.add_middleware(BearerAuth, token=settings.api_token)
     app.add_middleware(HeadAsGet)
     app.add_middleware(HttpMetrics, registry=registry)  # outermost: times every answer

@@ -41,8 +41,18 @@ class Conflict(DomainError):
     status, slug = 409, "conflict"
 
 
+class PayloadTooLarge(DomainError):
+    status, slug = 413, "payload-too-large"
+
+
 class UnsupportedMediaType(DomainError):
     status, slug = 415, "unsupported-media-type"
+
+
+class InsufficientStorage(DomainError):
+    """The storage quota or the disk is full: a capacity fault, not the client's error."""
+
+    status, slug = 507, "insufficient-storage"
 
 
 class InvalidInput(DomainError):

@@ -60,6 +60,38 @@ class Settings(BaseSettings):
         None, gt=0, description="Downsample finished jobs' history after this many days."
     )
     max_upload_bytes: int = Field(512 * 1024 * 1024, gt=0, description="Largest accepted upload.")
+    max_json_bytes: int = Field(
+        4 * 1024**2,
+        gt=0,
+        description="Largest JSON request body (a spec, a sweep, rows to predict); 413 before "
+        "it is parsed.",
+    )
+    request_body_timeout_seconds: float = Field(
+        60.0, gt=0, description="Longest a client may take to send a request body (then 408)."
+    )
+    storage_quota_bytes: int = Field(
+        10 * 1024**3,
+        gt=0,
+        description="Disk the uploaded data sets may take together, as stored; an upload past "
+        "it (or past the disk's free space) is a 507 and nothing of it is kept.",
+    )
+    max_job_data_bytes: int = Field(
+        4 * 1024**3,
+        gt=0,
+        description="Memory a job's data may take in its dtype: all its rows x (features + "
+        "bias) x 4 or 8 bytes; a larger job is a 422 at submit.",
+    )
+    max_weights_values: int = Field(
+        4_000_000,
+        gt=0,
+        description="Most entries of W (classes x (features + bias)) a job or an upload may have.",
+    )
+    max_result_entries: int = Field(
+        50_000,
+        gt=0,
+        description="Most entries of a task's result: gradient-check entries, landscape grid "
+        "points, step sizes.",
+    )
     dataset_cache_bytes: int = Field(
         3 * 1024**3, ge=0, description="Memory a worker may keep prepared data sets in."
     )

@@ -47,3 +47,9 @@ def live_jobs(session: Session, dataset_id: str) -> int:
 def remove(session: Session, dataset: Dataset) -> None:
     session.delete(dataset)
     session.flush()
+
+
+def stored_bytes(session: Session) -> int:
+    """What the uploads take on disk together."""
+    total = session.scalar(select(func.coalesce(func.sum(Dataset.size_bytes), 0)))
+    return int(total or 0)

@@ -14,20 +14,19 @@ from service.datasets.schemas import DatasetOut
 from service.db.base import utcnow
 from service.db.models import Dataset
 from service.db.session import Database
-from service.errors import Conflict, DomainError, InvalidInput, NotFound
+from service.errors import (
+    Conflict,
+    InsufficientStorage,
+    InvalidInput,
+    NotFound,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+)
 from service.ids import new_id
 from service.settings import Settings
 
 log = logging.getLogger("descent.datasets")
 SNIFF_BYTES = 8
-
-
-class PayloadTooLarge(DomainError):
-    status, slug = 413, "payload-too-large"
-
-
-class UnsupportedMediaType(DomainError):
-    status, slug = 415, "unsupported-media-type"
 
 
 def builtin_out(name: str, settings: Settings) -> DatasetOut:
@@ -127,8 +126,22 @@ def upload(
 ) -> Dataset:
     """Check the file, store its splits as .npy files, then record the data set."""
     data = _read(stream, filename, content_type, label_column, settings)
+    _check_weights(data, settings)
+    with database.read() as session:
+        stored = repository.stored_bytes(session)
+    needed = storage.size_of(data.arrays)
+    if stored + needed > settings.storage_quota_bytes:
+        raise InsufficientStorage(
+            f"The data set takes {needed} bytes; the uploads already take {stored} of the "
+            f"{settings.storage_quota_bytes}-byte quota (DESCENT_STORAGE_QUOTA_BYTES)"
+        )
     dataset_id = new_id()
-    size = storage.write(settings.data_dir, dataset_id, data.arrays)
+    try:
+        size = storage.write(settings.data_dir, dataset_id, data.arrays)
+    except storage.DiskFull as exc:
+        raise InsufficientStorage(
+            f"The server's disk has no room for this data set: {exc}"
+        ) from None
     # The file's name is the client's to choose, control characters included (a multipart
     # filename is not validated like the form fields): they are dropped, as PostgreSQL would
     # refuse a NUL that SQLite stores.
@@ -154,6 +167,23 @@ def upload(
         storage.remove(settings.data_dir, dataset_id)
         raise
     return row
+
+
+def _check_weights(data: ingest.CleanData, settings: Settings) -> None:
+    """A set no job could train on (its W over the budget) is refused at upload, not at submit."""
+    values = data.n_classes * (data.n_features + 1)
+    if values > settings.max_weights_values:
+        raise InvalidInput(
+            "Too wide to train on",
+            [
+                (
+                    (*ingest.FILE_LOC, "X_train"),
+                    f"{data.n_features} features x {data.n_classes} classes make a W of {values} "
+                    f"entries, over the {settings.max_weights_values} allowed "
+                    "(DESCENT_MAX_WEIGHTS_VALUES)",
+                )
+            ],
+        )
 
 
 def delete(database: Database, settings: Settings, dataset_id: str) -> None:

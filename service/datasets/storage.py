@@ -10,6 +10,7 @@ renamed into place, so a failed upload leaves nothing behind and a worker never 
 
 from __future__ import annotations
 
+import errno
 import logging
 import shutil
 from pathlib import Path
@@ -31,9 +32,26 @@ def is_present(data_dir: Path, dataset_id: str) -> bool:
     return all((folder / f"{name}.npy").is_file() for name in ARRAY_NAMES)
 
 
+NPY_HEADER_BYTES = 128  # np.save's header, padded to this size for arrays of our shapes
+FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+class DiskFull(Exception):
+    """The disk (or the user's disk quota) has no room: nothing of the data set was kept."""
+
+
+def size_of(arrays: dict[str, np.ndarray]) -> int:
+    """The bytes `write` will store for these arrays."""
+    return sum(arrays[name].nbytes + NPY_HEADER_BYTES for name in ARRAY_NAMES)
+
+
 def write(data_dir: Path, dataset_id: str, arrays: dict[str, np.ndarray]) -> int:
-    """Store every split atomically; the bytes written."""
+    """Store every split atomically; the bytes written. DiskFull if there is no room."""
     data_dir.mkdir(parents=True, exist_ok=True)
+    needed = size_of(arrays)
+    free = shutil.disk_usage(data_dir).free
+    if needed > free:
+        raise DiskFull(f"{needed} bytes needed, {free} free")
     incoming = data_dir / f"{INCOMING_PREFIX}{dataset_id}"
     try:
         incoming.mkdir()
@@ -42,6 +60,11 @@ def write(data_dir: Path, dataset_id: str, arrays: dict[str, np.ndarray]) -> int
             np.save(incoming / f"{name}.npy", array, allow_pickle=False)
         size = sum(path.stat().st_size for path in incoming.iterdir())
         incoming.rename(directory(data_dir, dataset_id))
+    except OSError as exc:
+        shutil.rmtree(incoming, ignore_errors=True)
+        if exc.errno in FULL:
+            raise DiskFull(exc.strerror or str(exc)) from exc
+        raise
     except BaseException:
         shutil.rmtree(incoming, ignore_errors=True)
         raise

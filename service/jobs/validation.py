@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from service.datasets import catalog
 from service.datasets import repository as datasets
 from service.errors import InvalidInput
-from service.jobs import repository
+from service.jobs import budget, repository
 from service.jobs.spec import JobSpec
 from service.jobs.spec_optimizers import RandomSearch, steps_of
 from service.settings import Settings
@@ -28,6 +28,11 @@ class ResolvedDataset:
     @property
     def n_train(self) -> int:
         return int(self.stored["n_train"])
+
+    @property
+    def shape(self) -> budget.Shape:
+        rows = sum(int(self.stored[split]) for split in ("n_train", "n_val", "n_test"))
+        return budget.Shape(rows, self.n_features, self.n_classes)
 
 
 def _resolve_dataset(session: Session, spec: JobSpec, settings: Settings) -> ResolvedDataset:
@@ -172,6 +177,7 @@ def check(session: Session, spec: JobSpec, settings: Settings) -> CheckedSpec:
     dataset = _resolve_dataset(session, spec, settings)
     problems = _optimizer_problems(spec, dataset.n_train, settings)
     problems += _landscape_problems(session, spec, dataset)
+    problems += budget.problems(spec, dataset.shape, settings)
     if problems:
         raise InvalidInput("The job spec cannot run on this server", problems)
     stored = spec.model_dump(mode="json", exclude_none=False)

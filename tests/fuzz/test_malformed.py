@@ -18,6 +18,7 @@ from service.settings import Settings
 from tests.conftest import BACKENDS, POSTGRES_ENV, PostgresServer, make_settings
 
 LIMIT = 64 * 1024  # DESCENT_MAX_UPLOAD_BYTES for this app
+JSON_LIMIT = 16 * 1024  # DESCENT_MAX_JSON_BYTES
 OK: dict[str, Any] = {
     "dataset": {"name": "blobs"},
     "optimizer": {"type": "sgd", "learning_rate": 0.1, "iterations": 10},
@@ -143,8 +144,14 @@ TABLE: dict[str, Bad] = {
     "predict as text": Bad("POST", "/jobs/{job}/predict", 415, None, b'{"X": [[1.0]]}',
                            {"content-type": "text/plain"}),
     "sweep as text": Bad("POST", "/sweeps", 415, None, b"{}", {"content-type": "text/plain"}),
-    "over the body limit": Bad("POST", "/jobs", 413, None, spec(name="x" * LIMIT)),
-    "nested past the body limit": Bad("POST", "/jobs", 413, None, b"[" * LIMIT + b"]" * LIMIT),
+    "over the JSON limit": Bad("POST", "/jobs", 413, None, spec(name="x" * JSON_LIMIT)),
+    "nested past the JSON limit": Bad("POST", "/jobs", 413, None,
+                                      b"[" * JSON_LIMIT + b"]" * JSON_LIMIT),
+    "sweep over the JSON limit": Bad("POST", "/sweeps", 413, None, b" " * (JSON_LIMIT + 1)),
+    "predict over the JSON limit": Bad("POST", "/jobs/{job}/predict", 413, None,
+                                       b'{"X": [[' + b"1.0," * JSON_LIMIT + b"1.0]]}"),
+    "JSON-sized upload is fine": Bad("POST", "/datasets", 422, ["body", "file"], None, None,
+                                     {"file": ("x.npz", b"PK" + b"0" * JSON_LIMIT)}),
     # Headers
     "huge Idempotency-Key": Bad("POST", "/jobs", 422, ["header", "Idempotency-Key"], spec(),
                                 {**JSON, "idempotency-key": "k" * 10_000}),
@@ -253,7 +260,12 @@ def api(
     # The poll cache on, as `descent serve` runs it: it answers some polls without the endpoint.
     poll_cache_bytes = Settings.model_fields["poll_cache_bytes"].default
     settings = make_settings(
-        url, home, max_upload_bytes=LIMIT, cifar10_dir=batches, poll_cache_bytes=poll_cache_bytes
+        url,
+        home,
+        max_upload_bytes=LIMIT,
+        max_json_bytes=JSON_LIMIT,
+        cifar10_dir=batches,
+        poll_cache_bytes=poll_cache_bytes,
     )
     with TestClient(create_app(settings)) as client:
         yield client
