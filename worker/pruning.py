@@ -1,8 +1,10 @@
 """Successive halving, worker side: stop a sweep's trial early when it falls behind at a rung.
 
-The rule is service.sweeps.halving's. A trial checks a rung at the first step batch after it
-recorded its val_accuracy there (its points are written by then, so trials running elsewhere see
-them), against the values every trial of its sweep has recorded at that rung so far.
+The rule is service.sweeps.halving's. A trial's chunks end at its rungs, and the chunk that
+reaches a rung has recorded the rung's val_accuracy (written by the time it is checked, so trials
+running elsewhere see it): the trial is judged there against the values every trial of its sweep
+has recorded at that rung so far, and a pruned one stops at the rung with that step's W and
+metrics.
 """
 
 from __future__ import annotations
@@ -36,8 +38,8 @@ class Pruner:
     ) -> None:
         self.context, self.sweep_id, self.eta = context, sweep_id, eta
         self.rungs = list(rung_steps)
-        # Chunks of min_steps steps end one chunk after each rung (rungs are multiples of it), so
-        # even a run fast enough to be one chunk is checked at every rung.
+        # Chunks of min_steps steps end at every rung (rungs are multiples of it), so even a run
+        # fast enough to be one chunk is checked at each rung, and stops there if pruned.
         self.chunk_steps = max(1, min_steps)
         self._step, self._weights, self._metrics = step, weights, metrics
 
@@ -57,7 +59,7 @@ class Pruner:
     def check(self) -> Outcome | None:
         """None to go on; the pruned Outcome (W stored first) when the trial falls behind."""
         step = self._step()
-        while self.rungs and self.rungs[0] < step:
+        while self.rungs and self.rungs[0] <= step:
             rung = self.rungs.pop(0)
             values = self._values_at(rung)
             own = values.get(self.context.job_id)

@@ -195,6 +195,34 @@ def test_evaluations_use_the_current_w_and_the_final_w_at_the_last_step() -> Non
     assert history(no_eval_chunks)[3] == []
 
 
+def test_a_chunk_ending_at_an_evaluation_step_holds_that_steps_evaluation() -> None:
+    """The accuracy at step s is W's after s updates, recorded by the chunk that made that W:
+    a chunk ending at step s carries it (a run stopped there reports it), and chunked runs give
+    the same evaluations as one straight run."""
+    data, n_classes = blobs()
+    config = TrainConfig(learning_rate=0.05, batch_size=5, iterations=13, eval_every=4)
+    state = init_state(config, n_classes, data.X_train.shape[1])
+    chunks = run(state, config, data, chunk_steps=4)
+
+    first = next(chunks)
+    assert state.step == 4
+    assert [e.step for e in first.evals] == [0, 4]
+    assert first.evals[-1].val_accuracy == accuracy(state.W, data.X_val, data.y_val)
+    rest = list(chunks)
+    _, straight = train(config, data, n_classes)
+    assert history([first, *rest])[3] == history(straight)[3]
+    assert [e.step for e in history(straight)[3]] == [0, 4, 8, 12]
+
+
+def test_one_iteration_evaluates_once_with_the_final_w() -> None:
+    data, n_classes = blobs()
+    config = TrainConfig(learning_rate=0.05, batch_size=5, iterations=1, eval_every=1)
+    state, chunks = train(config, data, n_classes)
+    evals = history(chunks)[3]
+    assert [e.step for e in evals] == [0]
+    assert evals[0].train_accuracy == accuracy(state.W, data.X_train, data.y_train)
+
+
 def test_a_huge_learning_rate_raises_diverged_after_yielding_the_history_before_it() -> None:
     data, n_classes = blobs("float32")
     config = TrainConfig(

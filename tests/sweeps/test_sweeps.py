@@ -192,9 +192,17 @@ def test_successive_halving_prunes_trials_that_fall_behind(
         assert job["status"] == "cancelled"
         assert "top 1/2" in job["error"]["message"]
         full = client.get(f"/jobs/{job['id']}").json()
-        assert full["progress"]["step"] < 400
+        rung = job["error"]["step"]
+        # It stops at the rung it was pruned at, and reports that step: its metrics, its history
+        # and its W are the ones the message judged, not a later step's.
+        assert full["progress"]["step"] == rung < 400
         history = client.get(f"/jobs/{job['id']}/metrics/val_accuracy").json()
-        assert history["points"][-1]["step"] >= 50  # its history is kept
-        assert client.get(f"/jobs/{job['id']}/weights").status_code == 200
+        assert history["points"][-1] == {"step": rung, "value": full["metrics"]["val_accuracy"]}
+        assert f"val_accuracy {full['metrics']['val_accuracy']:.4f} at step {rung}" in (
+            job["error"]["message"]
+        )
+        loss = client.get(f"/jobs/{job['id']}/loss?after={rung}").json()
+        assert loss["points"] == []
+        assert client.get(f"/jobs/{job['id']}/weights").json()["step"] == rung
     assert done["best"]["params"]["optimizer.learning_rate"] in (0.3, 0.1)
     assert all(entry["job_id"] not in {j["id"] for j in pruned} for entry in done["leaderboard"])

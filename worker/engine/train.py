@@ -286,10 +286,15 @@ class _Loop:
                 history.steps.append(step)
                 history.losses.append(loss)
                 history.learning_rates.append(lr)
-            if eval_every and step % eval_every == 0 and step != last:
-                history.evals.append(self.evaluate(step, state.W))
+            if eval_every and step == 0 and step != last:
+                history.evals.append(self.evaluate(0, state.W))
             state.W, state.rule_state = self.rule.update(grad, state.rule_state, state.W, lr)
             state.step = step + 1
+            # The accuracy "at step s" is W's after s updates. It is taken as soon as that W
+            # exists, in the chunk that made it: a chunk ending at step s has then recorded
+            # step s (a sweep's trial judged there stops with that step's W and metrics).
+            if eval_every and state.step % eval_every == 0 and state.step < last:
+                history.evals.append(self.evaluate(state.step, state.W))
             if step == last and eval_every:
                 history.evals.append(self.evaluate(step, state.W))
 
