@@ -285,3 +285,17 @@ def test_run_rejects_data_that_does_not_fit_the_config() -> None:
     bad_labels = TrainData(data.X_train, data.y_train + 10, data.X_val, data.y_val)
     with pytest.raises(ValueError, match="y_train must lie in"):
         next(run(state, TrainConfig(dtype="float64"), bad_labels))
+
+
+def test_chunks_end_at_the_multiples_of_chunk_steps_after_any_shorter_chunk() -> None:
+    """A run that starts between multiples (resumed, or after a chunk cut short by time) ends
+    its next chunk at the next multiple, so a step a caller must stop at (a sweep's rung) is
+    always a chunk's end, never run past."""
+    data, n_classes = blobs()
+    config = TrainConfig(learning_rate=0.05, batch_size=5, iterations=23, eval_every=5)
+    state = init_state(config, n_classes, data.X_train.shape[1])
+    state.step = 7
+
+    ends = [state.step for _ in run(state, config, data, chunk_steps=5)]
+
+    assert ends == [10, 15, 20, 23]

@@ -307,8 +307,9 @@ def run(
     chunk_steps: int = 1000,
     chunk_seconds: float | None = None,
 ) -> Generator[Chunk, None, None]:
-    """Train from `state.step` to `config.iterations`, yielding a Chunk every `chunk_steps` steps
-    or, with `chunk_seconds`, as soon as a chunk has run that long (at least one step each).
+    """Train from `state.step` to `config.iterations`, yielding a Chunk at every multiple of
+    `chunk_steps` and, with `chunk_seconds`, as soon as a chunk has run that long (at least one
+    step each).
 
     The last Chunk has done=True. On a NaN/Inf loss at step s this yields a Chunk with the
     history before s (done=False), then raises Diverged(s, loss); `state` then holds the W
@@ -321,7 +322,9 @@ def run(
     loop = _Loop(config, data, state.W)
     while True:
         history = _History()
-        stop = min(state.step + chunk_steps, config.iterations)
+        # Chunks end at the multiples of chunk_steps (a resumed run's first one is shorter), so
+        # that a step a caller must stop at (a sweep's rung) is always a chunk's end.
+        stop = min((state.step // chunk_steps + 1) * chunk_steps, config.iterations)
         deadline = None if chunk_seconds is None else time.perf_counter() + chunk_seconds
         try:
             # Overflow on the way to divergence is expected; it is reported as Diverged instead.
