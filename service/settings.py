@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -18,6 +18,13 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL; postgresql+psycopg://user@host/db for PostgreSQL.",
     )
     data_dir: Path = Field(Path("./var/data"), description="Where uploaded data sets live.")
+    kernel_cache_dir: Path | None = Field(
+        None,
+        description="Where worker processes cache the engine's compiled kernels (numba's disk "
+        "cache), so that a restarted worker loads them instead of compiling them again; "
+        "default: `kernels` under data_dir. It must be writable by the workers; if it is not, "
+        "they warn and compile the kernels at every start.",
+    )
     cifar10_dir: Path | None = Field(
         None,
         description="Directory holding the CIFAR-10 python batches (data_batch_1..5, test_batch).",
@@ -141,10 +148,19 @@ class Settings(BaseSettings):
         "text", description="text, or json: one JSON object per line (with job_id where known)."
     )
 
-    @field_validator("cifar10_dir", "api_token", "retention_days", "blas_threads", mode="before")
+    @field_validator(
+        "cifar10_dir", "api_token", "retention_days", "blas_threads", "kernel_cache_dir",
+        mode="before",
+    )  # fmt: skip
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _kernels_under_data_dir(self) -> Self:
+        if self.kernel_cache_dir is None:
+            self.kernel_cache_dir = self.data_dir / "kernels"
+        return self
 
     @property
     def is_sqlite(self) -> bool:

@@ -19,6 +19,18 @@ from service.settings import Settings
 POSTGRES_ENV = "DESCENT_TEST_POSTGRES_URL"
 REPO = Path(__file__).resolve().parents[1]
 SHARED_CIFAR10 = REPO.parent / "shared" / "data" / "cifar-10-batches-py"
+# The compiled-kernel cache of every worker process the tests start (descent serve, python -m
+# worker), kept between runs: each would otherwise compile all the kernels into its own fresh
+# data directory before its first claim.
+TEST_KERNEL_CACHE = REPO / "var" / "test-kernels"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def shared_kernel_cache() -> Iterator[None]:
+    with pytest.MonkeyPatch.context() as patch:
+        if not os.environ.get("DESCENT_KERNEL_CACHE_DIR"):
+            patch.setenv("DESCENT_KERNEL_CACHE_DIR", str(TEST_KERNEL_CACHE))
+        yield
 
 
 def cifar10_dir() -> Path | None:

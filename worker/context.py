@@ -69,6 +69,10 @@ class JobContext:
         self.write_wait_s = 0.0  # how long the engine has waited for its writes (settle)
         self._writer: WriterProcess | None = None
         self._writes_in_a_process = history_writer.in_use(settings, database)
+        # progress.phase: what the job waits for instead of stepping. The heartbeat writes it,
+        # woken by `set_phase`, so the thread that waits never waits for the database too.
+        self.phase: str | None = None
+        self.phase_changed = threading.Event()
 
     @property
     def job_id(self) -> str:
@@ -111,6 +115,12 @@ class JobContext:
     def heartbeat(self, **values: Any) -> bool:
         """Renew the lease (setting `values`); True if a cancel was requested."""
         return in_transaction(self.database, lambda session: self._renew(session, **values))
+
+    def set_phase(self, phase: str | None) -> None:
+        """Show `phase` as the job's progress.phase (None: stepping) at the next heartbeat, which
+        this brings forward."""
+        self.phase = phase
+        self.phase_changed.set()
 
     def checkpoint_due(self, step: int) -> bool:
         every_steps = self.settings.checkpoint_steps
@@ -265,7 +275,8 @@ def _complete(future: Future[T], work: Callable[[], T]) -> None:
 
 
 class Heartbeat:
-    """Renews a job's lease in the background, so long steps or loads never let it expire."""
+    """Renews a job's lease in the background, so long steps or loads never let it expire, and
+    writes the job's phase as soon as it changes."""
 
     def __init__(self, context: JobContext) -> None:
         self.context = context
@@ -278,13 +289,23 @@ class Heartbeat:
 
     def __exit__(self, *_exc: object) -> None:
         self._stop.set()
+        self.context.phase_changed.set()  # wakes the thread
         self._thread.join()
 
     def _beat(self) -> None:
         interval = self.context.settings.heartbeat_seconds
-        while not self._stop.wait(interval):
+        woken = self.context.phase_changed
+        written: str | None = None  # the job's phase as claimed: none
+        while True:
+            woken.wait(interval)
+            woken.clear()
+            if self._stop.is_set():
+                return
+            phase = self.context.phase
+            values = {"progress_phase": phase} if phase != written else {}
             try:
-                self.context.heartbeat()
+                self.context.heartbeat(**values)
+                written = phase
             except LeaseLost:
                 log.warning(
                     "job %s: lease lost", self.context.job_id, extra={"job_id": self.context.job_id}

@@ -2,6 +2,9 @@
 
 This is where the engine meets the database (through worker.context and worker.store). One
 Worker runs one job at a time; `descent worker --concurrency N` starts N worker processes.
+With warm_up (the worker processes of `descent serve` and `descent worker`), a worker first
+readies the engine's compiled kernels (worker.compiled_kernels), so that jobs do not wait for
+them; a job that still has to wait for a compilation shows it as its progress.phase.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from threadpoolctl import threadpool_limits
 from service import idempotency, retention
 from service.db.session import Database
 from service.settings import Settings
-from worker import history_writer, store
+from worker import compiled_kernels, history_writer, store
 from worker.context import Heartbeat, JobContext, Outcome, Resume
 from worker.engine.datasets import DatasetUnavailable
 from worker.engine.parallel import limit_threads
@@ -35,8 +38,16 @@ MAINTENANCE_SECONDS = 600.0
 
 
 class Worker:
-    def __init__(self, settings: Settings, database: Database | None = None) -> None:
+    def __init__(
+        self, settings: Settings, database: Database | None = None, *, warm_up: bool = False
+    ) -> None:
+        """warm_up: before the first claim, point numba's disk cache at the kernel_cache_dir
+        setting and compile or load the kernels jobs use. Off for workers made in-process (the
+        tests): their process keeps numba's cache where it is, and a kernel compiles on first
+        use, once per process."""
         self.settings = settings
+        self.warm_up = warm_up
+        self.warm_up_seconds: float | None = None
         self.database = database or Database(
             settings.database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms
         )
@@ -61,6 +72,11 @@ class Worker:
     def run(self, *, burst: bool = False, max_jobs: int | None = None) -> int:
         """Claim and run jobs until stopped (or, with burst, until the queue is empty)."""
         log.info("worker %s started (burst=%s)", self.owner, burst)
+        if self.warm_up and self.warm_up_seconds is None:
+            assert self.settings.kernel_cache_dir is not None  # Settings resolves the default
+            self.warm_up_seconds = compiled_kernels.prepare(
+                self.settings.kernel_cache_dir, self._blas_threads(), self.stopping.is_set
+            )
         if history_writer.in_use(self.settings, self.database):
             history_writer.writers.warm()
         waiter = make_waiter(self.settings.database_url, self.stopping)
@@ -123,7 +139,7 @@ class Worker:
         )
         context = JobContext(self.settings, self.database, self.owner, claimed, self.stopping)
         try:
-            with Heartbeat(context):
+            with Heartbeat(context), compiled_kernels.watch(context.set_phase):
                 outcome = self._run(context)
             context.end(outcome)
         except LeaseLost:

@@ -103,6 +103,7 @@ def claim(session: Session, owner: str, lease_seconds: float) -> ClaimedJob | No
             lost_count=Job.lost_count + case((Job.status == "running", 1), else_=0),
             lease_owner=owner,
             lease_expires_at=now + timedelta(seconds=lease_seconds),
+            progress_phase=None,  # what a lost worker was waiting for is over
             started_at=func.coalesce(Job.started_at, now),
             updated_at=now,
         )
@@ -282,6 +283,7 @@ def finish(session: Session, job_id: str, owner: str, status: str, **values: Any
             updated_at=now,
             lease_owner=None,
             lease_expires_at=None,
+            progress_phase=None,
             **values,
         )
         .execution_options(synchronize_session=False)
@@ -297,7 +299,13 @@ def release(session: Session, job_id: str, owner: str) -> bool:
     stmt = (
         update(Job)
         .where(Job.id == job_id, Job.lease_owner == owner, Job.status == "running")
-        .values(status="queued", lease_owner=None, lease_expires_at=None, updated_at=utcnow())
+        .values(
+            status="queued",
+            lease_owner=None,
+            lease_expires_at=None,
+            progress_phase=None,
+            updated_at=utcnow(),
+        )
         .execution_options(synchronize_session=False)
     )
     released = session.execute(stmt).rowcount == 1  # type: ignore[attr-defined]

@@ -36,6 +36,8 @@ class Job(Base):
     dataset_ref: Mapped[str] = mapped_column(String(64))
     progress_step: Mapped[int] = mapped_column(Integer, default=0)
     progress_total: Mapped[int] = mapped_column(Integer, default=0)
+    # What a running job waits for when it is not stepping ("compiling kernels"), else NULL.
+    progress_phase: Mapped[str | None] = mapped_column(String(32))
     metrics: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     result: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     error: Mapped[dict[str, Any] | None] = mapped_column(JSONType)

@@ -185,7 +185,7 @@ async def job_events(
     reads = reads or SharedReads()
     position = after
     status: tuple[str, int] | None = None
-    progress: tuple[int, str] | None = None
+    progress: tuple[int, str | None, str] | None = None
     progress_at = last_sent = time.monotonic()
     while True:
         tick = int(time.monotonic() // timing.poll_seconds)
@@ -196,7 +196,7 @@ async def job_events(
         now = time.monotonic()
         finished = job.status in TERMINAL_STATUSES
         key = (job.status, job.attempts)
-        current = (job.progress.step, job.metrics.model_dump_json())
+        current = (job.progress.step, job.progress.phase, job.metrics.model_dump_json())
         if status is None:
             yield job_event("status", job, position, retry=RETRY_MS)
             status, progress = key, current  # a status event carries the whole job

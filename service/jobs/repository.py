@@ -70,8 +70,9 @@ _VIEW = select(
     *(
         _jobs[name]
         for name in (
-            "id", "status", "task", "name", "spec", "progress_step", "progress_total", "metrics",
-            "error", "attempts", "timings", "created_at", "started_at", "finished_at",
+            "id", "status", "task", "name", "spec", "progress_step", "progress_total",
+            "progress_phase", "metrics", "error", "attempts", "timings", "created_at",
+            "started_at", "finished_at",
         )
     )
 ).where(_jobs.id == bindparam("job_id"))  # fmt: skip

@@ -49,6 +49,13 @@ class Progress(BaseModel):
     step: int
     total: int
     fraction: FiniteFloat
+    phase: str | None = Field(
+        None,
+        description='What a running job is waiting for instead of stepping: "compiling '
+        "kernels\" while the engine's compiled kernels compile for it (the first job of a loss "
+        "and dtype on a worker that could not load them from its cache); null otherwise.",
+        examples=[None, "compiling kernels"],
+    )
 
 
 class JobMetrics(BaseModel):
@@ -85,7 +92,7 @@ JOB_EXAMPLE: dict[str, Any] = {
     "task": "train",
     "name": "svm-sgd-baseline",
     "spec": {"task": "train", "dataset": {"name": "cifar10"}, "optimizer": {"type": "sgd"}},
-    "progress": {"step": 420, "total": 1500, "fraction": 0.28},
+    "progress": {"step": 420, "total": 1500, "fraction": 0.28, "phase": None},
     "metrics": {"loss": 8.91, "best_loss": 8.7, "train_accuracy": 0.31, "val_accuracy": 0.30,
                 "test_accuracy": None},
     "error": None,

@@ -85,6 +85,7 @@ def to_out(job: Job | Row[Any]) -> JobOut:
             step=job.progress_step,
             total=total,
             fraction=(job.progress_step / total) if total else None,
+            phase=job.progress_phase,
         ),
         metrics=JobMetrics(**job.metrics),
         error=JobError(**job.error) if job.error else None,

@@ -23,7 +23,7 @@ def test_a_trained_job_has_its_history_metrics_and_weights(
     done = client.get(f"/jobs/{job['id']}").json()
     assert done["status"] == "succeeded"
     assert done["attempts"] == 1
-    assert done["progress"] == {"step": 200, "total": 200, "fraction": 1.0}
+    assert done["progress"] == {"step": 200, "total": 200, "fraction": 1.0, "phase": None}
     assert done["error"] is None
     metrics = done["metrics"]
     for name in ("train_accuracy", "val_accuracy", "test_accuracy"):

@@ -141,7 +141,7 @@ def test_a_landscape_on_the_toy_points(client: TestClient, drain: Drain, dims: i
         assert result["betas"] is None and len(result["loss"]) == 21
     else:
         assert len(result["betas"]) == 21 and [len(row) for row in result["loss"]] == [21] * 21
-    assert job["progress"] == {"step": 21**dims, "total": 21**dims, "fraction": 1.0}
+    assert job["progress"] == {"step": 21**dims, "total": 21**dims, "fraction": 1.0, "phase": None}
 
 
 def test_a_landscape_around_a_trained_job(client: TestClient, drain: Drain) -> None:

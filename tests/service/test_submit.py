@@ -21,7 +21,7 @@ def test_submit_returns_202_with_location_and_the_spec_with_defaults(client: Tes
     assert job["status"] == "queued"
     assert job["name"] == "first"
     assert job["attempts"] == 0
-    assert job["progress"] == {"step": 0, "total": 200, "fraction": 0.0}
+    assert job["progress"] == {"step": 0, "total": 200, "fraction": 0.0, "phase": None}
     spec = job["spec"]
     assert spec["task"] == "train"
     assert spec["preprocess"] == {"center": True, "standardize": False, "bias": True}

@@ -1,18 +1,23 @@
-"""numba helpers for the engine's compiled kernels (worker.engine.fused): a typed njit decorator
-and a software prefetch.
+"""numba helpers for the engine's compiled kernels (worker.engine.fused): a typed njit decorator,
+a software prefetch, where the compiled code is cached, and a hook that tells when a compilation
+runs.
 
 numba and llvmlite ship no type stubs; `kernel` keeps the decorated function's signature for
-mypy. Kernels are compiled on first call (a few seconds each) and cached on disk: in a
-`__pycache__` next to the source, or when that is not writable, in numba's per-user cache
-directory (~/.cache/numba; NUMBA_CACHE_DIR overrides both). When neither is writable, numba
-refuses cache=True outright (RuntimeError "no locator available", at import): `kernel` then
-compiles without a disk cache, in every process.
+mypy. Kernels are compiled on first call and cached on disk. The worker chooses the directory
+(`use_cache_dir`, DESCENT_KERNEL_CACHE_DIR) before any kernel is defined; elsewhere (tests, the
+benchmarks) numba's own choice stands: a `__pycache__` next to the source, or when that is not
+writable, its per-user cache directory (NUMBA_CACHE_DIR overrides both). When no directory is
+writable, numba refuses cache=True outright (RuntimeError "no locator available", at import):
+`kernel` then compiles without a disk cache, in every process.
 """
 
 import logging
 import os
+import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import numba
@@ -20,9 +25,11 @@ import numpy as np
 from llvmlite import ir
 from numba import njit, prange, types
 from numba.core import cgutils as _cgutils
+from numba.core import event as _event
 from numba.extending import intrinsic
 
 cgutils: Any = _cgutils  # partly annotated: its helpers are untyped
+event: Any = _event  # numba's compiler events (untyped)
 numba_any: Any = numba  # config and threading functions are not exported to mypy
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -34,12 +41,13 @@ _log = logging.getLogger(__name__)
 # process. NUMBA_THREADING_LAYER set by the user wins.
 if "NUMBA_THREADING_LAYER" not in os.environ:
     numba_any.config.THREADING_LAYER = "threadsafe"
-# After a parallel loop GNU OpenMP's threads spin before they sleep. Its default (300,000 rounds)
-# makes launches cheapest, but with more busy threads than cores (two uncoordinated workers on one
-# host) two jobs run 4.1x slower each instead of 1.2x with Python threads. 3,000 rounds gave the
-# SGD recipe 1.83x the course's float32 (10,000: 2.07x; 1,000: 1.70x) and two such jobs together
-# the throughput they had on Python threads (bench.sgd, bench.concurrency). Read when libgomp
-# loads (numba's first parallel launch); the user's OMP_WAIT_POLICY or GOMP_SPINCOUNT wins.
+# After a parallel loop GNU OpenMP's threads spin before they sleep. Its default spin makes
+# launches cheapest, but with more busy threads than cores (two uncoordinated workers on one host)
+# the spinning threads take the cores the other job needs, and both jobs slow down far more than
+# they do on Python threads. A much shorter spin still bridges the gap between two SGD steps, so
+# single jobs keep most of the gain, and jobs sharing cores stop burning them (bench.sgd,
+# bench.concurrency measure both). Read when libgomp loads (numba's first parallel launch); the
+# user's OMP_WAIT_POLICY or GOMP_SPINCOUNT wins.
 if "OMP_WAIT_POLICY" not in os.environ:
     os.environ.setdefault("GOMP_SPINCOUNT", "3000")
 
@@ -82,13 +90,95 @@ def kernel(fn: F) -> F:
     return _compiled(fn, "kernel", fastmath={"reassoc", "contract"}, error_model="numpy")
 
 
+# Every function compiled through `_compiled`, so that `use_cache_dir` can move their caches.
+_dispatchers: list[Any] = []
+# False once the worker's cache directory turned out unwritable: no disk cache from then on.
+_disk_cache = True
+
+
 def _compiled(fn: F, what: str, **options: Any) -> F:
     """njit(nogil=True, **options)(fn), cached on disk unless numba finds nowhere to write."""
+    if _disk_cache:
+        try:
+            dispatcher = njit(cache=True, nogil=True, **options)(fn)
+        except RuntimeError as error:  # no writable cache directory
+            _log.warning("numba %s %s compiled without a disk cache: %s", what, fn.__name__, error)
+            dispatcher = njit(nogil=True, **options)(fn)
+    else:
+        dispatcher = njit(nogil=True, **options)(fn)
+    _dispatchers.append(dispatcher)
+    return cast(F, dispatcher)
+
+
+def use_cache_dir(path: Path) -> bool:
+    """Cache compiled kernels in `path` (created if missing) instead of numba's default places.
+
+    numba reads its cache directory (numba.config.CACHE_DIR, which NUMBA_CACHE_DIR sets at
+    import) when a function is decorated, so call this before the kernel modules are imported;
+    kernels decorated already are moved too (their caches are made again, the compiled code they
+    hold stays). The environment is left alone: a NUMBA_* variable changed after numba's import
+    makes its compiler reload the whole configuration, undoing what this module set.
+    False, after a warning, when `path` cannot be written: kernels decorated from then on
+    compile without a disk cache, in every process."""
+    global _disk_cache
     try:
-        return cast(F, njit(cache=True, nogil=True, **options)(fn))
-    except RuntimeError as error:  # no writable cache directory
-        _log.warning("numba %s %s compiled without a disk cache: %s", what, fn.__name__, error)
-        return cast(F, njit(nogil=True, **options)(fn))
+        path.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=path).close()  # the test numba makes of a cache directory
+    except OSError as error:
+        _disk_cache = False
+        _log.warning(
+            "kernel cache directory %s is not writable (%s): compiled kernels will not be cached "
+            "on disk, so every worker start compiles them again (set DESCENT_KERNEL_CACHE_DIR to "
+            "a writable directory)",
+            path,
+            error,
+        )
+        return False
+    _disk_cache = True
+    numba_any.config.CACHE_DIR = str(path.resolve())
+    for dispatcher in _dispatchers:
+        dispatcher.enable_caching()
+    return True
+
+
+def cache_stats() -> tuple[int, int]:
+    """(loads from the disk cache, compilations) of the engine's kernels in this process."""
+    hits = sum(sum(d.stats.cache_hits.values()) for d in _dispatchers)
+    misses = sum(sum(d.stats.cache_misses.values()) for d in _dispatchers)
+    return hits, misses
+
+
+class _CompileWatch(event.Listener):  # type: ignore[misc]
+    """Calls report(True) when a compilation starts while none runs, report(False) when the last
+    one running ends. A kernel's compilation nests its callees', and Python threads running slabs
+    may compile at once: only the outermost start and end are reported."""
+
+    def __init__(self, report: Callable[[bool], None]) -> None:
+        self._report = report
+        self._lock = threading.Lock()
+        self._running = 0
+
+    def on_start(self, _event: Any) -> None:
+        with self._lock:
+            self._running += 1
+            first = self._running == 1
+        if first:
+            self._report(True)
+
+    def on_end(self, _event: Any) -> None:
+        with self._lock:
+            self._running -= 1
+            last = self._running == 0
+        if last:
+            self._report(False)
+
+
+@contextmanager
+def compiling(report: Callable[[bool], None]) -> Iterator[None]:
+    """Within the block, report(True) when numba starts compiling (in any thread of this process:
+    loads from the disk cache do not count) and report(False) when it is done."""
+    with event.install_listener("numba:compile", _CompileWatch(report)):
+        yield
 
 
 def _prefetch_typer(typingctx: Any, arr: Any, idx: Any) -> Any:
@@ -122,7 +212,6 @@ def parallel_driver(fn: F) -> F:
     return _compiled(fn, "driver", parallel=True)
 
 
-@njit(parallel=True)
 def _probe(out: Any) -> None:
     for i in prange(out.shape[0]):
         out[i] = i
@@ -157,7 +246,8 @@ class _ParallelLayer:
     @staticmethod
     def _load() -> bool:
         try:
-            _probe(np.zeros(2))
+            # Compiled here, not at import: after the worker chose the cache directory.
+            _compiled(_probe, "probe", parallel=True)(np.zeros(2))
         except Exception as error:  # no thread-safe layer here (no libgomp, no tbb)
             _log.info("numba has no thread-safe threading layer here (%s): Python threads", error)
             return False

@@ -1,0 +1,220 @@
+"""The engine's compiled kernels in the worker: where numba caches them (kernel_cache_dir), the
+warm-up before a worker's first claim, and the "compiling kernels" phase of a job that waits for a
+compilation.
+
+The subprocess tests start from a fresh process with a fresh cache directory: what numba holds in
+memory or in its caches here says nothing about what a worker process finds. None of them
+asserts a duration: a warm process is recognised by numba's own counts of loads from the disk
+cache (hits) and compilations (misses).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from numba import njit, prange
+
+from service.db.session import Database
+from service.jobs import service
+from service.settings import Settings
+from tests.worker.conftest import job_status, submit
+from worker import compiled_kernels, train_job
+from worker.context import JobContext
+from worker.engine import jit
+from worker.engine import train as engine_train
+from worker.runner import Worker
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run_python(script: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """`script` in a fresh interpreter at the repository's root; its result must be 0."""
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script), *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=280,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def cache_files(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.rglob("*") if p.suffix in (".nbi", ".nbc"))
+
+
+# ---- the setting ---------------------------------------------------------------------------------
+def test_the_kernel_cache_defaults_to_kernels_under_the_data_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("DESCENT_KERNEL_CACHE_DIR", raising=False)
+    monkeypatch.setenv("DESCENT_DATA_DIR", str(tmp_path / "data"))
+    assert Settings().kernel_cache_dir == tmp_path / "data" / "kernels"
+    assert Settings(data_dir=tmp_path / "other").kernel_cache_dir == tmp_path / "other" / "kernels"
+
+    monkeypatch.setenv("DESCENT_KERNEL_CACHE_DIR", "")  # set but empty: unset
+    assert Settings().kernel_cache_dir == tmp_path / "data" / "kernels"
+    monkeypatch.setenv("DESCENT_KERNEL_CACHE_DIR", str(tmp_path / "kernels"))
+    assert Settings().kernel_cache_dir == tmp_path / "kernels"
+    assert "kernel" in (Settings.model_fields["kernel_cache_dir"].description or "")
+
+
+# ---- where numba caches ------------------------------------------------------------------------
+CACHE_TWO_KERNELS = """
+    import json, sys
+    from pathlib import Path
+    import numpy as np
+    sys.path.insert(0, sys.argv[2])
+    import before                      # a kernel defined before the cache directory is chosen
+    from worker.engine import jit
+    assert jit.use_cache_dir(Path(sys.argv[1]))
+    import after                       # and one defined after
+    assert before.f(np.ones(3)) == 3.0 and after.g(np.ones(3)) == 6.0
+    print(json.dumps({"stats": jit.cache_stats(),
+                      "paths": [before.f.stats.cache_path, after.g.stats.cache_path]}))
+"""
+
+
+def test_the_cache_dir_holds_kernels_defined_before_and_after_it_is_chosen(tmp_path: Path) -> None:
+    modules, cache = tmp_path / "modules", tmp_path / "cache" / "kernels"  # made if missing
+    modules.mkdir()
+    for name, fn, body in (("before", "f", "x.sum()"), ("after", "g", "2.0 * x.sum()")):
+        source = f"from worker.engine.jit import kernel\n\n\n@kernel\ndef {fn}(x):\n"
+        (modules / f"{name}.py").write_text(source + f"    return {body}\n")
+
+    first = json.loads(run_python(CACHE_TWO_KERNELS, str(cache), str(modules)).stdout)
+    second = json.loads(run_python(CACHE_TWO_KERNELS, str(cache), str(modules)).stdout)
+
+    assert all(Path(path).parent == cache.resolve() for path in first["paths"])
+    assert len([name for name in cache_files(cache) if name.endswith(".nbi")]) == 2
+    assert first["stats"] == [0, 2]  # (loads, compilations): both compiled, into `cache`
+    assert second["stats"] == [2, 0]  # a new process loads both from there
+
+
+def test_an_unwritable_cache_dir_warns_and_turns_the_disk_cache_off(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(jit, "_disk_cache", True)  # restored after the test
+    configured = jit.numba_any.config.CACHE_DIR
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")  # a directory cannot be made under a file, whoever we are
+
+    with caplog.at_level(logging.WARNING, logger=jit.__name__):
+        assert not jit.use_cache_dir(blocker / "kernels")
+
+    assert "not writable" in caplog.text and str(blocker / "kernels") in caplog.text
+    assert jit._disk_cache is False  # kernels decorated from now on: no disk cache
+    assert configured == jit.numba_any.config.CACHE_DIR  # unchanged
+
+
+# ---- the warm-up ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("warm_up", [True, False])
+def test_a_warming_worker_chooses_the_cache_then_warms_up_before_its_first_claim(
+    settings: Settings, database: Database, monkeypatch: pytest.MonkeyPatch, warm_up: bool
+) -> None:
+    job_id = submit(database, settings)
+    calls: list[tuple[str, Any]] = []
+
+    def use_cache_dir(path: Path) -> bool:
+        calls.append(("cache dir", path))
+        return True
+
+    def fake_warm_up(*_args: object) -> list[object]:
+        with database.read() as session:
+            calls.append(("warm up", job_status(session, job_id)))
+        return []
+
+    monkeypatch.setattr(jit, "use_cache_dir", use_cache_dir)
+    monkeypatch.setattr(compiled_kernels, "warm_up", fake_warm_up)
+    worker = Worker(settings, warm_up=warm_up)
+
+    assert worker.run(burst=True) == 1
+
+    if warm_up:
+        assert calls == [("cache dir", settings.kernel_cache_dir), ("warm up", "queued")]
+        assert worker.warm_up_seconds is not None
+    else:  # in-process workers leave numba's cache alone and compile on first use
+        assert calls == [] and worker.warm_up_seconds is None
+    worker.database.dispose()
+
+
+WARM_UP = """
+    import json, logging, sys
+    from pathlib import Path
+    from worker import compiled_kernels
+    from worker.engine import jit
+    logging.basicConfig(level=logging.INFO)
+    compiled_kernels.prepare(
+        Path(sys.argv[1]), 2, lambda: False, losses=("softmax",), dtypes=("float32",)
+    )
+    print(json.dumps(jit.cache_stats()))
+"""
+
+
+def test_the_warm_up_compiles_into_the_cache_dir_and_a_restart_loads_from_it(
+    tmp_path: Path,
+) -> None:
+    cache = tmp_path / "kernels"
+
+    first = run_python(WARM_UP, str(cache))
+    files = cache_files(cache)
+    second = run_python(WARM_UP, str(cache))
+
+    loaded, compiled = json.loads(first.stdout)
+    assert compiled > 0 and loaded == 0
+    assert any(name.startswith("fused_c10.softmax_gather_slabs") for name in files)
+    assert any(name.startswith("fused_c10.softmax_slab_slabs") for name in files)
+    assert "kernels warmed up" in first.stderr and f"from {cache}" in first.stderr
+    loaded, compiled = json.loads(second.stdout)
+    assert compiled == 0 and loaded > 0
+    assert cache_files(cache) == files
+
+
+# ---- a job that waits for a compilation ----------------------------------------------------------
+def test_a_job_waiting_for_a_compilation_shows_compiling_kernels_then_null(
+    settings: Settings, database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    @njit(parallel=True)  # made here: numba compiles it in this process, whatever it cached
+    def fresh(out: Any) -> None:
+        for i in prange(out.shape[0]):
+            out[i] = i
+
+    engine_run = engine_train.run  # what worker.train_job calls
+
+    def compile_then_run(*args: Any, **kwargs: Any) -> Any:
+        fresh(np.zeros(4))
+        return engine_run(*args, **kwargs)
+
+    shown: list[str | None] = []  # the job's progress.phase in the API after each phase write
+    heartbeat = JobContext.heartbeat
+
+    def watched(self: JobContext, **values: Any) -> bool:
+        cancel = heartbeat(self, **values)
+        if "progress_phase" in values:
+            with database.read() as session:
+                shown.append(service.to_out(service.get(session, self.job_id)).progress.phase)
+        return cancel
+
+    monkeypatch.setattr(train_job, "run", compile_then_run)
+    monkeypatch.setattr(JobContext, "heartbeat", watched)
+    job_id = submit(database, settings)
+    worker = Worker(settings)  # not warmed up
+
+    worker.run(burst=True)
+
+    assert shown[:1] == [compiled_kernels.COMPILING]
+    assert shown[1:] in ([], [None])  # the job may end before the next write: `finish` clears it
+    with database.read() as session:
+        job = service.to_out(service.get(session, job_id))
+    assert job.status == "succeeded" and job.progress.phase is None
+    worker.database.dispose()

@@ -1,0 +1,67 @@
+"""The worker's side of the engine's compiled kernels: where numba caches them, the warm-up before
+the first claim, and a job's "compiling kernels" phase while it waits for a compilation.
+
+A worker process started by `descent serve` / `descent worker` (Worker(warm_up=True)) points
+numba's disk cache at DESCENT_KERNEL_CACHE_DIR before any kernel is defined, then compiles or
+loads the kernels jobs use, so that no job waits for them. Workers made in-process (the tests)
+leave numba's cache where it is and compile on first use, as the engine does anywhere else.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
+
+from worker.engine.kernels import fused_enabled
+from worker.engine.losses import LOSS_NAMES, LossName
+from worker.engine.warmup import DTYPE_NAMES, warm_up  # imports no kernel module
+
+log = logging.getLogger("descent.worker")
+COMPILING = "compiling kernels"  # the job's progress.phase while numba compiles for it
+
+
+def prepare(
+    cache_dir: Path,
+    threads: int,
+    stop: Callable[[], bool],
+    *,
+    losses: Iterable[LossName] = LOSS_NAMES,
+    dtypes: Iterable[str] = DTYPE_NAMES,
+) -> float:
+    """Point numba's disk cache at `cache_dir`, then warm the kernels of these losses and dtypes
+    up on `threads` threads (a job's budget), asking `stop()` between kernels; the seconds it
+    took."""
+    if not fused_enabled():
+        log.info("compiled kernels are off (DESCENT_FUSED_KERNELS): no warm-up")
+        return 0.0
+    started = time.perf_counter()
+    # Before anything imports the kernel modules: numba fixes a kernel's cache when it is defined.
+    from worker.engine import jit
+
+    cached = jit.use_cache_dir(cache_dir)
+    hits, misses = jit.cache_stats()
+    done = warm_up(threads, losses, dtypes, stop)
+    loaded, compiled = jit.cache_stats()[0] - hits, jit.cache_stats()[1] - misses
+    seconds = time.perf_counter() - started
+    log.info(
+        "kernels warmed up in %.2fs: %d loaded from %s, %d compiled (%s)",
+        seconds,
+        loaded,
+        cache_dir if cached else "no disk cache",
+        compiled,
+        ", ".join(f"{w.name} {w.seconds:.2f}s" for w in done) or "stopped",
+    )
+    return seconds
+
+
+def watch(report: Callable[[str | None], None]) -> AbstractContextManager[None]:
+    """While the block runs, report(COMPILING) when numba starts compiling in this process and
+    report(None) when it is done (nothing where the compiled kernels are off)."""
+    if not fused_enabled():
+        return nullcontext()
+    from worker.engine import jit
+
+    return jit.compiling(lambda active: report(COMPILING if active else None))
