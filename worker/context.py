@@ -58,6 +58,8 @@ class JobContext:
         self.database = database
         self.owner = owner
         self.claimed = claimed
+        # The stored spec; the runner replaces it with the validated one before running.
+        self.spec: dict[str, Any] = claimed.spec
         self.stopping = stopping
         self.lease_lost = threading.Event()
         self.timings: dict[str, float] = {
@@ -78,9 +80,6 @@ class JobContext:
     def job_id(self) -> str:
         return self.claimed.id
 
-    @property
-    def spec(self) -> dict[str, Any]:
-        return self.claimed.spec
 
     # ---- starting ----------------------------------------------------------------------------
     def resume_point(self) -> Resume | None:

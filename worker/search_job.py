@@ -119,4 +119,8 @@ def run_search(context: JobContext, data: PreparedData, resume: Resume | None) -
     )
     if stopped is not None:
         return stopped
+    if not np.isfinite(state.best_loss):
+        # Every candidate overflowed: there is no best W to report.
+        message = f"no W the search tried had a finite loss (its best is {state.best_loss})"
+        return Outcome("failed", {"error": {"type": "non_finite", "message": message}})
     return _succeeded(context, data, state.best_W, state.step, metrics)

@@ -12,6 +12,7 @@ from service.db.models import JobArray
 from worker.context import JobContext, Outcome
 from worker.engine.gradcheck import gradient_check
 from worker.engine.landscape import landscape
+from worker.engine.nonfinite import NonFinite
 from worker.engine.stepsweep import step_size_sweep
 from worker.prepare import PreparedData
 
@@ -53,6 +54,20 @@ def run_task(context: JobContext, data: PreparedData) -> Outcome:
         "delta": float(model["delta"]),
         "seed": int(spec["seed"]),
     }
+    try:
+        result = _result(context, data, task, params, common)
+    except NonFinite as exc:
+        return Outcome("failed", {"error": {"type": "non_finite", "message": str(exc)}})
+    return Outcome("succeeded", {"result": json_safe(result)})
+
+
+def _result(
+    context: JobContext,
+    data: PreparedData,
+    task: str,
+    params: dict[str, Any],
+    common: dict[str, Any],
+) -> Any:
     X, y, n_classes = data.X_train, data.y_train, data.n_classes
     result: Any
     if task == "gradient_check":
@@ -70,4 +85,4 @@ def run_task(context: JobContext, data: PreparedData) -> Outcome:
         )  # fmt: skip
     else:
         raise ValueError(f"unknown task {task!r}")
-    return Outcome("succeeded", {"result": json_safe(result)})
+    return result

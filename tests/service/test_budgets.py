@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import errno
 import io
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,6 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.app import create_app
-from service.datasets import storage
 from service.request_bodies import RequestBodyLimits
 from tests.conftest import make_settings
 from tests.service.conftest import toy_spec
@@ -132,7 +131,7 @@ def test_a_full_disk_is_a_507_and_nothing_is_kept(
             raise OSError(errno.ENOSPC, "No space left on device")
         real_save(path, array, **kwargs)
 
-    monkeypatch.setattr(storage.np, "save", full_after_the_first_file)
+    monkeypatch.setattr(np, "save", full_after_the_first_file)
 
     response = budget_client.post("/datasets", files={"file": ("a.npz", npz(100, 4))})
 
@@ -154,8 +153,8 @@ def test_a_body_that_does_not_arrive_in_time_is_a_408() -> None:
         await anyio.sleep(0.05)
         return {"type": "http.request", "body": b"x", "more_body": True}
 
-    async def send(message: dict[str, Any]) -> None:
-        answered.append(message)
+    async def send(message: MutableMapping[str, Any]) -> None:
+        answered.append(dict(message))
 
     limits = RequestBodyLimits(app, upload_bytes=10**6, json_bytes=10**6, timeout_seconds=0.3)
     scope = {"type": "http", "method": "POST", "path": "/jobs", "headers": []}

@@ -5,6 +5,7 @@ formed for every entry at once through the linear scores (worker.engine.numerica
 reads the entries it was asked for.
 """
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -13,6 +14,7 @@ import numpy as np
 from worker.engine.arrays import FloatArray, IntArray
 from worker.engine.gradients import relative_error
 from worker.engine.losses import make_loss
+from worker.engine.nonfinite import NonFinite
 from worker.engine.numerical import loss_and_numerical_gradient, svm_centered_with_kinks
 
 GOOD = 1e-7  # neural-networks-3: < 1e-7 is good
@@ -95,13 +97,24 @@ def gradient_check(
         W64 = np.array(W, dtype=np.float64)
         if W64.shape != shape:
             raise ValueError(f"W must have shape {shape}, got {W64.shape}")
-    _, grad = (analytic or loss_fn.loss_grad)(W64, X64, y)
-    if loss_fn.name == "svm":
-        numerical, kinks = svm_centered_with_kinks(loss_fn, W64, X64, y, h=h)
-    else:
-        numerical = loss_and_numerical_gradient(loss_fn, W64, X64, y, h=h)[1]
-        kinks = np.zeros(shape, dtype=np.bool_)
+    # An overflowing loss is reported below (NonFinite) rather than warned about here.
+    with np.errstate(over="ignore", invalid="ignore"):
+        _, grad = (analytic or loss_fn.loss_grad)(W64, X64, y)
+        if loss_fn.name == "svm":
+            numerical, kinks = svm_centered_with_kinks(loss_fn, W64, X64, y, h=h)
+        else:
+            numerical = loss_and_numerical_gradient(loss_fn, W64, X64, y, h=h)[1]
+            kinks = np.zeros(shape, dtype=np.bool_)
     errors = relative_error(grad, numerical)
+    entries = _entries(rng, shape, num_checks)
+    for kind, values in (("analytic", grad), ("numerical", numerical)):
+        broken = [(c, d) for c, d in entries if not math.isfinite(values[c, d])]
+        if broken:
+            raise NonFinite(
+                f"the {kind} gradient is not finite at {len(broken)} of the {len(entries)} "
+                f"checked entries (first {list(broken[0])}): the loss overflows around this W "
+                f"(init_scale {init_scale}, h {h})"
+            )
     checks = [
         GradientCheck(
             (c, d),
@@ -110,7 +123,7 @@ def gradient_check(
             float(errors[c, d]),
             bool(kinks[c, d]),
         )
-        for c, d in _entries(rng, shape, num_checks)
+        for c, d in entries
     ]
     smooth = [check.relative_error for check in checks if not check.crosses_kink]
     rough = [check.relative_error for check in checks if check.crosses_kink]

@@ -43,10 +43,13 @@ def numerical_gradient(
 
 
 def relative_error(a: FloatArray, n: FloatArray) -> FloatArray:
-    """Elementwise |a - n| / max(|a|, |n|), 0 where both are 0 (float64)."""
+    """Elementwise |a - n| / max(|a|, |n|), 0 where both are 0, NaN where either is not finite
+    (float64): two infinities or NaNs never agree."""
     a64 = np.asarray(a, dtype=np.float64)
     n64 = np.asarray(n, dtype=np.float64)
     scale = np.maximum(np.abs(a64), np.abs(n64))
     error = np.zeros(np.broadcast_shapes(a64.shape, n64.shape), dtype=np.float64)
-    np.divide(np.abs(a64 - n64), scale, out=error, where=scale > 0.0)
+    with np.errstate(invalid="ignore"):
+        np.divide(np.abs(a64 - n64), scale, out=error, where=scale > 0.0)
+    error[~(np.isfinite(a64) & np.isfinite(n64))] = np.nan
     return error

@@ -12,6 +12,7 @@ from numpy.typing import NDArray
 
 from worker.engine.arrays import FloatArray, IntArray
 from worker.engine.losses import LossName, make_loss
+from worker.engine.nonfinite import NonFinite
 from worker.engine.scoreloss import data_losses
 
 F64 = NDArray[np.float64]
@@ -106,6 +107,12 @@ def landscape(
         if reg:
             v = np.stack([np.ones_like(a), a, b])
             values += reg * np.einsum("ig,ij,jg->g", v, gram, v)
+    broken = int(np.count_nonzero(~np.isfinite(values)))
+    if broken:
+        raise NonFinite(
+            f"the loss is not finite at {broken} of the {values.size} grid points: it overflows "
+            f"within span {span} of this W"
+        )
     if dims == 1:
         return LandscapeResult(alphas.tolist(), None, values.tolist())
     return LandscapeResult(alphas.tolist(), betas.tolist(), values.reshape(points, points).tolist())

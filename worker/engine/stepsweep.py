@@ -5,6 +5,7 @@ linear in the step size: W' = W - eta * dW gives T' = T0 - eta * (dW @ X.T), so 
 costs two products (and the gradient's) plus O(N C) per step size.
 """
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -12,6 +13,7 @@ import numpy as np
 
 from worker.engine.arrays import FloatArray, IntArray
 from worker.engine.losses import make_loss
+from worker.engine.nonfinite import NonFinite
 from worker.engine.scoreloss import correct_index, data_loss, l2
 
 DEFAULT_EXPONENTS: tuple[int, ...] = tuple(range(-10, 0))
@@ -60,9 +62,10 @@ def step_size_sweep(
     elif W.shape != shape:
         raise ValueError(f"W must have shape {shape}, got {W.shape}")
     W = np.asarray(W, dtype=X.dtype)
-    _, grad = loss_fn.loss_grad(W, X, y)
-    T0 = (W @ X.T).astype(np.float64)
-    TG = (grad @ X.T).astype(np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow fails below, as NonFinite
+        _, grad = loss_fn.loss_grad(W, X, y)
+        T0 = (W @ X.T).astype(np.float64)
+        TG = (grad @ X.T).astype(np.float64)
     index, out = correct_index(y), np.empty_like(T0)
     W64, G64 = W.astype(np.float64), grad.astype(np.float64)
 
@@ -74,4 +77,6 @@ def step_size_sweep(
     with np.errstate(over="ignore", invalid="ignore"):
         steps = [StepLoss(10.0**k, at(10.0**k)) for k in exponents]
         original = at(0.0)
+    if not math.isfinite(original):
+        raise NonFinite(f"the loss at the starting W is {original} (init_scale {init_scale})")
     return StepSizeSweepResult(loss_original=original, steps=steps)
