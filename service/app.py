@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
-from service import api_docs, openapi
+from service import api_docs, openapi, processes
 from service.auth import BearerAuth
 from service.dashboard.router import router as dashboard_router
 from service.datasets.router import router as datasets_router
@@ -63,6 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.settings = settings
+    app.state.workers = None  # the worker processes served beside the API, if any (/readyz)
     app.state.metrics_registry = registry
     app.state.poll_cache = poll_cache
     app.state.event_reads = SharedReads()  # the event streams' reads, shared per job
@@ -100,6 +101,7 @@ def create_served_app() -> FastAPI:
     collected.
     """
     app = create_app()
+    app.state.workers = processes.served()
     gc.collect()
     gc.freeze()
     return app

@@ -68,7 +68,7 @@ def _prune(days: float | None) -> int:
 def _serve(host: str, port: int, workers: int) -> int:
     import uvicorn
 
-    from service.processes import WorkerProcesses
+    from service.processes import WorkerProcesses, serve_with
 
     _migrate()
     processes = WorkerProcesses(workers)
@@ -79,6 +79,7 @@ def _serve(host: str, port: int, workers: int) -> int:
 
     signal.signal(signal.SIGTERM, _terminate)
     processes.start()
+    serve_with(processes)  # /readyz counts them
     try:
         settings = get_settings()
         uvicorn.run(

@@ -33,10 +33,12 @@ T = TypeVar("T")
 
 @dataclass
 class Outcome:
-    """How a run ended: a terminal status, or "queued" to hand the job back."""
+    """How a run ended: a terminal status, or "queued" to hand the job back (`lost`: part of
+    its run was lost, which counts towards DESCENT_MAX_WORKER_LOSSES)."""
 
     status: str
     values: dict[str, Any] = field(default_factory=dict)
+    lost: bool = False
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,10 @@ class JobContext:
         # woken by `set_phase`, so the thread that waits never waits for the database too.
         self.phase: str | None = None
         self.phase_changed = threading.Event()
+
+    @property
+    def max_losses(self) -> int:
+        return self.settings.max_worker_losses
 
     @property
     def job_id(self) -> str:
@@ -217,8 +223,12 @@ class JobContext:
     # ---- ending ------------------------------------------------------------------------------
     def end(self, outcome: Outcome) -> None:
         def work(session: Session) -> None:
-            if outcome.status == "queued":
-                done = store.release(session, self.job_id, self.owner)
+            if outcome.lost and store.losses(session, self.job_id) + 1 >= self.max_losses:
+                error = {"type": "worker_lost", "message": f"lost {self.max_losses} time(s)"}
+                done = store.finish(session, self.job_id, self.owner, "failed", error=error,
+                                    lost_count=self.max_losses, timings=self.timings)  # fmt: skip
+            elif outcome.status == "queued":
+                done = store.release(session, self.job_id, self.owner, lost=outcome.lost)
             else:
                 values = {"timings": self.timings, **outcome.values}
                 done = store.finish(session, self.job_id, self.owner, outcome.status, **values)

@@ -60,6 +60,11 @@ class WriteFailed(RuntimeError):
     """The writer process could not write (its error, as "Type: message"), or it died."""
 
 
+class WriterDied(WriteFailed):
+    """The writer process died (killed, out of memory): the flush it held is lost, not the job,
+    which resumes from its last checkpoint."""
+
+
 def write(session: Session, flush: Flush, writes: Sequence[bulk.Statement] | None = None) -> bool:
     """Renew the lease, then write the flush, in the session's transaction; True if a cancel was
     requested. Raises LeaseLost (and writes nothing) if another worker holds the job.
@@ -164,9 +169,9 @@ class WriterProcess:
             raise WriteFailed(str(value))
         return bool(value)
 
-    def _died(self) -> WriteFailed:
+    def _died(self) -> WriterDied:
         self.process.join(CLOSE_SECONDS)
-        return WriteFailed(f"the history writer process died (exit code {self.process.exitcode})")
+        return WriterDied(f"the history writer process died (exit code {self.process.exitcode})")
 
     def close(self) -> None:
         self._connection.close()

@@ -192,6 +192,11 @@ class Worker:
             return outcome
         except LeaseLost:
             raise
+        except history_writer.WriterDied as exc:
+            # The flush in flight is lost, not the job: it resumes from its last checkpoint.
+            log.warning("job %s: %s; handing it back", context.job_id, exc,
+                        extra={"job_id": context.job_id})  # fmt: skip
+            return Outcome("queued", lost=True)
         except Exception as exc:
             log.exception("job %s failed", context.job_id, extra={"job_id": context.job_id})
             return _failed("internal_error", describe(exc))

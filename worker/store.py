@@ -294,8 +294,15 @@ def finish(session: Session, job_id: str, owner: str, status: str, **values: Any
     return True
 
 
-def release(session: Session, job_id: str, owner: str) -> bool:
-    """Hand a job back to the queue (worker shutting down) for another worker to take at once."""
+def losses(session: Session, job_id: str) -> int:
+    """How many times the job's run was lost so far."""
+    return int(session.scalar(select(Job.lost_count).where(Job.id == job_id)) or 0)
+
+
+def release(session: Session, job_id: str, owner: str, *, lost: bool = False) -> bool:
+    """Hand a job back to the queue for another worker to take at once: a worker shutting down,
+    or one that `lost` part of the job's run (its writer process died), which counts towards
+    max_worker_losses like a lost worker (fail_exhausted ends the job past them)."""
     stmt = (
         update(Job)
         .where(Job.id == job_id, Job.lease_owner == owner, Job.status == "running")
@@ -304,6 +311,7 @@ def release(session: Session, job_id: str, owner: str) -> bool:
             lease_owner=None,
             lease_expires_at=None,
             progress_phase=None,
+            lost_count=Job.lost_count + int(lost),
             updated_at=utcnow(),
         )
         .execution_options(synchronize_session=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 from collections.abc import Callable
@@ -125,3 +126,32 @@ def test_a_job_whose_workers_keep_dying_fails_as_worker_lost(
         assert job.status == "failed"
         assert job.error is not None and job.error["type"] == "worker_lost"
         assert job.attempts == 2
+
+
+def _writer_of(pid: int) -> int:
+    """The worker's history writer process (its child running multiprocessing's spawn entry)."""
+    for kid in _children(pid):
+        command = Path(f"/proc/{kid}/cmdline").read_bytes().replace(b"\0", b" ")
+        if b"multiprocessing.spawn" in command and b"resource_tracker" not in command:
+            return kid
+    raise AssertionError(f"worker {pid} has no history writer")
+
+
+def test_a_killed_history_writer_costs_its_flush_not_the_job(
+    settings: Settings, database: Database, start_worker: StartWorker
+) -> None:
+    job_id = submit(database, settings, LONG_JOB)
+    worker = start_worker()
+    wait_until(lambda: checkpoint_step(database, job_id) > 0, what="a first checkpoint")
+
+    os.kill(_writer_of(worker.pid), signal.SIGKILL)
+    wait_until(lambda: len(attempts(database, job_id)) >= 2, what="the job to be taken again")
+    wait_until(lambda: status(database, job_id) != "running", timeout=120, what="the job to end")
+
+    assert status(database, job_id) == "succeeded"
+    first, second = attempts(database, job_id)[:2]
+    assert first.outcome == "queued"  # handed back, not failed
+    assert second.resumed_from is not None and second.resumed_from > 0
+    worker.terminate()
+    worker.wait()
+    assert_same_as_uninterrupted(database, settings, job_id)
