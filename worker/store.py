@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 import numpy as np
-from sqlalchemy import and_, case, delete, func, inspect, or_, select, update
+from sqlalchemy import and_, case, delete, func, inspect, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -38,6 +38,17 @@ class ClaimedJob:
     started_at: datetime
 
 
+def database_now(session: Session) -> datetime:
+    """The database's clock, in UTC. Leases are set and compared on it, not on the worker's: with
+    workers on several hosts, one whose clock is off by minutes would otherwise take jobs whose
+    leases are live, or hold leases that lapse at once for everybody else."""
+    if session.get_bind().dialect.name == "postgresql":
+        value: datetime = session.scalar(text("SELECT CURRENT_TIMESTAMP"))
+        return value.astimezone(UTC)
+    raw = session.scalar(text("SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')"))
+    return datetime.strptime(str(raw), "%Y-%m-%d %H:%M:%S.%f").replace(tzinfo=UTC)
+
+
 def _claimable(now: datetime) -> Any:
     return or_(
         Job.status == "queued",
@@ -50,7 +61,7 @@ def fail_exhausted(session: Session, max_losses: int) -> int:
 
     Only lost workers count: a job handed back by a worker that shut down cleanly is not lost.
     """
-    now = utcnow()
+    now = database_now(session)
     error = {
         "type": "worker_lost",
         "message": f"the worker running this job was lost {max_losses} time(s)",
@@ -84,7 +95,7 @@ def claim(session: Session, owner: str, lease_seconds: float) -> ClaimedJob | No
     claims. The attempt is recorded in job_attempts, whose primary key (job, attempt) makes
     running the same attempt twice impossible.
     """
-    now = utcnow()
+    now = database_now(session)
     candidate = (
         select(Job.id)
         .where(_claimable(now))
@@ -125,14 +136,14 @@ def claim(session: Session, owner: str, lease_seconds: float) -> ClaimedJob | No
 
 
 def has_claimable(session: Session) -> bool:
-    stmt = select(Job.id).where(_claimable(utcnow())).limit(1)
+    stmt = select(Job.id).where(_claimable(database_now(session))).limit(1)
     return session.execute(stmt).first() is not None
 
 
 def renew(session: Session, job_id: str, owner: str, lease_seconds: float, **values: Any) -> bool:
     """Renew the lease and set `values`; whether a cancel was requested. Raises LeaseLost (and
     sets nothing) if another worker holds the job now."""
-    now = utcnow()
+    now = database_now(session)
     stmt = (
         update(Job)
         .where(Job.id == job_id, Job.lease_owner == owner, Job.status == "running")
