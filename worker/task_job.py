@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import time
 from typing import Any
 
 import numpy as np
@@ -43,6 +44,32 @@ def _weights_of(context: JobContext, job_id: str) -> np.ndarray:
         return np.frombuffer(stored.data, dtype=stored.dtype).reshape(stored.shape).copy()
 
 
+class _Stopped(Exception):
+    """The task was cancelled (or its worker is shutting down) between two of its blocks."""
+
+    def __init__(self, outcome: Outcome) -> None:
+        super().__init__(outcome.status)
+        self.outcome = outcome
+
+
+class _Progress:
+    """Called by a task between blocks of its work with the count done: writes it as the job's
+    progress every flush interval, and stops the task when a cancel came or the worker stops."""
+
+    def __init__(self, context: JobContext) -> None:
+        self.context = context
+        self.last = time.monotonic()
+
+    def __call__(self, done: int) -> None:
+        if time.monotonic() - self.last < self.context.settings.flush_seconds:
+            return
+        self.last = time.monotonic()
+        if self.context.flush([], step=done, metrics={}):
+            raise _Stopped(Outcome("cancelled"))
+        if self.context.stopping.is_set():
+            raise _Stopped(Outcome("queued"))  # a task starts over when it is taken again
+
+
 def run_task(context: JobContext, data: PreparedData) -> Outcome:
     spec = context.spec
     task = spec["task"]
@@ -58,6 +85,10 @@ def run_task(context: JobContext, data: PreparedData) -> Outcome:
         result = _result(context, data, task, params, common)
     except NonFinite as exc:
         return Outcome("failed", {"error": {"type": "non_finite", "message": str(exc)}})
+    except _Stopped as stopped:
+        return stopped.outcome
+    finally:
+        context.settle()
     return Outcome("succeeded", {"result": json_safe(result)})
 
 
@@ -81,7 +112,8 @@ def _result(
         W = None if around is None else _weights_of(context, around).astype(X.dtype)
         result = landscape(
             X, y, n_classes, dims=params["dims"], points=params["points"], span=params["span"],
-            W=W, init_scale=params["init_scale"], examples=params.get("examples"), **common,
+            W=W, init_scale=params["init_scale"], examples=params.get("examples"),
+            progress=_Progress(context), **common,
         )  # fmt: skip
     else:
         raise ValueError(f"unknown task {task!r}")

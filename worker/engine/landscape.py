@@ -5,6 +5,7 @@ T = T0 + a T1 + b T2 with T_k = W_k @ X.T, so three products serve the whole gri
 point costs O(N C). The L2 term comes from the Gram matrix of (W, W1, W2).
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,9 +33,16 @@ class LandscapeResult:
 
 
 def _grid_losses(
-    name: LossName, T: tuple[F64, F64, F64], y: IntArray, delta: float, a: F64, b: F64
+    name: LossName,
+    T: tuple[F64, F64, F64],
+    y: IntArray,
+    delta: float,
+    a: F64,
+    b: F64,
+    progress: Callable[[int], None] | None = None,
 ) -> F64:
-    """Data losses at the points (a[g], b[g]) in blocks."""
+    """Data losses at the points (a[g], b[g]) in blocks; `progress(points done)` after each
+    (it may raise to stop the run)."""
     T0, T1, T2 = T
     step = max(1, _BLOCK_VALUES // T0.size)
     result = np.empty(a.size, dtype=np.float64)
@@ -44,6 +52,8 @@ def _grid_losses(
         scores = T0 + ab * T1
         scores += bb * T2
         result[start : start + step] = data_losses(name, scores, y, delta)
+        if progress is not None:
+            progress(min(a.size, start + step))
     return result
 
 
@@ -62,6 +72,7 @@ def landscape(
     init_scale: float = 0.001,
     examples: int | None = None,
     seed: int = 0,
+    progress: Callable[[int], None] | None = None,
 ) -> LandscapeResult:
     """Loss along random directions W1 (and W2) = randn(C, D) around W (given, or
     init_scale * randn(C, D)), with a and b on `points` evenly spaced values in [-span, span].
@@ -103,7 +114,7 @@ def landscape(
     gram = flat @ flat.T
     # ||W + a W1 + b W2||^2 = v^T G v with v = (1, a, b).
     with np.errstate(over="ignore", invalid="ignore"):
-        values = _grid_losses(loss_fn.name, (T[0], T[1], T[2]), y, delta, a, b)
+        values = _grid_losses(loss_fn.name, (T[0], T[1], T[2]), y, delta, a, b, progress)
         if reg:
             v = np.stack([np.ones_like(a), a, b])
             values += reg * np.einsum("ig,ij,jg->g", v, gram, v)
