@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from sqlalchemy import Row, bindparam, delete, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, load_only
 
 from service.db.models import Checkpoint, Job, JobArray, JobAttempt, MetricPoint
 from service.db.notify import job_queued
@@ -34,7 +34,8 @@ def page(
     before_id: str | None,
     limit: int,
 ) -> Sequence[Job]:
-    stmt = select(Job).order_by(Job.id.desc()).limit(limit)
+    columns = [getattr(Job, name) for name in VIEW_COLUMNS]
+    stmt = select(Job).options(load_only(*columns)).order_by(Job.id.desc()).limit(limit)
     if status is not None:
         stmt = stmt.where(Job.status == status)
     if task is not None:
@@ -66,16 +67,13 @@ _LAST_STEP = select(func.max(_points.step)).where(*_SERIES)
 _STATE = select(_jobs.status, _jobs.attempts, _jobs.history_pruned).where(
     _jobs.id == bindparam("job_id")
 )
-_VIEW = select(
-    *(
-        _jobs[name]
-        for name in (
-            "id", "status", "task", "name", "spec", "progress_step", "progress_total",
-            "progress_phase", "metrics", "error", "attempts", "timings", "created_at",
-            "started_at", "finished_at",
-        )
-    )
-).where(_jobs.id == bindparam("job_id"))  # fmt: skip
+# The columns of a Job as the API shows it: never the large ones (task results, evaluations),
+# which only their own endpoints read.
+VIEW_COLUMNS = (
+    "id", "status", "task", "name", "spec", "progress_step", "progress_total", "progress_phase",
+    "metrics", "error", "attempts", "timings", "created_at", "started_at", "finished_at",
+)  # fmt: skip
+_VIEW = select(*(_jobs[name] for name in VIEW_COLUMNS)).where(_jobs.id == bindparam("job_id"))
 NO_STEP = -1  # steps start at 0: "after -1" is "from the start"
 LAST_POSSIBLE_STEP = 2**63 - 1  # the BigInteger column's largest value
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from fastapi.testclient import TestClient
+from sqlalchemy import event
 
 from tests.service.conftest import toy_spec
 
@@ -49,3 +50,27 @@ def test_a_forged_cursor_is_a_422(client: TestClient) -> None:
 
 def test_a_bad_status_filter_is_a_422(client: TestClient) -> None:
     assert client.get("/jobs", params={"status": "sleeping"}).status_code == 422
+
+
+def test_a_listing_never_reads_the_large_columns(
+    client: TestClient, drain: Callable[[], int]
+) -> None:
+    """Task results and evaluations can be large: a page of jobs does not read them."""
+    for _ in range(2):
+        client.post("/jobs", json=toy_spec())
+    drain()
+    statements: list[str] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        statements.append(statement)
+
+    engine = client.app.state.database.engine  # type: ignore[attr-defined]
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        assert len(client.get("/jobs").json()["items"]) == 2
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+
+    listing = [s for s in statements if "FROM jobs" in s]
+    assert listing
+    assert not any("jobs.result" in s or "jobs.evaluation" in s for s in listing)
