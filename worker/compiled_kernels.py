@@ -42,6 +42,13 @@ def prepare(
     from worker.engine import jit
 
     cached = jit.use_cache_dir(cache_dir)
+    # Said before it starts: on a machine's first start (an empty cache) compiling takes a while,
+    # and queued jobs wait for it.
+    log.info(
+        "readying the compiled kernels before the first claim, from %s (compiled into it on "
+        "this machine's first start, loaded from it after)",
+        cache_dir if cached else "no disk cache",
+    )
     hits, misses = jit.cache_stats()
     done = warm_up(threads, losses, dtypes, stop)
     loaded, compiled = jit.cache_stats()[0] - hits, jit.cache_stats()[1] - misses
