@@ -37,8 +37,10 @@ from worker.store import LeaseLost
 
 # The writer keeps this many databases open (tests run many workers, each on its own database).
 OPEN_DATABASES = 4
-# How long closing a writer waits for it to exit before killing it.
-CLOSE_SECONDS = 5.0
+# How long closing a writer waits for it to exit before killing it: a writer still starting
+# (importing the service) sees its closed pipe only once it is up, which on a busy machine takes
+# a while; one that is up exits at once.
+CLOSE_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
