@@ -10,9 +10,12 @@ leave numba's cache where it is and compile on first use, as the engine does any
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import os
 import time
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager, nullcontext
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 
 from worker.engine.kernels import fused_enabled
@@ -50,7 +53,16 @@ def prepare(
         cache_dir if cached else "no disk cache",
     )
     hits, misses = jit.cache_stats()
-    done = warm_up(threads, losses, dtypes, stop)
+    losses, dtypes = list(losses), list(dtypes)
+    helper = _helper(cache_dir, threads, losses[1:], dtypes) if cached else None
+    done = warm_up(threads, losses[:1], dtypes, stop)
+    if helper is not None:
+        while helper.is_alive() and not stop():
+            helper.join(0.2)
+        if helper.is_alive():
+            helper.terminate()
+        helper.join()
+    done += warm_up(threads, losses[1:], dtypes, stop)  # loaded from the cache the helper filled
     loaded, compiled = jit.cache_stats()[0] - hits, jit.cache_stats()[1] - misses
     seconds = time.perf_counter() - started
     log.info(
@@ -62,6 +74,29 @@ def prepare(
         ", ".join(f"{w.name} {w.seconds:.2f}s" for w in done) or "stopped",
     )
     return seconds
+
+
+def _helper(
+    cache_dir: Path, threads: int, losses: list[LossName], dtypes: list[str]
+) -> BaseProcess | None:
+    """A process compiling the kernels of `losses` into the disk cache while this one compiles
+    the others: numba compiles on one core, and a machine's first start compiles every kernel.
+    Each loss has kernels of its own, so the two never write the same cache entries."""
+    if not losses or (os.cpu_count() or 1) < 2:
+        return None
+    spawn = multiprocessing.get_context("spawn")  # numba's threads do not survive a fork
+    helper = spawn.Process(
+        target=_compile_into, args=(cache_dir, threads, losses, dtypes), daemon=True
+    )
+    helper.start()
+    return helper
+
+
+def _compile_into(cache_dir: Path, threads: int, losses: list[LossName], dtypes: list[str]) -> None:
+    from worker.engine import jit
+
+    if jit.use_cache_dir(cache_dir):
+        warm_up(threads, losses, dtypes)
 
 
 def watch(report: Callable[[str | None], None]) -> AbstractContextManager[None]:

@@ -136,12 +136,15 @@ def test_a_warming_worker_chooses_the_cache_then_warms_up_before_its_first_claim
 
     monkeypatch.setattr(jit, "use_cache_dir", use_cache_dir)
     monkeypatch.setattr(compiled_kernels, "warm_up", fake_warm_up)
+    monkeypatch.setattr(compiled_kernels, "_helper", lambda *_args: None)
     worker = Worker(settings, warm_up=warm_up)
 
     assert worker.run(burst=True) == 1
 
     if warm_up:
-        assert calls == [("cache dir", settings.kernel_cache_dir), ("warm up", "queued")]
+        # One loss's kernels, then the others' (which a helper process compiles meanwhile).
+        warmed = [("warm up", "queued")] * 2
+        assert calls == [("cache dir", settings.kernel_cache_dir), *warmed]
         assert worker.warm_up_seconds is not None
     else:  # in-process workers leave numba's cache alone and compile on first use
         assert calls == [] and worker.warm_up_seconds is None
@@ -178,6 +181,24 @@ def test_the_warm_up_compiles_into_the_cache_dir_and_a_restart_loads_from_it(
     loaded, compiled = json.loads(second.stdout)
     assert compiled == 0 and loaded > 0
     assert cache_files(cache) == files
+
+
+WARM_UP_TWO_LOSSES = WARM_UP.replace('losses=("softmax",)', 'losses=("softmax", "svm")')
+
+
+def test_a_helper_process_compiles_the_other_losses_kernels_meanwhile(tmp_path: Path) -> None:
+    """On an empty cache the worker compiles one loss's kernels while a helper process compiles
+    the others' into the cache, from which the worker then loads them."""
+    cache = tmp_path / "kernels"
+
+    warmed = run_python(WARM_UP_TWO_LOSSES, str(cache))
+
+    loaded, compiled = json.loads(warmed.stdout)
+    files = cache_files(cache)
+    assert any(name.startswith("fused_c10.svm_gather_slabs") for name in files)
+    assert any(name.startswith("fused_c10.softmax_gather_slabs") for name in files)
+    assert compiled > 0  # the softmax kernels, here
+    assert loaded > 0  # the SVM kernels, which the helper compiled
 
 
 # ---- a job that waits for a compilation ----------------------------------------------------------
