@@ -245,7 +245,8 @@ class _SwitchInterval:
     A write's thread needs the GIL back after each statement it runs; an engine busy in Python
     hands it over only when asked to, once the switch interval (5 ms by default) has passed, and
     every GIL release the engine makes meanwhile wakes the waiting thread for nothing. A shorter
-    interval while a write runs costs the toy job's engine ~4% less time (bench.history_writes).
+    interval while a write runs lets the write finish sooner and costs the engine less time
+    (bench.history_writes).
     """
 
     def __init__(self, seconds: float) -> None:

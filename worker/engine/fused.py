@@ -3,17 +3,16 @@
 One pass over X computes the SVM or softmax loss and dS^T X without leaving the cache: rows in
 chunks of CHUNK, each chunk's scores over W in tiles of TILE columns (2 rows x C classes of
 accumulators), the elementwise step on the chunk's scores, then the chunk's gradient tile by tile
-while the chunk is still in L2, with the next chunk prefetched. Measured (bench/step.py, CIFAR-10,
-2 cores): a full-batch loss + gradient in 47 ms in float32 and 95 ms in float64, against 92-100
-and 141-160 ms for the NumPy pass of worker.engine.kernels.
+while the chunk is still in L2, with the next chunk prefetched, so a full-batch pass reads X about
+once; bench/step.py compares it with the NumPy pass of worker.engine.kernels.
 
 Threads: the rows are cut into at most SLABS slabs on chunk boundaries, bounds depending on the
 number of rows only; each slab is one kernel call (nogil) giving a partial loss and gradient, and
 the partials are added in slab order, so results are bit-identical for every thread count. The
 slabs run on numba's threads (each kernel's generated driver, a prange over the slabs) where
-numba has a thread-safe layer (OpenMP, or TBB): a launch costs 3 us, against ~75 us for a hand-off
-to a Python thread (bench.sgd), which matters for an SGD minibatch's two slabs of ~0.2 ms
-each. Elsewhere (no libgomp or tbb, or a process forked from one whose numba threads were
+numba has a thread-safe layer (OpenMP, or TBB): a launch there costs a small fraction of a hand-off
+to a Python thread (bench.sgd), which matters for an SGD minibatch's two short slabs.
+Elsewhere (no libgomp or tbb, or a process forked from one whose numba threads were
 running: see worker.engine.jit.parallel_ready) the slabs go to Python threads
 (worker.engine.parallel).
 

@@ -195,7 +195,7 @@ KERNEL_NAMES = [  # name, svm (else softmax), gather
 
 def _driver(emit: Callable[[str], None], name: str, svm: bool, gather: bool) -> None:
     """`{name}_slabs`: the kernel on every slab of a pass at once, slabs shared by numba's
-    threads (bench.sgd: a launch costs 3 us, a Python thread's hand-off ~75 us)."""
+    threads (a launch costs far less than a Python thread's hand-off: bench.sgd)."""
     data = ["X", "y", "idx"] if gather else ["X", "y"]
     delta = ["delta"] if svm else []
     emit("")

@@ -8,9 +8,9 @@ use every CPU the process may run on. The helper threads live in one pool, creat
 
 While the engine runs threads of its own, BLAS must not add its own on top: OpenBLAS threads
 each call of a few million multiply-adds, and two engine threads each calling a 2-thread BLAS put
-four busy threads on two cores (measured: the full-batch pass 2x slower than on one thread,
-the SGD recipe with its prefetch 1.8x slower). `single_threaded_blas()` holds BLAS to one thread
-for such a block; large products outside it (blocked search) keep BLAS's threads.
+four busy threads on two cores, which makes both the full-batch pass and the SGD recipe with its
+prefetch slower than on one thread (bench.concurrency). `single_threaded_blas()` holds BLAS to one
+thread for such a block; large products outside it (blocked search) keep BLAS's threads.
 """
 
 import contextvars

@@ -85,7 +85,7 @@ class Preprocessor:
         out: NDArray[Any] = np.empty((X.shape[0], self.n_features_out), dtype=out_dtype)
         features = out[:, : self.n_features_in]
         # Cast once into the output, then work in place in its dtype: a mixed-type ufunc writing
-        # into this strided view is ~10x slower than the plain cast followed by same-type ops.
+        # into this strided view is far slower than the plain cast followed by same-type ops.
         np.copyto(features, X, casting="same_kind")
         if self.mean is not None:
             features -= self.mean.astype(out_dtype)

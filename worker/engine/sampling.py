@@ -19,8 +19,8 @@ SAMPLING_MODES: tuple[Sampling, ...] = ("replacement", "epoch")
 
 # Largest batch that prefetch gathers on a helper thread. A batch gathered by another core is
 # read back from that core's caches; with BLAS held to one thread beside the prefetch, hiding the
-# gather still wins for CIFAR-10's 200 rows in float32 (2.4 MB) and in float64 (4.9 MB: the
-# recipe 2.11 -> 1.76 s, bench/sgd.py's machine); larger batches are gathered by `batch`.
+# gather still wins for CIFAR-10's 200 rows in float32 (2.4 MB) and in float64 (4.9 MB, see
+# bench/sgd.py); larger batches are gathered by `batch`.
 PREFETCH_MAX_BYTES = 8 << 20
 # Smallest batch worth a hand-off to the helper thread (tens of microseconds): smaller batches,
 # such as a few rows of a toy data set, gather faster than the hand-off costs.
