@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,11 +27,24 @@ SHARED_CIFAR10 = REPO.parent / "shared" / "data" / "cifar-10-batches-py"
 TEST_KERNEL_CACHE = REPO / "var" / "test-kernels"
 
 
+# Fills (or, when it is full, just checks) that cache before the first test: on a fresh checkout
+# the compilation then happens once, here, instead of inside the first test that starts a server,
+# whose own time limits are set for servers that start in seconds.
+WARM_KERNELS = """
+import os, sys
+from pathlib import Path
+from worker import compiled_kernels
+compiled_kernels.prepare(Path(sys.argv[1]), os.cpu_count() or 1, lambda: False)
+"""
+
+
 @pytest.fixture(scope="session", autouse=True)
 def shared_kernel_cache() -> Iterator[None]:
     with pytest.MonkeyPatch.context() as patch:
         if not os.environ.get("DESCENT_KERNEL_CACHE_DIR"):
             patch.setenv("DESCENT_KERNEL_CACHE_DIR", str(TEST_KERNEL_CACHE))
+        cache = os.environ["DESCENT_KERNEL_CACHE_DIR"]
+        subprocess.run([sys.executable, "-c", WARM_KERNELS, cache], check=True, timeout=1200)
         yield
 
 
