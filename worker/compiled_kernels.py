@@ -79,11 +79,11 @@ def prepare(
 def _helper(
     cache_dir: Path, threads: int, losses: list[LossName], dtypes: list[str]
 ) -> BaseProcess | None:
-    """A process compiling the kernels of `losses` into the disk cache while this one compiles
-    the others: numba compiles on one core, and a machine's first start compiles every kernel.
+    """On a machine's first start (an empty cache), a process compiling the kernels of `losses`
+    into the disk cache while this one compiles the others: numba compiles on one core.
     Each loss has kernels of its own, so the two never write the same cache entries."""
-    if not losses or (os.cpu_count() or 1) < 2:
-        return None
+    if not losses or (os.cpu_count() or 1) < 2 or any(cache_dir.rglob("*.nbi")):
+        return None  # a cache with entries is loaded, not compiled: no help needed
     spawn = multiprocessing.get_context("spawn")  # numba's threads do not survive a fork
     helper = spawn.Process(
         target=_compile_into, args=(cache_dir, threads, losses, dtypes), daemon=True
