@@ -209,31 +209,10 @@ class Soak:
         start = time.perf_counter()
         try:
             response = client.request(method, path, **kwargs)
-        except httpx.TimeoutException as exc:
-            self.record(
-                Outcome(
-                    kind,
-                    name,
-                    f"{method} {path}",
-                    None,
-                    time.perf_counter() - start,
-                    "hang",
-                    repr(exc),
-                )
-            )
-            return None
-        except httpx.TransportError as exc:
-            self.record(
-                Outcome(
-                    kind,
-                    name,
-                    f"{method} {path}",
-                    None,
-                    time.perf_counter() - start,
-                    "connection error",
-                    repr(exc),
-                )
-            )
+        except httpx.TransportError as exc:  # a timeout (a hang) or a broken connection
+            verdict = "hang" if isinstance(exc, httpx.TimeoutException) else "connection error"
+            elapsed = time.perf_counter() - start
+            self.record(Outcome(kind, name, f"{method} {path}", None, elapsed, verdict, repr(exc)))
             return None
         seconds = time.perf_counter() - start
         status = response.status_code

@@ -31,6 +31,7 @@ from service.db.models import TERMINAL_STATUSES
 from service.db.session import Database
 from service.jobs import repository, service
 from service.jobs.schemas import JobOut, dumps, points_json
+from service.jobs.series import SERIES
 from service.single_flight import SingleFlight
 
 SERIES_LIMIT = 5000  # points per series per read; a longer backlog is read again at once
@@ -73,7 +74,7 @@ def read_batch(database: Database, job_id: str, position: int, until: int | None
                 return Batch(out, position=position, bound=bound)
         found: dict[str, Sequence[tuple[int, float]]] = {}
         cut: int | None = None
-        for name in service.SERIES:
+        for name in SERIES:
             rows = repository.points(
                 session, job_id, name, after=position, limit=SERIES_LIMIT, until=bound
             )

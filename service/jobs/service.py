@@ -38,7 +38,6 @@ from worker.engine.metrics import predict_scores
 from worker.engine.preprocess import Preprocessor
 
 T = TypeVar("T")
-SERIES = ("loss", "best_loss", "learning_rate", "train_accuracy", "val_accuracy")
 
 
 def submit(session: Session, spec: JobSpec, settings: Settings) -> Job:
