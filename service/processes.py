@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 
 log = logging.getLogger("descent.processes")
 PARENT_PID_ENV = "DESCENT_PARENT_PID"
@@ -44,6 +45,16 @@ def worker_command(*, burst: bool = False) -> list[str]:
     return [sys.executable, "-m", "worker", "--concurrency", "1", *(["--burst"] if burst else [])]
 
 
+@dataclass
+class _Slot:
+    """One worker the supervisor keeps running: its process, and when to replace it if it died."""
+
+    process: subprocess.Popen[bytes]
+    started_at: float
+    delay: float = RESTART_DELAY  # before the next replacement; doubles after a quick death
+    due: float | None = None  # when the dead process is replaced
+
+
 class WorkerProcesses:
     """N worker child processes, restarted when they die; stop() forwards SIGTERM, then kills
     stragglers."""
@@ -54,14 +65,15 @@ class WorkerProcesses:
         self.count = count
         self.burst = burst
         self.command = command or worker_command(burst=burst)
-        self.children: list[subprocess.Popen[bytes]] = []
         self.restarts = 0
-        self._started_at: list[float] = []
-        self._delay: list[float] = []
-        self._due: list[float | None] = []  # when a dead child is to be started again
+        self._slots: list[_Slot] = []
         self._stopping = threading.Event()
         self._lock = threading.Lock()
         self._supervisor: threading.Thread | None = None
+
+    @property
+    def children(self) -> list[subprocess.Popen[bytes]]:
+        return [slot.process for slot in self._slots]
 
     def _spawn(self) -> subprocess.Popen[bytes]:
         env = {**os.environ, PARENT_PID_ENV: str(os.getpid())}
@@ -71,11 +83,7 @@ class WorkerProcesses:
 
     def start(self) -> None:
         with self._lock:
-            for _ in range(self.count):
-                self.children.append(self._spawn())
-                self._started_at.append(time.monotonic())
-                self._delay.append(RESTART_DELAY)
-                self._due.append(None)
+            self._slots = [_Slot(self._spawn(), time.monotonic()) for _ in range(self.count)]
         log.info("started %d worker process(es)", self.count)
         if not self.burst:  # burst workers exit when the queue is empty: nothing to restart
             self._supervisor = threading.Thread(
@@ -88,32 +96,29 @@ class WorkerProcesses:
             with self._lock:
                 if self._stopping.is_set():
                     return
-                for index, child in enumerate(self.children):
-                    self._look_after(index, child)
+                for slot in self._slots:
+                    self._look_after(slot)
 
-    def _look_after(self, index: int, child: subprocess.Popen[bytes]) -> None:
-        code = child.poll()
+    def _look_after(self, slot: _Slot) -> None:
+        code = slot.process.poll()
         if code is None:
             return
         now = time.monotonic()
-        due = self._due[index]
-        if due is None:
-            lived = now - self._started_at[index]
+        if slot.due is None:
+            lived = now - slot.started_at
             if lived >= STABLE_SECONDS:
-                self._delay[index] = RESTART_DELAY
-            delay = self._delay[index]
-            self._due[index] = now + delay
+                slot.delay = RESTART_DELAY
+            slot.due = now + slot.delay
             log.warning(
                 "worker process %d exited with code %s after %.1fs: starting another in %.1fs",
-                child.pid, code, lived, delay,
+                slot.process.pid, code, lived, slot.delay,
             )  # fmt: skip
-        elif now >= due:
-            replacement = self.children[index] = self._spawn()
-            self._started_at[index] = now
-            self._due[index] = None
-            self._delay[index] = min(MAX_RESTART_DELAY, self._delay[index] * 2)
+        elif now >= slot.due:
+            dead, slot.process = slot.process, self._spawn()
+            slot.started_at, slot.due = now, None
+            slot.delay = min(MAX_RESTART_DELAY, slot.delay * 2)
             self.restarts += 1
-            log.info("worker process %d started in place of %d", replacement.pid, child.pid)
+            log.info("worker process %d started in place of %d", slot.process.pid, dead.pid)
 
     def running(self) -> int:
         """How many worker processes are alive now."""

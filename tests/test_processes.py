@@ -69,7 +69,7 @@ def test_a_worker_that_keeps_dying_is_restarted_later_each_time() -> None:
     try:
         assert wait_for(lambda: workers.restarts >= 3)
         # 0.2 + 0.4 + 0.8 s between the deaths: the delay doubled each time.
-        assert workers._delay[0] >= 1.6
+        assert workers._slots[0].delay >= 1.6
     finally:
         workers.stop(timeout=5)
 
