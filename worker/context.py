@@ -86,7 +86,6 @@ class JobContext:
     def job_id(self) -> str:
         return self.claimed.id
 
-
     # ---- starting ----------------------------------------------------------------------------
     def resume_point(self) -> Resume | None:
         """The checkpoint to resume from (history after it is dropped), or None to start over."""

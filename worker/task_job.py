@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -60,6 +61,10 @@ class _Progress:
         self.context = context
         self.last = time.monotonic()
 
+    def share(self, total: int) -> Callable[[float], None]:
+        """For a task that reports the share of its work done: counted in `total` units."""
+        return lambda done: self(int(done * total))
+
     def __call__(self, done: int) -> None:
         if time.monotonic() - self.last < self.context.settings.flush_seconds:
             return
@@ -100,20 +105,25 @@ def _result(
     common: dict[str, Any],
 ) -> Any:
     X, y, n_classes = data.X_train, data.y_train, data.n_classes
+    progress = _Progress(context)
     result: Any
     if task == "gradient_check":
+        # progress.total counts the checks; they all come out of one pass over the data.
+        checks = params["num_checks"] or n_classes * X.shape[1]
         result = gradient_check(X, y, n_classes, num_checks=params["num_checks"], h=params["h"],
-                                init_scale=params["init_scale"], **common)  # fmt: skip
+                                init_scale=params["init_scale"], progress=progress.share(checks),
+                                **common)  # fmt: skip
     elif task == "step_size_sweep":
         result = step_size_sweep(X, y, n_classes, exponents=params["exponents"],
-                                 init_scale=params["init_scale"], **common)  # fmt: skip
+                                 init_scale=params["init_scale"], progress=progress,
+                                 **common)  # fmt: skip
     elif task == "landscape":
         around = params.get("around")
         W = None if around is None else _weights_of(context, around).astype(X.dtype)
         result = landscape(
             X, y, n_classes, dims=params["dims"], points=params["points"], span=params["span"],
             W=W, init_scale=params["init_scale"], examples=params.get("examples"),
-            progress=_Progress(context), **common,
+            progress=progress, **common,
         )  # fmt: skip
     else:
         raise ValueError(f"unknown task {task!r}")

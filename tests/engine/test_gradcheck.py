@@ -117,3 +117,28 @@ def test_bad_arguments_are_rejected() -> None:
         gradient_check(X, y, 4, W=np.zeros((3, 6)))
     with pytest.raises(ValueError, match="h must be positive"):
         gradient_check(X, y, 4, h=0.0)
+
+
+class Stop(Exception):
+    pass
+
+
+@pytest.mark.parametrize("loss", ["svm", "softmax"])
+def test_progress_rises_to_the_whole_pass_and_can_stop_the_check(
+    loss: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import worker.engine.numerical as numerical
+
+    monkeypatch.setattr(numerical, "_BLOCK_ELEMENTS", 60)  # blocks of 10 rows of 6 features
+    X, y = problem(n=200)
+    shares: list[float] = []
+    gradient_check(X, y, 4, loss=loss, init_scale=1.0, progress=shares.append)
+    assert len(shares) > 3
+    assert shares == sorted(shares) and shares[0] > 0 and shares[-1] == 1.0
+
+    def stop_midway(share: float) -> None:
+        if share > 0.5:
+            raise Stop
+
+    with pytest.raises(Stop):
+        gradient_check(X, y, 4, loss=loss, init_scale=1.0, progress=stop_midway)

@@ -85,3 +85,21 @@ def test_real_cifar10_sweep_has_the_notes_shape() -> None:
     assert losses.min() < result.loss_original
     growth = losses[-3:] / losses[-4:-1]
     assert np.all((growth > 5.0) & (growth < 15.0))
+
+
+class Stop(Exception):
+    pass
+
+
+def test_progress_counts_the_step_sizes_and_can_stop_the_sweep() -> None:
+    X, y = toy()
+    seen: list[int] = []
+    step_size_sweep(X, y, 3, exponents=[-6, -5, -4], progress=seen.append)
+    assert seen == [1, 2, 3]
+
+    def stop_after_two(done: int) -> None:
+        if done == 2:
+            raise Stop
+
+    with pytest.raises(Stop):
+        step_size_sweep(X, y, 3, exponents=[-6, -5, -4, -3], progress=stop_after_two)

@@ -15,7 +15,11 @@ from worker.engine.arrays import FloatArray, IntArray
 from worker.engine.gradients import relative_error
 from worker.engine.losses import make_loss
 from worker.engine.nonfinite import NonFinite
-from worker.engine.numerical import loss_and_numerical_gradient, svm_centered_with_kinks
+from worker.engine.numerical import (
+    Progress,
+    loss_and_numerical_gradient,
+    svm_centered_with_kinks,
+)
 
 GOOD = 1e-7  # neural-networks-3: < 1e-7 is good
 KINK_TOLERANCE = 1e-4  # ... and < 1e-4 acceptable for the SVM where kinks are involved
@@ -73,6 +77,7 @@ def gradient_check(
     seed: int = 0,
     W: FloatArray | None = None,
     analytic: AnalyticGradient | None = None,
+    progress: Progress | None = None,
 ) -> GradientCheckResult:
     """Check the analytic gradient of `loss` (or of `analytic(W, X, y) -> (loss, grad)`) at W.
 
@@ -84,6 +89,8 @@ def gradient_check(
     subgradient (so < 1e-7 again), where it does cross one the difference averages two slopes,
     so those entries pass below 1e-4 (the notes' "acceptable for kinks"). The errors of kink
     entries still count in max_relative_error.
+
+    `progress(share done)` is called between blocks of the work (it may raise to stop it).
     """
     if num_checks is not None and num_checks < 1:
         raise ValueError(f"num_checks must be >= 1 or None, got {num_checks}")
@@ -98,12 +105,22 @@ def gradient_check(
         if W64.shape != shape:
             raise ValueError(f"W must have shape {shape}, got {W64.shape}")
     # An overflowing loss is reported below (NonFinite) rather than warned about here.
+    report = progress or (lambda done: None)
+
+    def numerical_share(done: float) -> None:  # the analytic gradient is a small share of the work
+        report(0.1 + 0.9 * done)
+
     with np.errstate(over="ignore", invalid="ignore"):
         _, grad = (analytic or loss_fn.loss_grad)(W64, X64, y)
+        report(0.1)
         if loss_fn.name == "svm":
-            numerical, kinks = svm_centered_with_kinks(loss_fn, W64, X64, y, h=h)
+            numerical, kinks = svm_centered_with_kinks(
+                loss_fn, W64, X64, y, h=h, progress=numerical_share
+            )
         else:
-            numerical = loss_and_numerical_gradient(loss_fn, W64, X64, y, h=h)[1]
+            numerical = loss_and_numerical_gradient(
+                loss_fn, W64, X64, y, h=h, progress=numerical_share
+            )[1]
             kinks = np.zeros(shape, dtype=np.bool_)
     errors = relative_error(grad, numerical)
     entries = _entries(rng, shape, num_checks)

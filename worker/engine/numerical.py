@@ -17,6 +17,8 @@ agree with gradients.numerical_gradient (the per-entry loop, still the generic t
 loop's own rounding, about eps * L / h per entry.
 """
 
+from collections.abc import Callable
+
 import numpy as np
 from numpy.typing import NDArray
 
@@ -27,6 +29,8 @@ from worker.engine.scoreloss import l2
 
 BoolArray = NDArray[np.bool_]
 F64 = NDArray[np.float64]
+# Called with the share of the pass done (0..1) between blocks of work; it may raise to stop it.
+Progress = Callable[[float], None]
 
 # Elements per temporary block (rows x D) in the correction and softmax passes: about 8 MB.
 _BLOCK_ELEMENTS = 1 << 20
@@ -68,6 +72,11 @@ def _kink_term(m: F64, u: F64) -> F64:
     return moved * side
 
 
+def _report(progress: Progress | None, fraction: float) -> None:
+    if progress is not None:
+        progress(fraction)
+
+
 def _svm(
     W: FloatArray,
     X: FloatArray,
@@ -76,14 +85,17 @@ def _svm(
     h: float,
     difference: Difference,
     want_kinks: bool,
+    progress: Progress | None = None,
 ) -> tuple[float, F64, BoolArray | None]:
     n_rows, n_classes = X.shape[0], W.shape[0]
     M = _margins(W, X, y, loss.delta)
+    _report(progress, 0.25)  # the two products take about half of the pass
     active = M > 0.0
     data_loss = float(np.maximum(M, 0.0).sum()) / n_rows
     dS = active.astype(X.dtype)
     dS[np.arange(n_rows), y] = -active.sum(axis=1)
     grad = (dS.T @ X).astype(np.float64)  # the exact difference wherever no hinge changes side
+    _report(progress, 0.5)
 
     # h max_d |x_id|: the most a +-h step of row i's scores can move its margins.
     reach = h * np.maximum(X.max(axis=1), -X.min(axis=1)).astype(np.float64)
@@ -109,13 +121,21 @@ def _svm(
         if kinks is not None:
             crossed = ((up != 0.0) | (down != 0.0)).astype(np.float64)
             kinks |= (to_j @ crossed + to_y @ crossed) > 0.0
+        _report(progress, 0.5 + 0.5 * min(near_i.size, start + step) / near_i.size)
+    _report(progress, 1.0)
     grad *= 1.0 / n_rows
     grad += _l2_difference(W, loss.reg, h, difference)
     return data_loss + l2(W, loss.reg), grad, kinks
 
 
 def _softmax(
-    W: FloatArray, X: FloatArray, y: IntArray, loss: LossFunction, h: float, difference: Difference
+    W: FloatArray,
+    X: FloatArray,
+    y: IntArray,
+    loss: LossFunction,
+    h: float,
+    difference: Difference,
+    progress: Progress | None = None,
 ) -> tuple[float, F64]:
     n_rows, n_classes = X.shape[0], W.shape[0]
     rows = np.arange(n_rows)
@@ -144,6 +164,7 @@ def _softmax(
                 term /= 1.0 + p * down
             np.log1p(term, out=term)
             moved[c] += term.sum(axis=0)
+        _report(progress, min(n_rows, start + step) / n_rows)
     onehot = np.zeros((n_classes, n_rows), dtype=X.dtype)
     onehot[y, rows] = 1.0
     correct = (onehot @ X).astype(np.float64)  # the -t x_id term of rows whose class is c
@@ -161,6 +182,7 @@ def loss_and_numerical_gradient(
     *,
     h: float = 1e-5,
     difference: Difference = "centered",
+    progress: Progress | None = None,
 ) -> tuple[float, F64]:
     """The loss at W and its finite-difference gradient over every entry (float64, W's shape).
 
@@ -168,9 +190,9 @@ def loss_and_numerical_gradient(
     """
     _check(h, difference)
     if loss.name == "svm":
-        value, grad, _ = _svm(W, X, y, loss, h, difference, want_kinks=False)
+        value, grad, _ = _svm(W, X, y, loss, h, difference, False, progress)
         return value, grad
-    return _softmax(W, X, y, loss, h, difference)
+    return _softmax(W, X, y, loss, h, difference, progress)
 
 
 def numerical_gradient_linear(
@@ -187,13 +209,19 @@ def numerical_gradient_linear(
 
 
 def svm_centered_with_kinks(
-    loss: LossFunction, W: FloatArray, X: FloatArray, y: IntArray, *, h: float = 1e-5
+    loss: LossFunction,
+    W: FloatArray,
+    X: FloatArray,
+    y: IntArray,
+    *,
+    h: float = 1e-5,
+    progress: Progress | None = None,
 ) -> tuple[F64, BoolArray]:
     """Centered SVM differences and a (C, D) mask of the entries whose +-h step moves some
     margin across its kink (where the finite difference need not match the subgradient)."""
     _check(h, "centered")
     if loss.name != "svm":
         raise ValueError(f"kinks are an SVM notion, got loss {loss.name!r}")
-    _, grad, kinks = _svm(W, X, y, loss, h, "centered", want_kinks=True)
+    _, grad, kinks = _svm(W, X, y, loss, h, "centered", True, progress)
     assert kinks is not None
     return grad, kinks

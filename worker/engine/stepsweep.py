@@ -6,7 +6,7 @@ costs two products (and the gradient's) plus O(N C) per step size.
 """
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,12 +46,15 @@ def step_size_sweep(
     init_scale: float = 0.001,
     seed: int = 0,
     W: FloatArray | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> StepSizeSweepResult:
     """The note's table: from W = init_scale * rand(C, D) (uniform [0, 1), default_rng(seed))
     or a given W, the loss after W -= 10**k * grad for each k in `exponents`.
 
     All losses come from the same float64 scores, so a tiny step reads as the original loss
     rather than as rounding noise between two code paths.
+
+    `progress(step sizes done)` is called after each step size (it may raise to stop the sweep).
     """
     if not exponents or not all(-300 <= k <= 300 for k in exponents):
         raise ValueError(f"exponents must be a non-empty list within [-300, 300], got {exponents}")
@@ -74,8 +77,12 @@ def step_size_sweep(
         value = data_loss(loss_fn.name, shift, y, delta, base=T0, out=out, index=index)
         return value + l2(W64 - step_size * G64, reg)
 
+    steps: list[StepLoss] = []
     with np.errstate(over="ignore", invalid="ignore"):
-        steps = [StepLoss(10.0**k, at(10.0**k)) for k in exponents]
+        for k in exponents:
+            steps.append(StepLoss(10.0**k, at(10.0**k)))
+            if progress is not None:
+                progress(len(steps))
         original = at(0.0)
     if not math.isfinite(original):
         raise NonFinite(f"the loss at the starting W is {original} (init_scale {init_scale})")
