@@ -17,11 +17,13 @@ from __future__ import annotations
 import csv
 import io
 import math
+import re
 import warnings
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import IO, Literal
+from typing import IO, Any, Literal
 
 import numpy as np
 
@@ -31,6 +33,10 @@ MAX_CLASSES = 1_000
 CARVE_FRACTION = 0.1
 CARVE_SEED = 0
 FILE_LOC = ("body", "file")
+# Values handled at a time when a CSV is parsed or rows are carved: the float64 scratch space
+# beside the arrays themselves stays this small, whatever the size of the upload.
+BLOCK_VALUES = 1 << 16
+ROW_NUMBER = re.compile(r"\bat row (\d+)")
 
 Problem = tuple[tuple[str, ...], str]
 Kind = Literal["npz", "csv"]
@@ -121,33 +127,100 @@ def read_npz(stream: IO[bytes], max_bytes: int) -> dict[str, np.ndarray]:
 
 
 def read_csv(stream: IO[bytes], label_column: str | None) -> dict[str, np.ndarray]:
-    """X_train and y_train from a CSV with a header row; labels in `label_column` (default last)."""
-    text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
+    """X_train and y_train from a CSV with a header row; labels in `label_column` (default last).
+
+    The stream is read twice, so it must be seekable: once to count the data rows, then to parse
+    blocks of rows straight into X and y of that length. Parsing the whole text at once would
+    hold a float64 copy of the table beside the arrays cut from it.
+    """
     try:
-        header = next(csv.reader([text.readline()]), [])
-        names = [name.strip() for name in header]
-        if len(names) < 2:
-            raise _bad(None, "needs a header row naming at least one feature and the label column")
-        if label_column is None:
-            index = len(names) - 1
-        elif label_column in names:
-            index = names.index(label_column)
-        else:
-            raise BadFile([(("body", "label_column"), f"no column {label_column!r} in the header")])
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # "input contained no data"
-            data = np.loadtxt(text, delimiter=",", dtype=np.float64, ndmin=2, quotechar='"')
+        with _text(stream) as text:
+            header = next(csv.reader([text.readline()]), [])
+            names = [name.strip() for name in header]
+            if len(names) < 2:
+                msg = "needs a header row naming at least one feature and the label column"
+                raise _bad(None, msg)
+            if label_column is None:
+                index = len(names) - 1
+            elif label_column in names:
+                index = names.index(label_column)
+            else:
+                msg = f"no column {label_column!r} in the header"
+                raise BadFile([(("body", "label_column"), msg)])
+            block_rows = max(1, BLOCK_VALUES // len(names))
+            # One character of the first column is enough to count rows by np.loadtxt's own
+            # rules (blank and comment lines skipped, quoted newlines joined) and never fails.
+            n_rows = sum(len(block) for _, block in _blocks(text, block_rows, "U1", usecols=0))
+        if n_rows == 0:
+            raise _bad(None, "has a header but no data rows")
+        X = np.empty((n_rows, len(names) - 1), dtype=np.float64)
+        y = np.empty(n_rows, dtype=np.float64)
+        with _text(stream) as text:
+            text.readline()
+            for start, block in _blocks(text, block_rows, np.float64):
+                if block.shape[1] != len(names):
+                    msg = f"rows have {block.shape[1]} values, the header names {len(names)}"
+                    raise _bad(None, msg)
+                rows = slice(start, start + len(block))
+                X[rows, :index] = block[:, :index]
+                X[rows, index:] = block[:, index + 1 :]
+                y[rows] = block[:, index]
     except UnicodeDecodeError:
         raise _bad(None, "is not UTF-8 text") from None
     except ValueError as exc:
         raise _bad(None, f"data rows (counted after the header): {exc}") from None
+    return {"X_train": X, "y_train": y}
+
+
+def _rows_after(before: int, message: str) -> str:
+    """np.loadtxt's message, its row number counted `before` rows further on."""
+    return ROW_NUMBER.sub(lambda row: f"at row {before + int(row[1])}", message)
+
+
+@contextmanager
+def _text(stream: IO[bytes]) -> Iterator[io.TextIOWrapper]:
+    """The stream from its start as text; the stream itself is left open."""
+    stream.seek(0)
+    text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
+    try:
+        yield text
     finally:
         text.detach()
-    if data.shape[0] == 0:
-        raise _bad(None, "has a header but no data rows")
-    if data.shape[1] != len(names):
-        raise _bad(None, f"rows have {data.shape[1]} values, the header names {len(names)}")
-    return {"X_train": np.delete(data, index, axis=1), "y_train": data[:, index]}
+
+
+def _blocks(
+    lines: Iterator[str], block_rows: int, dtype: Any, **options: Any
+) -> Iterator[tuple[int, np.ndarray]]:
+    """Blocks of up to `block_rows` data rows (2-D), each with the number of rows before it.
+
+    np.loadtxt reads no further than the last row it returns, so each call resumes where the
+    previous one stopped. Its errors name a row counted from the start of the call: they are
+    reworded to count from the first data row, as a single call over the whole text would.
+    """
+    start = 0
+    while True:
+        try:
+            with warnings.catch_warnings():
+                # "input contained no data" once the lines run out, and a note that blank lines
+                # do not count towards max_rows (which is what we want).
+                warnings.simplefilter("ignore", UserWarning)
+                block = np.loadtxt(
+                    lines,
+                    delimiter=",",
+                    dtype=dtype,
+                    ndmin=2,
+                    quotechar='"',
+                    max_rows=block_rows,
+                    **options,
+                )
+        except UnicodeDecodeError:
+            raise  # a ValueError too, but about the text, not a row
+        except ValueError as exc:
+            raise ValueError(_rows_after(start, str(exc))) from None
+        if block.shape[0] == 0:
+            return
+        yield start, block
+        start += block.shape[0]
 
 
 def _array_problems(name: str, array: np.ndarray) -> list[str]:
@@ -210,7 +283,11 @@ def carve(n_rows: int, missing: Sequence[str]) -> dict[str, np.ndarray]:
 
 
 def clean(arrays: dict[str, np.ndarray]) -> CleanData:
-    """Check the arrays against the rules above; fill in missing splits. Raises BadFile."""
+    """Check the arrays against the rules above; fill in missing splits. Raises BadFile.
+
+    The arrays are taken over: carving a split moves the training rows of X_train (and y_train)
+    up in place, and the X_train returned is then a view of the first rows of that buffer.
+    """
     problems: list[Problem] = []
     for name in ("X_train", "y_train"):
         if name not in arrays:
@@ -243,13 +320,32 @@ def clean(arrays: dict[str, np.ndarray]) -> CleanData:
         if n_train - len(missing) * math.ceil(n_train * CARVE_FRACTION) < 1:
             raise _bad("X_train", f"has too few rows ({n_train}) to carve {' and '.join(missing)}")
         X, y = out["X_train"], out["y_train"]
-        for split, rows in carve(n_train, missing).items():
-            out[f"X_{split}"], out[f"y_{split}"] = X[rows], y[rows]
+        parts = carve(n_train, missing)
+        for split in missing:  # copied out before the training rows overwrite theirs
+            out[f"X_{split}"], out[f"y_{split}"] = X[parts[split]], y[parts[split]]
+        out["X_train"] = _keep_rows(X, parts["train"])
+        out["y_train"] = _keep_rows(y, parts["train"])
     absent = np.setdiff1d(np.arange(n_classes), out["y_train"])
     if absent.size:
         listed = ", ".join(str(c) for c in absent[:10].tolist())
         raise _bad("y_train", f"has no rows of class {listed} (labels must be 0..{n_classes - 1})")
     return CleanData(out, n_classes, missing)
+
+
+def _keep_rows(array: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """`array[rows]` for ascending `rows`, built in place in `array` (whose rows it overwrites).
+
+    A copy of the training rows would need as much memory again as the upload itself. In place,
+    row rows[i] moves to i <= rows[i]: moving them a chunk at a time, in order, never overwrites
+    a row still to be moved.
+    """
+    if not array.flags.writeable:
+        return np.take(array, rows, axis=0)
+    chunk = max(1, BLOCK_VALUES // math.prod(array.shape[1:]))
+    for start in range(0, len(rows), chunk):
+        moving = rows[start : start + chunk]
+        array[start : start + len(moving)] = array[moving]
+    return array[: len(rows)]
 
 
 def _native(array: np.ndarray) -> np.ndarray:

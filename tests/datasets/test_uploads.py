@@ -123,11 +123,12 @@ NAN[3, 1] = np.nan
         (b"a,b,label\n1,2,0\n3,oops,1\n", "data.csv", 422, ["body", "file"]),
         (b"a,b,label\n", "data.csv", 422, ["body", "file"]),
         (b"a,b,label\n1,2,0\n3,4\n", "data.csv", 422, ["body", "file"]),
+        (b"a,b,label\n" + b"1,2,0\n" * 30_000 + b"3,4\n", "data.csv", 422, ["body", "file"]),
     ],
     ids=["not-a-zip", "pickle-file", "empty", "object-array", "nan", "negative-label",
          "label-gap", "rows-mismatch", "feature-mismatch", "one-class", "val-without-y",
          "1-d-features", "strings", "no-rows", "unknown-member", "csv-text", "csv-no-rows",
-         "csv-ragged"],
+         "csv-ragged", "csv-ragged-past-the-first-block"],
 )  # fmt: skip
 def test_a_bad_file_is_a_problem_naming_what_is_wrong(
     client: TestClient,
