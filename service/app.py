@@ -14,7 +14,6 @@ from service.auth import BearerAuth
 from service.dashboard.router import router as dashboard_router
 from service.datasets.router import router as datasets_router
 from service.db.session import Database
-from service.errors import install_error_handlers
 from service.events.router import router as events_router
 from service.events.stream import SharedReads
 from service.head_requests import HeadAsGet
@@ -24,6 +23,7 @@ from service.jobs.router import router as jobs_router
 from service.observability import logs
 from service.observability.metrics import HttpMetrics, JobCollector
 from service.observability.router import router as metrics_router
+from service.problem_responses import install_error_handlers
 from service.request_bodies import RequestBodyLimits
 from service.settings import Settings, get_settings
 from service.sweeps.router import router as sweeps_router

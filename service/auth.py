@@ -12,7 +12,7 @@ import hmac
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from service.errors import problem
+from service.problem_responses import problem
 
 PUBLIC_PATHS = frozenset({"/", "/healthz", "/readyz", "/openapi.json", "/docs", "/redoc"})
 PUBLIC_PREFIXES = ("/static/",)  # the dashboard's files and the docs pages' (service.api_docs)

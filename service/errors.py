@@ -1,22 +1,13 @@
-"""Domain errors and their RFC 9457 problem+json rendering, registered once on the app."""
+"""Domain errors: what the service raises on purpose, each naming its HTTP status and slug.
+
+Plain exceptions with no web import, because modules the worker shares raise them too; the
+RFC 9457 problem+json rendering lives in service.problem_responses.
+"""
 
 from __future__ import annotations
 
-import logging
-import re
 from collections.abc import Sequence
-from http import HTTPStatus
 from typing import Any
-
-from fastapi import FastAPI, Request
-from fastapi.encoders import jsonable_encoder
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DataError
-from starlette.exceptions import HTTPException as StarletteHTTPException
-
-PROBLEM_JSON = "application/problem+json"
-log = logging.getLogger("descent.errors")
 
 
 class DomainError(Exception):
@@ -66,82 +57,3 @@ class InvalidInput(DomainError):
 
     def extra(self) -> dict[str, Any]:
         return {"errors": self.errors}
-
-
-def problem(status: int, detail: str, *, slug: str | None = None, **extra: Any) -> JSONResponse:
-    title = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
-    body = {
-        "type": f"/problems/{slug}" if slug else "about:blank",
-        "title": title,
-        "status": status,
-        "detail": detail,
-        **extra,
-    }
-    return JSONResponse(jsonable_encoder(body), status_code=status, media_type=PROBLEM_JSON)
-
-
-def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
-    errors = []
-    for error in exc.errors():
-        item = {
-            "loc": list(error.get("loc", ())),
-            "msg": error.get("msg", ""),
-            "type": error.get("type", ""),
-        }
-        errors.append(item)
-    return errors
-
-
-def _method_not_allowed(request: Request, fallback: str) -> JSONResponse:
-    """405 with an Allow header naming every method of the resource (RFC 9110), not one route's.
-
-    The methods come from the OpenAPI document's path templates that match the request's path.
-    """
-    allowed: set[str] = set()
-    for template, item in request.app.openapi().get("paths", {}).items():
-        pattern = "^" + re.sub(r"\\{[^/]+?\\}", "[^/]+", re.escape(template)) + "$"
-        if re.match(pattern, request.url.path):
-            allowed |= {method.upper() for method in item}
-    if "GET" in allowed:
-        allowed.add("HEAD")
-    response = problem(405, "Method Not Allowed")
-    response.headers["Allow"] = ", ".join(sorted(allowed)) if allowed else fallback
-    return response
-
-
-def install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(DomainError)
-    async def _domain(_request: Request, exc: DomainError) -> JSONResponse:
-        return problem(exc.status, exc.detail, slug=exc.slug, **exc.extra())
-
-    @app.exception_handler(RequestValidationError)
-    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = _validation_errors(exc)
-        fields = ", ".join(".".join(str(p) for p in e["loc"]) for e in errors[:5])
-        return problem(422, f"Invalid request: {fields}", slug="validation-error", errors=errors)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        if exc.status_code == 400 and str(exc.detail).startswith("There was an error parsing"):
-            # FastAPI's answer to a body it cannot decode (not UTF-8, nested too deeply): the
-            # same 422 as any other malformed JSON.
-            errors = [{"loc": ["body"], "msg": "Invalid JSON body", "type": "json_invalid"}]
-            return problem(422, "Invalid request: body", slug="validation-error", errors=errors)
-        if exc.status_code == 405:
-            return _method_not_allowed(request, (exc.headers or {}).get("Allow", ""))
-        response = problem(exc.status_code, str(exc.detail))
-        if exc.headers:
-            response.headers.update(exc.headers)
-        return response
-
-    @app.exception_handler(DataError)
-    async def _data(_request: Request, exc: DataError) -> JSONResponse:
-        # The database refused a value (PostgreSQL: a NUL character in text): the client's input.
-        log.info("database refused a value: %s", exc.orig)
-        detail = "The request holds a value the database cannot store (such as a NUL character)"
-        return problem(422, detail, slug="validation-error", errors=[])
-
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return problem(500, "Internal server error", slug="internal-error")

@@ -7,18 +7,19 @@
 - The same key with another body: 422.
 Keys expire after DESCENT_IDEMPOTENCY_TTL_SECONDS. A key left in flight by a crashed request is
 taken over after IN_FLIGHT_TIMEOUT.
+
+Plain database functions with no web import, because the worker's maintenance prunes the keys;
+the endpoints use them through service.idempotent_create, which builds the responses.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from fastapi.responses import JSONResponse
 from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -127,37 +128,3 @@ def abandon(database: Database, scope: str, key: str) -> None:
 def prune(session: Session) -> int:
     stmt = delete(IdempotencyKey).where(IdempotencyKey.expires_at < utcnow())
     return int(session.execute(stmt).rowcount)  # type: ignore[attr-defined]
-
-
-Created = tuple[Any, dict[str, str]]  # the response body and headers of a created resource
-
-
-def create_once(
-    database: Database,
-    scope: str,
-    key: str | None,
-    body: Any,
-    ttl: float,
-    create: Callable[[Session], Created],
-    status: int = 202,
-) -> JSONResponse:
-    """Run `create` in a write transaction at most once per key, replaying its first response.
-
-    Without a key it simply runs. With one, the stored response is replayed, a request in flight
-    is a 409 and another body a 422 (see `claim`).
-    """
-    if key is not None:
-        stored = claim(database, scope, key, body, ttl)
-        if stored is not None:
-            return JSONResponse(stored.body, status_code=stored.status, headers=stored.headers)
-    try:
-        with database.write() as session:
-            out, headers = create(session)
-            if key is not None:
-                complete(session, scope, key, status, out, headers)
-            session.commit()
-    except Exception:
-        if key is not None:
-            abandon(database, scope, key)
-        raise
-    return JSONResponse(out, status_code=status, headers=headers)

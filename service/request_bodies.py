@@ -15,7 +15,7 @@ from __future__ import annotations
 import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.errors import problem
+from service.problem_responses import problem
 
 UPLOAD = ("POST", "/datasets")
 

@@ -8,7 +8,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from service.db import migrate
 from service.deps import DatabaseDep
-from service.errors import problem
+from service.problem_responses import problem
 from service.processes import WorkerProcesses
 
 router = APIRouter(tags=["operations"])

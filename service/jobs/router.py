@@ -14,7 +14,7 @@ from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request, Resp
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
-from service import idempotency
+from service import idempotent_create
 from service.db.session import Database
 from service.deps import (
     JSON_BODY,
@@ -101,12 +101,12 @@ def submit_job(
         Header(description="Makes retries safe: the same key and body replay the first response."),
     ] = None,
 ) -> Any:
-    def create(session: Session) -> idempotency.Created:
+    def create(session: Session) -> idempotent_create.Created:
         job = service.submit(session, spec, settings)
         return service.to_out(job).model_dump(mode="json"), {"Location": f"/jobs/{job.id}"}
 
     body = spec.model_dump(mode="json", exclude_unset=True)
-    return idempotency.create_once(
+    return idempotent_create.create_once(
         database, "POST /jobs", idempotency_key, body, settings.idempotency_ttl_seconds, create
     )
 

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Header, Path, Query
 from sqlalchemy.orm import Session
 
-from service import idempotency
+from service import idempotent_create
 from service.deps import (
     JSON_BODY,
     UNSUPPORTED_MEDIA_TYPE,
@@ -55,13 +55,13 @@ def submit_sweep(
         Header(description="Makes retries safe: the same key and body replay the first response."),
     ] = None,
 ) -> Any:
-    def create(session: Session) -> idempotency.Created:
+    def create(session: Session) -> idempotent_create.Created:
         sweep = service.submit(session, request, settings)
         out = service.to_out(session, sweep).model_dump(mode="json")
         return out, {"Location": f"/sweeps/{sweep.id}"}
 
     body = request.model_dump(mode="json", exclude_unset=True)
-    return idempotency.create_once(
+    return idempotent_create.create_once(
         database, SCOPE, idempotency_key, body, settings.idempotency_ttl_seconds, create
     )
 
