@@ -9,12 +9,13 @@ leave numba's cache where it is and compile on first use, as the engine does any
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import multiprocessing
 import os
 import time
-from collections.abc import Callable, Iterable
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 
@@ -54,15 +55,16 @@ def prepare(
     )
     hits, misses = jit.cache_stats()
     losses, dtypes = list(losses), list(dtypes)
-    helper = _helper(cache_dir, threads, losses[1:], dtypes) if cached else None
-    done = warm_up(threads, losses[:1], dtypes, stop)
-    if helper is not None:
-        while helper.is_alive() and not stop():
-            helper.join(0.2)
-        if helper.is_alive():
-            helper.terminate()
-        helper.join()
-    done += warm_up(threads, losses[1:], dtypes, stop)  # loaded from the cache the helper filled
+    with filling_turn(cache_dir, stop) if cached else nullcontext():
+        helper = _helper(cache_dir, threads, losses[1:], dtypes) if cached else None
+        done = warm_up(threads, losses[:1], dtypes, stop)
+        if helper is not None:
+            while helper.is_alive() and not stop():
+                helper.join(0.2)
+            if helper.is_alive():
+                helper.terminate()
+            helper.join()
+        done += warm_up(threads, losses[1:], dtypes, stop)  # loaded from what the helper filled
     loaded, compiled = jit.cache_stats()[0] - hits, jit.cache_stats()[1] - misses
     seconds = time.perf_counter() - started
     log.info(
@@ -76,13 +78,49 @@ def prepare(
     return seconds
 
 
+def _filled(cache_dir: Path) -> bool:
+    return any(cache_dir.rglob("*.nbi"))
+
+
+@contextmanager
+def filling_turn(cache_dir: Path, stop: Callable[[], bool]) -> Iterator[None]:
+    """Held by the one process that fills an empty cache. Workers starting together on a machine
+    (`descent serve --workers N`, or several `descent worker`) would otherwise each compile every
+    kernel, N compilations sharing the cores; instead the others wait here for the cache to be
+    filled, then load from it side by side (a filled cache is let go of at once). `stop()` ends a
+    wait; a file system without locks just lets everybody compile."""
+    try:
+        lock = open(cache_dir / ".filling.lock", "a")  # noqa: SIM115 (held across the yield)
+    except OSError:
+        yield
+        return
+    with lock:
+        waited = False
+        while not stop():
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if not waited:
+                    log.info("another worker is filling the kernel cache %s: waiting to load "
+                             "from it", cache_dir)  # fmt: skip
+                    waited = True
+                time.sleep(0.2)
+                continue
+            except OSError:
+                break
+            if _filled(cache_dir):
+                fcntl.flock(lock, fcntl.LOCK_UN)
+            break
+        yield  # closing the file lets go of the lock
+
+
 def _helper(
     cache_dir: Path, threads: int, losses: list[LossName], dtypes: list[str]
 ) -> BaseProcess | None:
     """On a machine's first start (an empty cache), a process compiling the kernels of `losses`
     into the disk cache while this one compiles the others: numba compiles on one core.
     Each loss has kernels of its own, so the two never write the same cache entries."""
-    if not losses or (os.cpu_count() or 1) < 2 or any(cache_dir.rglob("*.nbi")):
+    if not losses or (os.cpu_count() or 1) < 2 or _filled(cache_dir):
         return None  # a cache with entries is loaded, not compiled: no help needed
     spawn = multiprocessing.get_context("spawn")  # numba's threads do not survive a fork
     helper = spawn.Process(

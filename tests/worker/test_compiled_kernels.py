@@ -15,6 +15,7 @@ import logging
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -239,3 +240,53 @@ def test_a_job_waiting_for_a_compilation_shows_compiling_kernels_then_null(
         job = service.to_out(service.get(session, job_id))
     assert job.status == "succeeded" and job.progress.phase is None
     worker.database.dispose()
+
+
+# ---- one process fills an empty cache ------------------------------------------------------------
+def _enter_in_thread(
+    cache_dir: Path, stop: Any = lambda: False
+) -> tuple[threading.Event, threading.Event, threading.Thread]:
+    """A thread that takes its filling turn and holds it until `leave` is set: (entered, leave,
+    the thread)."""
+    entered, leave = threading.Event(), threading.Event()
+
+    def take_turn() -> None:
+        with compiled_kernels.filling_turn(cache_dir, stop):
+            entered.set()
+            leave.wait(30)
+
+    thread = threading.Thread(target=take_turn)
+    thread.start()
+    return entered, leave, thread
+
+
+def test_workers_wait_while_one_fills_an_empty_cache_then_load_side_by_side(
+    tmp_path: Path,
+) -> None:
+    first_in, first_leave, first = _enter_in_thread(tmp_path)
+    assert first_in.wait(5)
+    second_in, second_leave, second = _enter_in_thread(tmp_path)
+    assert not second_in.wait(0.6), "a second worker compiled while the first filled the cache"
+    (tmp_path / "kernel.nbi").write_bytes(b"")  # the first worker filled the cache
+    first_leave.set()
+    assert second_in.wait(5)
+    # A filled cache is let go of at once: a third worker loads beside the second.
+    third_in, third_leave, third = _enter_in_thread(tmp_path)
+    assert third_in.wait(5)
+    for leave, thread in ((second_leave, second), (third_leave, third)):
+        leave.set()
+        thread.join(5)
+    first.join(5)
+
+
+def test_a_stopping_worker_stops_waiting_for_its_turn(tmp_path: Path) -> None:
+    first_in, first_leave, first = _enter_in_thread(tmp_path)
+    assert first_in.wait(5)
+    stopping = threading.Event()
+    second_in, second_leave, second = _enter_in_thread(tmp_path, stopping.is_set)
+    assert not second_in.wait(0.4)
+    stopping.set()
+    assert second_in.wait(5)
+    for leave, thread in ((first_leave, first), (second_leave, second)):
+        leave.set()
+        thread.join(5)
