@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -22,8 +23,14 @@ class History:
 
     def __init__(self, metrics: dict[str, float] | None = None) -> None:
         self.metrics: dict[str, float] = dict(metrics or {})
+        # The labels the last step's evaluation predicted on train and val with the final W, so
+        # that the job's final scoring does not predict them again (None until a run has them,
+        # e.g. with eval_every 0).
+        self.predictions: Mapping[str, np.ndarray] | None = None
 
     def add(self, chunk: Chunk) -> list[Points]:
+        if chunk.predictions is not None:
+            self.predictions = chunk.predictions
         steps = chunk.steps.tolist()
         losses = chunk.losses.tolist()
         points = [
@@ -97,15 +104,21 @@ def run_train(context: JobContext, data: PreparedData, resume: Resume | None) ->
         return Outcome("failed", {"error": error, "metrics": history.metrics})
     if stopped is not None:
         return stopped
-    return _succeeded(context, data, state.W, state.step, history.metrics)
+    return _succeeded(context, data, state.W, state.step, history.metrics, history.predictions)
 
 
 def _succeeded(
-    context: JobContext, data: PreparedData, W: np.ndarray, step: int, metrics: dict[str, float]
+    context: JobContext,
+    data: PreparedData,
+    W: np.ndarray,
+    step: int,
+    metrics: dict[str, float],
+    predicted: Mapping[str, np.ndarray] | None = None,
 ) -> Outcome:
-    """Score the returned W on every split (confusion matrices too) and store it."""
+    """Score the returned W on every split (confusion matrices too) and store it; `predicted`
+    are W's labels for the splits the run's last evaluation already predicted."""
     final: dict[str, Any] = dict(metrics)
-    report = evaluate(W, data, step)
+    report = evaluate(W, data, step, predicted)
     for split, scores in report["splits"].items():
         # The same count over the same rows as metrics.accuracy (NaN for an empty split).
         final[f"{split}_accuracy"] = scores["accuracy"] if scores["n"] else float("nan")

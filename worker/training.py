@@ -29,6 +29,7 @@ def train_config(spec: dict[str, Any]) -> TrainConfig:
         difference=opt.get("difference", "centered"),
         log_every=int(spec["log_every"]),
         eval_every=int(spec["eval_every"]),
+        eval_sample=spec["eval_sample"],
         dtype=spec["dtype"],
         seed=int(spec["seed"]),
     )

@@ -76,6 +76,7 @@ SPEC_EXAMPLE: dict[str, Any] = {
     "seed": 0,
     "log_every": 1,
     "eval_every": 100,
+    "eval_sample": 1000,
 }
 
 
@@ -93,6 +94,12 @@ class JobSpec(_Strict):
     log_every: int = Field(1, ge=1, description="One loss point every k steps (last always kept).")
     eval_every: int = Field(
         100, ge=0, description="Train/val accuracy every k steps; 0 = only at the end."
+    )
+    eval_sample: int | None = Field(
+        1000,
+        ge=1,
+        description="Accuracy during training is measured on this many fixed rows of each split "
+        "(null = all rows); the last step and the final evaluation use every row.",
     )
     gradient_check: GradientCheckParams | None = None
     step_size_sweep: StepSizeSweepParams | None = None

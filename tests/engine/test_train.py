@@ -299,3 +299,90 @@ def test_chunks_end_at_the_multiples_of_chunk_steps_after_any_shorter_chunk() ->
     ends = [state.step for _ in run(state, config, data, chunk_steps=5)]
 
     assert ends == [10, 15, 20, 23]
+
+
+def noisy_blobs() -> tuple[TrainData, int]:
+    """Overlapping blobs, so that accuracy on a few rows differs from accuracy on all of them."""
+    return prepared(
+        "blobs", "float32", n_train=300, n_val=150, n_test=0, options={"cluster_std": 4.0}
+    )
+
+
+def oracle_accuracy(W: Any, X: Any, y: Any, rows: Any = None) -> float:
+    if rows is not None:
+        X, y = X[rows], y[rows]
+    return float(np.mean(np.argmax(X @ W.T, axis=1) == y))
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [{"batch_size": 16}, {"batch_size": None}, {"batch_size": 8, "sampling": "epoch"}],
+)
+def test_eval_sample_leaves_losses_and_weights_bit_identical(changes: dict[str, Any]) -> None:
+    data, n_classes = noisy_blobs()
+    config = TrainConfig(
+        **{"loss": "softmax", "optimizer": "momentum", "learning_rate": 0.01, "iterations": 40,
+           "eval_every": 5, "seed": 7, "eval_sample": None, **changes}
+    )  # fmt: skip
+    full_state, full_chunks = train(config, data, n_classes, chunk_steps=5)
+    sampled = dataclasses.replace(config, eval_sample=37)
+    sampled_state, sampled_chunks = train(sampled, data, n_classes, chunk_steps=5)
+    no_eval_state, _ = train(dataclasses.replace(config, eval_every=0), data, n_classes)
+
+    np.testing.assert_array_equal(sampled_state.W, full_state.W)
+    np.testing.assert_array_equal(no_eval_state.W, full_state.W)
+    for got, want in zip(history(sampled_chunks)[:3], history(full_chunks)[:3], strict=True):
+        np.testing.assert_array_equal(got, want)
+    assert history(sampled_chunks)[3] != history(full_chunks)[3]  # the sample was used
+
+
+def test_intermediate_evaluations_score_the_documented_rows_and_the_last_every_row() -> None:
+    """Before the last step: the first eval_sample of default_rng(0).permutation(n), sorted,
+    whatever the run's seed; at the last step: every row, its labels kept on the done chunk."""
+    data, n_classes = noisy_blobs()
+    config = TrainConfig(
+        loss="svm", learning_rate=0.05, batch_size=10, iterations=23, eval_every=5,
+        eval_sample=40, seed=11,
+    )  # fmt: skip
+    state = init_state(config, n_classes, data.X_train.shape[1])
+    weights = {0: state.W.copy()}
+    chunks = []
+    for chunk in run(state, config, data, chunk_steps=5):
+        chunks.append(chunk)
+        weights[state.step] = state.W.copy()
+    train_rows = np.sort(np.random.default_rng(0).permutation(300)[:40])
+    val_rows = np.sort(np.random.default_rng(0).permutation(150)[:40])
+
+    evals = history(chunks)[3]
+    assert [e.step for e in evals] == [0, 5, 10, 15, 20, 22]
+    differs = False
+    for e in evals[:-1]:
+        W = weights[e.step]
+        assert e.train_accuracy == oracle_accuracy(W, data.X_train, data.y_train, train_rows)
+        assert e.val_accuracy == oracle_accuracy(W, data.X_val, data.y_val, val_rows)
+        differs |= e.train_accuracy != oracle_accuracy(W, data.X_train, data.y_train)
+    assert differs  # on this data the sample tells apart from every row
+    last = evals[-1]
+    assert last.train_accuracy == oracle_accuracy(state.W, data.X_train, data.y_train)
+    assert last.val_accuracy == oracle_accuracy(state.W, data.X_val, data.y_val)
+
+    assert [chunk.predictions is not None for chunk in chunks] == [False] * 4 + [True]
+    predictions = chunks[-1].predictions
+    assert predictions is not None and sorted(predictions) == ["train", "val"]
+    np.testing.assert_array_equal(predictions["train"], np.argmax(data.X_train @ state.W.T, 1))
+    np.testing.assert_array_equal(predictions["val"], np.argmax(data.X_val @ state.W.T, 1))
+
+
+def test_eval_sample_not_below_a_splits_rows_scores_every_row() -> None:
+    data, n_classes = noisy_blobs()
+    config = TrainConfig(learning_rate=0.05, batch_size=10, iterations=12, eval_every=5)
+    _, chunks = train(config, data, n_classes)
+    _, capped = train(dataclasses.replace(config, eval_sample=300), data, n_classes)
+    assert history(capped)[3] == history(chunks)[3]
+    _, none = train(dataclasses.replace(config, eval_every=0, eval_sample=40), data, n_classes)
+    assert history(none)[3] == [] and none[-1].predictions is None
+
+
+def test_eval_sample_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="eval_sample must be >= 1"):
+        TrainConfig(eval_sample=0)

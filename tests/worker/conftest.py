@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -8,6 +10,8 @@ from service.db.session import Database
 from service.jobs import service
 from service.jobs.spec import JobSpec
 from service.settings import Settings
+from worker import store
+from worker.runner import Worker
 
 
 def submit(database: Database, settings: Settings, **overrides: Any) -> str:
@@ -36,3 +40,24 @@ def internal_error(database: Database, failed_id: str, healthy_id: str) -> str:
     assert failed.status == "failed"
     assert failed.error is not None and failed.error["type"] == "internal_error"
     return str(failed.error["message"])
+
+
+def hand_back_after_a_checkpoint(database: Database, settings: Settings, job_id: str) -> None:
+    """Run the job on a worker until it has a checkpoint past step 0, then stop that worker: the
+    job is handed back to the queue, to be resumed from the checkpoint."""
+    first = Worker(settings)
+    thread = threading.Thread(target=first.run)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while True:
+        with database.read() as session:
+            checkpoint = store.get_checkpoint(session, job_id)
+            if checkpoint is not None and checkpoint.step > 0:
+                break
+        assert time.monotonic() < deadline, "no checkpoint written"
+        time.sleep(0.02)
+    first.stopping.set()
+    thread.join()
+    first.close()
+    with database.read() as session:
+        assert service.get(session, job_id).status == "queued"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from typing import Any
 
 import pytest
@@ -11,8 +9,7 @@ import pytest
 from service.db.session import Database
 from service.jobs import repository, service
 from service.settings import Settings
-from tests.worker.conftest import submit
-from worker import store
+from tests.worker.conftest import hand_back_after_a_checkpoint, submit
 from worker.runner import Worker
 
 
@@ -34,22 +31,7 @@ def test_a_search_handed_back_mid_run_ends_as_if_never_stopped(
 ) -> None:
     spec = {"dataset": {"name": "blobs"}, "optimizer": optimizer, "log_every": 100, "seed": 4}
     job_id = submit(database, settings, **spec)
-    first = Worker(settings)
-    thread = threading.Thread(target=first.run)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while True:
-        with database.read() as session:
-            checkpoint = store.get_checkpoint(session, job_id)
-            if checkpoint is not None and checkpoint.step > 0:
-                break
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
-    first.stopping.set()
-    thread.join()
-    first.close()
-    with database.read() as session:
-        assert service.get(session, job_id).status == "queued"
+    hand_back_after_a_checkpoint(database, settings, job_id)
 
     with Worker(settings) as second:
         second.run(burst=True)

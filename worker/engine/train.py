@@ -19,7 +19,7 @@ from worker.engine.datasets import Dataset
 from worker.engine.gradients import Difference
 from worker.engine.losses import LossFunction, make_loss
 from worker.engine.lr_schedules import make_schedule
-from worker.engine.metrics import accuracy
+from worker.engine.metrics import accuracy, predict
 from worker.engine.numerical import loss_and_numerical_gradient
 from worker.engine.optimizers import RuleState, UpdateRule, make_rule
 from worker.engine.parallel import single_threaded_blas
@@ -33,6 +33,9 @@ GradientSource = Literal["analytic", "numerical"]
 @dataclass(frozen=True)
 class TrainConfig:
     """Hyperparameters of a training run; invalid values raise ValueError on construction.
+
+    `eval_sample` k measures the accuracy at steps before the last on k fixed rows of each split
+    (`eval_rows`); None, and the last step, use every row.
 
     `gradient` "numerical" replaces the analytic gradient of each minibatch by finite
     differences over every entry of W (step `h`, `difference` "centered" or "forward"),
@@ -52,6 +55,7 @@ class TrainConfig:
     init_scale: float = 0.001
     log_every: int = 1
     eval_every: int = 0
+    eval_sample: int | None = None
     dtype: DTypeName = "float32"
     seed: int = 0
     gradient: GradientSource = "analytic"
@@ -75,6 +79,8 @@ class TrainConfig:
         for name, minimum in (("iterations", 1), ("log_every", 1), ("eval_every", 0)):
             if getattr(self, name) < minimum:
                 raise ValueError(f"{name} must be >= {minimum}, got {getattr(self, name)}")
+        if self.eval_sample is not None and self.eval_sample < 1:
+            raise ValueError(f"eval_sample must be >= 1 or None, got {self.eval_sample}")
         if not self.init_scale >= 0.0:
             raise ValueError(f"init_scale must be >= 0, got {self.init_scale}")
         if self.gradient not in ("analytic", "numerical"):
@@ -150,6 +156,9 @@ class Chunk:
     losses[i] is the minibatch loss at steps[i] before that step's update, learning_rates[i] the
     rate that update used. evals at step s use W before step s's update, except the one at the
     last step, which uses the final W (after every update), so it scores the weights returned.
+    That one alone is on every row of train and val, and `predictions` (set only on the chunk
+    holding it) are its predicted labels by split ("train", "val"), for a caller to score the
+    returned W without predicting those splits again.
     """
 
     steps: IntArray
@@ -157,6 +166,7 @@ class Chunk:
     learning_rates: NDArray[np.float64]
     evals: tuple[Evaluation, ...]
     done: bool
+    predictions: Mapping[str, IntArray] | None = None
 
 
 class Diverged(Exception):
@@ -174,6 +184,8 @@ class _History:
         self.losses: list[float] = []
         self.learning_rates: list[float] = []
         self.evals: list[Evaluation] = []
+        self.predictions: dict[str, IntArray] | None = None
+        self.last_step_to_evaluate: int | None = None
         self.steps_run = 0
 
     def chunk(self, done: bool) -> Chunk:
@@ -183,6 +195,7 @@ class _History:
             learning_rates=np.array(self.learning_rates, dtype=np.float64),
             evals=tuple(self.evals),
             done=done,
+            predictions=self.predictions,
         )
 
 
@@ -203,6 +216,36 @@ def _check(state: TrainState, config: TrainConfig, data: TrainData) -> None:
             raise ValueError(f"{name} must hold one integer label per row of X")
         if y.size and (y.min() < 0 or y.max() >= n_classes):
             raise ValueError(f"{name} must lie in 0..{n_classes - 1}")
+
+
+def eval_rows(n_rows: int, eval_sample: int | None) -> IntArray | None:
+    """The rows of a split that accuracy before the last step is measured on: the first
+    `eval_sample` entries of np.random.default_rng(0).permutation(n_rows), sorted; None (every
+    row) when `eval_sample` is None or not below `n_rows`.
+
+    The generator is seeded by a constant, not the run's seed, so that every run on the same data
+    is measured on the same rows (a sweep's trials compared at a rung), and the run's own
+    Generator is never drawn from (the same losses and W with or without a sample).
+    """
+    if eval_sample is None or eval_sample >= n_rows:
+        return None
+    rows: IntArray = np.sort(np.random.default_rng(0).permutation(n_rows)[:eval_sample])
+    return rows
+
+
+def _eval_split(X: FloatArray, y: IntArray, eval_sample: int | None) -> tuple[FloatArray, IntArray]:
+    rows = eval_rows(X.shape[0], eval_sample)
+    if rows is None:
+        return X, y
+    # Gathered once into contiguous arrays: each evaluation then reads only these rows.
+    return np.asarray(X)[rows], np.asarray(y)[rows]
+
+
+def _label_accuracy(predicted: IntArray, y: IntArray) -> float:
+    """metrics.accuracy from labels already predicted (the same count over the same rows)."""
+    if predicted.shape[0] == 0:
+        return float("nan")
+    return float(np.count_nonzero(predicted == y)) / len(predicted)
 
 
 class _Loop:
@@ -228,6 +271,10 @@ class _Loop:
         ):
             y_train = np.ascontiguousarray(data.y_train, dtype=np.int64)
             self.in_place = (np.asarray(data.X_train), y_train)
+        # The (X, y) of train and val that evaluations before the last step score.
+        sample = config.eval_sample if config.eval_every else None
+        self.eval_train = _eval_split(data.X_train, data.y_train, sample)
+        self.eval_val = _eval_split(data.X_val, data.y_val, sample)
 
     def loss_grad(self, W: FloatArray, X: FloatArray, y: IntArray) -> tuple[float, FloatArray]:
         config = self.config
@@ -239,9 +286,17 @@ class _Loop:
         return loss, grad.astype(W.dtype, copy=False)
 
     def evaluate(self, step: int, W: FloatArray) -> Evaluation:
+        """Accuracy on the evaluation rows of train and val (`eval_rows`)."""
+        return Evaluation(step, accuracy(W, *self.eval_train), accuracy(W, *self.eval_val))
+
+    def evaluate_all(self, step: int, W: FloatArray, history: _History) -> Evaluation:
+        """Accuracy on every row of train and val, their predicted labels kept in `history`."""
         data = self.data
+        history.predictions = {"train": predict(W, data.X_train), "val": predict(W, data.X_val)}
         return Evaluation(
-            step, accuracy(W, data.X_train, data.y_train), accuracy(W, data.X_val, data.y_val)
+            step,
+            _label_accuracy(history.predictions["train"], data.y_train),
+            _label_accuracy(history.predictions["val"], data.y_val),
         )
 
     def advance(
@@ -253,7 +308,8 @@ class _Loop:
         (same rows, same use of the Generator). A prefetched step always runs, so that a chunk
         never ends with the Generator one batch ahead of `state.step`: the deadline is checked
         before the prefetch, and nothing is prefetched past `stop`. Minibatches read in place
-        (`in_place`) are neither gathered nor prefetched.
+        (`in_place`) are neither gathered nor prefetched. The last step's evaluation, on every
+        row, is only noted in `history` (`last_step_to_evaluate`): `run` takes it.
         """
         config = self.config
         last, log_every, eval_every = config.iterations - 1, config.log_every, config.eval_every
@@ -296,7 +352,7 @@ class _Loop:
             if eval_every and state.step % eval_every == 0 and state.step < last:
                 history.evals.append(self.evaluate(state.step, state.W))
             if step == last and eval_every:
-                history.evals.append(self.evaluate(step, state.W))
+                history.last_step_to_evaluate = step  # on every row, by `run`
 
 
 def run(
@@ -330,8 +386,14 @@ def run(
             # Overflow on the way to divergence is expected; it is reported as Diverged instead.
             # BLAS on one thread for the whole chunk (the passes ask for it anyway; setting it
             # once here saves a few microseconds per step).
-            with np.errstate(all="ignore"), single_threaded_blas():
-                loop.advance(state, stop, history, deadline)
+            with np.errstate(all="ignore"):
+                with single_threaded_blas():
+                    loop.advance(state, stop, history, deadline)
+                if history.last_step_to_evaluate is not None:
+                    # Every row of train and val, after the one-thread block: products this
+                    # large run faster on the BLAS threads the caller allows.
+                    final = loop.evaluate_all(history.last_step_to_evaluate, state.W, history)
+                    history.evals.append(final)
         except Diverged:
             loop.sampler.cancel_prefetch()  # the run ends here, its Generator one batch ahead
             yield history.chunk(done=False)
