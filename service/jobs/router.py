@@ -1,21 +1,23 @@
-"""HTTP endpoints of the jobs resource: thin wrappers around jobs.service."""
+"""HTTP endpoints of the jobs resource: submit, list, read, cancel, delete, and a job's weights,
+result, evaluation and predictions; thin wrappers around jobs.service.
+
+It also serves the recorded series, whose routes live in history_routes.
+"""
 
 from __future__ import annotations
 
 import io
 import math
-from collections.abc import Callable
 from functools import partial
-from typing import Annotated, Any, Literal, NamedTuple
+from typing import Annotated, Any, Literal
 
 import anyio.to_thread
 import numpy as np
-from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request, Response
+from fastapi import APIRouter, Body, Header, Query, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
 from service import idempotent_create
-from service.db.session import Database
 from service.deps import (
     JSON_BODY,
     UNSUPPORTED_MEDIA_TYPE,
@@ -24,57 +26,21 @@ from service.deps import (
     SettingsDep,
     WriteSession,
 )
-from service.errors import InvalidInput
-from service.jobs import service
+from service.jobs import history_routes, service
 from service.jobs.poll_cache import json_answer
-from service.jobs.repository import LAST_POSSIBLE_STEP
-from service.jobs.schemas import (
-    DEFAULT_PAGE,
-    MAX_PAGE,
-    EvaluationOut,
-    JobOut,
-    JobPage,
-    LossPage,
-    PredictIn,
-    PredictOut,
-    SeriesPage,
-    WeightsOut,
+from service.jobs.route_params import (
+    NOT_FOUND,
+    NOT_MODIFIED,
+    PROBLEM,
+    IfNoneMatch,
+    JobId,
+    PollDatabase,
+    reading,
 )
-from service.jobs.series import Series
+from service.jobs.schemas import EvaluationOut, JobOut, JobPage, PredictIn, PredictOut, WeightsOut
 from service.jobs.spec import SPEC_EXAMPLE, JobSpec, Task
-from service.jobs.spec_base import PLAIN_TEXT
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
-
-JobId = Annotated[
-    str, Path(min_length=1, max_length=64, pattern=PLAIN_TEXT, description="A job id.")
-]
-# Steps are stored as 64-bit integers: a larger bound is refused here, before the database's
-# driver overflows on it (SQLite's raises where PostgreSQL's would compare fine).
-After = Annotated[
-    int | None,
-    Query(
-        ge=-1,
-        le=LAST_POSSIBLE_STEP,
-        description="Return points with step > after (-1 = from the start).",
-    ),
-]
-Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description="Page size.")]
-MaxPoints = Annotated[
-    int | None,
-    Query(ge=2, le=10_000, description="Downsample to at most this many points (first, last and "
-          "each bucket's min and max kept) instead of paging."),
-]  # fmt: skip
-Start = Annotated[
-    int | None,
-    Query(ge=0, le=LAST_POSSIBLE_STEP, description="With max_points: first step to include."),
-]
-End = Annotated[
-    int | None,
-    Query(ge=0, le=LAST_POSSIBLE_STEP, description="With max_points: last step to include."),
-]
-PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
-NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "Unknown job", **PROBLEM}}
 
 
 @router.post(
@@ -127,26 +93,6 @@ def list_jobs(
     )
 
 
-async def database_of(request: Request) -> Database:
-    """The app's database, without the threadpool trip FastAPI gives a sync dependency."""
-    database: Database = request.app.state.database
-    return database
-
-
-# The polled endpoints are async and do all their reading in one trip to the threadpool: with
-# sync dependencies and a response_model to validate, FastAPI would make five trips per request.
-PollDatabase = Annotated[Database, Depends(database_of)]
-IfNoneMatch = Annotated[
-    str | None, Header(description="An ETag from an earlier answer: 304 if nothing changed.")
-]
-NOT_MODIFIED: dict[int | str, dict[str, Any]] = {304: {"description": "Unchanged since the ETag"}}
-
-
-def _reading(database: Database, read: Callable[[Session], str]) -> str:
-    with database.read() as session:
-        return read(session)
-
-
 @router.get(
     "/{job_id}",
     response_model=JobOut,
@@ -157,86 +103,14 @@ async def get_job(
     job_id: JobId, database: PollDatabase, if_none_match: IfNoneMatch = None
 ) -> Response:
     body = await anyio.to_thread.run_sync(
-        _reading, database, partial(service.job_json, job_id=job_id)
+        reading, database, partial(service.job_json, job_id=job_id)
     )
     return json_answer(body, if_none_match)
 
 
-class Window(NamedTuple):
-    """The query of a series read: a page after a step, or a downsampled start..end window."""
-
-    after: int | None
-    limit: int
-    max_points: int | None
-    start: int | None
-    end: int | None
-
-
-async def _series(
-    database: Database, job_id: str, series: str, key: str, window: Window, etag: str | None
-) -> Response:
-    read = partial(_series_json, job_id=job_id, series=series, key=key, window=window)
-    return json_answer(await anyio.to_thread.run_sync(_reading, database, read), etag)
-
-
-def _series_json(session: Session, job_id: str, series: str, key: str, window: Window) -> str:
-    after, limit, max_points, start, end = window
-    job = service.state(session, job_id)
-    if max_points is None:
-        if start is not None or end is not None:
-            raise InvalidInput(
-                "start and end select a window of a downsampled curve",
-                [(("query", "max_points"), "required with start or end")],
-            )
-        page = service.series_page(session, job_id, job, series, after=after, limit=limit)
-    else:
-        if start is not None and end is not None and end < start:
-            raise InvalidInput("Empty window", [(("query", "end"), "must not be before start")])
-        page = service.series_overview(
-            session, job_id, job, series, max_points=max_points, start=start, end=end
-        )
-    return service.page_json(*page, key=key)
-
-
-@router.get(
-    "/{job_id}/loss",
-    response_model=LossPage,
-    responses={**NOT_FOUND, **NOT_MODIFIED},
-    summary="Loss history",
-)
-async def get_loss(
-    job_id: JobId,
-    database: PollDatabase,
-    after: After = None,
-    limit: Limit = DEFAULT_PAGE,
-    max_points: MaxPoints = None,
-    start: Start = None,
-    end: End = None,
-    if_none_match: IfNoneMatch = None,
-) -> Response:
-    window = Window(after, limit, max_points, start, end)
-    return await _series(database, job_id, "loss", "loss", window, if_none_match)
-
-
-@router.get(
-    "/{job_id}/metrics/{series}",
-    response_model=SeriesPage,
-    responses={**NOT_FOUND, **NOT_MODIFIED},
-    summary="Any recorded series (loss, best_loss, learning_rate, train_accuracy, val_accuracy)",
-)
-async def get_series(
-    job_id: JobId,
-    series: Annotated[Series, Path(description="The series' name.")],
-    database: PollDatabase,
-    after: After = None,
-    limit: Limit = DEFAULT_PAGE,
-    max_points: MaxPoints = None,
-    start: Start = None,
-    end: End = None,
-    if_none_match: IfNoneMatch = None,
-) -> Response:
-    window = Window(after, limit, max_points, start, end)
-    return await _series(database, job_id, series, "value", window, if_none_match)
+# Included here, right after GET /jobs/{id}: the API document lists operations in the order they
+# are registered, and a job's history belongs beside the job.
+router.include_router(history_routes.router)
 
 
 @router.get(

@@ -28,7 +28,9 @@ from sqlalchemy.orm import Session
 
 from service.db.models import TERMINAL_STATUSES
 from service.db.session import Database
-from service.jobs import repository, service
+from service.jobs import repository
+from service.jobs.history_reads import next_cursor, page_body
+from service.jobs.point_counts import point_counts
 from service.jobs.repository import NO_STEP, JobState
 from service.jobs.schemas import point_fragments
 from service.single_flight import SingleFlight
@@ -56,8 +58,8 @@ class Tail:
         fragments = self.fragments[first : first + limit]
         last = self.steps[first + len(fragments) - 1] if fragments else None
         newest = self.steps[-1] if self.steps else None
-        cursor = service.next_cursor(after, limit, last, len(fragments), self.job, lambda: newest)
-        return service.page_body("[" + ",".join(fragments) + "]", cursor, self.total)
+        cursor = next_cursor(after, limit, last, len(fragments), self.job, lambda: newest)
+        return page_body("[" + ",".join(fragments) + "]", cursor, self.total)
 
 
 def _tailable(job: JobState | None) -> bool:
@@ -84,11 +86,11 @@ def _read(session: Session, key: Key, old: Tail | None, generation: int) -> Tail
             if len(steps) > TAIL_POINTS:
                 covered_from = steps[-TAIL_POINTS - 1]
                 steps, fragments = steps[-TAIL_POINTS:], fragments[-TAIL_POINTS:]
-            total = service.point_counts(session).total(session, job_id, series, job)
+            total = point_counts(session).total(session, job_id, series, job)
             return Tail(generation, job, covered_from, steps, fragments, total)
     rows = repository.newest_points(session, job_id, series, TAIL_POINTS)
     covered_from = rows[0][0] - 1 if len(rows) == TAIL_POINTS else NO_STEP
-    total = service.point_counts(session).total(session, job_id, series, job)
+    total = point_counts(session).total(session, job_id, series, job)
     steps = [step for step, _ in rows]
     return Tail(generation, job, covered_from, steps, point_fragments(rows, value_key), total)
 

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from service.db.models import MetricRollup
 from service.db.session import Database
-from service.jobs import repository, rollup, service
+from service.jobs import history_reads, repository, rollup, service
 from service.jobs.rollup import FANOUT, LEVELS, Summary, block_steps
 from service.retention import prune_job_history
 from service.settings import Settings
@@ -206,7 +206,7 @@ def test_an_overview_from_rollups_keeps_the_ends_and_each_buckets_extremes(
     max_points = 20  # 9 buckets: wide enough for blocks of 256 steps
     with database.read() as session:
         state = service.state(session, job_id)
-        points, _, total = service.series_overview(
+        points, _, total = history_reads.series_overview(
             session, job_id, state, "loss", max_points=max_points, start=start, end=end
         )
     lo, hi = start or 0, 4_999 if end is None else end
