@@ -14,16 +14,11 @@ The rules (each broken one is reported, by array, as a 422):
 
 from __future__ import annotations
 
-import csv
-import io
 import math
-import re
-import warnings
 import zipfile
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import IO, Any, Literal
+from typing import IO, Literal
 
 import numpy as np
 
@@ -33,10 +28,9 @@ MAX_CLASSES = 1_000
 CARVE_FRACTION = 0.1
 CARVE_SEED = 0
 FILE_LOC = ("body", "file")
-# Values handled at a time when a CSV is parsed or rows are carved: the float64 scratch space
-# beside the arrays themselves stays this small, whatever the size of the upload.
+# Values moved at a time when rows are carved in place: the scratch space beside the arrays
+# themselves stays this small, whatever the size of the upload.
 BLOCK_VALUES = 1 << 16
-ROW_NUMBER = re.compile(r"\bat row (\d+)")
 
 Problem = tuple[tuple[str, ...], str]
 Kind = Literal["npz", "csv"]
@@ -72,7 +66,7 @@ class CleanData:
         return int(self.arrays["X_train"].shape[1])
 
 
-def _bad(name: str | None, msg: str) -> BadFile:
+def bad_file(name: str | None, msg: str) -> BadFile:
     """A problem with one array (`name`) or with the file as a whole (None)."""
     return BadFile([((*FILE_LOC, name) if name else FILE_LOC, msg)])
 
@@ -97,7 +91,7 @@ def read_npz(stream: IO[bytes], max_bytes: int) -> dict[str, np.ndarray]:
         with zipfile.ZipFile(stream) as archive:
             members = archive.infolist()
     except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
-        raise _bad(None, f"not a valid .npz archive: {exc}") from None
+        raise bad_file(None, f"not a valid .npz archive: {exc}") from None
     problems: list[Problem] = []
     for member in members:
         if not member.filename.endswith(".npy") or member.filename[:-4] not in ARRAY_NAMES:
@@ -124,103 +118,6 @@ def read_npz(stream: IO[bytes], max_bytes: int) -> dict[str, np.ndarray]:
     if problems:
         raise BadFile(problems)
     return arrays
-
-
-def read_csv(stream: IO[bytes], label_column: str | None) -> dict[str, np.ndarray]:
-    """X_train and y_train from a CSV with a header row; labels in `label_column` (default last).
-
-    The stream is read twice, so it must be seekable: once to count the data rows, then to parse
-    blocks of rows straight into X and y of that length. Parsing the whole text at once would
-    hold a float64 copy of the table beside the arrays cut from it.
-    """
-    try:
-        with _text(stream) as text:
-            header = next(csv.reader([text.readline()]), [])
-            names = [name.strip() for name in header]
-            if len(names) < 2:
-                msg = "needs a header row naming at least one feature and the label column"
-                raise _bad(None, msg)
-            if label_column is None:
-                index = len(names) - 1
-            elif label_column in names:
-                index = names.index(label_column)
-            else:
-                msg = f"no column {label_column!r} in the header"
-                raise BadFile([(("body", "label_column"), msg)])
-            block_rows = max(1, BLOCK_VALUES // len(names))
-            # One character of the first column is enough to count rows by np.loadtxt's own
-            # rules (blank and comment lines skipped, quoted newlines joined) and never fails.
-            n_rows = sum(len(block) for _, block in _blocks(text, block_rows, "U1", usecols=0))
-        if n_rows == 0:
-            raise _bad(None, "has a header but no data rows")
-        X = np.empty((n_rows, len(names) - 1), dtype=np.float64)
-        y = np.empty(n_rows, dtype=np.float64)
-        with _text(stream) as text:
-            text.readline()
-            for start, block in _blocks(text, block_rows, np.float64):
-                if block.shape[1] != len(names):
-                    msg = f"rows have {block.shape[1]} values, the header names {len(names)}"
-                    raise _bad(None, msg)
-                rows = slice(start, start + len(block))
-                X[rows, :index] = block[:, :index]
-                X[rows, index:] = block[:, index + 1 :]
-                y[rows] = block[:, index]
-    except UnicodeDecodeError:
-        raise _bad(None, "is not UTF-8 text") from None
-    except ValueError as exc:
-        raise _bad(None, f"data rows (counted after the header): {exc}") from None
-    return {"X_train": X, "y_train": y}
-
-
-def _rows_after(before: int, message: str) -> str:
-    """np.loadtxt's message, its row number counted `before` rows further on."""
-    return ROW_NUMBER.sub(lambda row: f"at row {before + int(row[1])}", message)
-
-
-@contextmanager
-def _text(stream: IO[bytes]) -> Iterator[io.TextIOWrapper]:
-    """The stream from its start as text; the stream itself is left open."""
-    stream.seek(0)
-    text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
-    try:
-        yield text
-    finally:
-        text.detach()
-
-
-def _blocks(
-    lines: Iterator[str], block_rows: int, dtype: Any, **options: Any
-) -> Iterator[tuple[int, np.ndarray]]:
-    """Blocks of up to `block_rows` data rows (2-D), each with the number of rows before it.
-
-    np.loadtxt reads no further than the last row it returns, so each call resumes where the
-    previous one stopped. Its errors name a row counted from the start of the call: they are
-    reworded to count from the first data row, as a single call over the whole text would.
-    """
-    start = 0
-    while True:
-        try:
-            with warnings.catch_warnings():
-                # "input contained no data" once the lines run out, and a note that blank lines
-                # do not count towards max_rows (which is what we want).
-                warnings.simplefilter("ignore", UserWarning)
-                block = np.loadtxt(
-                    lines,
-                    delimiter=",",
-                    dtype=dtype,
-                    ndmin=2,
-                    quotechar='"',
-                    max_rows=block_rows,
-                    **options,
-                )
-        except UnicodeDecodeError:
-            raise  # a ValueError too, but about the text, not a row
-        except ValueError as exc:
-            raise ValueError(_rows_after(start, str(exc))) from None
-        if block.shape[0] == 0:
-            return
-        yield start, block
-        start += block.shape[0]
 
 
 def _array_problems(name: str, array: np.ndarray) -> list[str]:
@@ -257,9 +154,9 @@ def _labels(arrays: dict[str, np.ndarray], present: list[str]) -> tuple[dict[str
         raise BadFile(problems)
     n_classes = max(int(y.max()) for y in labels.values()) + 1
     if n_classes < 2:
-        raise _bad("y_train", "has a single class: a classifier needs at least 2")
+        raise bad_file("y_train", "has a single class: a classifier needs at least 2")
     if n_classes > MAX_CLASSES:
-        raise _bad("y_train", f"has {n_classes} classes; at most {MAX_CLASSES} are supported")
+        raise bad_file("y_train", f"has {n_classes} classes; at most {MAX_CLASSES} are supported")
     return labels, n_classes
 
 
@@ -318,7 +215,9 @@ def clean(arrays: dict[str, np.ndarray]) -> CleanData:
     if missing:
         n_train = out["y_train"].shape[0]
         if n_train - len(missing) * math.ceil(n_train * CARVE_FRACTION) < 1:
-            raise _bad("X_train", f"has too few rows ({n_train}) to carve {' and '.join(missing)}")
+            raise bad_file(
+                "X_train", f"has too few rows ({n_train}) to carve {' and '.join(missing)}"
+            )
         X, y = out["X_train"], out["y_train"]
         parts = carve(n_train, missing)
         for split in missing:  # copied out before the training rows overwrite theirs
@@ -328,7 +227,9 @@ def clean(arrays: dict[str, np.ndarray]) -> CleanData:
     absent = np.setdiff1d(np.arange(n_classes), out["y_train"])
     if absent.size:
         listed = ", ".join(str(c) for c in absent[:10].tolist())
-        raise _bad("y_train", f"has no rows of class {listed} (labels must be 0..{n_classes - 1})")
+        raise bad_file(
+            "y_train", f"has no rows of class {listed} (labels must be 0..{n_classes - 1})"
+        )
     return CleanData(out, n_classes, missing)
 
 

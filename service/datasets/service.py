@@ -9,7 +9,7 @@ from typing import IO
 
 from sqlalchemy.orm import Session
 
-from service.datasets import catalog, ingest, repository, storage
+from service.datasets import catalog, csv_reader, ingest, repository, storage
 from service.datasets.schemas import DatasetOut
 from service.db.base import utcnow
 from service.db.models import Dataset
@@ -101,7 +101,7 @@ def _read(
                 )
             arrays = ingest.read_npz(stream, settings.max_upload_bytes)
         else:
-            arrays = ingest.read_csv(stream, label_column)
+            arrays = csv_reader.read_csv(stream, label_column)
         return ingest.clean(arrays)
     except ingest.UnsupportedFile as exc:
         raise UnsupportedMediaType(str(exc)) from None

@@ -11,7 +11,7 @@ import warnings
 import numpy as np
 import pytest
 
-from service.datasets import ingest
+from service.datasets import csv_reader, ingest
 
 SMALL_BLOCK_VALUES = 64  # 16 rows a block for the 4 columns of `mixed_csv`
 
@@ -55,11 +55,11 @@ def whole_text(content: bytes) -> np.ndarray:
 def test_a_csv_is_parsed_in_memory_proportional_to_the_arrays_it_stores() -> None:
     stream = io.BytesIO(digit_csv(10_000, 100))
     # What a process pays once is paid first: numpy imports numpy.ma on the first setdiff1d.
-    ingest.clean(ingest.read_csv(io.BytesIO(digit_csv(30, 2)), None))
+    ingest.clean(csv_reader.read_csv(io.BytesIO(digit_csv(30, 2)), None))
 
     tracemalloc.start()
     try:
-        data = ingest.clean(ingest.read_csv(stream, None))
+        data = ingest.clean(csv_reader.read_csv(stream, None))
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -77,12 +77,12 @@ def test_a_csv_is_parsed_in_memory_proportional_to_the_arrays_it_stores() -> Non
 def test_a_csv_gives_what_one_loadtxt_over_the_whole_text_gives(
     monkeypatch: pytest.MonkeyPatch, n_rows: int
 ) -> None:
-    monkeypatch.setattr(ingest, "BLOCK_VALUES", SMALL_BLOCK_VALUES)
+    monkeypatch.setattr(csv_reader, "BLOCK_VALUES", SMALL_BLOCK_VALUES)
     content = mixed_csv(n_rows)
     table = whole_text(content)
     X, y = np.delete(table, 1, axis=1), table[:, 1].astype(np.int64)
 
-    data = ingest.clean(ingest.read_csv(io.BytesIO(content), "label"))
+    data = ingest.clean(csv_reader.read_csv(io.BytesIO(content), "label"))
 
     assert (data.n_classes, data.carved, data.n_features) == (3, ("val", "test"), 3)
     for split, rows in ingest.carve(n_rows, ("val", "test")).items():
@@ -94,7 +94,7 @@ def test_a_csv_gives_what_one_loadtxt_over_the_whole_text_gives(
 
 def test_a_bad_row_in_a_later_block_is_refused_with_the_whole_text_message() -> None:
     n_features = 20
-    assert ingest.BLOCK_VALUES // (n_features + 1) < 10_000  # row 10,000 is past the first block
+    assert csv_reader.BLOCK_VALUES // (n_features + 1) < 10_000  # row 10,000: past the 1st block
     lines = digit_csv(12_000, n_features).split(b"\n")
     lines[10_000] = lines[10_000].rsplit(b",", 1)[0]  # data row 10,000 (line 0 is the header)
     content = b"\n".join(lines)
@@ -102,7 +102,7 @@ def test_a_bad_row_in_a_later_block_is_refused_with_the_whole_text_message() -> 
         whole_text(content)
 
     with pytest.raises(ingest.BadFile) as refused:
-        ingest.read_csv(io.BytesIO(content), None)
+        csv_reader.read_csv(io.BytesIO(content), None)
 
     assert refused.value.problems == [
         (ingest.FILE_LOC, f"data rows (counted after the header): {whole.value}")
@@ -115,14 +115,14 @@ def test_a_bad_row_is_named_by_its_place_in_the_whole_text(
 ) -> None:
     """Messages name rows as np.loadtxt over the whole text does (the message of a row that is
     not the first of its block would otherwise count from the block)."""
-    monkeypatch.setattr(ingest, "BLOCK_VALUES", SMALL_BLOCK_VALUES)
+    monkeypatch.setattr(csv_reader, "BLOCK_VALUES", SMALL_BLOCK_VALUES)
     rows = [f"{i},{i + 1},{i + 2},{i % 2}" for i in range(40)]
     content = ("a,b,c,label\n" + "\n".join([*rows[:21], bad, *rows[21:]]) + "\n").encode()
     with pytest.raises(ValueError) as whole:
         whole_text(content)
 
     with pytest.raises(ingest.BadFile) as refused:
-        ingest.read_csv(io.BytesIO(content), None)
+        csv_reader.read_csv(io.BytesIO(content), None)
 
     assert str(refused.value) == f"data rows (counted after the header): {whole.value}"
 
@@ -130,13 +130,13 @@ def test_a_bad_row_is_named_by_its_place_in_the_whole_text(
 def test_a_later_block_whose_rows_all_lack_a_value_is_refused(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(ingest, "BLOCK_VALUES", SMALL_BLOCK_VALUES)
+    monkeypatch.setattr(csv_reader, "BLOCK_VALUES", SMALL_BLOCK_VALUES)
     rows = [f"{i},{i + 1},{i + 2},{i % 2}" for i in range(16)]  # the first block, whole
     short = [f"{i},{i + 1},{i % 2}" for i in range(16)]  # the second block, a value short
     content = ("a,b,c,label\n" + "\n".join(rows + short) + "\n").encode()
 
     with pytest.raises(ingest.BadFile) as refused:
-        ingest.read_csv(io.BytesIO(content), None)
+        csv_reader.read_csv(io.BytesIO(content), None)
 
     assert refused.value.problems == [(ingest.FILE_LOC, "rows have 3 values, the header names 4")]
 
@@ -145,7 +145,7 @@ def test_text_that_is_not_utf8_past_the_first_block_is_named_as_such() -> None:
     content = b"a,label\n" + b"1,0\n" * 40_000 + b"\xff,1\n"  # past what the header line read
 
     with pytest.raises(ingest.BadFile) as refused:
-        ingest.read_csv(io.BytesIO(content), None)
+        csv_reader.read_csv(io.BytesIO(content), None)
 
     assert refused.value.problems == [(ingest.FILE_LOC, "is not UTF-8 text")]
 
