@@ -96,10 +96,9 @@ def defaults_section(workdir: Path, repeats: int) -> str:
 def engine_only(spec: dict[str, Any], preparer: DataPreparer, every: float) -> tuple[float, float]:
     """Seconds of the training loop (in chunks of `every` seconds, as a job's), and of scoring its
     W on every split as a job ends."""
-    stored = JobSpec.model_validate(spec).model_dump(mode="json")
-    stored["dataset"] = {"n_train": None, "n_val": None, "n_test": None, **spec["dataset"]}
-    data, _ = preparer.prepare(stored)
-    config = train_config(stored)
+    typed = JobSpec.model_validate(spec)
+    data, _ = preparer.prepare(typed)
+    config = train_config(typed)
     state = init_state(config, data.n_classes, data.X_train.shape[1])
     started = time.perf_counter()
     for _ in run(state, config, TrainData(data.X_train, data.y_train, data.X_val, data.y_val),

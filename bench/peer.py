@@ -28,7 +28,8 @@ from typing import Any
 from bench.common import interleaved, table, write_report
 from bench.step import cifar10_prepared
 from worker.engine.metrics import accuracy
-from worker.engine.train import TrainConfig, TrainData, TrainState, init_state, run
+from worker.engine.train import TrainData, TrainState, init_state, run
+from worker.engine.train_config import TrainConfig
 
 COMMAND = ".venv/bin/python -m bench.peer"
 

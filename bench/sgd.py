@@ -36,7 +36,8 @@ from worker.engine import fused, fused_c10, jit
 from worker.engine.losses import LossFunction
 from worker.engine.metrics import accuracy
 from worker.engine.parallel import limit_threads, run_parallel
-from worker.engine.train import TrainConfig, TrainData, TrainState, init_state, run
+from worker.engine.train import TrainData, TrainState, init_state, run
+from worker.engine.train_config import TrainConfig
 
 Array = NDArray[Any]
 COMMAND = ".venv/bin/python -m bench.sgd"

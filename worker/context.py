@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any, TypeVar
 
 import numpy as np
@@ -21,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from service.db.session import Database
 from service.jobs import rollup_store
+from service.jobs.spec import JobSpec
 from service.settings import Settings
 from worker import history_writer, store
 from worker.history_writer import Flush, WriterProcess, write
@@ -60,8 +62,6 @@ class JobContext:
         self.database = database
         self.owner = owner
         self.claimed = claimed
-        # The stored spec; the runner replaces it with the validated one before running.
-        self.spec: dict[str, Any] = claimed.spec
         self.stopping = stopping
         self.lease_lost = threading.Event()
         self.timings: dict[str, float] = {
@@ -77,6 +77,14 @@ class JobContext:
         # woken by `set_phase`, so the thread that waits never waits for the database too.
         self.phase: str | None = None
         self.phase_changed = threading.Event()
+
+    @cached_property
+    def spec(self) -> JobSpec:
+        """The stored spec validated by the API's own model, so the job runs under the same limits
+        and reads each value with its type back (PostgreSQL's jsonb returns a float such as 1e300
+        as an integer). Validated on the first read, which raises pydantic's ValidationError when
+        the spec is no longer valid on this server: the runner reads it before anything else."""
+        return JobSpec.model_validate(self.claimed.spec)
 
     @property
     def max_losses(self) -> int:

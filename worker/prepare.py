@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from service.datasets import storage
+from service.jobs.spec import DatasetRef, JobSpec, Preprocess
 from service.settings import get_settings
 from worker.cache import BoundedCache
 from worker.engine.datasets import Dataset, DatasetUnavailable, load_builtin
@@ -80,21 +81,22 @@ class DataPreparer:
     def data_dir(self, value: Path) -> None:
         self._data_dir = value
 
-    def load(self, dataset_spec: dict[str, Any]) -> Dataset:
-        if "id" in dataset_spec:
-            return self._load_upload(dataset_spec)
-        dataset, _ = self.raw.get_or_create(_key(dataset_spec), lambda: self._load(dataset_spec))
+    def load(self, ref: DatasetRef) -> Dataset:
+        if ref.id is not None:
+            return self._load_upload(ref.id, ref)
+        key = _key(ref.model_dump(mode="json"))
+        dataset, _ = self.raw.get_or_create(key, lambda: self._load(ref))
         return dataset
 
-    def _load_upload(self, spec: dict[str, Any]) -> Dataset:
-        """Memory maps of the upload's first n_train / n_val / n_test rows (views, not copies)."""
-        dataset_id = spec["id"]
+    def _load_upload(self, dataset_id: str, ref: DatasetRef) -> Dataset:
+        """Memory maps of the upload's first n_train / n_val / n_test rows (views, not copies;
+        a split whose size the spec leaves out is whole, as DatasetRef says)."""
         if not storage.is_present(self.data_dir, dataset_id):
             raise DatasetUnavailable(
                 f"uploaded data set {dataset_id} is not in {self.data_dir} (deleted?)"
             )
         maps = storage.load(self.data_dir, dataset_id)
-        rows = {split: int(spec[f"n_{split}"]) for split in storage.SPLITS}
+        rows = {"train": ref.n_train, "val": ref.n_val, "test": ref.n_test}
         cut = {name: maps[name][: rows[name.split("_", 1)[1]]] for name in storage.ARRAY_NAMES}
         n_classes = int(max(int(maps[f"y_{split}"].max()) for split in storage.SPLITS)) + 1
         return Dataset(
@@ -103,41 +105,41 @@ class DataPreparer:
             class_names=tuple(f"class {k}" for k in range(n_classes)),
         )  # fmt: skip
 
-    def _load(self, spec: dict[str, Any]) -> Dataset:
-        options = {k: spec[k] for k in OPTION_KEYS if spec.get(k) is not None}
+    def _load(self, ref: DatasetRef) -> Dataset:
+        assert ref.name is not None  # a DatasetRef names a built-in or an upload's id
         return load_builtin(
-            spec["name"],
-            n_train=spec.get("n_train"),
-            n_val=spec.get("n_val"),
-            n_test=spec.get("n_test"),
+            ref.name,
+            n_train=ref.n_train,
+            n_val=ref.n_val,
+            n_test=ref.n_test,
             cifar10_dir=self.cifar10_dir,
-            options=options,
+            options=ref.model_dump(include=set(OPTION_KEYS), exclude_none=True),
         )
 
-    def prepare(self, spec: dict[str, Any]) -> tuple[PreparedData, bool]:
-        """Prepared arrays for a stored job spec, and whether they came from the cache."""
-        if "id" in spec["dataset"] and _passes_through(spec):
-            dataset = self.load(spec["dataset"])
-            if all(X.dtype == np.dtype(spec["dtype"]) for X in _features(dataset)):
+    def prepare(self, spec: JobSpec) -> tuple[PreparedData, bool]:
+        """Prepared arrays for a job's spec, and whether they came from the cache."""
+        if spec.dataset.id is not None and _passes_through(spec.preprocess):
+            dataset = self.load(spec.dataset)
+            if all(X.dtype == np.dtype(spec.dtype) for X in _features(dataset)):
                 return _unchanged(dataset), False
         parts = {
-            "dataset": spec["dataset"],
-            "preprocess": spec["preprocess"],
-            "dtype": spec["dtype"],
+            "dataset": spec.dataset.model_dump(mode="json"),
+            "preprocess": spec.preprocess.model_dump(mode="json"),
+            "dtype": spec.dtype,
         }
         return self.prepared.get_or_create(_key(parts), lambda: self._prepare(spec))
 
-    def _prepare(self, spec: dict[str, Any]) -> PreparedData:
+    def _prepare(self, spec: JobSpec) -> PreparedData:
         """Fit the preprocessing on the training rows and apply it to every split (new arrays)."""
-        dataset = self.load(spec["dataset"])
-        options = spec["preprocess"]
+        dataset = self.load(spec.dataset)
+        options = spec.preprocess
         preprocessor = Preprocessor.fit(
             dataset.X_train,
-            center=options["center"],
-            standardize=options["standardize"],
-            bias=options["bias"],
+            center=options.center,
+            standardize=options.standardize,
+            bias=options.bias,
         )
-        dtype = np.dtype(spec["dtype"])
+        dtype = np.dtype(spec.dtype)
         return PreparedData(
             X_train=preprocessor.transform(dataset.X_train, dtype),
             y_train=dataset.y_train,
@@ -151,9 +153,8 @@ class DataPreparer:
         )
 
 
-def _passes_through(spec: dict[str, Any]) -> bool:
-    options = spec["preprocess"]
-    return not (options["center"] or options["standardize"] or options["bias"])
+def _passes_through(options: Preprocess) -> bool:
+    return not (options.center or options.standardize or options.bias)
 
 
 def _features(dataset: Dataset) -> tuple[np.ndarray, ...]:

@@ -97,7 +97,7 @@ def pruner_for(
     options = None if row is None else row.request.get("successive_halving")
     if row is None or not options:
         return None
-    iterations = int(context.spec["optimizer"]["iterations"])
+    iterations = context.spec.gradient_optimizer().iterations
     # A resumed trial already passed the rungs before its checkpoint.
     steps = [r for r in rungs(int(options["min_steps"]), int(options["eta"]), iterations)
              if r >= start]  # fmt: skip

@@ -14,7 +14,6 @@ import os
 import socket
 import threading
 import time
-from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
@@ -22,7 +21,6 @@ from threadpoolctl import threadpool_limits
 
 from service import idempotency, retention
 from service.db.session import Database
-from service.jobs.spec import JobSpec
 from service.settings import Settings
 from worker import compiled_kernels, history_writer, store
 from worker.context import Heartbeat, JobContext, Outcome, Resume
@@ -158,14 +156,14 @@ class Worker:
 
     def _run(self, context: JobContext) -> Outcome:
         try:
-            context.spec = typed_spec(context.spec)
+            spec = context.spec  # validated here, once; every later read gets the same object
         except ValidationError as exc:
             return _failed("invalid_spec", f"the job's spec is not valid on this server: {exc}")
         try:
             resume = context.resume_point()
             started = time.perf_counter()
             try:
-                data, cache_hit = self.data.prepare(context.spec)
+                data, cache_hit = self.data.prepare(spec)
             except DatasetUnavailable as exc:
                 return _failed("dataset_unavailable", str(exc))
             except ValueError as exc:
@@ -203,24 +201,14 @@ class Worker:
 
     def _dispatch(self, context: JobContext, data: PreparedData, resume: Resume | None) -> Outcome:
         spec = context.spec
-        if spec["task"] != "train":
+        if spec.task != "train":
             return run_task(context, data)
-        if spec["optimizer"]["type"] in ("random_search", "random_local_search"):
+        if spec.is_search:
             return run_search(context, data, resume)
         return run_train(context, data, resume)
 
     def _blas_threads(self) -> int:
         return self.settings.blas_threads or max(1, os.cpu_count() or 1)
-
-
-def typed_spec(stored: dict[str, Any]) -> dict[str, Any]:
-    """The stored spec validated by the API's own model, so the worker runs under the same limits
-    and gets each value with its type back (PostgreSQL's jsonb returns a float such as 1e300 as
-    an integer). The data set keeps only the fields it was stored with."""
-    spec = JobSpec.model_validate(stored)
-    plain = spec.model_dump()
-    plain["dataset"] = spec.dataset.model_dump(exclude_none=True)
-    return plain
 
 
 def _failed(error_type: str, message: str) -> Outcome:

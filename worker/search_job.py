@@ -24,20 +24,9 @@ from worker.engine.search import (
 from worker.prepare import PreparedData
 from worker.store import Points
 from worker.train_job import _succeeded
+from worker.training import search_config
 
 SearchState = RandomSearchState | LocalSearchState
-
-
-def _common(spec: dict[str, Any]) -> dict[str, Any]:
-    model = spec["model"]
-    return {
-        "loss": model["loss"],
-        "reg": float(model["reg"]),
-        "delta": float(model["delta"]),
-        "log_every": int(spec["log_every"]),
-        "dtype": spec["dtype"],
-        "seed": int(spec["seed"]),
-    }
 
 
 def _to_checkpoint(state: SearchState) -> bytes:
@@ -67,35 +56,24 @@ def _from_checkpoint(payload: bytes) -> SearchState:
 
 
 def _start(
-    spec: dict[str, Any], shape: tuple[int, int], X: np.ndarray, y: np.ndarray,
-    resume: Resume | None, every: float,
+    config: RandomSearchConfig | LocalSearchConfig, shape: tuple[int, int], X: np.ndarray,
+    y: np.ndarray, resume: Resume | None, every: float,
 ) -> tuple[SearchState, Iterator[SearchChunk]]:  # fmt: skip
     """The search's state and its chunks, each about `every` seconds long."""
-    opt = spec["optimizer"]
-    if opt["type"] == "random_search":
-        random = RandomSearchConfig(
-            **_common(spec), trials=int(opt["trials"]), scale=float(opt["scale"])
-        )
-        state = _from_checkpoint(resume.payload) if resume else None
-        rs = state if isinstance(state, RandomSearchState) else init_random_search_state(
-            random, *shape)  # fmt: skip
-        return rs, run_random_search(rs, random, X, y, chunk_seconds=every)
-    local = LocalSearchConfig(
-        **_common(spec),
-        iterations=int(opt["iterations"]),
-        init_scale=float(opt["init_scale"]),
-        step_size=float(opt["step_size"]),
-    )
     state = _from_checkpoint(resume.payload) if resume else None
-    ls = state if isinstance(state, LocalSearchState) else init_local_search_state(local, *shape)
-    return ls, run_local_search(ls, local, X, y, chunk_seconds=every)
+    if isinstance(config, RandomSearchConfig):
+        rs = state if isinstance(state, RandomSearchState) else init_random_search_state(
+            config, *shape)  # fmt: skip
+        return rs, run_random_search(rs, config, X, y, chunk_seconds=every)
+    ls = state if isinstance(state, LocalSearchState) else init_local_search_state(config, *shape)
+    return ls, run_local_search(ls, config, X, y, chunk_seconds=every)
 
 
 def run_search(context: JobContext, data: PreparedData, resume: Resume | None) -> Outcome:
     X, y = data.X_train, data.y_train
     shape = (data.n_classes, X.shape[1])
     every = context.settings.flush_seconds
-    state, chunks = _start(context.spec, shape, X, y, resume, every)
+    state, chunks = _start(search_config(context.spec), shape, X, y, resume, every)
     metrics: dict[str, float] = {}
 
     def points_of(chunk: SearchChunk) -> list[Points]:

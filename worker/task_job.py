@@ -11,12 +11,14 @@ from typing import Any
 import numpy as np
 
 from service.db.models import JobArray
+from service.jobs.spec import JobSpec
 from worker.context import JobContext, Outcome
 from worker.engine.gradcheck import gradient_check
 from worker.engine.landscape import landscape
 from worker.engine.nonfinite import NonFinite
 from worker.engine.stepsweep import step_size_sweep
 from worker.prepare import PreparedData
+from worker.training import loss_args
 
 
 def json_safe(value: Any) -> Any:
@@ -76,18 +78,8 @@ class _Progress:
 
 
 def run_task(context: JobContext, data: PreparedData) -> Outcome:
-    spec = context.spec
-    task = spec["task"]
-    params = spec[task]
-    model = spec["model"]
-    common: dict[str, Any] = {
-        "loss": model["loss"],
-        "reg": float(model["reg"]),
-        "delta": float(model["delta"]),
-        "seed": int(spec["seed"]),
-    }
     try:
-        result = _result(context, data, task, params, common)
+        result = _result(context, data, context.spec)
     except NonFinite as exc:
         return Outcome("failed", {"error": {"type": "non_finite", "message": str(exc)}})
     except _Stopped as stopped:
@@ -97,34 +89,27 @@ def run_task(context: JobContext, data: PreparedData) -> Outcome:
     return Outcome("succeeded", {"result": json_safe(result)})
 
 
-def _result(
-    context: JobContext,
-    data: PreparedData,
-    task: str,
-    params: dict[str, Any],
-    common: dict[str, Any],
-) -> Any:
+def _result(context: JobContext, data: PreparedData, spec: JobSpec) -> Any:
+    """The task's result; its parameters are the spec's field named after it (the only task
+    field the spec holds)."""
     X, y, n_classes = data.X_train, data.y_train, data.n_classes
     progress = _Progress(context)
-    result: Any
-    if task == "gradient_check":
+    common = loss_args(spec.model)
+    if (check := spec.gradient_check) is not None:
         # progress.total counts the checks; they all come out of one pass over the data.
-        checks = params["num_checks"] or n_classes * X.shape[1]
-        result = gradient_check(X, y, n_classes, num_checks=params["num_checks"], h=params["h"],
-                                init_scale=params["init_scale"], progress=progress.share(checks),
-                                **common)  # fmt: skip
-    elif task == "step_size_sweep":
-        result = step_size_sweep(X, y, n_classes, exponents=params["exponents"],
-                                 init_scale=params["init_scale"], progress=progress,
-                                 **common)  # fmt: skip
-    elif task == "landscape":
-        around = params.get("around")
-        W = None if around is None else _weights_of(context, around).astype(X.dtype)
-        result = landscape(
-            X, y, n_classes, dims=params["dims"], points=params["points"], span=params["span"],
-            W=W, init_scale=params["init_scale"], examples=params.get("examples"),
-            progress=progress, **common,
+        checks = check.num_checks or n_classes * X.shape[1]
+        return gradient_check(X, y, n_classes, num_checks=check.num_checks, h=check.h,
+                              init_scale=check.init_scale, progress=progress.share(checks),
+                              seed=spec.seed, **common)  # fmt: skip
+    if (sweep := spec.step_size_sweep) is not None:
+        return step_size_sweep(X, y, n_classes, exponents=sweep.exponents,
+                               init_scale=sweep.init_scale, progress=progress, seed=spec.seed,
+                               **common)  # fmt: skip
+    if (grid := spec.landscape) is not None:
+        W = None if grid.around is None else _weights_of(context, grid.around).astype(X.dtype)
+        return landscape(
+            X, y, n_classes, dims=grid.dims, points=grid.points, span=grid.span, W=W,
+            init_scale=grid.init_scale, examples=grid.examples, progress=progress, seed=spec.seed,
+            **common,
         )  # fmt: skip
-    else:
-        raise ValueError(f"unknown task {task!r}")
-    return result
+    raise ValueError(f"unknown task {spec.task!r}")

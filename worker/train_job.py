@@ -10,7 +10,8 @@ import numpy as np
 from worker.checkpoint import generator_state, pack, restore_generator, unpack
 from worker.context import JobContext, Outcome, Resume
 from worker.driving import drive
-from worker.engine.train import Chunk, Diverged, TrainConfig, TrainData, TrainState, init_state, run
+from worker.engine.train import Chunk, Diverged, TrainData, TrainState, init_state, run
+from worker.engine.train_config import TrainConfig
 from worker.evaluation import evaluate
 from worker.prepare import PreparedData
 from worker.pruning import pruner_for

@@ -9,7 +9,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from service.jobs.spec_base import NonNegativeFloat, PlainText, PositiveFloat
 from service.jobs.spec_base import Strict as _Strict
-from service.jobs.spec_optimizers import Optimizer
+from service.jobs.spec_optimizers import GradientOptimizer, Optimizer, SearchOptimizer
 from service.jobs.spec_tasks import GradientCheckParams, LandscapeParams, StepSizeSweepParams
 
 Task = Literal["train", "gradient_check", "step_size_sweep", "landscape"]
@@ -117,6 +117,23 @@ class JobSpec(_Strict):
             if other != self.task and getattr(self, other) is not None:
                 raise located(other, f"{other} parameters given for task {self.task!r}")
         return self
+
+    @property
+    def is_search(self) -> bool:
+        """Whether the optimizer is a random search or random local search, not a gradient's."""
+        return isinstance(self.optimizer, SearchOptimizer)
+
+    def gradient_optimizer(self) -> GradientOptimizer:
+        """The optimizer, for a job that follows a gradient (ValueError for any other)."""
+        if not isinstance(self.optimizer, GradientOptimizer):
+            raise ValueError(f"not a gradient optimizer: {self.optimizer!r}")
+        return self.optimizer
+
+    def search_optimizer(self) -> SearchOptimizer:
+        """The optimizer, for a random search or random local search (ValueError for any other)."""
+        if not isinstance(self.optimizer, SearchOptimizer):
+            raise ValueError(f"not a search optimizer: {self.optimizer!r}")
+        return self.optimizer
 
 
 def located(field: str, message: str) -> ValidationError:

@@ -59,6 +59,12 @@ class _GradientDescent(_Strict):
     init_scale: PositiveFloat = Field(0.001, description="W starts as init_scale·randn.")
     lr_schedule: Schedule = Field(default_factory=ConstantSchedule)
 
+    @property
+    def rule_params(self) -> dict[str, float]:
+        """The update rule's own hyperparameters: the fields its type adds (momentum, eps, ...)."""
+        shared = _GradientDescent.model_fields.keys() | {"type"}
+        return {name: getattr(self, name) for name in type(self).model_fields if name not in shared}
+
 
 class Sgd(_GradientDescent):
     type: Literal["sgd"]
@@ -111,14 +117,13 @@ class RandomLocalSearch(_Strict):
 
 GRADIENT_TYPES = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
 SEARCH_TYPES = ("random_search", "random_local_search")
+# The two families, for code that runs one of them (isinstance narrows to its fields).
+GradientOptimizer = Sgd | Momentum | Nesterov | Adagrad | RmsProp | Adam
+SearchOptimizer = RandomSearch | RandomLocalSearch
 
-Optimizer = Annotated[
-    Sgd | Momentum | Nesterov | Adagrad | RmsProp | Adam | RandomSearch | RandomLocalSearch,
-    Field(discriminator="type"),
-]
+Optimizer = Annotated[GradientOptimizer | SearchOptimizer, Field(discriminator="type")]
 
 
-def steps_of(optimizer: Sgd | Momentum | Nesterov | Adagrad | RmsProp | Adam | RandomSearch
-             | RandomLocalSearch) -> int:  # fmt: skip
+def steps_of(optimizer: GradientOptimizer | SearchOptimizer) -> int:
     """How many steps (updates, trials or proposals) a run of this optimizer takes."""
     return optimizer.trials if isinstance(optimizer, RandomSearch) else optimizer.iterations

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from service.jobs.spec import JobSpec
 from service.settings import Settings
 from tests.datasets.conftest import blobs, uploaded
 from worker import train_job
@@ -87,10 +88,11 @@ def test_subsets_take_the_first_rows_of_each_split(client: TestClient, worker: W
     spec = job_spec(dataset_id, preprocess=RAW, dataset={"id": dataset_id, "n_train": 20})
     spec["optimizer"]["batch_size"] = 20
     job = client.post("/jobs", json=spec).json()
-    data, _ = worker.data.prepare(job["spec"])
+    stored = JobSpec.model_validate(job["spec"])
+    data, _ = worker.data.prepare(stored)
 
     assert data.X_train.shape == (20, 4) and isinstance(data.X_train, np.memmap)
-    np.testing.assert_array_equal(data.X_train, np.asarray(worker.data.load(job["spec"]["dataset"])
+    np.testing.assert_array_equal(data.X_train, np.asarray(worker.data.load(stored.dataset)
                                                            .X_train))  # fmt: skip
 
 

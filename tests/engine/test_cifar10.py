@@ -16,7 +16,8 @@ from worker.engine.datasets import Dataset, load_builtin
 from worker.engine.losses import svm_loss
 from worker.engine.metrics import accuracy
 from worker.engine.preprocess import Preprocessor
-from worker.engine.train import Diverged, TrainConfig, TrainData, init_state, prepare_data, run
+from worker.engine.train import Diverged, TrainData, init_state, prepare_data, run
+from worker.engine.train_config import TrainConfig
 
 REPO = Path(__file__).resolve().parents[2]
 REAL_CIFAR10 = REPO.parent / "shared" / "data" / "cifar-10-batches-py"

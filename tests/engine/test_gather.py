@@ -17,7 +17,8 @@ from worker.engine import fused, kernels
 from worker.engine.losses import LossFunction, make_loss
 from worker.engine.parallel import limit_threads
 from worker.engine.sampling import BatchSampler, Sampling
-from worker.engine.train import Chunk, TrainConfig, TrainData, TrainState, _Loop, init_state, run
+from worker.engine.train import Chunk, TrainData, TrainState, _Loop, init_state, run
+from worker.engine.train_config import TrainConfig
 
 LOSSES = [("svm", 1.0), ("svm", 1.5), ("softmax", 1.0)]
 

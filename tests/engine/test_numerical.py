@@ -16,7 +16,8 @@ from worker.engine.numerical import (
     svm_centered_with_kinks,
 )
 from worker.engine.preprocess import Preprocessor
-from worker.engine.train import TrainConfig, TrainData, init_state, prepare_data, run
+from worker.engine.train import TrainData, init_state, prepare_data, run
+from worker.engine.train_config import TrainConfig
 
 Array = NDArray[Any]
 EPS = float(np.finfo(np.float64).eps)

@@ -16,13 +16,13 @@ from worker.engine.train import (
     Chunk,
     Diverged,
     Evaluation,
-    TrainConfig,
     TrainData,
     TrainState,
     init_state,
     prepare_data,
     run,
 )
+from worker.engine.train_config import TrainConfig
 
 
 def prepared(name: str, dtype: str = "float32", **kwargs: Any) -> tuple[TrainData, int]:

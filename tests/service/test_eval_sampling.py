@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from service.db.models import Job
 from service.db.session import Database
+from service.jobs.spec import JobSpec
 from service.settings import Settings
 from worker.engine.train import TrainData, init_state, run
 from worker.prepare import DataPreparer
@@ -49,8 +50,9 @@ def replay(
     settings: Settings, stored: dict[str, Any]
 ) -> tuple[TrainData, dict[int, Any], list[float]]:
     """The job's run in this process, chunked at its evaluations: W after every s updates."""
-    data, _ = DataPreparer(2**30, settings.cifar10_dir, settings.data_dir).prepare(stored)
-    config = train_config(stored)
+    spec = JobSpec.model_validate(stored)
+    data, _ = DataPreparer(2**30, settings.cifar10_dir, settings.data_dir).prepare(spec)
+    config = train_config(spec)
     state = init_state(config, data.n_classes, data.X_train.shape[1])
     train_data = TrainData(data.X_train, data.y_train, data.X_val, data.y_val)
     weights = {0: state.W.copy()}

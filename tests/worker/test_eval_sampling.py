@@ -9,6 +9,7 @@ import pytest
 
 from service.db.session import Database
 from service.jobs import repository, service
+from service.jobs.spec import JobSpec
 from service.settings import Settings
 from tests.worker.conftest import hand_back_after_a_checkpoint, submit
 from worker import evaluation
@@ -41,8 +42,9 @@ def finished_job(database: Database, job_id: str) -> tuple[Any, np.ndarray]:
         return job, service.as_ndarray(stored)
 
 
-def reference_evaluation(settings: Settings, spec: dict[str, Any], W: np.ndarray) -> Any:
+def reference_evaluation(settings: Settings, stored: dict[str, Any], W: np.ndarray) -> Any:
     """Every split predicted afresh from the stored W (the original predict, not the spy)."""
+    spec = JobSpec.model_validate(stored)
     data, _ = DataPreparer(2**30, settings.cifar10_dir, settings.data_dir).prepare(spec)
     report: dict[str, Any] = {"n_classes": data.n_classes, "splits": {}}
     for split in evaluation.SPLITS:
@@ -125,9 +127,11 @@ def test_a_resumed_job_scores_every_split_as_one_that_never_stopped(
 
 
 def test_given_predictions_score_a_split_as_predicting_it_would(settings: Settings) -> None:
-    spec = {"dataset": {**DATASET, "n_features": 2, "n_classes": 3, "cluster_std": 1.0,
-                        "seed": 0}, "dtype": "float32",
-            "preprocess": {"center": True, "standardize": False, "bias": True}}  # fmt: skip
+    spec = JobSpec.model_validate(
+        {"dataset": {**DATASET, "n_features": 2, "n_classes": 3, "cluster_std": 1.0, "seed": 0},
+         "dtype": "float32", "preprocess": {"center": True, "standardize": False, "bias": True},
+         "optimizer": {"type": "sgd"}}
+    )  # fmt: skip
     data, _ = DataPreparer(2**30, None, settings.data_dir).prepare(spec)
     W = np.random.default_rng(1).standard_normal((3, data.X_train.shape[1])).astype(np.float32)
     given = {"train": np.argmax(data.X_train @ W.T, axis=1)}

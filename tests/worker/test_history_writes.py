@@ -16,6 +16,7 @@ from sqlalchemy import func, select, update
 from service.db.models import Job, MetricPoint
 from service.db.session import Database
 from service.jobs import repository, service
+from service.jobs.spec import JobSpec
 from service.settings import Settings
 from tests.conftest import make_settings
 from tests.worker.conftest import internal_error, submit
@@ -55,7 +56,8 @@ def _points(database: Database, job_id: str, series: str) -> list[tuple[int, flo
         return list(repository.points(session, job_id, series, after=None, limit=None))
 
 
-def _engine_history(settings: Settings, spec: dict[str, Any]) -> tuple[list[int], list[float]]:
+def _engine_history(settings: Settings, stored: dict[str, Any]) -> tuple[list[int], list[float]]:
+    spec = JobSpec.model_validate(stored)
     data, _ = DataPreparer(2**30, settings.cifar10_dir, settings.data_dir).prepare(spec)
     config = train_config(spec)
     state = init_state(config, data.n_classes, data.X_train.shape[1])

@@ -131,3 +131,27 @@ def test_a_missing_dataset_fails_the_job_with_a_typed_error(
         assert job.status == "failed"
         assert job.error is not None and job.error["type"] == "dataset_unavailable"
     worker.database.dispose()
+
+
+def test_a_stored_spec_that_no_longer_validates_fails_the_job_as_invalid_spec(
+    settings: Settings, database: Database
+) -> None:
+    job_id = submit(database, settings)
+    healthy_id = submit(database, settings)
+    with database.write() as session:
+        job = repository.get(session, job_id)
+        assert job is not None
+        # As if the spec models had changed since the job was queued: sgd takes no momentum.
+        job.spec = {**job.spec, "optimizer": {**job.spec["optimizer"], "momentum": 0.9}}
+        session.commit()
+    worker = Worker(settings)
+
+    assert worker.run(burst=True) == 2
+
+    with database.read() as session:
+        job = service.get(session, job_id)
+        assert job.status == "failed"
+        assert job.error is not None and job.error["type"] == "invalid_spec"
+        assert "momentum" in job.error["message"]
+        assert job_status(session, healthy_id) == "succeeded"
+    worker.database.dispose()

@@ -7,103 +7,22 @@ caller can checkpoint it between chunks and resume with identical results.
 
 import math
 import time
-from collections.abc import Callable, Generator, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal, NamedTuple
+from collections.abc import Generator, Mapping
+from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
 
 from worker.engine.arrays import FloatArray, IntArray
 from worker.engine.datasets import Dataset
-from worker.engine.gradients import Difference
-from worker.engine.losses import LossFunction, make_loss
-from worker.engine.lr_schedules import make_schedule
-from worker.engine.metrics import accuracy, predict
+from worker.engine.metrics import accuracy, eval_split, label_accuracy, predict
 from worker.engine.numerical import loss_and_numerical_gradient
-from worker.engine.optimizers import RuleState, UpdateRule, make_rule
+from worker.engine.optimizers import RuleState
 from worker.engine.parallel import single_threaded_blas
 from worker.engine.preprocess import Preprocessor
-from worker.engine.sampling import SAMPLING_MODES, BatchSampler, Sampling
-
-DTypeName = Literal["float32", "float64"]
-GradientSource = Literal["analytic", "numerical"]
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Hyperparameters of a training run; invalid values raise ValueError on construction.
-
-    `eval_sample` k measures the accuracy at steps before the last on k fixed rows of each split
-    (`eval_rows`); None, and the last step, use every row.
-
-    `gradient` "numerical" replaces the analytic gradient of each minibatch by finite
-    differences over every entry of W (step `h`, `difference` "centered" or "forward"),
-    computed through the linear scores by worker.engine.numerical.
-    """
-
-    loss: str = "svm"
-    reg: float = 0.0
-    delta: float = 1.0
-    optimizer: str = "sgd"
-    optimizer_params: Mapping[str, float] = field(default_factory=dict)
-    learning_rate: float = 1e-3
-    lr_schedule: Mapping[str, Any] = field(default_factory=lambda: {"type": "constant"})
-    batch_size: int | None = 200
-    sampling: Sampling = "replacement"
-    iterations: int = 100
-    init_scale: float = 0.001
-    log_every: int = 1
-    eval_every: int = 0
-    eval_sample: int | None = None
-    dtype: DTypeName = "float32"
-    seed: int = 0
-    gradient: GradientSource = "analytic"
-    h: float = 1e-5
-    difference: Difference = "centered"
-
-    def __post_init__(self) -> None:
-        self.make_loss()
-        self.make_rule()
-        self.make_schedule()
-        if not (math.isfinite(self.reg) and self.reg >= 0.0):
-            raise ValueError(f"reg must be >= 0, got {self.reg}")
-        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0.0):
-            raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
-        if self.batch_size is not None and self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1 or None, got {self.batch_size}")
-        if self.sampling not in SAMPLING_MODES:
-            raise ValueError(f"sampling must be one of {SAMPLING_MODES}, got {self.sampling!r}")
-        if self.dtype not in ("float32", "float64"):
-            raise ValueError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
-        for name, minimum in (("iterations", 1), ("log_every", 1), ("eval_every", 0)):
-            if getattr(self, name) < minimum:
-                raise ValueError(f"{name} must be >= {minimum}, got {getattr(self, name)}")
-        if self.eval_sample is not None and self.eval_sample < 1:
-            raise ValueError(f"eval_sample must be >= 1 or None, got {self.eval_sample}")
-        if not self.init_scale >= 0.0:
-            raise ValueError(f"init_scale must be >= 0, got {self.init_scale}")
-        if self.gradient not in ("analytic", "numerical"):
-            raise ValueError(f"gradient must be 'analytic' or 'numerical', got {self.gradient!r}")
-        if not (math.isfinite(self.h) and self.h > 0.0):
-            raise ValueError(f"h must be positive, got {self.h}")
-        if self.difference not in ("centered", "forward"):
-            raise ValueError(f"difference must be 'centered' or 'forward', got {self.difference!r}")
-
-    @property
-    def np_dtype(self) -> np.dtype[np.floating[Any]]:
-        return np.dtype(np.float32 if self.dtype == "float32" else np.float64)
-
-    def make_loss(self) -> LossFunction:
-        return make_loss(self.loss, self.reg, self.delta)
-
-    def make_rule(self) -> UpdateRule:
-        return make_rule(self.optimizer, **self.optimizer_params)
-
-    def make_schedule(self) -> Callable[[int], float]:
-        params = dict(self.lr_schedule)
-        kind = params.pop("type", "constant")
-        return make_schedule(kind, self.learning_rate, **params)
+from worker.engine.sampling import BatchSampler
+from worker.engine.train_config import TrainConfig
 
 
 @dataclass(frozen=True)
@@ -218,36 +137,6 @@ def _check(state: TrainState, config: TrainConfig, data: TrainData) -> None:
             raise ValueError(f"{name} must lie in 0..{n_classes - 1}")
 
 
-def eval_rows(n_rows: int, eval_sample: int | None) -> IntArray | None:
-    """The rows of a split that accuracy before the last step is measured on: the first
-    `eval_sample` entries of np.random.default_rng(0).permutation(n_rows), sorted; None (every
-    row) when `eval_sample` is None or not below `n_rows`.
-
-    The generator is seeded by a constant, not the run's seed, so that every run on the same data
-    is measured on the same rows (a sweep's trials compared at a rung), and the run's own
-    Generator is never drawn from (the same losses and W with or without a sample).
-    """
-    if eval_sample is None or eval_sample >= n_rows:
-        return None
-    rows: IntArray = np.sort(np.random.default_rng(0).permutation(n_rows)[:eval_sample])
-    return rows
-
-
-def _eval_split(X: FloatArray, y: IntArray, eval_sample: int | None) -> tuple[FloatArray, IntArray]:
-    rows = eval_rows(X.shape[0], eval_sample)
-    if rows is None:
-        return X, y
-    # Gathered once into contiguous arrays: each evaluation then reads only these rows.
-    return np.asarray(X)[rows], np.asarray(y)[rows]
-
-
-def _label_accuracy(predicted: IntArray, y: IntArray) -> float:
-    """metrics.accuracy from labels already predicted (the same count over the same rows)."""
-    if predicted.shape[0] == 0:
-        return float("nan")
-    return float(np.count_nonzero(predicted == y)) / len(predicted)
-
-
 class _Loop:
     """One run's fixed parts; `advance` performs steps and records their history."""
 
@@ -273,8 +162,8 @@ class _Loop:
             self.in_place = (np.asarray(data.X_train), y_train)
         # The (X, y) of train and val that evaluations before the last step score.
         sample = config.eval_sample if config.eval_every else None
-        self.eval_train = _eval_split(data.X_train, data.y_train, sample)
-        self.eval_val = _eval_split(data.X_val, data.y_val, sample)
+        self.eval_train = eval_split(data.X_train, data.y_train, sample)
+        self.eval_val = eval_split(data.X_val, data.y_val, sample)
 
     def loss_grad(self, W: FloatArray, X: FloatArray, y: IntArray) -> tuple[float, FloatArray]:
         config = self.config
@@ -295,8 +184,8 @@ class _Loop:
         history.predictions = {"train": predict(W, data.X_train), "val": predict(W, data.X_val)}
         return Evaluation(
             step,
-            _label_accuracy(history.predictions["train"], data.y_train),
-            _label_accuracy(history.predictions["val"], data.y_val),
+            label_accuracy(history.predictions["train"], data.y_train),
+            label_accuracy(history.predictions["val"], data.y_val),
         )
 
     def advance(
