@@ -1,7 +1,10 @@
 """A claimed job as the code that runs it sees it: its spec, its lease, and its writes.
 
 Each write renews the lease first, in the same transaction, and rolls everything back if the lease
-was lost: a worker that lost its job can never add a point or a checkpoint to it.
+was lost: a worker that lost its job can never add a point or a checkpoint to it. The lease,
+the writes (to the history-writer process or a thread), the checkpoints' timing and the job's
+phase share one object, longer than most modules, because each of them renews or reads the
+same lease.
 """
 
 from __future__ import annotations

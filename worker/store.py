@@ -2,7 +2,8 @@
 
 Every statement that touches a claimed job is guarded by `lease_owner = :owner`, so a worker that
 lost its lease (the job was reclaimed elsewhere) can no longer write to it: the caller runs the
-guarded lease renewal first in each transaction and rolls back if it matched nothing.
+guarded lease renewal first in each transaction and rolls back if it matched nothing. The
+statements stay in one module, longer than most, so that every guard can be checked in one read.
 """
 
 from __future__ import annotations
