@@ -28,7 +28,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from bench.common import table, write_report
+from bench.common import expected_loss_steps, random_job_spec, table, write_report
 from service.db import migrate
 from service.db.models import Job, JobArray, MetricPoint
 from service.db.session import Database
@@ -47,23 +47,6 @@ LEASES = {
     # more than the default 3 times (tests/reliability checks that policy on its own).
     "DESCENT_MAX_WORKER_LOSSES": "1000",
 }
-OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
-
-
-def job_spec(rng: random.Random) -> dict[str, Any]:
-    return {
-        "dataset": {"name": rng.choice(["blobs", "spiral"])},
-        "model": {"loss": rng.choice(["svm", "softmax"]), "reg": 0.001},
-        "optimizer": {
-            "type": rng.choice(OPTIMIZERS),
-            "learning_rate": 0.01,
-            "batch_size": 16,
-            "iterations": rng.randrange(5_000, 30_000),
-        },
-        "log_every": 10,
-        "eval_every": 5_000,
-        "seed": rng.randrange(1_000),
-    }
 
 
 def submit(database: Database, settings: Settings, spec: dict[str, Any]) -> str:
@@ -119,12 +102,6 @@ def weights(database: Database, job_id: str) -> bytes | None:
         return None if array is None else bytes(array.data)
 
 
-def expected_loss_steps(spec: dict[str, Any]) -> list[int]:
-    iterations, every = spec["optimizer"]["iterations"], spec["log_every"]
-    steps = list(range(0, iterations, every))
-    return steps if steps[-1] == iterations - 1 else [*steps, iterations - 1]
-
-
 def run(minutes: float, workers: int, database_url: str | None, seed: int) -> dict[str, Any]:
     rng = random.Random(seed)
     workdir = Path(tempfile.mkdtemp(prefix="descent-chaos-"))
@@ -147,7 +124,7 @@ def run(minutes: float, workers: int, database_url: str | None, seed: int) -> di
         # Keep a short queue: a chaos run measures what kills do, not how long a backlog takes.
         while not stop_submitting.wait(rng.uniform(0.2, 0.8)):
             if backlog() < 2 * workers:
-                spec = job_spec(rng)
+                spec = random_job_spec(rng)
                 submitted[submit(database, settings, spec)] = spec
 
     submitter = threading.Thread(target=client)

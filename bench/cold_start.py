@@ -15,20 +15,17 @@ warm-up as it logs it. The target is judged on the restarts' median run_s.
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import statistics
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from bench.common import require_cifar10, serve, table, write_report
+from bench.common import output_to, require_cifar10, serve, table, write_report
 
 COMMAND = "flock /tmp/descent-bench.lock .venv/bin/python -m bench.cold_start"
 RECIPE: dict[str, Any] = {
@@ -48,22 +45,6 @@ class Round:
     job: dict[str, Any]
     submit_to_succeeded: float
     warm_up: tuple[float, int, int] | None  # seconds, kernels loaded, kernels compiled
-
-
-@contextmanager
-def output_to(path: Path) -> Iterator[None]:
-    """This process's stdout and stderr, and so its children's (the server and its worker, their
-    logs), into `path`."""
-    saved = [os.dup(fd) for fd in (1, 2)]
-    with path.open("ab") as file:
-        for fd in (1, 2):
-            os.dup2(file.fileno(), fd)
-        try:
-            yield
-        finally:
-            for fd, copy in zip((1, 2), saved, strict=True):
-                os.dup2(copy, fd)
-                os.close(copy)
 
 
 def one_round(name: str, home: Path, env: dict[str, str]) -> Round:

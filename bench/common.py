@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import platform
+import random
 import re
 import signal
 import socket
@@ -244,3 +245,57 @@ def demote(markdown: str) -> str:
             fenced = not fenced
         lines.append("#" + line if line.startswith("#") and not fenced else line)
     return "\n".join(lines)
+
+
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
+
+
+def random_job_spec(rng: random.Random) -> dict[str, Any]:
+    """A short train job on generated data, drawn from `rng`: what chaos and soak runs submit."""
+    return {
+        "dataset": {"name": rng.choice(["blobs", "spiral"])},
+        "model": {"loss": rng.choice(["svm", "softmax"]), "reg": 0.001},
+        "optimizer": {
+            "type": rng.choice(OPTIMIZERS),
+            "learning_rate": 0.01,
+            "batch_size": 16,
+            "iterations": rng.randrange(5_000, 30_000),
+        },
+        "log_every": 10,
+        "eval_every": 5_000,
+        "seed": rng.randrange(1_000),
+    }
+
+
+def expected_loss_steps(spec: dict[str, Any]) -> list[int]:
+    """The steps of the loss points a job of `spec` records: every log_every-th and the last."""
+    iterations, every = spec["optimizer"]["iterations"], spec["log_every"]
+    steps = list(range(0, iterations, every))
+    return steps if steps[-1] == iterations - 1 else [*steps, iterations - 1]
+
+
+@contextmanager
+def output_to(path: Path) -> Iterator[None]:
+    """This process's stdout and stderr, and so its children's (the server and its worker, their
+    logs), into `path`."""
+    saved = [os.dup(fd) for fd in (1, 2)]
+    with path.open("ab") as file:
+        for fd in (1, 2):
+            os.dup2(file.fileno(), fd)
+        try:
+            yield
+        finally:
+            for fd, copy in zip((1, 2), saved, strict=True):
+                os.dup2(copy, fd)
+                os.close(copy)
+
+
+def children(pid: int) -> list[int]:
+    """The child processes of `pid`, whichever of its threads started them (Linux /proc)."""
+    kids: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            kids += [int(kid) for kid in (task / "children").read_text().split()]
+        except OSError:  # the thread or the process ended meanwhile
+            continue
+    return kids

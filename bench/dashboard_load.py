@@ -49,6 +49,7 @@ import httpx
 from sqlalchemy import select
 
 from bench.common import (
+    children,
     cifar10_dir,
     cpu_seconds,
     free_port,
@@ -78,17 +79,6 @@ def job_spec(seed: int) -> tuple[str, dict[str, Any]]:
             "optimizer": {"type": "sgd", "learning_rate": 1e-7 if cifar else 1e-3,
                           "batch_size": 200, "iterations": 1_000_000}}  # fmt: skip
     return f"{'CIFAR-10 SVM' if cifar else 'digits softmax'} SGD, batch 200", spec
-
-
-def children(pid: int) -> list[int]:
-    """The child processes of `pid`, whichever of its threads started them (Linux /proc)."""
-    kids: list[int] = []
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
-            kids += [int(kid) for kid in (task / "children").read_text().split()]
-        except OSError:  # the thread or the process ended meanwhile
-            continue
-    return kids
 
 
 def worker_niceness(pid: int) -> list[int]:

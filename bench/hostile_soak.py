@@ -50,10 +50,15 @@ from typing import Any
 
 import httpx
 
-from bench.chaos import expected_loss_steps, job_spec
-from bench.cold_start import output_to
-from bench.common import serve, table, write_report
-from bench.dashboard_load import children
+from bench.common import (
+    children,
+    expected_loss_steps,
+    output_to,
+    random_job_spec,
+    serve,
+    table,
+    write_report,
+)
 from service.processes import MAX_RESTART_DELAY
 from service.settings import Settings
 from tests.fuzz.test_malformed import JSON, JSON_LIMIT, LIMIT, OK, TABLE
@@ -248,7 +253,7 @@ class Soak:
     # Jobs --------------------------------------------------------------------------------------
 
     def submit(self, client: httpx.Client, rng: random.Random) -> None:
-        spec = {**job_spec(rng), "name": f"soak-{len(self.order)}"}
+        spec = {**random_job_spec(rng), "name": f"soak-{len(self.order)}"}
         if rng.random() < 0.15:  # a long one, likely to lose its worker at least once
             spec["optimizer"]["iterations"] = rng.randrange(100_000, 200_000)
         response = self.call(
