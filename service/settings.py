@@ -102,6 +102,25 @@ class Settings(BaseSettings):
     dataset_cache_bytes: int = Field(
         3 * 1024**3, ge=0, description="Memory a worker may keep prepared data sets in."
     )
+    prepared_cache_dir: Path | None = Field(
+        None,
+        description="Where worker processes keep large prepared data sets (preprocessed, in the "
+        "job's dtype) as files that all of them memory-map, so that the workers of one machine "
+        "prepare such a set once and share one copy of it; default: `prepared` under data_dir. "
+        "If it is not writable, workers warn and prepare in memory, each for itself.",
+    )
+    prepared_cache_bytes: int = Field(
+        8 * 1024**3,
+        ge=0,
+        description="Disk the prepared data sets of prepared_cache_dir may take; past it, the "
+        "least recently used go first (0 = no files: each worker prepares in memory).",
+    )
+    prepared_cache_min_bytes: int = Field(
+        64 * 1024**2,
+        ge=0,
+        description="Smallest prepared data set kept in prepared_cache_dir; smaller ones "
+        "prepare quickly and stay in each worker's memory only.",
+    )
     max_iterations: int = Field(
         1_000_000, gt=0, description="Upper bound on iterations and trials."
     )
@@ -150,7 +169,7 @@ class Settings(BaseSettings):
 
     @field_validator(
         "cifar10_dir", "api_token", "retention_days", "blas_threads", "kernel_cache_dir",
-        mode="before",
+        "prepared_cache_dir", mode="before",
     )  # fmt: skip
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
@@ -160,6 +179,12 @@ class Settings(BaseSettings):
     def _kernels_under_data_dir(self) -> Self:
         if self.kernel_cache_dir is None:
             self.kernel_cache_dir = self.data_dir / "kernels"
+        return self
+
+    @model_validator(mode="after")
+    def _prepared_under_data_dir(self) -> Self:
+        if self.prepared_cache_dir is None:
+            self.prepared_cache_dir = self.data_dir / "prepared"
         return self
 
     @property

@@ -176,6 +176,10 @@ def make_settings(database_url: str, tmp_path: Path, **overrides: object) -> Set
         # on (tests/service/test_poll_cache.py, test_poll_tails.py), and `descent serve` in the
         # e2e and dashboard tests runs with it.
         "poll_cache_bytes": 0,
+        # No prepared-data files: every test has its own data_dir, so each CIFAR-10 test would
+        # write the whole prepared set under it. The file cache's tests turn it on
+        # (tests/worker/test_prepared_files.py).
+        "prepared_cache_bytes": 0,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from worker.engine.metrics import predict
-from worker.prepare import PreparedData
+from worker.prepared_data import PreparedData
 
 SPLITS = ("train", "val", "test")
 

@@ -9,12 +9,16 @@ job: opening the maps costs nothing, so they are not cached raw. When the job's 
 changes nothing (no centring, no standardizing, no bias column) and its dtype is the stored one,
 the maps themselves are handed to the engine; otherwise the prepared arrays are built from the
 maps once and cached across jobs like a built-in's.
+
+Large prepared sets (DESCENT_PREPARED_CACHE_MIN_BYTES and up) also go through the machine's file
+cache (worker.prepared_files), when one is given: prepared once per machine, then memory-mapped
+by every worker process, which then share one copy. The in-process cache stays in front of it.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import os
 from pathlib import Path
 from typing import Any
 
@@ -22,30 +26,22 @@ import numpy as np
 
 from service.datasets import storage
 from service.jobs.spec import DatasetRef, JobSpec, Preprocess
-from service.settings import get_settings
+from service.settings import Settings, get_settings
+from worker import prepared_files
 from worker.cache import BoundedCache
-from worker.engine.datasets import Dataset, DatasetUnavailable, load_builtin
+from worker.engine import cifar10
+from worker.engine.datasets import (
+    BUILTIN_INFO,
+    CIFAR10_ENV,
+    Dataset,
+    DatasetUnavailable,
+    load_builtin,
+)
 from worker.engine.preprocess import Preprocessor
+from worker.prepared_data import PreparedData, from_entry, to_entry
+from worker.prepared_files import PreparedFiles
 
 OPTION_KEYS = ("n_features", "n_classes", "cluster_std", "noise", "seed")
-
-
-@dataclass(frozen=True)
-class PreparedData:
-    X_train: np.ndarray
-    y_train: np.ndarray
-    X_val: np.ndarray
-    y_val: np.ndarray
-    X_test: np.ndarray
-    y_test: np.ndarray
-    n_classes: int
-    preprocessor: Preprocessor
-    image_shape: tuple[int, ...] | None
-
-    @property
-    def nbytes(self) -> int:
-        arrays = (self.X_train, self.y_train, self.X_val, self.y_val, self.X_test, self.y_test)
-        return sum(a.nbytes for a in arrays)
 
 
 def _dataset_nbytes(dataset: Dataset) -> int:
@@ -62,8 +58,15 @@ class DataPreparer:
     """Prepares data for jobs, keeping recent results within a memory budget."""
 
     def __init__(
-        self, cache_bytes: int, cifar10_dir: Path | None, data_dir: Path | None = None
+        self,
+        cache_bytes: int,
+        cifar10_dir: Path | None,
+        data_dir: Path | None = None,
+        *,
+        files: PreparedFiles | None = None,
     ) -> None:
+        """files: the machine's prepared data on disk, shared with its other worker processes;
+        without it (the default), every process prepares in memory for itself."""
         # Raw sets are small next to prepared float arrays: give them a quarter of the budget.
         self.raw: BoundedCache[Dataset] = BoundedCache(cache_bytes // 4, _dataset_nbytes)
         self.prepared: BoundedCache[PreparedData] = BoundedCache(
@@ -72,6 +75,23 @@ class DataPreparer:
         self.cifar10_dir = cifar10_dir
         # Uploads live under DESCENT_DATA_DIR; unless told otherwise, this host's setting.
         self._data_dir = data_dir
+        self.files = files
+        # In-process key -> file key of the entries mapped from files, to mark them used on
+        # every job (an in-process hit never reaches the files, and eviction goes by last use).
+        self._file_keys: dict[str, str] = {}
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> DataPreparer:
+        files = None
+        if settings.prepared_cache_dir is not None and settings.prepared_cache_bytes > 0:
+            files = PreparedFiles(
+                settings.prepared_cache_dir,
+                settings.prepared_cache_bytes,
+                settings.prepared_cache_min_bytes,
+            )
+        return cls(
+            settings.dataset_cache_bytes, settings.cifar10_dir, settings.data_dir, files=files
+        )
 
     @property
     def data_dir(self) -> Path:
@@ -127,9 +147,69 @@ class DataPreparer:
             "preprocess": spec.preprocess.model_dump(mode="json"),
             "dtype": spec.dtype,
         }
-        return self.prepared.get_or_create(_key(parts), lambda: self._prepare(spec))
+        key = _key(parts)
+        prepared, hit = self.prepared.get_or_create(key, lambda: self._prepare(spec, key))
+        if hit and self.files is not None and key in self._file_keys:
+            self.files.touch(self._file_keys[key])
+        return prepared, hit
 
-    def _prepare(self, spec: JobSpec) -> PreparedData:
+    def _prepare(self, spec: JobSpec, key: str) -> PreparedData:
+        """Through the machine's file cache when there is one and the data are large enough for
+        it, else in memory."""
+        if self.files is None or not self.files.wants(self._estimated_nbytes(spec)):
+            return self._prepare_in_memory(spec)
+        file_key = self._file_key(spec)
+        if file_key is None:
+            return self._prepare_in_memory(spec)  # whose load says what is missing
+        entry = self.files.fetch(file_key, lambda: to_entry(self._prepare_in_memory(spec)))
+        self._file_keys[key] = file_key
+        return from_entry(entry)
+
+    def _estimated_nbytes(self, spec: JobSpec) -> int:
+        """The prepared arrays' bytes from the split sizes and the width, before anything is
+        loaded (the file cache's lock has to be taken before loading, so that one process
+        loads)."""
+        ref = spec.dataset
+        if ref.id is not None:
+            dataset = self.load(ref)  # an upload's maps: opening them reads nothing
+            rows = sum(int(X.shape[0]) for X in _features(dataset))
+            width = dataset.n_features
+        else:
+            assert ref.name is not None  # a DatasetRef names a built-in or an upload's id
+            info = BUILTIN_INFO[ref.name]
+            given = (ref.n_train, ref.n_val, ref.n_test)
+            defaults = (info.n_train, info.n_val, info.n_test)
+            rows = sum(d if g is None else g for g, d in zip(given, defaults, strict=True))
+            width = info.n_features if ref.n_features is None else ref.n_features
+        row_bytes = (width + int(spec.preprocess.bias)) * np.dtype(spec.dtype).itemsize
+        return rows * (row_bytes + np.dtype(np.int64).itemsize)  # X, and an int64 label per row
+
+    def _file_key(self, spec: JobSpec) -> str | None:
+        """The file cache's key: what the in-process key says, plus the sizes and mtimes of the
+        files the data are read from, so that a replaced source is prepared afresh. None when
+        those files are not there."""
+        ref = spec.dataset
+        sources: list[Path] = []
+        if ref.id is not None:
+            folder = storage.directory(self.data_dir, ref.id)
+            sources = [folder / f"{name}.npy" for name in storage.ARRAY_NAMES]
+        elif ref.name == "cifar10":
+            root = self.cifar10_dir if self.cifar10_dir is not None else os.environ.get(CIFAR10_ENV)
+            if not root:
+                return None
+            sources = [Path(root) / name for name in (*cifar10.TRAIN_BATCHES, cifar10.TEST_BATCH)]
+        try:
+            stamped = prepared_files.stamps(sources)
+        except OSError:
+            return None
+        return prepared_files.key({
+            "dataset": ref.model_dump(mode="json"),
+            "preprocess": spec.preprocess.model_dump(mode="json"),
+            "dtype": spec.dtype,
+            "sources": stamped,
+        })  # fmt: skip
+
+    def _prepare_in_memory(self, spec: JobSpec) -> PreparedData:
         """Fit the preprocessing on the training rows and apply it to every split (new arrays)."""
         dataset = self.load(spec.dataset)
         options = spec.preprocess

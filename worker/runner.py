@@ -26,7 +26,8 @@ from worker import compiled_kernels, history_writer, store
 from worker.context import Heartbeat, JobContext, Outcome, Resume
 from worker.engine.datasets import DatasetUnavailable
 from worker.engine.parallel import limit_threads
-from worker.prepare import DataPreparer, PreparedData
+from worker.prepare import DataPreparer
+from worker.prepared_data import PreparedData
 from worker.retry import describe, in_transaction
 from worker.search_job import run_search
 from worker.store import LeaseLost
@@ -54,9 +55,7 @@ class Worker:
         )
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self.stopping = threading.Event()
-        self.data = DataPreparer(
-            settings.dataset_cache_bytes, settings.cifar10_dir, settings.data_dir
-        )
+        self.data = DataPreparer.from_settings(settings)
         self.jobs_done = 0
         self._last_maintenance = -MAINTENANCE_SECONDS
 

@@ -21,7 +21,7 @@ from worker.engine.search import (
     run_local_search,
     run_random_search,
 )
-from worker.prepare import PreparedData
+from worker.prepared_data import PreparedData
 from worker.store import Points
 from worker.train_job import _succeeded
 from worker.training import search_config

@@ -17,7 +17,7 @@ from worker.engine.gradcheck import gradient_check
 from worker.engine.landscape import landscape
 from worker.engine.nonfinite import NonFinite
 from worker.engine.stepsweep import step_size_sweep
-from worker.prepare import PreparedData
+from worker.prepared_data import PreparedData
 from worker.training import loss_args
 
 

@@ -13,7 +13,7 @@ from worker.driving import drive
 from worker.engine.train import Chunk, Diverged, TrainData, TrainState, init_state, run
 from worker.engine.train_config import TrainConfig
 from worker.evaluation import evaluate
-from worker.prepare import PreparedData
+from worker.prepared_data import PreparedData
 from worker.pruning import pruner_for
 from worker.store import Points
 from worker.training import train_config
