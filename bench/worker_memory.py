@@ -1,0 +1,129 @@
+"""The memory of N workers after each has run a CIFAR-10 job, and how fast a worker gets its data.
+
+    python -m bench.worker_memory [--workers 2]
+
+Each variant starts `descent serve --workers N` on a fresh data directory (the kernel cache of
+`make serve`, so the workers only load their kernels), submits N copies of the course's recipe
+as docs/USAGE.md writes it, one for each worker (the seeds differ), waits for all of them, and
+reads the memory of the worker processes and their history writers from /proc/<pid>/smaps_rollup:
+PSS (each shared page divided among the processes that map it: what the machine spends) and RSS.
+Then it starts a new server on the same data directory, whose worker has prepared nothing, and
+reports the `load_s` of its first job: a job after the first on this machine.
+
+Variants: `per process`, every worker preparing its own copy (DESCENT_PREPARED_CACHE_BYTES=0),
+and `per machine`, the default: large prepared sets written once to DESCENT_PREPARED_CACHE_DIR
+and memory-mapped by every worker. Writes docs/benchmarks/worker_memory.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.common import REPO, children, require_cifar10, serve, table, wait_finished, write_report
+
+RECIPE: dict[str, Any] = {  # docs/USAGE.md's recipe, as written there
+    "name": "svm-sgd-baseline",
+    "dataset": {"name": "cifar10"},
+    "model": {"loss": "svm", "reg": 25000},
+    "optimizer": {"type": "sgd", "learning_rate": 1e-7, "batch_size": 200, "iterations": 1500},
+}
+VARIANTS = {"per process": {"DESCENT_PREPARED_CACHE_BYTES": "0"}, "per machine": {}}
+
+
+def memory_kib(pid: int) -> tuple[int, int]:
+    """(PSS, RSS) in KiB of one process (0, 0 if it is gone)."""
+    try:
+        text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    except OSError:
+        return 0, 0
+    fields = {line.split(":")[0]: line.split()[1] for line in text.splitlines() if ":" in line}
+    return int(fields.get("Pss", 0)), int(fields.get("Rss", 0))
+
+
+def descendants(pid: int) -> list[int]:
+    found = []
+    for kid in children(pid):
+        found += [kid, *descendants(kid)]
+    return found
+
+
+def run_variant(env: dict[str, str], workers: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as workdir:
+        home = Path(workdir)
+        full = {"DESCENT_KERNEL_CACHE_DIR": str(REPO / "var" / "data" / "kernels"), **env}
+        with (
+            serve(home, full, workers=workers) as (base, pid),
+            httpx.Client(base_url=base, timeout=30) as api,
+        ):
+            ids = [
+                api.post("/jobs", json={**RECIPE, "seed": k}).json()["id"] for k in range(workers)
+            ]
+            jobs = [wait_finished(api, f"/jobs/{job_id}") for job_id in ids]
+            time.sleep(1.0)  # let the writers settle after the last flush
+            kids = descendants(pid)
+            sizes = [memory_kib(kid) for kid in kids]
+        # A new server on the same data directory: its worker has prepared nothing yet.
+        with (
+            serve(home, full, workers=1) as (base, _),
+            httpx.Client(base_url=base, timeout=30) as api,
+        ):
+            later = api.post("/jobs", json={**RECIPE, "seed": workers}).json()["id"]
+            last = wait_finished(api, f"/jobs/{later}")
+    for job in (*jobs, last):
+        assert job["status"] == "succeeded", job
+    return {
+        "pss_mib": sum(p for p, _ in sizes) / 1024,
+        "rss_mib": sum(r for _, r in sizes) / 1024,
+        "processes": len(kids),
+        "first_load_s": [job["timings"]["load_s"] for job in jobs],
+        "later_load_s": last["timings"]["load_s"],
+        "val": [job["metrics"]["val_accuracy"] for job in (*jobs, last)],
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args(argv)
+    require_cifar10()
+    results = {name: run_variant(env, args.workers) for name, env in VARIANTS.items()}
+    base = results["per process"]["pss_mib"]
+    rows = [
+        [
+            name,
+            f"{found['pss_mib']:.0f}",
+            f"{found['pss_mib'] / base:.2f}x",
+            f"{found['rss_mib']:.0f}",
+            " / ".join(f"{s:.3f}" for s in found["first_load_s"]),
+            f"{found['later_load_s']:.3f}",
+            " / ".join(f"{v:.3f}" for v in found["val"]),
+        ]
+        for name, found in results.items()
+    ]
+    header = ["data", "workers' PSS (MiB)", "to per process", "workers' RSS (MiB)",
+              "first jobs' load_s (s)", "after a restart: load_s (s)", "val accuracy"]  # fmt: skip
+    processes = results["per machine"]["processes"]
+    body = (
+        table(header, rows)
+        + f"\n\n`descent serve --workers {args.workers}`; memory summed over its {processes} child"
+        " processes (the workers and their history writers) after each worker ran one job of the"
+        " course's recipe as docs/USAGE.md writes it. PSS counts each shared page once across"
+        " the processes that map it. After a restart: the first job of a new `descent serve"
+        " --workers 1` on the same data directory.\n"
+    )
+    write_report(
+        "worker_memory",
+        f"The memory of {args.workers} workers, and how fast a worker gets its data",
+        f".venv/bin/python -m bench.worker_memory --workers {args.workers}",
+        body,
+    )
+
+
+if __name__ == "__main__":
+    main()
