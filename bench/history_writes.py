@@ -31,10 +31,10 @@ from typing import Any
 from bench.common import cifar10_dir, table, write_report
 from service.db import migrate
 from service.db.session import Database
+from service.history import writes
 from service.jobs import service
 from service.jobs.spec import JobSpec
 from service.settings import Settings
-from worker import store
 from worker.context import JobContext
 from worker.engine.train import TrainData, init_state, run
 from worker.evaluation import evaluate
@@ -113,7 +113,7 @@ def without_points(spec: dict[str, Any], workdir: Path) -> tuple[float, float]:
     """`as_job` with no points handed to the writes: what the rest of the job's writing costs."""
     flush = JobContext.flush
 
-    def pointless(context: JobContext, _points: list[store.Points], **values: Any) -> bool:
+    def pointless(context: JobContext, _points: list[writes.Points], **values: Any) -> bool:
         return flush(context, [], **values)
 
     JobContext.flush = pointless  # type: ignore[method-assign,assignment]

@@ -22,10 +22,10 @@ from bench.common import table, write_report
 from service.app import create_app
 from service.db import migrate
 from service.db.session import Database
+from service.history import writes
 from service.jobs import service
 from service.jobs.spec import JobSpec
 from service.settings import Settings
-from worker import store
 
 SIZES = (10_000, 100_000, 1_000_000, 10_000_000)
 SPEC = {"dataset": {"name": "blobs"}, "optimizer": {"type": "sgd", "iterations": 1_000_000}}
@@ -56,9 +56,9 @@ def main() -> None:
         steps = np.arange(n)
         values = np.sin(steps / 500.0) + 2.0
         with database.write() as session:
-            store.reset_history(session, job_id)
-            points = store.Points("loss", steps.tolist(), values.tolist())
-            store.add_points(session, job_id, [points])
+            writes.reset_history(session, job_id)
+            points = writes.Points("loss", steps.tolist(), values.tolist())
+            writes.add_points(session, job_id, [points])
             session.commit()
         zoom = f"start={n // 2}&end={n // 2 + 4999}"
         reads = {
@@ -77,7 +77,7 @@ SQLite, in process (no HTTP server, no network): the cost of the read and the re
 {table(["points stored", "read", "points returned", "ms (min of 3)"], rows)}
 
 A downsampled read takes the window's first and last point, then each bucket's extremes from the
-rollups the writer keeps (service/jobs/rollup.py): per-block minima and maxima at levels of 16,
+rollups the writer keeps (service/history/rollup.py): per-block minima and maxima at levels of 16,
 256, ... 16**6 steps, read from the coarsest level whose blocks still fit in a bucket. A window of
 up to 16 points a bucket is read point by point. Either way it reads at most about 16 rows a
 bucket, however long the history: the whole-curve overview, a zoom and a page cost about the same

@@ -10,8 +10,8 @@ from sqlalchemy.orm import Session
 
 from service.db.base import utcnow
 from service.db.models import TERMINAL_STATUSES, Job, MetricPoint
-from service.jobs import rollup_store
-from service.jobs.downsample import keep_indices
+from service.history import rollup_store
+from service.history.downsample import keep_indices
 
 RETAINED_POINTS = 1000
 

@@ -26,7 +26,9 @@ WORKER_MAY_IMPORT = frozenset(
         "service.db.base",  # the shared declarative base and utcnow()
         "service.db.bulk",  # many-row INSERTs of metric points
         "service.db.notify",  # the job-queued channel idle workers listen on
-        "service.jobs.rollup_store",  # rollups kept in step with the points the worker writes
+        "service.jobs.queue",  # the queue's SQL: claim, lease, checkpoints, arrays, finish
+        "service.history.writes",  # the points of a job's series, written as it runs
+        "service.history.rollup_store",  # rollups kept in step with the points the worker writes
         "service.jobs.spec",  # the stored spec, validated with the API's own models
         "service.sweeps.halving",  # the successive-halving rule that stops weak trials
         "service.processes",  # the supervisor's process handling, shared with `descent serve`

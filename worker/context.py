@@ -24,13 +24,15 @@ import numpy as np
 from sqlalchemy.orm import Session
 
 from service.db.session import Database
-from service.jobs import rollup_store
+from service.history import rollup_store
+from service.history import writes as history_writes
+from service.jobs import queue
+from service.jobs.queue import ClaimedJob, LeaseLost
 from service.jobs.spec import JobSpec
 from service.settings import Settings
-from worker import history_writer, store
+from worker import history_writer
 from worker.history_writer import Flush, WriterProcess, write
 from worker.retry import in_transaction
-from worker.store import ClaimedJob, LeaseLost
 
 log = logging.getLogger("descent.worker")
 T = TypeVar("T")
@@ -103,13 +105,13 @@ class JobContext:
 
         def work(session: Session) -> Resume | None:
             self._renew(session)
-            checkpoint = store.get_checkpoint(session, self.job_id)
+            checkpoint = queue.get_checkpoint(session, self.job_id)
             if checkpoint is None:
                 if self.claimed.attempts > 1:
-                    store.reset_history(session, self.job_id)
+                    history_writes.reset_history(session, self.job_id)
                 return None
-            store.truncate_history(session, self.job_id, checkpoint.step)
-            store.record_resume(session, self.job_id, self.claimed.attempts, checkpoint.step)
+            history_writes.truncate_history(session, self.job_id, checkpoint.step)
+            queue.record_resume(session, self.job_id, self.claimed.attempts, checkpoint.step)
             return Resume(checkpoint.step, checkpoint.payload)
 
         resume = in_transaction(self.database, work)
@@ -125,7 +127,7 @@ class JobContext:
 
     # ---- while running -----------------------------------------------------------------------
     def _renew(self, session: Session, **values: Any) -> bool:
-        return store.renew(session, self.job_id, self.owner, self.settings.lease_seconds, **values)
+        return queue.renew(session, self.job_id, self.owner, self.settings.lease_seconds, **values)
 
     def heartbeat(self, **values: Any) -> bool:
         """Renew the lease (setting `values`); True if a cancel was requested."""
@@ -147,7 +149,7 @@ class JobContext:
 
     def flush(
         self,
-        points: list[store.Points],
+        points: list[history_writes.Points],
         *,
         step: int,
         metrics: dict[str, Any],
@@ -193,7 +195,7 @@ class JobContext:
         # trades; the writer holds the GIL only to bind each statement.
         rollups = rollup_store.summarize(flush.points)
         dialect = self.database.engine.dialect.name
-        writes = store.point_writes(dialect, self.job_id, flush.points, rollups)
+        writes = history_writes.point_writes(dialect, self.job_id, flush.points, rollups)
         future: Future[bool] = Future()
 
         def work() -> bool:
@@ -226,25 +228,25 @@ class JobContext:
         def work(session: Session) -> None:
             self._renew(session, **values)
             for name, (array, step) in arrays.items():
-                store.put_array(session, self.job_id, name, array, step)
+                queue.put_array(session, self.job_id, name, array, step)
 
         in_transaction(self.database, work)
 
     # ---- ending ------------------------------------------------------------------------------
     def end(self, outcome: Outcome) -> None:
         def work(session: Session) -> None:
-            if outcome.lost and store.losses(session, self.job_id) + 1 >= self.max_losses:
+            if outcome.lost and queue.losses(session, self.job_id) + 1 >= self.max_losses:
                 error = {"type": "worker_lost", "message": f"lost {self.max_losses} time(s)"}
-                done = store.finish(session, self.job_id, self.owner, "failed", error=error,
+                done = queue.finish(session, self.job_id, self.owner, "failed", error=error,
                                     lost_count=self.max_losses, timings=self.timings)  # fmt: skip
             elif outcome.status == "queued":
-                done = store.release(session, self.job_id, self.owner, lost=outcome.lost)
+                done = queue.release(session, self.job_id, self.owner, lost=outcome.lost)
             else:
                 values = {"timings": self.timings, **outcome.values}
-                done = store.finish(session, self.job_id, self.owner, outcome.status, **values)
+                done = queue.finish(session, self.job_id, self.owner, outcome.status, **values)
             if not done:
                 raise LeaseLost(self.job_id)
-            store.end_attempt(session, self.job_id, self.claimed.attempts, outcome.status)
+            queue.end_attempt(session, self.job_id, self.claimed.attempts, outcome.status)
 
         in_transaction(self.database, work)
 

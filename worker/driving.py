@@ -7,8 +7,8 @@ from typing import Protocol, TypeVar
 
 import numpy as np
 
+from service.history.writes import Points
 from worker.context import JobContext, Outcome
-from worker.store import Points
 
 
 class ChunkLike(Protocol):

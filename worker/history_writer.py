@@ -30,10 +30,11 @@ from sqlalchemy.orm import Session
 
 from service.db import bulk
 from service.db.session import Database
+from service.history import writes as history_writes
+from service.jobs import queue
+from service.jobs.queue import LeaseLost
 from service.settings import Settings
-from worker import store
 from worker.retry import describe, in_transaction
-from worker.store import LeaseLost
 
 # The writer keeps this many databases open (tests run many workers, each on its own database).
 OPEN_DATABASES = 4
@@ -53,7 +54,7 @@ class Flush:
     lease_seconds: float
     step: int
     metrics: dict[str, Any]
-    points: list[store.Points]
+    points: list[history_writes.Points]
     checkpoint: bytes | None = None
     weights: np.ndarray | None = None
 
@@ -71,17 +72,18 @@ def write(session: Session, flush: Flush, writes: Sequence[bulk.Statement] | Non
     """Renew the lease, then write the flush, in the session's transaction; True if a cancel was
     requested. Raises LeaseLost (and writes nothing) if another worker holds the job.
 
-    `writes`: store.point_writes of the flush's points, if the caller built them already."""
-    cancel = store.renew(session, flush.job_id, flush.owner, flush.lease_seconds,
+    `writes`: history_writes.point_writes of the flush's points, if the caller built them
+    already."""
+    cancel = queue.renew(session, flush.job_id, flush.owner, flush.lease_seconds,
                          progress_step=flush.step, metrics=flush.metrics)  # fmt: skip
     if writes is None:
         dialect = session.get_bind().dialect.name
-        writes = store.point_writes(dialect, flush.job_id, flush.points)
-    store.write_points(session, writes)
+        writes = history_writes.point_writes(dialect, flush.job_id, flush.points)
+    history_writes.write_points(session, writes)
     if flush.checkpoint is not None:
-        store.put_checkpoint(session, flush.job_id, flush.attempt, flush.step, flush.checkpoint)
+        queue.put_checkpoint(session, flush.job_id, flush.attempt, flush.step, flush.checkpoint)
     if flush.weights is not None:
-        store.put_array(session, flush.job_id, "W", flush.weights, flush.step)
+        queue.put_array(session, flush.job_id, "W", flush.weights, flush.step)
     return cancel
 
 

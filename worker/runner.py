@@ -1,6 +1,6 @@
 """The worker loop: claim a job, run it through the engine, stream its history, end it.
 
-This is where the engine meets the database (through worker.context and worker.store). One
+This is where the engine meets the database (through worker.context and service.jobs.queue). One
 Worker runs one job at a time; `descent worker --concurrency N` starts N worker processes.
 With warm_up (the worker processes of `descent serve` and `descent worker`), a worker first
 readies the engine's compiled kernels (worker.compiled_kernels), so that jobs do not wait for
@@ -21,8 +21,10 @@ from threadpoolctl import threadpool_limits
 
 from service import idempotency, retention
 from service.db.session import Database
+from service.jobs import queue
+from service.jobs.queue import LeaseLost
 from service.settings import Settings
-from worker import compiled_kernels, history_writer, store
+from worker import compiled_kernels, history_writer
 from worker.context import Heartbeat, JobContext, Outcome, Resume
 from worker.engine.datasets import DatasetUnavailable
 from worker.engine.parallel import limit_threads
@@ -30,7 +32,6 @@ from worker.prepare import DataPreparer
 from worker.prepared_data import PreparedData
 from worker.retry import describe, in_transaction
 from worker.search_job import run_search
-from worker.store import LeaseLost
 from worker.task_job import run_task
 from worker.train_job import run_train
 from worker.wakeup import make_waiter
@@ -117,20 +118,20 @@ class Worker:
         except Exception:  # housekeeping must never stop the worker
             log.exception("maintenance failed")
 
-    def claim(self) -> store.ClaimedJob | None:
+    def claim(self) -> queue.ClaimedJob | None:
         # A read first: an idle worker never takes SQLite's write lock just to find nothing.
         with self.database.read() as session:
-            if not store.has_claimable(session):
+            if not queue.has_claimable(session):
                 return None
 
-        def work(session: Session) -> store.ClaimedJob | None:
-            store.fail_exhausted(session, self.settings.max_worker_losses)
-            return store.claim(session, self.owner, self.settings.lease_seconds)
+        def work(session: Session) -> queue.ClaimedJob | None:
+            queue.fail_exhausted(session, self.settings.max_worker_losses)
+            return queue.claim(session, self.owner, self.settings.lease_seconds)
 
         return in_transaction(self.database, work)
 
     # ---- one job -----------------------------------------------------------------------------
-    def execute(self, claimed: store.ClaimedJob) -> None:
+    def execute(self, claimed: queue.ClaimedJob) -> None:
         log.info(
             "job %s claimed (attempt %d)",
             claimed.id,

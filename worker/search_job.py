@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from service.history.writes import Points
 from worker.checkpoint import generator_state, pack, restore_generator, unpack
 from worker.context import JobContext, Outcome, Resume
 from worker.driving import drive, finite_points
@@ -22,7 +23,6 @@ from worker.engine.search import (
     run_random_search,
 )
 from worker.prepared_data import PreparedData
-from worker.store import Points
 from worker.train_job import _succeeded
 from worker.training import search_config
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from service.history.writes import Points
 from worker.checkpoint import generator_state, pack, restore_generator, unpack
 from worker.context import JobContext, Outcome, Resume
 from worker.driving import drive
@@ -15,7 +16,6 @@ from worker.engine.train_config import TrainConfig
 from worker.evaluation import evaluate
 from worker.prepared_data import PreparedData
 from worker.pruning import pruner_for
-from worker.store import Points
 from worker.training import train_config
 
 

@@ -37,7 +37,7 @@ def upgrade() -> None:
         ),
     )
     # The histories already stored get their rollups, one job at a time.
-    from service.jobs import rollup_store
+    from service.history import rollup_store
 
     session = Session(bind=op.get_bind())
     for (job_id,) in session.execute(sa.text("SELECT DISTINCT job_id FROM metric_points")).all():

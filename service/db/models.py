@@ -97,7 +97,7 @@ class MetricPoint(Base):
 
 
 class MetricRollup(Base):
-    """The extremes of one block of a series (service.jobs.rollup): level l's block b holds steps
+    """The extremes of one block of a series (service.history.rollup): level l's block b holds steps
     b * 16**l up to (b + 1) * 16**l - 1. Kept by the writers of metric_points, so that a
     downsampled curve reads a bounded number of rows however long the history is."""
 

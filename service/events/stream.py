@@ -29,9 +29,9 @@ from fastapi.sse import ServerSentEvent
 
 from service.db.models import TERMINAL_STATUSES
 from service.db.session import Database
+from service.history.series import SERIES
 from service.jobs import repository, service
 from service.jobs.schemas import JobOut, dumps, points_json
-from service.jobs.series import SERIES
 from service.single_flight import SingleFlight
 
 SERIES_LIMIT = 5000  # points per series per read; a longer backlog is read again at once

@@ -16,7 +16,9 @@ from sqlalchemy.orm import Session
 
 from service.db.session import Database
 from service.errors import InvalidInput
-from service.jobs import history_reads, service
+from service.history import reads as history_reads
+from service.history.series import Series
+from service.jobs import service
 from service.jobs.poll_cache import json_answer
 from service.jobs.repository import LAST_POSSIBLE_STEP
 from service.jobs.route_params import (
@@ -28,7 +30,6 @@ from service.jobs.route_params import (
     reading,
 )
 from service.jobs.schemas import DEFAULT_PAGE, MAX_PAGE, LossPage, SeriesPage
-from service.jobs.series import Series
 
 router = APIRouter()
 

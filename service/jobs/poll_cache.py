@@ -19,7 +19,7 @@ always go to the endpoint. Concurrent misses of one key wait for the first one i
 reading the database. Memory is capped (least recently used answers go first).
 
 Polls by cursor (`?after=N` or `?after=N&limit=L` on a series) differ from client to client, so
-they are answered from the series' Tail (service.jobs.tails) instead: its newest points, read
+they are answered from the series' Tail (service.history.tails) instead: its newest points, read
 again once per change of the database, whatever each client's cursor.
 """
 
@@ -41,9 +41,9 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.db.session import Database
+from service.history.series import SERIES
+from service.history.tails import Key, Tails
 from service.jobs.schemas import DEFAULT_PAGE, MAX_PAGE
-from service.jobs.series import SERIES
-from service.jobs.tails import Key, Tails
 from service.single_flight import SingleFlight
 
 log = logging.getLogger("descent.poll_cache")

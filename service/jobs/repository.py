@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session, load_only
 
 from service.db.models import Checkpoint, Job, JobArray, JobAttempt, MetricPoint
 from service.db.notify import job_queued
-from service.jobs import rollup_store
+from service.history import rollup_store
 
 
 def add(session: Session, job: Job) -> None:

@@ -1,7 +1,7 @@
 """The rules of the jobs resource: what may be submitted, listed, cancelled, deleted and read.
 
 Owns a job's lifecycle and its views (the job, its result, weights, evaluation and predictions);
-the recorded series are read by history_reads.
+the recorded series are read by service.history.reads.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from sqlalchemy.orm import Session
 from service.db.base import utcnow
 from service.db.models import TERMINAL_STATUSES, Job, JobArray
 from service.errors import Conflict, InvalidInput, NotFound
+from service.history.point_counts import point_counts
 from service.ids import new_id
 from service.jobs import repository, validation
-from service.jobs.point_counts import point_counts
 from service.jobs.repository import JobState
 from service.jobs.schemas import (
     EvaluationOut,

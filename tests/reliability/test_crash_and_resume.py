@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from service.db.session import Database
-from service.jobs import service
+from service.jobs import queue, service
 from service.settings import Settings
 from tests.reliability.conftest import (
     LONG_JOB,
@@ -24,7 +24,6 @@ from tests.reliability.conftest import (
     wait_until,
     weights,
 )
-from worker import store
 from worker.retry import in_transaction
 from worker.runner import Worker
 
@@ -116,7 +115,7 @@ def test_a_job_whose_workers_keep_dying_fails_as_worker_lost(
     limited = settings.model_copy(update={"max_worker_losses": 2, "lease_seconds": -1.0})
     job_id = submit(database, settings, LONG_JOB)
     for owner in ("w1", "w2"):  # two claims whose workers vanish (their leases are already over)
-        assert in_transaction(database, partial(store.claim, owner=owner, lease_seconds=-1.0))
+        assert in_transaction(database, partial(queue.claim, owner=owner, lease_seconds=-1.0))
 
     with Worker(limited) as worker:
         worker.run(burst=True)

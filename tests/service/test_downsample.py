@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from service.jobs.downsample import keep_indices
+from service.history.downsample import keep_indices
 
 
 def test_short_curves_are_kept_whole() -> None:

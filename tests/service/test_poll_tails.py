@@ -12,7 +12,7 @@ from sqlalchemy import delete, update
 
 from service.db.models import Job, MetricPoint
 from service.db.session import Database
-from service.jobs import tails
+from service.history import tails
 from tests.service.test_poll_cache import answer, cache_of, cached_client, wait_until_fresh
 from tests.service.test_poll_reads import add_job, append
 

@@ -10,13 +10,14 @@ from sqlalchemy import func, select
 
 from service.db.models import MetricRollup
 from service.db.session import Database
-from service.jobs import history_reads, repository, rollup, service
-from service.jobs.rollup import FANOUT, LEVELS, Summary, block_steps
+from service.history import reads as history_reads
+from service.history import rollup, writes
+from service.history.rollup import FANOUT, LEVELS, Summary, block_steps
+from service.history.writes import Points
+from service.jobs import repository, service
 from service.retention import prune_job_history
 from service.settings import Settings
 from tests.worker.conftest import submit
-from worker import store
-from worker.store import Points
 
 
 def _brute_summaries(steps: list[int], values: list[float], level: int) -> list[Summary]:
@@ -87,7 +88,7 @@ def _write_in_flushes(database: Database, job_id: str, series: str, steps: list[
     cuts = sorted(np.random.default_rng(seed).choice(len(steps), 12, replace=False).tolist())
     for start, stop in zip([0, *cuts], [*cuts, len(steps)], strict=True):
         with database.transaction() as session:
-            store.add_points(
+            writes.add_points(
                 session, job_id, [Points(series, steps[start:stop], values[start:stop])]
             )
 
@@ -127,7 +128,7 @@ def test_one_flush_of_several_series_keeps_each_ones_rollups(
     loss_steps, loss = _curve(700, seed=11)
     rate_steps, rate = _curve(300, seed=12, gaps=True)
     with database.transaction() as session:
-        store.add_points(
+        writes.add_points(
             session, job_id, [Points("loss", loss_steps, loss), Points("lr", rate_steps, rate)]
         )
     assert _stored(database, job_id) == _expected("loss", loss_steps, loss) + _expected(
@@ -143,7 +144,7 @@ def test_a_resume_truncates_the_rollups_with_the_points(
     steps, values = _curve(3_000, seed=5)
     _write_in_flushes(database, job_id, "loss", steps, values, seed=6)
     with database.transaction() as session:
-        store.truncate_history(session, job_id, from_step)
+        writes.truncate_history(session, job_id, from_step)
     kept = [i for i, step in enumerate(steps) if step < from_step]
     expected = _expected("loss", [steps[i] for i in kept], [values[i] for i in kept])
     assert _stored(database, job_id) == expected

@@ -12,10 +12,10 @@ from fastapi.testclient import TestClient
 
 from service.db.models import Job
 from service.db.session import Database
+from service.jobs import queue
 from service.settings import Settings
 from service.sweeps.service import trial_name
 from tests.sweeps.conftest import sweep_request
-from worker import store
 from worker.engine.datasets import load_builtin
 from worker.engine.preprocess import Preprocessor
 
@@ -120,7 +120,7 @@ def test_cancelling_a_sweep_cancels_queued_trials_now_and_flags_running_ones(
     sweep = client.post("/sweeps", json=sweep_request()).json()
     database = Database(settings.database_url)
     with database.transaction() as session:  # a worker takes the first trial
-        claimed = store.claim(session, "test-worker", 30.0)
+        claimed = queue.claim(session, "test-worker", 30.0)
     assert claimed is not None and claimed.id == sweep["jobs"][0]["id"]
 
     response = client.post(f"/sweeps/{sweep['id']}/cancel")

@@ -7,10 +7,9 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from service.db.session import Database
-from service.jobs import service
+from service.jobs import queue, service
 from service.jobs.spec import JobSpec
 from service.settings import Settings
-from worker import store
 from worker.runner import Worker
 
 
@@ -51,7 +50,7 @@ def hand_back_after_a_checkpoint(database: Database, settings: Settings, job_id:
     deadline = time.monotonic() + 60
     while True:
         with database.read() as session:
-            checkpoint = store.get_checkpoint(session, job_id)
+            checkpoint = queue.get_checkpoint(session, job_id)
             if checkpoint is not None and checkpoint.step > 0:
                 break
         assert time.monotonic() < deadline, "no checkpoint written"

@@ -10,10 +10,10 @@ from sqlalchemy import select
 
 from service.db.models import Job
 from service.db.session import Database
+from service.jobs import queue
+from service.jobs.queue import LeaseLost
 from service.settings import Settings
 from tests.worker.conftest import submit
-from worker import store
-from worker.store import LeaseLost
 
 
 def test_each_queued_job_is_claimed_once_by_concurrent_claimers(
@@ -27,7 +27,7 @@ def test_each_queued_job_is_claimed_once_by_concurrent_claimers(
         db = Database(settings.database_url)
         while True:
             with db.transaction() as session:
-                claimed = store.claim(session, name, lease_seconds=60)
+                claimed = queue.claim(session, name, lease_seconds=60)
             if claimed is None:
                 break
             with lock:
@@ -54,9 +54,9 @@ def test_jobs_are_claimed_oldest_first(settings: Settings, database: Database) -
     first, second = submit(database, settings), submit(database, settings)
 
     with database.transaction() as session:
-        a = store.claim(session, "w", lease_seconds=60)
+        a = queue.claim(session, "w", lease_seconds=60)
     with database.transaction() as session:
-        b = store.claim(session, "w", lease_seconds=60)
+        b = queue.claim(session, "w", lease_seconds=60)
 
     assert a is not None and b is not None
     assert (a.id, b.id) == (first, second)
@@ -65,18 +65,18 @@ def test_jobs_are_claimed_oldest_first(settings: Settings, database: Database) -
 def test_a_job_whose_lease_expired_is_claimed_again(settings: Settings, database: Database) -> None:
     job_id = submit(database, settings)
     with database.transaction() as session:
-        store.claim(session, "lost-worker", lease_seconds=-1)
+        queue.claim(session, "lost-worker", lease_seconds=-1)
 
     with database.transaction() as session:
-        again = store.claim(session, "new-worker", lease_seconds=60)
+        again = queue.claim(session, "new-worker", lease_seconds=60)
 
     assert again is not None and again.id == job_id and again.attempts == 2
     with database.transaction() as session:
         # The old owner can no longer write to it.
         with pytest.raises(LeaseLost):
-            store.renew(session, job_id, "lost-worker", 60)
-        assert not store.finish(session, job_id, "lost-worker", "succeeded")
-        assert store.renew(session, job_id, "new-worker", 60) is False
+            queue.renew(session, job_id, "lost-worker", 60)
+        assert not queue.finish(session, job_id, "lost-worker", "succeeded")
+        assert queue.renew(session, job_id, "new-worker", 60) is False
 
 
 def test_a_running_job_with_a_live_lease_is_not_claimed(
@@ -84,7 +84,7 @@ def test_a_running_job_with_a_live_lease_is_not_claimed(
 ) -> None:
     submit(database, settings)
     with database.transaction() as session:
-        assert store.claim(session, "w1", lease_seconds=60) is not None
+        assert queue.claim(session, "w1", lease_seconds=60) is not None
 
     with database.transaction() as session:
-        assert store.claim(session, "w2", lease_seconds=60) is None
+        assert queue.claim(session, "w2", lease_seconds=60) is None

@@ -12,14 +12,15 @@ import pytest
 from sqlalchemy import text
 
 from service.db.session import Database
+from service.history.writes import Points
 from service.jobs import service
+from service.jobs.queue import LeaseLost
 from service.settings import Settings
 from tests.conftest import make_settings
 from tests.worker.conftest import internal_error, submit
 from tests.worker.test_runner import wait_for
 from worker.history_writer import Flush, WriteFailed, WriterProcess
 from worker.runner import Worker
-from worker.store import LeaseLost, Points
 
 LONG = {"type": "sgd", "learning_rate": 0.05, "batch_size": 8, "iterations": 1_000_000}
 

@@ -15,13 +15,13 @@ from sqlalchemy import func, select, update
 
 from service.db.models import Job, MetricPoint
 from service.db.session import Database
+from service.history import writes as history_writes
 from service.jobs import repository, service
 from service.jobs.spec import JobSpec
 from service.settings import Settings
 from tests.conftest import make_settings
 from tests.worker.conftest import internal_error, submit
 from tests.worker.test_runner import wait_for
-from worker import store
 from worker.engine.train import TrainData, init_state, run
 from worker.prepare import DataPreparer
 from worker.runner import Worker
@@ -47,7 +47,7 @@ def database(database_url: str) -> Iterator[Database]:
 
 @pytest.fixture
 def thread_settings(database_url: str, tmp_path: Path) -> Settings:
-    """Writes on a thread of this process, where a test can patch store.write_points."""
+    """Writes on a thread of this process, where a test can patch history_writes.write_points."""
     return make_settings(database_url, tmp_path, flush_seconds=0.003, history_writer="thread")
 
 
@@ -101,7 +101,7 @@ def test_a_failed_history_write_fails_the_job_and_the_worker_goes_on(
     settings = thread_settings
     failing = submit(database, settings, seed=1, optimizer={**LONG, "iterations": 20_000})
     healthy = submit(database, settings, seed=2)
-    write_points = store.write_points
+    write_points = history_writes.write_points
     calls = 0
 
     def flaky(session: Any, statements: list[Any]) -> None:
@@ -112,7 +112,7 @@ def test_a_failed_history_write_fails_the_job_and_the_worker_goes_on(
                 raise RuntimeError("disk on fire")
         write_points(session, statements)
 
-    monkeypatch.setattr(store, "write_points", flaky)
+    monkeypatch.setattr(history_writes, "write_points", flaky)
 
     with Worker(settings) as worker:
         assert worker.run(burst=True) == 2
@@ -154,7 +154,7 @@ def test_a_slow_write_holds_the_engine_back_by_one_chunk_at_most(
     say how long the engine waited."""
     settings = thread_settings
     job_id = submit(database, settings, optimizer={**LONG, "iterations": 3_000})
-    write_points = store.write_points
+    write_points = history_writes.write_points
     in_flight = 0
     most = 0
     writes = 0
@@ -171,7 +171,7 @@ def test_a_slow_write_holds_the_engine_back_by_one_chunk_at_most(
         with lock:
             in_flight -= 1
 
-    monkeypatch.setattr(store, "write_points", slow)
+    monkeypatch.setattr(history_writes, "write_points", slow)
 
     interval = sys.getswitchinterval()
     with Worker(settings) as worker:

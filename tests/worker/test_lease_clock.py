@@ -10,9 +10,9 @@ import pytest
 from service.db.base import utcnow
 from service.db.models import Job
 from service.db.session import Database
+from service.jobs import queue
 from service.settings import Settings
 from tests.service.conftest import toy_spec
-from worker import store
 
 pytestmark = pytest.mark.postgres
 
@@ -31,12 +31,12 @@ def queue_a_job(client_settings: Settings) -> str:
 
 def skewed(monkeypatch: pytest.MonkeyPatch, offset: timedelta) -> None:
     """This worker's clock (the queue's utcnow) `offset` away from the database's."""
-    monkeypatch.setattr(store, "utcnow", lambda: utcnow() + offset)
+    monkeypatch.setattr(queue, "utcnow", lambda: utcnow() + offset)
 
 
-def claim(database: Database, owner: str) -> store.ClaimedJob | None:
+def claim(database: Database, owner: str) -> queue.ClaimedJob | None:
     with database.write() as session:
-        claimed = store.claim(session, owner, LEASE)
+        claimed = queue.claim(session, owner, LEASE)
         session.commit()
         return claimed
 
@@ -52,7 +52,7 @@ def test_a_skewed_host_does_not_take_a_live_lease(
 
     assert claim(database, "skewed-clock") is None
     with database.read() as session:
-        assert not store.has_claimable(session)
+        assert not queue.has_claimable(session)
 
 
 @pytest.mark.parametrize("offset", [OFF, -OFF], ids=["ahead", "behind"])
@@ -65,7 +65,7 @@ def test_a_lease_taken_on_a_skewed_host_lasts_its_length_for_the_others(
         claimed = claim(database, "skewed-clock")
         assert claimed is not None
         with database.write() as session:
-            store.renew(session, claimed.id, "skewed-clock", LEASE)
+            queue.renew(session, claimed.id, "skewed-clock", LEASE)
             session.commit()
 
     assert claim(database, "right-clock") is None

@@ -13,12 +13,12 @@ from sqlalchemy.exc import IntegrityError
 from service.db import bulk
 from service.db.models import MetricPoint
 from service.db.session import Database
-from service.jobs import repository
+from service.history import writes
+from service.history.writes import Points
+from service.jobs import queue, repository
 from service.settings import Settings
 from tests.conftest import make_settings
 from tests.worker.conftest import submit
-from worker import store
-from worker.store import Points
 
 SPECIAL = [
     0.0,
@@ -53,7 +53,7 @@ def test_bulk_points_read_back_as_an_orm_insert_of_the_same_points(
     steps = [3 * i for i in range(count - 1)] + [2**40] if count else []
     series = [Points("loss", steps, _values(count, 0)), Points("lr", steps, _values(count, 1))]
     with database.transaction() as session:
-        store.add_points(session, bulk_job, series)
+        writes.add_points(session, bulk_job, series)
         rows = [{"job_id": orm_job, "series": name, "step": step, "value": value}
                 for name, steps_, values in series
                 for step, value in zip(steps_, values, strict=True)]  # fmt: skip
@@ -71,7 +71,7 @@ def test_a_duplicate_point_fails_the_whole_write(settings: Settings, database: D
     job_id = submit(database, settings)
     points = [Points("loss", [0, 1, 1], [1.0, 2.0, 3.0])]
     with pytest.raises(IntegrityError), database.transaction() as session:
-        store.add_points(session, job_id, points)
+        writes.add_points(session, job_id, points)
     with database.read() as session:
         assert repository.count_points(session, job_id, "loss") == 0
 
@@ -79,7 +79,7 @@ def test_a_duplicate_point_fails_the_whole_write(settings: Settings, database: D
 def test_steps_and_values_must_pair_up(settings: Settings, database: Database) -> None:
     job_id = submit(database, settings)
     with pytest.raises(ValueError, match="2 steps but 1 values"), database.transaction() as s:
-        store.add_points(s, job_id, [Points("loss", [0, 1], [1.0])])
+        writes.add_points(s, job_id, [Points("loss", [0, 1], [1.0])])
 
 
 def test_a_checkpoint_and_an_array_written_again_replace_the_last_ones(
@@ -88,10 +88,10 @@ def test_a_checkpoint_and_an_array_written_again_replace_the_last_ones(
     job_id = submit(database, settings)
     for step in (10, 20):
         with database.transaction() as session:
-            store.put_checkpoint(session, job_id, 1, step, f"state {step}".encode())
-            store.put_array(session, job_id, "W", np.full((2, 3), step, dtype=np.float32), step)
+            queue.put_checkpoint(session, job_id, 1, step, f"state {step}".encode())
+            queue.put_array(session, job_id, "W", np.full((2, 3), step, dtype=np.float32), step)
     with database.read() as session:
-        checkpoint = store.get_checkpoint(session, job_id)
+        checkpoint = queue.get_checkpoint(session, job_id)
         assert checkpoint is not None
         assert (checkpoint.step, checkpoint.payload) == (20, b"state 20")
         stored = repository.array(session, job_id, "W")
@@ -112,7 +112,7 @@ def test_batches_shrink_to_what_this_sqlite_binds(
         driver = session.connection().connection.driver_connection
         assert driver is not None
         driver.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999)
-        store.add_points(session, job_id, [Points("loss", steps, [s / 7 for s in steps])])
+        writes.add_points(session, job_id, [Points("loss", steps, [s / 7 for s in steps])])
     with database.read() as session:
         stored = repository.points(session, job_id, "loss", after=None, limit=None)
         assert list(stored) == [(s, s / 7) for s in steps]

@@ -28,9 +28,9 @@ from sqlalchemy.orm import Session
 
 from service.db.models import TERMINAL_STATUSES
 from service.db.session import Database
+from service.history.point_counts import point_counts
+from service.history.reads import next_cursor, page_body
 from service.jobs import repository
-from service.jobs.history_reads import next_cursor, page_body
-from service.jobs.point_counts import point_counts
 from service.jobs.repository import NO_STEP, JobState
 from service.jobs.schemas import point_fragments
 from service.single_flight import SingleFlight

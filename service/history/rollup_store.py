@@ -1,8 +1,8 @@
-"""The SQL of the rollups (service.jobs.rollup): kept as points are written, read for overviews.
+"""The SQL of the rollups (service.history.rollup): kept as points are written, read for overviews.
 
 Every change to a job's metric_points comes with the matching change here, in the same
-transaction: worker.store appends (add), truncates on resume (truncate) and resets (delete);
-retention downsamples and then rebuilds; deleting a job deletes them.
+transaction: service.history.writes appends (add), truncates on resume (truncate) and resets
+(delete); retention downsamples and then rebuilds; deleting a job deletes them.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from service.db import bulk
 from service.db.models import MetricPoint, MetricRollup
-from service.jobs.rollup import (
+from service.history.rollup import (
     LEVELS,
     Columns,
     Extremes,

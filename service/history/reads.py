@@ -11,8 +11,9 @@ from collections.abc import Callable
 from sqlalchemy.orm import Session
 
 from service.db.models import TERMINAL_STATUSES
-from service.jobs import downsample, repository, rollup, rollup_store
-from service.jobs.point_counts import point_counts
+from service.history import downsample, rollup, rollup_store
+from service.history.point_counts import point_counts
+from service.jobs import repository
 from service.jobs.repository import JobState
 from service.jobs.schemas import points_json
 
