@@ -108,7 +108,7 @@ class JobContext:
             checkpoint = queue.get_checkpoint(session, self.job_id)
             if checkpoint is None:
                 if self.claimed.attempts > 1:
-                    history_writes.reset_history(session, self.job_id)
+                    queue.start_over(session, self.job_id)
                 return None
             history_writes.truncate_history(session, self.job_id, checkpoint.step)
             queue.record_resume(session, self.job_id, self.claimed.attempts, checkpoint.step)

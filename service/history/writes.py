@@ -14,7 +14,7 @@ from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from service.db import bulk
-from service.db.models import Checkpoint, JobArray, MetricPoint
+from service.db.models import MetricPoint
 from service.history import rollup_store
 
 
@@ -88,8 +88,6 @@ def truncate_history(session: Session, job_id: str, from_step: int) -> None:
 
 
 def reset_history(session: Session, job_id: str) -> None:
-    """Drop what an earlier attempt wrote, before a job starts again from step 0."""
+    """Drop every point of a job's history (and the rollups built on them)."""
     session.execute(delete(MetricPoint).where(MetricPoint.job_id == job_id))
     rollup_store.delete(session, job_id)
-    session.execute(delete(JobArray).where(JobArray.job_id == job_id))
-    session.execute(delete(Checkpoint).where(Checkpoint.job_id == job_id))

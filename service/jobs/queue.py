@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from service.db.base import Base, utcnow
 from service.db.models import Checkpoint, Job, JobArray, JobAttempt
 from service.db.notify import job_queued
+from service.history import writes
 
 
 class LeaseLost(Exception):
@@ -187,6 +188,14 @@ def put_checkpoint(session: Session, job_id: str, attempt: int, step: int, paylo
 
 def get_checkpoint(session: Session, job_id: str) -> Checkpoint | None:
     return session.get(Checkpoint, job_id)
+
+
+def start_over(session: Session, job_id: str) -> None:
+    """Drop what an earlier attempt wrote (its history, arrays and checkpoint), before the job
+    starts again from step 0."""
+    writes.reset_history(session, job_id)
+    session.execute(delete(JobArray).where(JobArray.job_id == job_id))
+    session.execute(delete(Checkpoint).where(Checkpoint.job_id == job_id))
 
 
 def record_resume(session: Session, job_id: str, attempt: int, step: int) -> None:

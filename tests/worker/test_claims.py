@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 
+import numpy as np
 import pytest
 from sqlalchemy import select
 
-from service.db.models import Job
+from service.db.models import Job, JobArray, MetricPoint
 from service.db.session import Database
+from service.history import writes
 from service.jobs import queue
 from service.jobs.queue import LeaseLost
 from service.settings import Settings
 from tests.worker.conftest import submit
+from worker.context import JobContext
 
 
 def test_each_queued_job_is_claimed_once_by_concurrent_claimers(
@@ -88,3 +92,25 @@ def test_a_running_job_with_a_live_lease_is_not_claimed(
 
     with database.transaction() as session:
         assert queue.claim(session, "w2", lease_seconds=60) is None
+
+
+def test_a_job_taken_again_without_a_checkpoint_starts_over_from_nothing(
+    settings: Settings, database: Database
+) -> None:
+    job_id = submit(database, settings)
+    with database.transaction() as session:
+        first = queue.claim(session, "w1", lease_seconds=0.01)
+    assert first is not None and first.id == job_id
+    with database.transaction() as session:  # what the first attempt wrote before it was lost
+        writes.add_points(session, job_id, [writes.Points("loss", [0, 1], [2.0, 1.5])])
+        queue.put_array(session, job_id, "W", np.ones((2, 3)), 1)
+    time.sleep(0.05)  # its lease lapses
+    with database.transaction() as session:
+        second = queue.claim(session, "w2", lease_seconds=60)
+    assert second is not None and second.id == job_id and second.attempts == 2
+
+    context = JobContext(settings, database, "w2", second, threading.Event())
+    assert context.resume_point() is None  # no checkpoint: from step 0, with nothing left over
+    with database.read() as session:
+        assert session.scalars(select(MetricPoint).where(MetricPoint.job_id == job_id)).all() == []
+        assert session.scalars(select(JobArray).where(JobArray.job_id == job_id)).all() == []
