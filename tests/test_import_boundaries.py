@@ -23,7 +23,6 @@ WORKER_MAY_IMPORT = frozenset(
         "service.settings",  # the same DESCENT_* configuration as the API
         "service.db.session",  # the engine and its write transactions
         "service.db.models",  # the ORM tables the worker reads and writes
-        "service.db.base",  # the shared declarative base and utcnow()
         "service.db.bulk",  # many-row INSERTs of metric points
         "service.db.notify",  # the job-queued channel idle workers listen on
         "service.jobs.queue",  # the queue's SQL: claim, lease, checkpoints, arrays, finish
