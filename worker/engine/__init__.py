@@ -1,4 +1,8 @@
-"""Pure-NumPy optimization engine: losses, gradients, update rules, data sets and the train loop.
+"""The optimization engine: losses, gradients, update rules, data sets and the train loop.
 
-Imports only NumPy and the standard library, so the service can use it as a library.
+The maths is NumPy, laid out beside the notes (losses, gradients, optimizers, search, train);
+the NumPy path is the reference every faster path is tested against. The faster paths are the
+compiled kernels (numba: fused*, jit, warmup), the blocked passes (kernels) and the thread caps
+(parallel, with threadpoolctl). Nothing here imports the service, a database or a web framework
+(an import contract checks it), so the service can use the engine as a library.
 """
