@@ -97,9 +97,9 @@ def _result(context: JobContext, data: PreparedData, spec: JobSpec) -> Any:
     common = loss_args(spec.model)
     if (check := spec.gradient_check) is not None:
         # progress.total counts the checks; they all come out of one pass over the data.
-        checks = check.num_checks or n_classes * X.shape[1]
         return gradient_check(X, y, n_classes, num_checks=check.num_checks, h=check.h,
-                              init_scale=check.init_scale, progress=progress.share(checks),
+                              init_scale=check.init_scale,
+                              progress=progress.share(context.claimed.progress_total),
                               seed=spec.seed, **common)  # fmt: skip
     if (sweep := spec.step_size_sweep) is not None:
         return step_size_sweep(X, y, n_classes, exponents=sweep.exponents,

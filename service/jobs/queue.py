@@ -39,6 +39,7 @@ class ClaimedJob:
     attempts: int
     created_at: datetime
     started_at: datetime
+    progress_total: int  # what progress.step counts up to, set at submit
 
 
 def database_now(session: Session) -> datetime:
@@ -121,7 +122,9 @@ def claim(session: Session, owner: str, lease_seconds: float) -> ClaimedJob | No
             started_at=func.coalesce(Job.started_at, now),
             updated_at=now,
         )
-        .returning(Job.id, Job.spec, Job.attempts, Job.created_at, Job.started_at)
+        .returning(
+            Job.id, Job.spec, Job.attempts, Job.created_at, Job.started_at, Job.progress_total
+        )
         .execution_options(synchronize_session=False)
     )
     row = session.execute(stmt).one_or_none()
@@ -135,6 +138,7 @@ def claim(session: Session, owner: str, lease_seconds: float) -> ClaimedJob | No
         attempts=row.attempts,
         created_at=row.created_at,
         started_at=row.started_at,
+        progress_total=row.progress_total,
     )
 
 
