@@ -142,6 +142,14 @@ class Settings(BaseSettings):
         "minibatch prefetch); default: the cores divided among the worker processes that "
         "`descent serve` / `descent worker --concurrency` start.",
     )
+    population_size: int = Field(
+        64,
+        ge=1,
+        le=1_024,
+        description="Most trials of a sweep one worker trains together as a population: trials "
+        "whose specs differ only in learning_rate and reg share each step's minibatch and "
+        "products (1 = every trial on its own).",
+    )
     worker_nice: int = Field(
         10,
         ge=0,

@@ -10,13 +10,9 @@ same lease.
 from __future__ import annotations
 
 import logging
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future
-from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, TypeVar
 
@@ -24,15 +20,14 @@ import numpy as np
 from sqlalchemy.orm import Session
 
 from service.db.session import Database
-from service.history import rollup_store
 from service.history import writes as history_writes
 from service.jobs import queue
 from service.jobs.queue import ClaimedJob, LeaseLost
 from service.jobs.spec import JobSpec
 from service.settings import Settings
-from worker import history_writer
-from worker.history_writer import Flush, WriterProcess, write
+from worker.history_writer import Flush
 from worker.retry import in_transaction
+from worker.writes import Writes
 
 log = logging.getLogger("descent.worker")
 T = TypeVar("T")
@@ -74,10 +69,7 @@ class JobContext:
         }
         self._last_checkpoint_time = time.monotonic()
         self._last_checkpoint_step = 0
-        self._writing: Callable[[], bool] | None = None  # waits for the write in flight
-        self.write_wait_s = 0.0  # how long the engine has waited for its writes (settle)
-        self._writer: WriterProcess | None = None
-        self._writes_in_a_process = history_writer.in_use(settings, database)
+        self.writes = Writes(settings, database)
         # progress.phase: what the job waits for instead of stepping. The heartbeat writes it,
         # woken by `set_phase`, so the thread that waits never waits for the database too.
         self.phase: str | None = None
@@ -104,7 +96,7 @@ class JobContext:
         """The checkpoint to resume from (history after it is dropped), or None to start over."""
 
         def work(session: Session) -> Resume | None:
-            self._renew(session)
+            self.renew(session)
             checkpoint = queue.get_checkpoint(session, self.job_id)
             if checkpoint is None:
                 if self.claimed.attempts > 1:
@@ -126,12 +118,10 @@ class JobContext:
         return resume
 
     # ---- while running -----------------------------------------------------------------------
-    def _renew(self, session: Session, **values: Any) -> bool:
+    def renew(self, session: Session, **values: Any) -> bool:
+        """Renew the lease in the session's transaction, setting `values`; whether a cancel was
+        requested. Raises LeaseLost (setting nothing) once another worker holds the job."""
         return queue.renew(session, self.job_id, self.owner, self.settings.lease_seconds, **values)
-
-    def heartbeat(self, **values: Any) -> bool:
-        """Renew the lease (setting `values`); True if a cancel was requested."""
-        return in_transaction(self.database, lambda session: self._renew(session, **values))
 
     def set_phase(self, phase: str | None) -> None:
         """Show `phase` as the job's progress.phase (None: stepping) at the next heartbeat, which
@@ -158,75 +148,62 @@ class JobContext:
     ) -> bool:
         """Start writing points, progress, metrics (and a checkpoint); True if a cancel came.
 
-        The write runs while the engine computes the next chunk, in the writer process lent to
-        this job (worker.history_writer) or on a thread (DESCENT_HISTORY_WRITER=thread); one
-        write at a time, in order: this first waits for the previous one and raises its error.
-        The cancel flag is the one that write saw. Call `settle()` before anything that needs
-        the write done (reading the points back, ending the job).
+        The write runs while the engine computes the next chunk (worker.writes); this first
+        waits for the previous one and raises its error. The cancel flag is the one that write
+        saw. Call `settle()` before anything that needs the write done (reading the points
+        back, ending the job).
         """
-        cancel = self.settle()
+        cancel = self._seen(self.writes.start([self.flush_of(points, step, metrics, checkpoint,
+                                                             weights)]))  # fmt: skip
+        if checkpoint is not None:
+            self.checkpointed(step)
+        return cancel
+
+    def flush_of(
+        self,
+        points: list[history_writes.Points],
+        step: int,
+        metrics: dict[str, Any],
+        checkpoint: bytes | None = None,
+        weights: np.ndarray | None = None,
+    ) -> Flush:
+        """This job's share of a write, for `Writes.start` (after `lease_lost` is checked)."""
         if self.lease_lost.is_set():
             raise LeaseLost(self.job_id)
-        flush = Flush(
+        return Flush(
             job_id=self.job_id, owner=self.owner, attempt=self.claimed.attempts,
             lease_seconds=self.settings.lease_seconds, step=step, metrics=metrics, points=points,
             checkpoint=checkpoint, weights=weights,
         )  # fmt: skip
-        if self._writes_in_a_process:
-            self._writer = self._writer or history_writer.writers.acquire()
-            self._writer.send(self.database, flush)  # pickled at once: no copies needed
-            self._writing = self._writer.receive
-        else:
-            self._writing = self._write_on_a_thread(flush)
-        if checkpoint is not None:
-            self._last_checkpoint_time = time.monotonic()
-            self._last_checkpoint_step = step
-        return cancel
 
-    def _write_on_a_thread(self, flush: Flush) -> Callable[[], bool]:
-        # Copies: the engine goes on mutating what it handed over (W is updated in place).
-        weights = None if flush.weights is None else flush.weights.copy()
-        flush = replace(flush, metrics=dict(flush.metrics), weights=weights)
-        # Summarized and turned into statements here, not on the writing thread: every NumPy
-        # call on a large array lets go of the GIL and takes it back, and Python work on the
-        # writer holds it in slices of the switch interval; each time the writer takes it
-        # back it stops the engine (which holds the GIL between its own small calls) while the
-        # two threads trade places. Here this costs the engine its work alone, without the
-        # trades; the writer holds the GIL only to bind each statement.
-        rollups = rollup_store.summarize(flush.points)
-        dialect = self.database.engine.dialect.name
-        writes = history_writes.point_writes(dialect, self.job_id, flush.points, rollups)
-        future: Future[bool] = Future()
+    def checkpointed(self, step: int) -> None:
+        """Note a checkpoint at `step` handed to the writes (for `checkpoint_due`)."""
+        self._last_checkpoint_time = time.monotonic()
+        self._last_checkpoint_step = step
 
-        def work() -> bool:
-            return in_transaction(self.database, lambda session: write(session, flush, writes))
-
-        threading.Thread(
-            target=_complete, args=(future, work), name=f"flush-{self.job_id}", daemon=True
-        ).start()
-        return future.result
+    def _seen(self, results: list[bool | None]) -> bool:
+        if not results:
+            return False
+        if results[0] is None:
+            raise LeaseLost(self.job_id)
+        return results[0]
 
     def settle(self) -> bool:
-        """Wait for the write `flush` started; its error, or whether it saw a cancel request.
-        The time waited adds to `write_wait_s`."""
-        writing, self._writing = self._writing, None
-        if writing is None:
-            return False
-        started = time.perf_counter()
-        try:
-            return writing()
-        finally:
-            self.write_wait_s += time.perf_counter() - started
+        """Wait for the write `flush` started; its error, or whether it saw a cancel request."""
+        return self._seen(self.writes.settle())
+
+    @property
+    def write_wait_s(self) -> float:
+        """How long the engine has waited for its writes."""
+        return self.writes.wait_s
 
     def close(self) -> None:
         """Give the writer process back for the next job (once the job has ended)."""
-        writer, self._writer = self._writer, None
-        if writer is not None:
-            history_writer.writers.release(writer)
+        self.writes.close()
 
     def put_arrays(self, arrays: dict[str, tuple[np.ndarray, int]], **values: Any) -> None:
         def work(session: Session) -> None:
-            self._renew(session, **values)
+            self.renew(session, **values)
             for name, (array, step) in arrays.items():
                 queue.put_array(session, self.job_id, name, array, step)
 
@@ -251,57 +228,14 @@ class JobContext:
         in_transaction(self.database, work)
 
 
-class _SwitchInterval:
-    """The interpreter's switch interval, shortened while at least one write is in flight.
-
-    A write's thread needs the GIL back after each statement it runs; an engine busy in Python
-    hands it over only when asked to, once the switch interval (5 ms by default) has passed, and
-    every GIL release the engine makes meanwhile wakes the waiting thread for nothing. A shorter
-    interval while a write runs lets the write finish sooner and costs the engine less time
-    (bench.history_writes).
-    """
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self._lock = threading.Lock()
-        self._users = 0
-        self._saved = 0.0
-
-    @contextmanager
-    def shortened(self) -> Iterator[None]:
-        with self._lock:
-            if self._users == 0:
-                self._saved = sys.getswitchinterval()
-                sys.setswitchinterval(min(self.seconds, self._saved))
-            self._users += 1
-        try:
-            yield
-        finally:
-            with self._lock:
-                self._users -= 1
-                if self._users == 0:
-                    sys.setswitchinterval(self._saved)
-
-
-_while_writing = _SwitchInterval(0.001)
-
-
-def _complete(future: Future[T], work: Callable[[], T]) -> None:
-    try:
-        with _while_writing.shortened():
-            result = work()
-    except BaseException as exc:  # handed to the thread that waits for the result
-        future.set_exception(exc)
-    else:
-        future.set_result(result)
-
-
 class Heartbeat:
-    """Renews a job's lease in the background, so long steps or loads never let it expire, and
-    writes the job's phase as soon as it changes."""
+    """Renews the leases of a job (or of a population's jobs, in one transaction) in the
+    background, so that long steps or loads never let them expire, and writes the phase of the
+    first one (the population's) to each as soon as it changes."""
 
-    def __init__(self, context: JobContext) -> None:
-        self.context = context
+    def __init__(self, *contexts: JobContext) -> None:
+        self.contexts = list(contexts)
+        self.leader = contexts[0]
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, name="heartbeat", daemon=True)
 
@@ -311,32 +245,40 @@ class Heartbeat:
 
     def __exit__(self, *_exc: object) -> None:
         self._stop.set()
-        self.context.phase_changed.set()  # wakes the thread
+        self.leader.phase_changed.set()  # wakes the thread
         self._thread.join()
 
+    def renew_all(self, values: dict[str, Any]) -> None:
+        """One beat: every lease still held renewed (setting `values`) in one transaction."""
+        in_transaction(self.leader.database, lambda session: self._renew_each(session, values))
+
+    def _renew_each(self, session: Session, values: dict[str, Any]) -> None:
+        for context in self.contexts:
+            if context.lease_lost.is_set():
+                continue
+            try:
+                context.renew(session, **values)
+            except LeaseLost:  # renewing it matched nothing: the others go on
+                log.warning("job %s: lease lost", context.job_id,
+                            extra={"job_id": context.job_id})  # fmt: skip
+                context.lease_lost.set()
+
     def _beat(self) -> None:
-        interval = self.context.settings.heartbeat_seconds
-        woken = self.context.phase_changed
-        written: str | None = None  # the job's phase as claimed: none
+        interval = self.leader.settings.heartbeat_seconds
+        woken = self.leader.phase_changed
+        written: str | None = None  # the jobs' phase as claimed: none
         while True:
             woken.wait(interval)
             woken.clear()
             if self._stop.is_set():
                 return
-            phase = self.context.phase
+            phase = self.leader.phase
             values = {"progress_phase": phase} if phase != written else {}
             try:
-                self.context.heartbeat(**values)
+                self.renew_all(values)
                 written = phase
-            except LeaseLost:
-                log.warning(
-                    "job %s: lease lost", self.context.job_id, extra={"job_id": self.context.job_id}
-                )
-                self.context.lease_lost.set()
-                return
             except Exception:  # a failed renewal is retried at the next beat
-                log.exception(
-                    "job %s: heartbeat failed",
-                    self.context.job_id,
-                    extra={"job_id": self.context.job_id},
-                )
+                log.exception("heartbeat failed for job %s", self.leader.job_id,
+                              extra={"job_id": self.leader.job_id})  # fmt: skip
+            if all(context.lease_lost.is_set() for context in self.contexts):
+                return

@@ -87,10 +87,27 @@ def write(session: Session, flush: Flush, writes: Sequence[bulk.Statement] | Non
     return cancel
 
 
+def write_all(
+    session: Session,
+    flushes: Sequence[Flush],
+    writes: Sequence[Sequence[bulk.Statement] | None] | None = None,
+) -> list[bool | None]:
+    """`write` each flush (of one job or of a population's jobs) in the session's transaction:
+    per flush, whether a cancel was requested, or None where another worker holds that job (its
+    renewal matched nothing, so nothing of it was written)."""
+    results: list[bool | None] = []
+    for position, flush in enumerate(flushes):
+        try:
+            results.append(write(session, flush, None if writes is None else writes[position]))
+        except LeaseLost:
+            results.append(None)
+    return results
+
+
 # ---- in the writer process -------------------------------------------------------------------
 def _serve(connection: Connection) -> None:
-    """Answer each (database URL, busy timeout, Flush) received until the worker closes its end
-    of the pipe."""
+    """Answer each (database URL, busy timeout, flushes) received until the worker closes its
+    end of the pipe."""
     # Ctrl-C in a terminal reaches the whole process group: the worker decides when to stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     databases: OrderedDict[tuple[str, int], Database] = OrderedDict()
@@ -107,7 +124,9 @@ def _serve(connection: Connection) -> None:
 
 
 def _answer(
-    databases: OrderedDict[tuple[str, int], Database], target: tuple[str, int], flush: Flush
+    databases: OrderedDict[tuple[str, int], Database],
+    target: tuple[str, int],
+    flushes: list[Flush],
 ) -> tuple[str, object]:
     try:
         url, busy_timeout_ms = target
@@ -115,9 +134,7 @@ def _answer(
         databases[target] = database
         while len(databases) > OPEN_DATABASES:
             databases.popitem(last=False)[1].dispose()
-        return "done", in_transaction(database, lambda session: write(session, flush))
-    except LeaseLost:
-        return "lease_lost", None
+        return "done", in_transaction(database, lambda session: write_all(session, flushes))
     except Exception as exc:  # sent back: the job that asked fails with it
         return "failed", describe(exc)
 
@@ -140,38 +157,37 @@ class WriterProcess:
         )
         self.process.start()
         theirs.close()  # the writer's end lives in the writer only: it sees EOF if we go
-        self._job_id: str | None = None
+        self._waiting = False
 
     @property
     def reusable(self) -> bool:
         """Alive, with no answer left unread."""
-        return self._job_id is None and self.process.is_alive()
+        return not self._waiting and self.process.is_alive()
 
-    def send(self, database: Database, flush: Flush) -> None:
-        """Hand the flush to the writer, for `database` (pickled now: the caller may go on
+    def send(self, database: Database, flushes: list[Flush]) -> None:
+        """Hand the flushes to the writer, for `database` (pickled now: the caller may go on
         changing what it holds)."""
-        if self._job_id is not None:
+        if self._waiting:
             raise RuntimeError("the previous write's answer was not received")
         try:
-            self._connection.send(((database.url, database.busy_timeout_ms), flush))
+            self._connection.send(((database.url, database.busy_timeout_ms), flushes))
         except OSError as exc:
             raise self._died() from exc
-        self._job_id = flush.job_id
+        self._waiting = True
 
-    def receive(self) -> bool:
-        """Wait for the answer to what `send` sent: the cancel flag, LeaseLost or WriteFailed."""
-        job_id, self._job_id = self._job_id, None
-        if job_id is None:
+    def receive(self) -> list[bool | None]:
+        """Wait for the answer to what `send` sent: `write_all`'s, or WriteFailed."""
+        if not self._waiting:
             raise RuntimeError("nothing was sent")
+        self._waiting = False
         try:
             kind, value = self._connection.recv()
         except (EOFError, OSError) as exc:
             raise self._died() from exc
-        if kind == "lease_lost":
-            raise LeaseLost(job_id)
         if kind == "failed":
             raise WriteFailed(str(value))
-        return bool(value)
+        results: list[bool | None] = value
+        return results
 
     def _died(self) -> WriterDied:
         self.process.join(CLOSE_SECONDS)

@@ -3,8 +3,9 @@
 This is where the engine meets the database (through worker.context and service.jobs.queue). One
 Worker runs one job at a time; `descent worker --concurrency N` starts N worker processes.
 With warm_up (the worker processes of `descent serve` and `descent worker`), a worker first
-readies the engine's compiled kernels (worker.compiled_kernels), so that jobs do not wait for
-them; a job that still has to wait for a compilation shows it as its progress.phase.
+configures the engine's backend for its process from the settings, then readies the compiled
+kernels (worker.compiled_kernels), so that jobs do not wait for them; a job that still has to wait
+for a compilation shows it as its progress.phase.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from worker import compiled_kernels, history_writer
 from worker.context import Heartbeat, JobContext, Outcome, Resume
 from worker.engine.datasets import DatasetUnavailable
 from worker.engine.parallel import limit_threads
+from worker.population_job import PopulationRun, companions
 from worker.prepare import DataPreparer
 from worker.prepared_data import PreparedData
 from worker.retry import describe, in_transaction
@@ -44,10 +46,12 @@ class Worker:
     def __init__(
         self, settings: Settings, database: Database | None = None, *, warm_up: bool = False
     ) -> None:
-        """warm_up: before the first claim, point numba's disk cache at the kernel_cache_dir
-        setting and compile or load the kernels jobs use. Off for workers made in-process (the
-        tests): their process keeps numba's cache where it is, and a kernel compiles on first
-        use, once per process."""
+        """warm_up: this worker owns its process (`python -m worker`). Before the first claim it
+        configures the engine's backend from the fused_kernels and kernel_cache_dir settings,
+        then compiles or loads the kernels jobs use. Off for workers made in-process (the
+        tests): they leave their process's backend as it is (the compiled one with numba's own
+        cache, unless something configured another), and a kernel compiles on first use, once
+        per process."""
         self.settings = settings
         self.warm_up = warm_up
         self.warm_up_seconds: float | None = None
@@ -86,14 +90,14 @@ class Worker:
                 if max_jobs is not None and self.jobs_done >= max_jobs:
                     break
                 claimed = self.claim()
-                if claimed is None:
+                if not claimed:
                     if burst:
                         break
                     self.maintain()
                     waiter.wait(self.settings.poll_seconds)
                     continue
                 self.execute(claimed)
-                self.jobs_done += 1
+                self.jobs_done += len(claimed)
         finally:
             waiter.close()
         log.info("worker %s stopped after %d jobs", self.owner, self.jobs_done)
@@ -118,86 +122,137 @@ class Worker:
         except Exception:  # housekeeping must never stop the worker
             log.exception("maintenance failed")
 
-    def claim(self) -> queue.ClaimedJob | None:
+    def claim(self) -> list[queue.ClaimedJob]:
+        """The next job, with the sweep trials that train with it as a population; [] if the
+        queue is empty."""
         # A read first: an idle worker never takes SQLite's write lock just to find nothing.
         with self.database.read() as session:
             if not queue.has_claimable(session):
-                return None
+                return []
 
-        def work(session: Session) -> queue.ClaimedJob | None:
+        def work(session: Session) -> list[queue.ClaimedJob]:
             queue.fail_exhausted(session, self.settings.max_worker_losses)
-            return queue.claim(session, self.owner, self.settings.lease_seconds)
+            leader = queue.claim(session, self.owner, self.settings.lease_seconds)
+            if leader is None:
+                return []
+            threads, owner = self._blas_threads(), self.owner
+            return [leader, *companions(session, leader, self.settings, owner, threads)]
 
         return in_transaction(self.database, work)
 
-    # ---- one job -----------------------------------------------------------------------------
-    def execute(self, claimed: queue.ClaimedJob) -> None:
-        log.info(
-            "job %s claimed (attempt %d)",
-            claimed.id,
-            claimed.attempts,
-            extra={"job_id": claimed.id},
-        )
-        context = JobContext(self.settings, self.database, self.owner, claimed, self.stopping)
+    # ---- one job, or one population ----------------------------------------------------------
+    def execute(self, claimed: list[queue.ClaimedJob]) -> None:
+        contexts = [JobContext(self.settings, self.database, self.owner, job, self.stopping)
+                    for job in claimed]  # fmt: skip
+        for job in claimed:
+            log.info("job %s claimed (attempt %d%s)", job.id, job.attempts,
+                     f", in a population of {len(claimed)}" if len(claimed) > 1 else "",
+                     extra={"job_id": job.id})  # fmt: skip
         try:
-            with Heartbeat(context), compiled_kernels.watch(context.set_phase):
-                outcome = self._run(context)
-            context.end(outcome)
-        except LeaseLost:
-            log.warning(
-                "job %s: lease lost, another worker has it",
-                claimed.id,
-                extra={"job_id": claimed.id},
-            )
-            return
+            with Heartbeat(*contexts), compiled_kernels.watch(contexts[0].set_phase):
+                outcomes = self._run(contexts)
+            for context in contexts:
+                outcome = outcomes.get(context.job_id)
+                if outcome is None:
+                    _lease_lost(context)
+                    continue
+                try:
+                    context.end(outcome)
+                except LeaseLost:
+                    _lease_lost(context)
+                    continue
+                log.info("job %s %s", context.job_id, outcome.status,
+                         extra={"job_id": context.job_id})  # fmt: skip
         finally:
-            context.close()
-        log.info("job %s %s", claimed.id, outcome.status, extra={"job_id": claimed.id})
+            for context in contexts:
+                context.close()
 
-    def _run(self, context: JobContext) -> Outcome:
+    def _run(self, contexts: list[JobContext]) -> dict[str, Outcome]:
+        """Each job's Outcome by id; none for a job whose lease was lost."""
+        outcomes: dict[str, Outcome] = {}
+        ready: list[tuple[JobContext, PreparedData, Resume | None]] = []
+        for context in contexts:
+            try:
+                prepared = self._prepare(context)
+            except LeaseLost:
+                continue
+            except Exception as exc:
+                log.exception("job %s failed", context.job_id, extra={"job_id": context.job_id})
+                prepared = _failed("internal_error", describe(exc))
+            if isinstance(prepared, Outcome):
+                outcomes[context.job_id] = prepared
+            else:
+                ready.append((context, *prepared))
+        # A population trains from one step: a trial that resumes from another one (it was
+        # checkpointed apart from the others) goes back to the queue, to be run after them.
+        if not ready:
+            return outcomes
+        together = [job for job in ready if _step(job[2]) == _step(ready[0][2])]
+        for context, _data, resume in ready:
+            if _step(resume) != _step(ready[0][2]):
+                outcomes[context.job_id] = Outcome("queued")
+        outcomes.update(self._train(together))
+        return outcomes
+
+    def _prepare(self, context: JobContext) -> tuple[PreparedData, Resume | None] | Outcome:
+        """The job's spec checked, its resume point, its data prepared (and its preprocessing
+        statistics stored); or the Outcome that ends it here."""
         try:
             spec = context.spec  # validated here, once; every later read gets the same object
         except ValidationError as exc:
             return _failed("invalid_spec", f"the job's spec is not valid on this server: {exc}")
+        resume = context.resume_point()
+        started = time.perf_counter()
         try:
-            resume = context.resume_point()
-            started = time.perf_counter()
-            try:
-                data, cache_hit = self.data.prepare(spec)
-            except DatasetUnavailable as exc:
-                return _failed("dataset_unavailable", str(exc))
-            except ValueError as exc:
-                return _failed("invalid_dataset", str(exc))
-            context.timings["load_s"] = time.perf_counter() - started
-            log.info(
-                "job %s: data ready in %.2fs (cache %s)",
-                context.job_id,
-                context.timings["load_s"],
-                "hit" if cache_hit else "miss",
-                extra={"job_id": context.job_id},
-            )
-            pre = data.preprocessor
-            arrays = {name: (stat, 0) for name, stat in (("mean", pre.mean), ("std", pre.std))
-                      if stat is not None}  # fmt: skip
-            context.put_arrays(arrays, timings=context.timings)
-            started = time.perf_counter()
-            threads = self._blas_threads()
+            data, cache_hit = self.data.prepare(spec)
+        except DatasetUnavailable as exc:
+            return _failed("dataset_unavailable", str(exc))
+        except ValueError as exc:
+            return _failed("invalid_dataset", str(exc))
+        context.timings["load_s"] = time.perf_counter() - started
+        log.info(
+            "job %s: data ready in %.2fs (cache %s)",
+            context.job_id,
+            context.timings["load_s"],
+            "hit" if cache_hit else "miss",
+            extra={"job_id": context.job_id},
+        )
+        pre = data.preprocessor
+        arrays = {name: (stat, 0) for name, stat in (("mean", pre.mean), ("std", pre.std))
+                  if stat is not None}  # fmt: skip
+        context.put_arrays(arrays, timings=context.timings)
+        return data, resume
+
+    def _train(
+        self, jobs: list[tuple[JobContext, PreparedData, Resume | None]]
+    ) -> dict[str, Outcome]:
+        contexts = [context for context, _data, _resume in jobs]
+        leader, data, resume = jobs[0]
+        started = time.perf_counter()
+        threads = self._blas_threads()
+        try:
             # OpenBLAS's threads and the engine's own (passes, batch prefetch) share one budget.
             with threadpool_limits(limits=threads), limit_threads(threads):
-                outcome = self._dispatch(context, data, resume)
-            context.timings["run_s"] = time.perf_counter() - started
-            context.timings["write_wait_s"] = context.write_wait_s
-            return outcome
+                if len(jobs) == 1:
+                    outcomes = {leader.job_id: self._dispatch(leader, data, resume)}
+                else:
+                    resumes = [resume for _context, _data, resume in jobs]
+                    outcomes = PopulationRun(contexts, data, resumes).run()
         except LeaseLost:
-            raise
+            return {}
         except history_writer.WriterDied as exc:
-            # The flush in flight is lost, not the job: it resumes from its last checkpoint.
-            log.warning("job %s: %s; handing it back", context.job_id, exc,
-                        extra={"job_id": context.job_id})  # fmt: skip
-            return Outcome("queued", lost=True)
+            # The flush in flight is lost, not the jobs: they resume from their last checkpoint.
+            log.warning("job %s: %s; handing it back", leader.job_id, exc,
+                        extra={"job_id": leader.job_id})  # fmt: skip
+            return {context.job_id: Outcome("queued", lost=True) for context in contexts}
         except Exception as exc:
-            log.exception("job %s failed", context.job_id, extra={"job_id": context.job_id})
-            return _failed("internal_error", describe(exc))
+            log.exception("job %s failed", leader.job_id, extra={"job_id": leader.job_id})
+            failed = _failed("internal_error", describe(exc))
+            return {context.job_id: failed for context in contexts}
+        for context in contexts:
+            context.timings["run_s"] = time.perf_counter() - started
+            context.timings["write_wait_s"] = leader.write_wait_s
+        return outcomes
 
     def _dispatch(self, context: JobContext, data: PreparedData, resume: Resume | None) -> Outcome:
         spec = context.spec
@@ -209,6 +264,15 @@ class Worker:
 
     def _blas_threads(self) -> int:
         return self.settings.blas_threads or max(1, os.cpu_count() or 1)
+
+
+def _step(resume: Resume | None) -> int:
+    return 0 if resume is None else resume.step
+
+
+def _lease_lost(context: JobContext) -> None:
+    log.warning("job %s: lease lost, another worker has it", context.job_id,
+                extra={"job_id": context.job_id})  # fmt: skip
 
 
 def _failed(error_type: str, message: str) -> Outcome:

@@ -23,7 +23,7 @@ from worker.engine.search import (
     run_random_search,
 )
 from worker.prepared_data import PreparedData
-from worker.train_job import _succeeded
+from worker.train_job import succeeded
 from worker.training import search_config
 
 SearchState = RandomSearchState | LocalSearchState
@@ -101,4 +101,4 @@ def run_search(context: JobContext, data: PreparedData, resume: Resume | None) -
         # Every candidate overflowed: there is no best W to report.
         message = f"no W the search tried had a finite loss (its best is {state.best_loss})"
         return Outcome("failed", {"error": {"type": "non_finite", "message": message}})
-    return _succeeded(context, data, state.best_W, state.step, metrics)
+    return succeeded(context, data, state.best_W, state.step, metrics)

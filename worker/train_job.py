@@ -71,7 +71,7 @@ def state_from_checkpoint(payload: bytes) -> tuple[TrainState, dict[str, float]]
     return state, dict(meta["metrics"])
 
 
-def _initial_state(
+def initial_state(
     config: TrainConfig, data: PreparedData, resume: Resume | None
 ) -> tuple[TrainState, History]:
     if resume is None:
@@ -82,7 +82,7 @@ def _initial_state(
 
 def run_train(context: JobContext, data: PreparedData, resume: Resume | None) -> Outcome:
     config = train_config(context.spec)
-    state, history = _initial_state(config, data, resume)
+    state, history = initial_state(config, data, resume)
     train_data = TrainData(data.X_train, data.y_train, data.X_val, data.y_val)
     pruner = pruner_for(context, start=state.step, step=lambda: state.step,
                         weights=lambda: state.W, metrics=lambda: history.metrics)  # fmt: skip
@@ -105,10 +105,10 @@ def run_train(context: JobContext, data: PreparedData, resume: Resume | None) ->
         return Outcome("failed", {"error": error, "metrics": history.metrics})
     if stopped is not None:
         return stopped
-    return _succeeded(context, data, state.W, state.step, history.metrics, history.predictions)
+    return succeeded(context, data, state.W, state.step, history.metrics, history.predictions)
 
 
-def _succeeded(
+def succeeded(
     context: JobContext,
     data: PreparedData,
     W: np.ndarray,

@@ -12,6 +12,7 @@ statements stay in one module, longer than most, so that every guard can be chec
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -40,6 +41,7 @@ class ClaimedJob:
     created_at: datetime
     started_at: datetime
     progress_total: int  # what progress.step counts up to, set at submit
+    sweep_id: str | None = None
 
 
 def database_now(session: Session) -> datetime:
@@ -91,6 +93,33 @@ def fail_exhausted(session: Session, max_losses: int) -> int:
     return int(session.execute(stmt).rowcount)  # type: ignore[attr-defined]
 
 
+def _claimed(now: datetime, owner: str, lease_seconds: float) -> dict[str, Any]:
+    """What a claim sets on a job row."""
+    return {
+        "status": "running",
+        "attempts": Job.attempts + 1,
+        # Taking over a running job means its worker was lost.
+        "lost_count": Job.lost_count + case((Job.status == "running", 1), else_=0),
+        "lease_owner": owner,
+        "lease_expires_at": now + timedelta(seconds=lease_seconds),
+        "progress_phase": None,  # what a lost worker was waiting for is over
+        "started_at": func.coalesce(Job.started_at, now),
+        "updated_at": now,
+    }
+
+
+_RETURNED = (Job.id, Job.spec, Job.attempts, Job.created_at, Job.started_at, Job.progress_total,
+             Job.sweep_id)  # fmt: skip
+
+
+def _record(session: Session, rows: list[Any], owner: str, now: datetime) -> list[ClaimedJob]:
+    """Each claimed row's attempt in job_attempts, and the rows as ClaimedJobs."""
+    session.add_all(JobAttempt(job_id=row.id, attempt=row.attempts, worker=owner, started_at=now)
+                    for row in rows)  # fmt: skip
+    session.flush()
+    return [ClaimedJob(**row._asdict()) for row in rows]
+
+
 def claim(session: Session, owner: str, lease_seconds: float) -> ClaimedJob | None:
     """Claim the oldest queued job (or one whose lease expired) in one statement.
 
@@ -111,35 +140,60 @@ def claim(session: Session, owner: str, lease_seconds: float) -> ClaimedJob | No
     stmt = (
         update(Job)
         .where(Job.id == candidate)
-        .values(
-            status="running",
-            attempts=Job.attempts + 1,
-            # Taking over a running job means its worker was lost.
-            lost_count=Job.lost_count + case((Job.status == "running", 1), else_=0),
-            lease_owner=owner,
-            lease_expires_at=now + timedelta(seconds=lease_seconds),
-            progress_phase=None,  # what a lost worker was waiting for is over
-            started_at=func.coalesce(Job.started_at, now),
-            updated_at=now,
-        )
-        .returning(
-            Job.id, Job.spec, Job.attempts, Job.created_at, Job.started_at, Job.progress_total
-        )
+        .values(**_claimed(now, owner, lease_seconds))
+        .returning(*_RETURNED)
         .execution_options(synchronize_session=False)
     )
     row = session.execute(stmt).one_or_none()
     if row is None:
         return None
-    session.add(JobAttempt(job_id=row.id, attempt=row.attempts, worker=owner, started_at=now))
-    session.flush()
-    return ClaimedJob(
-        id=row.id,
-        spec=row.spec,
-        attempts=row.attempts,
-        created_at=row.created_at,
-        started_at=row.started_at,
-        progress_total=row.progress_total,
+    return _record(session, [row], owner, now)[0]
+
+
+def claim_companions(
+    session: Session,
+    owner: str,
+    lease_seconds: float,
+    leader: ClaimedJob,
+    how_many: Callable[[int, int], int],
+    joins: Callable[[dict[str, Any]], bool],
+) -> list[ClaimedJob]:
+    """Claim queued trials of the leader's sweep that can train with it: the spec passes
+    `joins`, and the trial is at the leader's step (the same checkpoint step, or none for both).
+    `how_many(found, running)` of the `found` ones, the first ones, where `running` counts the
+    sweep's other running trials that pass `joins`. In the leader's claim transaction; rows
+    other workers hold are skipped."""
+    if leader.sweep_id is None:
+        return []
+    now = database_now(session)
+    others = session.execute(
+        select(Job.spec).where(
+            Job.sweep_id == leader.sweep_id, Job.status == "running", Job.id != leader.id
+        )
+    ).scalars()
+    running = sum(1 for spec in others if joins(spec))
+    at_step = select(Checkpoint.step).where(Checkpoint.job_id == leader.id).scalar_subquery()
+    leader_step = session.scalar(select(at_step))
+    rows = session.execute(
+        select(Job.id, Job.spec, Checkpoint.step)
+        .outerjoin(Checkpoint, Checkpoint.job_id == Job.id)
+        .where(Job.sweep_id == leader.sweep_id, Job.status == "queued", Job.id != leader.id)
+        .order_by(Job.id)
+        .with_for_update(skip_locked=True, of=Job)
+    ).all()
+    found = [row.id for row in rows if row.step == leader_step and joins(row.spec)]
+    chosen = found[: how_many(len(found), running)]
+    if not chosen:
+        return []
+    stmt = (
+        update(Job)
+        .where(Job.id.in_(chosen), Job.status == "queued")
+        .values(**_claimed(now, owner, lease_seconds))
+        .returning(*_RETURNED)
+        .execution_options(synchronize_session=False)
     )
+    claimed = sorted(session.execute(stmt).all(), key=lambda row: row.id)
+    return _record(session, claimed, owner, now)
 
 
 def has_claimable(session: Session) -> bool:

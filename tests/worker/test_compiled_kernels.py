@@ -28,7 +28,7 @@ from service.jobs import service
 from service.settings import Settings
 from tests.worker.conftest import job_status, submit
 from worker import compiled_kernels, train_job
-from worker.context import JobContext
+from worker.context import Heartbeat
 from worker.engine import jit
 from worker.engine import train as engine_train
 from worker.runner import Worker
@@ -218,17 +218,17 @@ def test_a_job_waiting_for_a_compilation_shows_compiling_kernels_then_null(
         return engine_run(*args, **kwargs)
 
     shown: list[str | None] = []  # the job's progress.phase in the API after each phase write
-    heartbeat = JobContext.heartbeat
+    renew_all = Heartbeat.renew_all
 
-    def watched(self: JobContext, **values: Any) -> bool:
-        cancel = heartbeat(self, **values)
+    def watched(self: Heartbeat, values: dict[str, Any]) -> None:
+        renew_all(self, values)
         if "progress_phase" in values:
             with database.read() as session:
-                shown.append(service.to_out(service.get(session, self.job_id)).progress.phase)
-        return cancel
+                job = service.get(session, self.leader.job_id)
+                shown.append(service.to_out(job).progress.phase)
 
     monkeypatch.setattr(train_job, "run", compile_then_run)
-    monkeypatch.setattr(JobContext, "heartbeat", watched)
+    monkeypatch.setattr(Heartbeat, "renew_all", watched)
     job_id = submit(database, settings)
     worker = Worker(settings)  # not warmed up
 

@@ -13,8 +13,7 @@ from sqlalchemy import text
 
 from service.db.session import Database
 from service.history.writes import Points
-from service.jobs import service
-from service.jobs.queue import LeaseLost
+from service.jobs import queue, service
 from service.settings import Settings
 from tests.conftest import make_settings
 from tests.worker.conftest import internal_error, submit
@@ -123,25 +122,43 @@ def test_a_writer_exits_cleanly_when_the_worker_goes_without_reading_its_answer(
     writer = WriterProcess()
     flush = Flush(job_id=job_id, owner="nobody", attempt=1, lease_seconds=30, step=1, metrics={},
                   points=[Points("loss", [0], [1.0])])  # fmt: skip
-    writer.send(database, flush)
+    writer.send(database, [flush])
     threading.Event().wait(0.5)  # answered by now
     writer.close()
     assert writer.process.exitcode == 0
 
 
-def test_a_write_for_a_lost_lease_raises_lease_lost(settings: Settings, database: Database) -> None:
-    job_id = submit(database, settings)  # queued: no worker holds a lease on it
+def test_a_write_for_a_lost_lease_writes_nothing_of_that_job(
+    settings: Settings, database: Database
+) -> None:
+    """A population's write holds several jobs: the one whose lease is lost gets None and
+    nothing of it is written; the others are written."""
+    mine = submit(database, settings)
+    unclaimed = submit(database, settings, seed=1)  # queued: no worker holds a lease on it
+    with database.transaction() as session:
+        claimed = queue.claim(session, "me", 30)
+    assert claimed is not None and claimed.id == mine
     writer = WriterProcess()
     try:
-        flush = Flush(job_id=job_id, owner="nobody", attempt=1, lease_seconds=30, step=1,
-                      metrics={}, points=[Points("loss", [0], [1.0])])  # fmt: skip
-        writer.send(database, flush)
-        with pytest.raises(LeaseLost):
-            writer.receive()
+        flushes = [
+            Flush(
+                job_id=job_id,
+                owner=owner,
+                attempt=1,
+                lease_seconds=30,
+                step=1,
+                metrics={},
+                points=[Points("loss", [0], [1.0])],
+            )
+            for job_id, owner in ((unclaimed, "nobody"), (mine, "me"))
+        ]
+        writer.send(database, flushes)
+        assert writer.receive() == [None, False]
         assert writer.reusable
     finally:
         writer.close()
-    assert _stored(database, job_id) == 0
+    assert _stored(database, unclaimed) == 0
+    assert _stored(database, mine) == 1
 
 
 def test_a_writer_gone_before_a_send_is_a_write_failure(database: Database) -> None:
@@ -151,7 +168,7 @@ def test_a_writer_gone_before_a_send_is_a_write_failure(database: Database) -> N
     flush = Flush(job_id="j", owner="o", attempt=1, lease_seconds=30, step=0, metrics={},
                   points=[])  # fmt: skip
     with pytest.raises(WriteFailed, match=r"died \(exit code -9\)"):
-        writer.send(database, flush)
+        writer.send(database, [flush])
     assert not writer.reusable
     writer.close()
 
