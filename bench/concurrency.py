@@ -1,16 +1,12 @@
-"""Two SGD-recipe trainings at once, in two processes, against one alone: steps/s with 1 and with
-2 threads per job, so that the worker can choose its thread count.
+"""Two SGD-recipe trainings at once, in two processes, against one alone: steps/s with 1, 2 or
+every core's threads per job, so that the worker can choose its thread count.
 
     python -m bench.concurrency [--repeats 2]
 
-Each job is a fresh process (multiprocessing, spawn) that loads the prepared CIFAR-10 training
-set, caps its threads (threadpoolctl for OpenBLAS and worker.engine.parallel.limit_threads for the
-engine's own threads, both to the same n; "default" leaves both libraries at every core), waits
-at a barrier with its sibling, then times the recipe (SVM, lr 1e-7, reg 2.5e4, batch 200,
-1,500 steps; after one untimed warm-up run). Two codes: the engine's train.run (whose batch
-prefetch takes a second thread only when the cap allows it) and the course's training loop
-(bench.step). The worker's rule: `descent serve --workers N` gives each worker
-cores / N threads (DESCENT_BLAS_THREADS), for OpenBLAS and the engine alike.
+Each job is a fresh (spawned) process that loads the prepared CIFAR-10 training set, caps
+OpenBLAS's and the engine's threads to the same n ("default": both at every core), waits at a
+barrier with its sibling, then times the recipe after one untimed run: the engine's train.run,
+or the course's training loop (bench.step).
 """
 
 from __future__ import annotations
@@ -38,7 +34,7 @@ def _job(kind: str, threads: int | None, data_dir: str, barrier: Any, results: A
 
     from bench.sgd import recipe, train
     from bench.step import course_train_svm
-    from worker.engine.parallel import limit_threads
+    from worker.engine.accel.parallel import limit_threads
     from worker.engine.train import TrainData
 
     X = np.load(Path(data_dir) / "X.npy")

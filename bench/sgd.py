@@ -1,20 +1,13 @@
-"""The course's SGD recipe on real CIFAR-10 (SVM, lr 1e-7, reg 2.5e4, batch 200, 1,500 steps,
-sampling with replacement): the engine against the course's training loop, and where a step's
-time goes.
+"""The course's SGD recipe on CIFAR-10 (SVM, lr 1e-7, reg 2.5e4, batch 200, 1,500 steps, sampling
+with replacement): the engine against the course's training loop, and where a step's time goes.
 
     python -m bench.sgd [--repeats 5]
 
-Candidates (whole trainings, interleaved, min of `repeats`, one process):
-- course float32 / float64: LinearClassifier.train with svm_loss_vectorized (bench.step).
-- engine (train.run): the engine's loop as the worker runs it, through TrainConfig: each step's
-  200 rows read in place by the fused gather kernels (no gather copy, nothing to prefetch).
-- engine, gathered: the loop with the rows gathered into a batch (the path of runs the gather
-  kernels do not cover; LossFunction.reads_rows_in_place patched off), the fused slab kernels
-  on the batch: while step s computes, the sampler draws and gathers step s + 1's batch on a
-  helper thread (prefetch).
-- engine, gathered, no prefetch: the same under limit_threads(1), so the gather runs inside
-  each step.
-  Same batches, same Generator use: the final W must be bit-identical in all three.
+Whole trainings interleaved, min of `repeats`: the course's LinearClassifier.train (bench.step)
+in float32 and float64, and the engine's loop as the worker runs it (train.run: each step's
+rows read in place by the gather kernels), gathered into a batch (the path of runs the gather
+kernels do not cover) with the next batch prefetched on a helper thread, and gathered without
+prefetch (limit_threads(1)). Same batches: the final W must be bit-identical in all three.
 """
 
 from __future__ import annotations
@@ -32,10 +25,10 @@ from numpy.typing import NDArray
 
 from bench.common import interleaved, table, write_report
 from bench.step import cifar10_prepared, course_svm, course_train_svm
-from worker.engine import fused, fused_c10, jit
+from worker.engine import accel
+from worker.engine.accel.parallel import limit_threads, run_parallel
 from worker.engine.losses import LossFunction
 from worker.engine.metrics import accuracy
-from worker.engine.parallel import limit_threads, run_parallel
 from worker.engine.train import TrainData, TrainState, init_state, run
 from worker.engine.train_config import TrainConfig
 
@@ -87,6 +80,8 @@ def _per_step(fn: Callable[[int], object], steps: int, repeats: int = 3) -> floa
 
 def breakdown(X: Array, y: Array, steps: int = 1500) -> list[list[object]]:
     """The engine's step, part by part, one thread, each part alone over the recipe's draws."""
+    from worker.engine.accel import fused, fused_c10, jit  # once the backend is configured
+
     config = recipe(str(X.dtype))
     rng = np.random.default_rng(0)
     rows = [rng.choice(X.shape[0], 200, replace=True) for _ in range(steps)]
@@ -138,13 +133,8 @@ def breakdown(X: Array, y: Array, steps: int = 1500) -> list[list[object]]:
         found.append(["(2 threads) launch: the driver on two empty slabs", f"{launch:.0f}"])
     empty = [lambda slot: None, lambda slot: None]
     handoff = _per_step(lambda s: run_parallel(empty, 2), steps)
-    return [
-        *found,
-        [
-            "(2 threads) hand-off: run_parallel of two empty tasks (without numba's threads)",
-            f"{handoff:.0f}",
-        ],
-    ]
+    name = "(2 threads) hand-off: run_parallel of two empty tasks (without numba's threads)"
+    return [*found, [name, f"{handoff:.0f}"]]
 
 
 def course_breakdown(X: Array, y: Array, steps: int = 1500) -> list[list[object]]:
@@ -167,6 +157,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args(argv)
+    accel.configure("compiled")  # the engine's kernels, as a worker runs them
     X, labels = cifar10_prepared(("float32", "float64"))
     y, y_val = labels["train"], labels["val"]
     data = {dt: TrainData(X[dt]["train"], y, X[dt]["val"], y_val) for dt in X}
@@ -174,8 +165,7 @@ def main(argv: list[str] | None = None) -> None:
 
     def course(dtype: str) -> Callable[[], object]:
         def go() -> None:
-            W, loss = course_train_svm(X[dtype]["train"], y, learning_rate=1e-7, reg=2.5e4,
-                                       num_iters=1500, batch_size=200, seed=0)  # fmt: skip
+            W, loss = course_train_svm(X[dtype]["train"], y)  # its defaults are the recipe
             W = np.ascontiguousarray(W.T)
             results[f"course {dtype}"] = (loss, accuracy(W, X[dtype]["val"], y_val), W)
 
@@ -212,20 +202,17 @@ def main(argv: list[str] | None = None) -> None:
     engine_parts = breakdown(X["float32"]["train"], y)
     course_parts = course_breakdown(X["float32"]["train"], y)
     body = f"""
-SVM, {RECIPE}, sampling with replacement; val = the course's 1,000 validation images.
-Whole trainings interleaved, min of {args.repeats}, each after {SETTLE} s idle (OpenBLAS's
-threads spin on after a threaded call); ratios from this one run. The engine uses its default
-threads (every CPU; the gathered path's prefetch takes the helper) and runs BLAS on one thread;
-the course's code runs OpenBLAS on its default threads (every core). Reading the rows in place
-and prefetching change no number: final W bit-identical in the three engine variants: **{same}**.
+SVM, {RECIPE}, sampling with replacement; val = the course's 1,000 validation images. Min of
+{args.repeats} interleaved runs, each after {SETTLE} s idle. The engine runs on its default
+threads, the course's code on OpenBLAS's (every core). Final W bit-identical in the three
+engine variants: **{same}**.
 
 {table(HEADER, rows)}
 
 ### Where a float32 step goes (microseconds per step, one thread, each part alone)
 
-Engine (numba fused kernels): a step is the draw, loss_grad_rows and the update; the gathered
-path (runs the gather kernels do not cover) gathers instead, on the prefetch's helper thread,
-and runs the slab kernel on the gathered batch:
+Engine (numba fused kernels): the draw, loss_grad_rows and the update; the gathered path
+gathers instead and runs the slab kernel on the batch:
 
 {table(["part", "us / step"], engine_parts)}
 

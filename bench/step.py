@@ -1,20 +1,18 @@
-"""Full-batch loss + gradient on real CIFAR-10 (49,000 x 3,073, 10 classes): the engine against
-the course's vectorized code, one read of X and the two bare BLAS products.
+"""Full-batch loss + gradient on CIFAR-10 (49,000 x 3,073, 10 classes): the engine against the
+course's vectorized code, one read of X and the two bare BLAS products.
 
     python -m bench.step [--repeats 7]
 
-The course code (assignment 1's svm/softmax_loss_vectorized, W (D, C)) lives here; bench.sgd
-reuses it. Every candidate runs in the same process, interleaved, min of `repeats`; ratios
-compare candidates of one run. "BLAS default" is OpenBLAS's own thread count (every core);
-the engine's passes use every core through their own threads unless limit_threads(1).
+The course's code (assignment 1, W (D, C)) lives here; bench.sgd reuses it. "BLAS default" is
+OpenBLAS's own thread count; the engine's passes use every core unless limit_threads(1).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -22,10 +20,10 @@ from numpy.typing import NDArray
 from threadpoolctl import threadpool_limits
 
 from bench.common import Timing, interleaved, require_cifar10, table, write_report
+from worker.engine import accel
+from worker.engine.accel.parallel import limit_threads
 from worker.engine.datasets import load_builtin
-from worker.engine.kernels import FUSED_ENV
 from worker.engine.losses import softmax_loss_grad, svm_loss_grad
-from worker.engine.parallel import limit_threads
 from worker.engine.preprocess import Preprocessor
 
 Array = NDArray[Any]
@@ -35,7 +33,7 @@ SETTLE = 0.3
 OFF = ", fused off"  # the engine's NumPy pass (DESCENT_FUSED_KERNELS=0)
 
 
-# --- the course's code (CS231n assignment 1, linear_svm.py / softmax.py / linear_classifier.py)
+# The course's code (CS231n assignment 1, linear_svm.py / softmax.py / linear_classifier.py).
 
 
 def course_svm(W: Array, X: Array, y: Array, reg: float) -> tuple[Any, Array]:
@@ -92,9 +90,6 @@ def course_train_svm(
     return W, float(loss)
 
 
-# --- data
-
-
 def cifar10_prepared(
     dtypes: tuple[str, ...], *, standardize: bool = False
 ) -> tuple[dict[str, dict[str, Array]], dict[str, Array]]:
@@ -110,7 +105,7 @@ def cifar10_prepared(
     return X, y
 
 
-# --- the benchmark
+LOSSES = (("SVM", course_svm, svm_loss_grad), ("softmax", course_softmax, softmax_loss_grad))
 
 
 def _threads(n: int | None, fn: Callable[[], object]) -> Callable[[], object]:
@@ -127,16 +122,13 @@ def _threads(n: int | None, fn: Callable[[], object]) -> Callable[[], object]:
 
 @contextmanager
 def _numpy_pass() -> Iterator[None]:
-    """The engine with its compiled kernels off (DESCENT_FUSED_KERNELS=0)."""
-    previous = os.environ.get(FUSED_ENV)
-    os.environ[FUSED_ENV] = "0"
+    """The engine with its compiled kernels off (the NumPy backend, DESCENT_FUSED_KERNELS=0)."""
+    before = accel.active()
+    accel.configure("numpy")
     try:
         yield
     finally:
-        if previous is None:
-            del os.environ[FUSED_ENV]
-        else:
-            os.environ[FUSED_ENV] = previous
+        accel.configure(before.name)
 
 
 def _off(fn: Callable[[], object]) -> Callable[[], object]:
@@ -150,32 +142,26 @@ def _off(fn: Callable[[], object]) -> Callable[[], object]:
 def _candidates(X: Array, y: Array, reg: float) -> list[tuple[str, Callable[[], object]]]:
     rng = np.random.default_rng(0)
     W = (0.001 * rng.standard_normal((10, X.shape[1]))).astype(X.dtype)  # engine layout (C, D)
-    W_course = np.ascontiguousarray(W.T)  # the course's (D, C)
+    Wc = np.ascontiguousarray(W.T)  # the course's (D, C)
     dS = rng.standard_normal((X.shape[0], 10)).astype(X.dtype)
     copy = np.empty_like(X)
     copy[...] = 0.0  # touch the pages once, outside the timing
     cands: list[tuple[str, Callable[[], object]]] = [
         ("read X: X.sum()", lambda: X.sum()),
         ("copy X into a buffer", lambda: np.copyto(copy, X)),
-        ("bare products X.dot(W), X.T.dot(dS)", lambda: (X.dot(W_course), X.T.dot(dS))),
+        ("bare products X.dot(W), X.T.dot(dS)", lambda: (X.dot(Wc), X.T.dot(dS))),
     ]
-    Wc = W_course
     for threads in (None, 1):
         tag = "" if threads is None else ", 1 thread"
-        cands += [
-            (f"course SVM{tag}", _threads(threads, lambda: course_svm(Wc, X, y, reg))),
-            (f"engine SVM{tag}", _threads(threads, lambda: svm_loss_grad(W, X, y, reg))),
-            (
-                f"engine SVM{tag}{OFF}",
-                _threads(threads, _off(lambda: svm_loss_grad(W, X, y, reg))),
-            ),
-            (f"course softmax{tag}", _threads(threads, lambda: course_softmax(Wc, X, y, reg))),
-            (f"engine softmax{tag}", _threads(threads, lambda: softmax_loss_grad(W, X, y, reg))),
-            (
-                f"engine softmax{tag}{OFF}",
-                _threads(threads, _off(lambda: softmax_loss_grad(W, X, y, reg))),
-            ),
-        ]
+        for name, course, engine in LOSSES:
+            cands += [
+                (f"course {name}{tag}", _threads(threads, partial(course, Wc, X, y, reg))),
+                (f"engine {name}{tag}", _threads(threads, partial(engine, W, X, y, reg))),
+                (
+                    f"engine {name}{tag}{OFF}",
+                    _threads(threads, _off(partial(engine, W, X, y, reg))),
+                ),
+            ]
     return cands
 
 
@@ -185,25 +171,16 @@ def _agreement(X: Array, y: Array, reg: float) -> list[list[object]]:
     W = (0.001 * rng.standard_normal((10, X.shape[1]))).astype(X.dtype)
     X64, W64 = X.astype(np.float64), W.astype(np.float64)
     rows: list[list[object]] = []
-    for name, course, engine in (
-        ("SVM", course_svm, svm_loss_grad),
-        ("softmax", course_softmax, softmax_loss_grad),
-    ):
+    for name, course, engine in LOSSES:
         ref_loss, ref_grad = engine(W64, X64, y, reg)
         c_loss, c_grad = course(np.ascontiguousarray(W.T), X, y, reg)
         e_loss, e_grad = engine(W, X, y, reg)
         with _numpy_pass():
             n_loss, n_grad = engine(W, X, y, reg)
         scale = float(np.abs(ref_grad).max())
-        rows.append([
-            name, f"{ref_loss:.6f}",
-            f"{abs(float(c_loss) - ref_loss) / ref_loss:.1e}",
-            f"{abs(e_loss - ref_loss) / ref_loss:.1e}",
-            f"{abs(n_loss - ref_loss) / ref_loss:.1e}",
-            f"{float(np.abs(c_grad.T - ref_grad).max()) / scale:.1e}",
-            f"{float(np.abs(e_grad - ref_grad).max()) / scale:.1e}",
-            f"{float(np.abs(n_grad - ref_grad).max()) / scale:.1e}",
-        ])  # fmt: skip
+        losses = [abs(float(loss) - ref_loss) / ref_loss for loss in (c_loss, e_loss, n_loss)]
+        grads = [float(np.abs(g - ref_grad).max()) / scale for g in (c_grad.T, e_grad, n_grad)]
+        rows.append([name, f"{ref_loss:.6f}", *(f"{err:.1e}" for err in losses + grads)])
     return rows
 
 
@@ -227,6 +204,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args(argv)
+    accel.configure("compiled")  # the engine's kernels, as a worker runs them
     reg = 2.5e4
     dtypes = ("float32", "float64")
     X_by_dtype, labels = cifar10_prepared(dtypes)
@@ -242,26 +220,12 @@ def main(argv: list[str] | None = None) -> None:
         del X_by_dtype[dtype]
     body = f"""
 Loss + gradient over the whole training set (N = 49,000, D = 3,073, C = 10), reg = {reg:g},
-W = 0.001 * randn (every SVM margin active, as at the first step). Candidates interleaved,
-min of {args.repeats} after a warm-up, each timed run after {SETTLE} s idle (OpenBLAS's threads
-spin on for a while after a threaded call and would take a core from the next candidate); the
-ratios compare timings of this one run.
-
-- **course**: assignment 1's `svm_loss_vectorized` / `softmax_loss_vectorized`, W (D, C):
-  `X.dot(W)`, margins, binary mask, row sums, `X.T.dot(binary)`; OpenBLAS packed GEMM.
-- **engine**: `worker.engine.losses` on `kernels.linear_pass`, which hands full-batch passes to
-  the compiled kernels of `worker.engine.fused` (numba): 32-row chunks, scores over 256-column
-  tiles of W in 2 rows x 10 classes of vector accumulators, the elementwise work per chunk, the
-  gradient tile by tile while the chunk is in cache, the next chunk prefetched; at most 8 slabs
-  of whole chunks spread over threads, summed in a fixed order.
-- **engine ..., fused off**: the NumPy pass (`DESCENT_FUSED_KERNELS=0`): X walked in 256-row
-  chunks, each product cut into 32-row BLAS calls that OpenBLAS runs on its unpacked
-  small-matrix kernels (rows * C * D <= 1e6), the elementwise work once per chunk, the gradient
-  product while the chunk is in cache; slabs of 16 chunks spread over threads, summed in a fixed
-  order.
-- **read X**: `X.sum()`, one pass over X (602 MB in float32); **copy X**: read + write.
-- **bare products**: the course's two BLAS calls alone, `X.dot(W)` and `X.T.dot(dS)`.
-- ", 1 thread": BLAS (threadpoolctl) and engine threads (limit_threads) both capped at 1.
+W = 0.001 * randn (every SVM margin active, as at the first step); min of {args.repeats}
+interleaved runs after a warm-up, each after {SETTLE} s idle. **course**: assignment 1's
+`svm_loss_vectorized` / `softmax_loss_vectorized`; **engine**: `worker.engine.losses` on the
+compiled kernels; **fused off**: its NumPy pass; **read X**: `X.sum()`; **copy X**: read +
+write; **bare products**: the course's two BLAS calls alone; ", 1 thread": BLAS and the
+engine's threads capped at 1.
 
 {sections[0]}
 

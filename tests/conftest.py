@@ -17,6 +17,7 @@ from sqlalchemy.engine import make_url
 from service.db import migrate
 from service.db.session import Database
 from service.settings import Settings
+from worker.engine import accel
 
 POSTGRES_ENV = "DESCENT_TEST_POSTGRES_URL"
 REPO = Path(__file__).resolve().parents[1]
@@ -34,8 +35,18 @@ WARM_KERNELS = """
 import os, sys
 from pathlib import Path
 from worker import compiled_kernels
-compiled_kernels.prepare(Path(sys.argv[1]), os.cpu_count() or 1, lambda: False)
+from worker.engine import accel
+backend = accel.configure("compiled", Path(sys.argv[1]))
+compiled_kernels.prepare(backend, os.cpu_count() or 1, lambda: False)
 """
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The tests' own process runs the engine on its compiled backend, numba's cache where numba
+    keeps it, as an in-process worker finds it; configured before any test module is imported,
+    since numba fixes its CPU features when the first kernel is defined. Tests that need the
+    NumPy path switch to it (tests/engine/conftest.py `switch_backend`)."""
+    accel.configure("compiled")
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -1,10 +1,12 @@
-"""The worker's side of the engine's compiled kernels: where numba caches them, the warm-up before
-the first claim, and a job's "compiling kernels" phase while it waits for a compilation.
+"""The worker's side of the engine's compiled kernels: the warm-up before the first claim, and a
+job's "compiling kernels" phase while it waits for a compilation.
 
-A worker process started by `descent serve` / `descent worker` (Worker(warm_up=True)) points
-numba's disk cache at DESCENT_KERNEL_CACHE_DIR before any kernel is defined, then compiles or
+A worker process started by `descent serve` / `descent worker` (Worker(warm_up=True)) configures
+the engine's backend at its start (worker.engine.accel.configure: DESCENT_FUSED_KERNELS, numba's
+disk cache at DESCENT_KERNEL_CACHE_DIR, before any kernel is defined), then `prepare` compiles or
 loads the kernels jobs use, so that no job waits for them. Workers made in-process (the tests)
-leave numba's cache where it is and compile on first use, as the engine does anywhere else.
+configure nothing: the engine's first pass configures the compiled backend with numba's own
+cache, and kernels compile on first use, as the engine does anywhere else.
 """
 
 from __future__ import annotations
@@ -19,44 +21,45 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 
-from worker.engine.kernels import fused_enabled
+from worker.engine import accel
+from worker.engine.accel import Backend
+from worker.engine.accel.warmup import DTYPE_NAMES, warm_up  # imports no kernel module
 from worker.engine.losses import LOSS_NAMES, LossName
-from worker.engine.warmup import DTYPE_NAMES, warm_up  # imports no kernel module
 
 log = logging.getLogger("descent.worker")
 COMPILING = "compiling kernels"  # the job's progress.phase while numba compiles for it
 
 
 def prepare(
-    cache_dir: Path,
+    backend: Backend,
     threads: int,
     stop: Callable[[], bool],
     *,
     losses: Iterable[LossName] = LOSS_NAMES,
     dtypes: Iterable[str] = DTYPE_NAMES,
 ) -> float:
-    """Point numba's disk cache at `cache_dir`, then warm the kernels of these losses and dtypes
-    up on `threads` threads (a job's budget), asking `stop()` between kernels; the seconds it
-    took."""
-    if not fused_enabled():
-        log.info("compiled kernels are off (DESCENT_FUSED_KERNELS): no warm-up")
+    """Warm the kernels of these losses and dtypes up on `threads` threads (a job's budget),
+    loaded from or compiled into backend.kernel_cache, asking `stop()` between kernels; the
+    seconds it took. `backend` is what accel.configure returned: nothing to do on NumPy."""
+    if not backend.compiled:
+        log.info("the engine runs on NumPy (DESCENT_FUSED_KERNELS, or no numba): no warm-up")
         return 0.0
     started = time.perf_counter()
-    # Before anything imports the kernel modules: numba fixes a kernel's cache when it is defined.
-    from worker.engine import jit
+    from worker.engine.accel import jit  # configure imported it already
 
-    cached = jit.use_cache_dir(cache_dir)
+    cache_dir = backend.kernel_cache
+    where = cache_dir or "no disk cache"
     # Said before it starts: on a machine's first start (an empty cache) compiling takes a while,
     # and queued jobs wait for it.
     log.info(
         "readying the compiled kernels before the first claim, from %s (compiled into it on "
         "this machine's first start, loaded from it after)",
-        cache_dir if cached else "no disk cache",
+        where,
     )
     hits, misses = jit.cache_stats()
     losses, dtypes = list(losses), list(dtypes)
-    with filling_turn(cache_dir, stop) if cached else nullcontext():
-        helper = _helper(cache_dir, threads, losses[1:], dtypes) if cached else None
+    with filling_turn(cache_dir, stop) if cache_dir else nullcontext():
+        helper = _helper(cache_dir, threads, losses[1:], dtypes) if cache_dir else None
         done = warm_up(threads, losses[:1], dtypes, stop)
         if helper is not None:
             while helper.is_alive() and not stop():
@@ -71,7 +74,7 @@ def prepare(
         "kernels warmed up in %.2fs: %d loaded from %s, %d compiled (%s)",
         seconds,
         loaded,
-        cache_dir if cached else "no disk cache",
+        where,
         compiled,
         ", ".join(f"{w.name} {w.seconds:.2f}s" for w in done) or "stopped",
     )
@@ -131,17 +134,16 @@ def _helper(
 
 
 def _compile_into(cache_dir: Path, threads: int, losses: list[LossName], dtypes: list[str]) -> None:
-    from worker.engine import jit
-
-    if jit.use_cache_dir(cache_dir):
+    # A fresh process: its backend configured first, as a worker's is.
+    if accel.configure("compiled", cache_dir).kernel_cache is not None:
         warm_up(threads, losses, dtypes)
 
 
 def watch(report: Callable[[str | None], None]) -> AbstractContextManager[None]:
     """While the block runs, report(COMPILING) when numba starts compiling in this process and
-    report(None) when it is done (nothing where the compiled kernels are off)."""
-    if not fused_enabled():
+    report(None) when it is done (nothing on the NumPy backend)."""
+    if not accel.active().compiled:
         return nullcontext()
-    from worker.engine import jit
+    from worker.engine.accel import jit
 
     return jit.compiling(lambda active: report(COMPILING if active else None))

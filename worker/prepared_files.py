@@ -12,7 +12,7 @@ the first process on a machine to need a data set prepares it once and writes it
 process, that one included, then maps the files, so the pages sit once in the page cache, shared.
 
 The maps are private copy-on-write ones (`mmap_mode="c"`): the arrays stay writeable-flagged, the
-signature the compiled kernels are warmed up for (worker.engine.warmup), and their pages stay
+signature the compiled kernels are warmed up for (worker.engine.accel.warmup), and their pages stay
 shared as long as nobody writes to them (the engine never writes X).
 
 An entry is written into a hidden sibling directory and renamed into place, so nobody ever maps

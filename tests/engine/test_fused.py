@@ -1,5 +1,5 @@
-"""The compiled kernels (worker.engine.fused) give the NumPy pass's results, whatever the thread
-count, and the NumPy pass stays reachable."""
+"""The compiled kernels (worker.engine.accel.fused) give the NumPy pass's results, whatever the
+thread count, and the NumPy pass stays reachable."""
 
 import itertools
 import logging
@@ -11,10 +11,13 @@ from numpy.typing import NDArray
 
 pytest.importorskip("numba")
 
+from tests.engine.conftest import SwitchBackend
 from tests.engine.spies import spy_on
 from tests.engine.test_kernels import problem
-from worker.engine import fused, fused_gen, jit, kernels
-from worker.engine.kernels import FusedLoss, linear_pass
+from worker.engine import accel
+from worker.engine.accel import fused, fused_gen, jit
+from worker.engine.accel.kernels import FusedLoss, fused_applies, linear_pass
+from worker.engine.accel.parallel import limit_threads
 from worker.engine.losses import (
     elementwise,
     softmax_loss,
@@ -22,7 +25,6 @@ from worker.engine.losses import (
     svm_loss,
     svm_loss_grad,
 )
-from worker.engine.parallel import limit_threads
 
 Array = NDArray[Any]
 KINDS = [FusedLoss("svm"), FusedLoss("svm", delta=1.5), FusedLoss("softmax")]
@@ -74,13 +76,13 @@ def test_fused_pass_equals_the_numpy_pass(kind: FusedLoss, dtype: Any, n: int, d
 @pytest.mark.parametrize("reg", [0.0, 0.3])
 @pytest.mark.parametrize("n", [200, 3000], ids=["minibatch", "full-batch"])
 def test_the_losses_take_the_fused_path_and_agree_with_it_off(
-    monkeypatch: pytest.MonkeyPatch, spy: list[str], dtype: Any, reg: float, n: int
+    switch_backend: SwitchBackend, spy: list[str], dtype: Any, reg: float, n: int
 ) -> None:
     W, X, y = problem(n, 200, 10, seed=7, dtype=dtype)
     on = [svm_loss_grad(W, X, y, reg, delta=1.5), softmax_loss_grad(W, X, y, reg)]
     on_loss = [svm_loss(W, X, y, reg, delta=1.5), softmax_loss(W, X, y, reg)]
     assert spy == ["svm", "softmax", "svm", "softmax"]
-    monkeypatch.setenv(kernels.FUSED_ENV, "0")
+    switch_backend("numpy")
     off = [svm_loss_grad(W, X, y, reg, delta=1.5), softmax_loss_grad(W, X, y, reg)]
     assert len(spy) == 4
     for (loss, grad), loss_alone, expected in zip(on, on_loss, off, strict=True):
@@ -135,16 +137,15 @@ def test_slabs_cover_the_rows_on_chunk_boundaries() -> None:
     assert len(fused.slab_bounds(49_000)) == fused.SLABS
 
 
-@pytest.mark.parametrize("setting", ["0", "false", "off"])
-def test_the_setting_turns_the_kernels_off(
-    monkeypatch: pytest.MonkeyPatch, spy: list[str], setting: str
+def test_the_numpy_backend_turns_the_kernels_off(
+    switch_backend: SwitchBackend, spy: list[str]
 ) -> None:
     W, X, y = problem(300, 50, 10, seed=1)
-    monkeypatch.setenv(kernels.FUSED_ENV, setting)
-    assert not kernels.fused_enabled()
+    assert switch_backend("numpy") == accel.Backend("numpy")
+    assert not fused_applies(W, X, y, FusedLoss("svm"))
     svm_loss_grad(W, X, y, 0.1)
     assert spy == []
-    monkeypatch.setenv(kernels.FUSED_ENV, "1")
+    assert switch_backend("compiled").compiled
     svm_loss_grad(W, X, y, 0.1)
     assert spy == ["svm"]
 
@@ -162,16 +163,16 @@ def test_passes_the_kernels_do_not_cover_keep_the_numpy_path(
     assert not fused.applies("svm", W, X, np.where(y == 0, 10, y))  # a label out of range
 
 
-def test_a_diverged_w_gives_a_non_finite_loss_as_on_numpy(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_diverged_w_gives_a_non_finite_loss_as_on_numpy(switch_backend: SwitchBackend) -> None:
     """Training detects divergence from the loss: NaN and inf must not vanish in the kernels."""
     W, X, y = problem(300, 50, 10, seed=4, dtype=np.float32)
     W = np.sign(W) * np.float32(1e38)  # scores overflow to +-inf
     with np.errstate(all="ignore"):
         for loss_grad in (svm_loss_grad, softmax_loss_grad):
             loss, _ = loss_grad(W, X, y, 0.0)
-            monkeypatch.setenv(kernels.FUSED_ENV, "0")
+            switch_backend("numpy")
             expected, _ = loss_grad(W, X, y, 0.0)
-            monkeypatch.delenv(kernels.FUSED_ENV)
+            switch_backend("compiled")
             assert not np.isfinite(expected)
             assert not np.isfinite(loss)
 
@@ -198,7 +199,7 @@ def test_kernels_compile_without_a_disk_cache_when_numba_refuses_one(
             a[i] *= 2.0
 
     monkeypatch.setattr(jit, "njit", refusing)
-    with caplog.at_level(logging.WARNING, logger="worker.engine.jit"):
+    with caplog.at_level(logging.WARNING, logger=jit.__name__):
         compiled = getattr(jit, decorator)(twice)
     doubled = np.arange(3.0)
     compiled(doubled)

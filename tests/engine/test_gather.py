@@ -1,6 +1,6 @@
-"""Minibatches read in place (the gather kernels of worker.engine.fused) give the gathered fused
-path's losses and gradients bit for bit, and training with them gives the same history and W;
-runs they do not cover keep the gathered batches."""
+"""Minibatches read in place (the gather kernels of worker.engine.accel.fused) give the gathered
+fused path's losses and gradients bit for bit, and training with them gives the same history and
+W; runs they do not cover keep the gathered batches."""
 
 import copy
 import dataclasses
@@ -11,11 +11,12 @@ import pytest
 
 pytest.importorskip("numba")
 
+from tests.engine.conftest import SwitchBackend
 from tests.engine.spies import spy_on
 from tests.engine.test_kernels import problem
-from worker.engine import fused, kernels
+from worker.engine.accel import fused
+from worker.engine.accel.parallel import limit_threads
 from worker.engine.losses import LossFunction, make_loss
-from worker.engine.parallel import limit_threads
 from worker.engine.sampling import BatchSampler, Sampling
 from worker.engine.train import Chunk, TrainData, TrainState, _Loop, init_state, run
 from worker.engine.train_config import TrainConfig
@@ -148,7 +149,7 @@ def in_place(config: TrainConfig, data: TrainData, n_classes: int = 10) -> bool:
 
 
 def test_the_runs_the_gather_kernels_do_not_cover_gather_their_batches(
-    monkeypatch: pytest.MonkeyPatch,
+    switch_backend: SwitchBackend,
 ) -> None:
     data = blobs10(n=100, d=20)
     config = TrainConfig(batch_size=10, iterations=5)
@@ -160,15 +161,15 @@ def test_the_runs_the_gather_kernels_do_not_cover_gather_their_batches(
     rng = np.random.default_rng(1)
     y7 = rng.integers(0, 7, 100)
     assert not in_place(config, TrainData(data.X_train, y7, data.X_val, y7[:60]), n_classes=7)
-    monkeypatch.setenv(kernels.FUSED_ENV, "0")
+    switch_backend("numpy")
     assert not in_place(config, data)
 
 
-def test_fallback_runs_still_train_identically(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_fallback_runs_still_train_identically(switch_backend: SwitchBackend) -> None:
     """With the kernels off, a run takes the gathered NumPy path and stays reproducible."""
     data = blobs10(n=200, d=40)
     config = TrainConfig(batch_size=20, iterations=30, seed=6)
-    monkeypatch.setenv(kernels.FUSED_ENV, "0")
+    switch_backend("numpy")
     assert not in_place(config, data)
     first, a = train(config, data, chunk_steps=7)
     second, b = train(config, data)

@@ -8,10 +8,10 @@ import pytest
 from numpy.typing import NDArray
 
 from tests.engine.test_losses import naive_softmax_loss_grad, naive_svm_loss_grad
-from worker.engine import kernels
-from worker.engine.kernels import Blocking
+from worker.engine.accel import kernels
+from worker.engine.accel.kernels import Blocking
+from worker.engine.accel.parallel import limit_threads, max_threads
 from worker.engine.losses import softmax_loss, softmax_loss_grad, svm_loss, svm_loss_grad
-from worker.engine.parallel import limit_threads, max_threads
 
 Array = NDArray[Any]
 

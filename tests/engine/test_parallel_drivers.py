@@ -15,8 +15,8 @@ import pytest
 pytest.importorskip("numba")
 
 from tests.engine.test_kernels import problem
-from worker.engine import fused, jit
-from worker.engine.parallel import limit_threads
+from worker.engine.accel import fused, jit
+from worker.engine.accel.parallel import limit_threads
 
 NAMES: tuple[Literal["svm", "softmax"], ...] = ("svm", "softmax")
 
@@ -136,24 +136,40 @@ def test_without_a_thread_safe_layer_passes_use_python_threads(
 
     monkeypatch.setattr(jit, "_probe", no_layer)
     layer = jit._ParallelLayer()
-    with caplog.at_level(logging.INFO, logger="worker.engine.jit"):
+    with caplog.at_level(logging.INFO, logger=jit.__name__):
         assert layer.ready(2) is False
         assert layer.ready(2) is False  # decided once
     assert caplog.text.count("no thread-safe threading layer") == 1
 
 
+SPIN = """
+import os
+from worker.engine import accel
+from worker.engine.accel import fused, jit
+imported = os.environ.get("GOMP_SPINCOUNT")
+{start}
+print(imported, os.environ.get("GOMP_SPINCOUNT"))
+"""
+STARTS = {
+    "configured": 'accel.configure("compiled")',
+    "first launch": "jit.parallel_ready(2)",  # a process where nothing configured the engine
+}
+
+
+@pytest.mark.parametrize("start", STARTS)
 @pytest.mark.parametrize(
     ("given", "expected"),
     [({}, "3000"), ({"GOMP_SPINCOUNT": "50"}, "50"), ({"OMP_WAIT_POLICY": "PASSIVE"}, None)],
 )
 def test_openmp_threads_spin_briefly_unless_the_user_says_otherwise(
-    given: dict[str, str], expected: str | None
+    start: str, given: dict[str, str], expected: str | None
 ) -> None:
-    """Read by libgomp when numba loads it: set on importing the engine's jit module."""
+    """Read by libgomp when numba loads it (the first parallel launch): set by configure, or
+    by that launch itself, never by importing the kernels."""
     env = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
-    code = "import os, worker.engine.jit; print(os.environ.get('GOMP_SPINCOUNT'))"
+    code = SPIN.format(start=STARTS[start])
     found = subprocess.run(
         [sys.executable, "-c", code], env={**env, **given}, capture_output=True, text=True,
         check=True,
-    ).stdout.strip()  # fmt: skip
-    assert found == str(expected)
+    ).stdout.split()  # fmt: skip
+    assert found == [given.get("GOMP_SPINCOUNT", "None"), str(expected)]

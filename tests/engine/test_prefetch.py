@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from worker.engine import sampling as sampling_module
-from worker.engine.parallel import limit_threads
+from worker.engine.accel.parallel import limit_threads
 from worker.engine.sampling import BatchSampler, Sampling
 from worker.engine.train import Diverged, TrainData, TrainState, init_state, run
 from worker.engine.train_config import TrainConfig

@@ -1,5 +1,5 @@
-"""The compiled SVM data loss of class-major scores (worker.engine.fused_scoreloss) gives the
-NumPy version's losses, softmax and the NumPy version stay reachable."""
+"""The compiled SVM data loss of class-major scores (worker.engine.accel.fused_scoreloss) gives
+the NumPy version's losses, softmax and the NumPy version stay reachable."""
 
 from typing import Any
 
@@ -9,9 +9,11 @@ from numpy.typing import NDArray
 
 pytest.importorskip("numba")
 
+from tests.engine.conftest import SwitchBackend
 from tests.engine.test_search import data, joined, local, random
-from worker.engine import fused_scoreloss, jit, kernels, scoreloss
-from worker.engine.parallel import limit_threads
+from worker.engine import scoreloss
+from worker.engine.accel import fused_scoreloss, jit
+from worker.engine.accel.parallel import limit_threads
 from worker.engine.scoreloss import correct_index, data_loss, numpy_data_loss
 from worker.engine.search import LocalSearchConfig, RandomSearchConfig
 
@@ -98,45 +100,34 @@ def test_non_finite_scores_give_a_non_finite_loss_as_on_numpy(loss: Any) -> None
 
 
 @pytest.mark.parametrize("loss", ["svm", "softmax"])
-def test_labels_out_of_range_raise_on_both_paths(
-    loss: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_labels_out_of_range_raise_on_both_paths(loss: Any, switch_backend: SwitchBackend) -> None:
     T, _base, y = scores(10, 50, np.float64, relative=True)
     y[7] = 10
     with pytest.raises(IndexError):
         data_loss(loss, T, y, relative=True)
-    monkeypatch.setenv(kernels.FUSED_ENV, "0")
+    switch_backend("numpy")
     with pytest.raises(IndexError):
         data_loss(loss, T, y, relative=True)
 
 
 @pytest.mark.parametrize("loss", ["svm", "softmax"])
-def test_the_setting_keeps_the_numpy_version(
-    spy: list[str], loss: Any, monkeypatch: pytest.MonkeyPatch
+def test_the_numpy_backend_keeps_the_numpy_version(
+    spy: list[str], loss: Any, switch_backend: SwitchBackend
 ) -> None:
     T, base, y = scores(10, 301, np.float32, relative=True)
-    monkeypatch.setenv(kernels.FUSED_ENV, "0")
+    switch_backend("numpy")
     out = np.empty((10, 301))
     given = data_loss(loss, T, y, 1.0, base=base, out=out, index=correct_index(y), relative=True)
     assert given == numpy_data_loss(loss, T, y, 1.0, base=base, relative=True)
     assert spy == []
 
 
-def test_without_numba_the_numpy_version_runs(
-    spy: list[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(scoreloss, "fused_enabled", lambda: False)
-    T, _base, y = scores(3, 40, np.float64, relative=False)
-    assert data_loss("svm", T, y) == numpy_data_loss("svm", T, y)
-    assert spy == []
-
-
 @pytest.mark.parametrize("loss", ["svm", "softmax"])
-@pytest.mark.parametrize("fused", ["1", "0"], ids=["kernel", "numpy"])
+@pytest.mark.parametrize("backend", ["compiled", "numpy"])
 def test_blocked_search_equals_sequential_on_either_path(
-    spy: list[str], loss: str, fused: str, monkeypatch: pytest.MonkeyPatch
+    spy: list[str], loss: str, backend: Any, switch_backend: SwitchBackend
 ) -> None:
-    monkeypatch.setenv(kernels.FUSED_ENV, fused)
+    switch_backend(backend)
     X, y = data(300, 17, 10, "float32")
     local_config = LocalSearchConfig(
         loss=loss, reg=0.1, iterations=40, init_scale=0.01, step_size=0.01,  # type: ignore[arg-type]
@@ -155,7 +146,7 @@ def test_blocked_search_equals_sequential_on_either_path(
     for a, b in zip(joined(best_chunks), joined(best_sequential_chunks), strict=True):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(best.best_W, best_sequential.best_W)
-    assert (len(spy) > 0) == (fused == "1" and loss == "svm")
+    assert (len(spy) > 0) == (backend == "compiled" and loss == "svm")
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -1,6 +1,6 @@
-"""The engine's compiled kernels in the worker: where numba caches them (kernel_cache_dir), the
-warm-up before a worker's first claim, and the "compiling kernels" phase of a job that waits for a
-compilation.
+"""The engine's compiled kernels in the worker: the backend a worker process configures at its
+start (fused_kernels), where numba caches the kernels (kernel_cache_dir), the warm-up before a
+worker's first claim, and the "compiling kernels" phase of a job that waits for a compilation.
 
 The subprocess tests start from a fresh process with a fresh cache directory: what numba holds in
 memory or in its caches here says nothing about what a worker process finds. None of them
@@ -29,8 +29,9 @@ from service.settings import Settings
 from tests.worker.conftest import job_status, submit
 from worker import compiled_kernels, train_job
 from worker.context import Heartbeat
-from worker.engine import jit
+from worker.engine import accel
 from worker.engine import train as engine_train
+from worker.engine.accel import Backend, jit
 from worker.runner import Worker
 
 REPO = Path(__file__).resolve().parents[2]
@@ -70,6 +71,20 @@ def test_the_kernel_cache_defaults_to_kernels_under_the_data_dir(
     assert "kernel" in (Settings.model_fields["kernel_cache_dir"].description or "")
 
 
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(None, True), ("1", True), ("true", True), ("0", False), ("false", False), ("no", False),
+     ("off", False)],
+)  # fmt: skip
+def test_descent_fused_kernels_chooses_the_backend(
+    value: str | None, expected: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("DESCENT_FUSED_KERNELS", raising=False)
+    if value is not None:
+        monkeypatch.setenv("DESCENT_FUSED_KERNELS", value)
+    assert Settings().fused_kernels is expected
+
+
 # ---- where numba caches ------------------------------------------------------------------------
 CACHE_TWO_KERNELS = """
     import json, sys
@@ -77,8 +92,9 @@ CACHE_TWO_KERNELS = """
     import numpy as np
     sys.path.insert(0, sys.argv[2])
     import before                      # a kernel defined before the cache directory is chosen
-    from worker.engine import jit
-    assert jit.use_cache_dir(Path(sys.argv[1]))
+    from worker.engine import accel
+    from worker.engine.accel import jit
+    assert accel.configure("compiled", Path(sys.argv[1])).kernel_cache == Path(sys.argv[1])
     import after                       # and one defined after
     assert before.f(np.ones(3)) == 3.0 and after.g(np.ones(3)) == 6.0
     print(json.dumps({"stats": jit.cache_stats(),
@@ -90,7 +106,7 @@ def test_the_cache_dir_holds_kernels_defined_before_and_after_it_is_chosen(tmp_p
     modules, cache = tmp_path / "modules", tmp_path / "cache" / "kernels"  # made if missing
     modules.mkdir()
     for name, fn, body in (("before", "f", "x.sum()"), ("after", "g", "2.0 * x.sum()")):
-        source = f"from worker.engine.jit import kernel\n\n\n@kernel\ndef {fn}(x):\n"
+        source = f"from worker.engine.accel.jit import kernel\n\n\n@kernel\ndef {fn}(x):\n"
         (modules / f"{name}.py").write_text(source + f"    return {body}\n")
 
     first = json.loads(run_python(CACHE_TWO_KERNELS, str(cache), str(modules)).stdout)
@@ -106,12 +122,13 @@ def test_an_unwritable_cache_dir_warns_and_turns_the_disk_cache_off(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setattr(jit, "_disk_cache", True)  # restored after the test
+    monkeypatch.setattr(jit, "_cache_dir", jit._cache_dir)
     configured = jit.numba_any.config.CACHE_DIR
     blocker = tmp_path / "a-file"
     blocker.write_text("")  # a directory cannot be made under a file, whoever we are
 
     with caplog.at_level(logging.WARNING, logger=jit.__name__):
-        assert not jit.use_cache_dir(blocker / "kernels")
+        assert accel.configure("compiled", blocker / "kernels") == Backend("compiled", None)
 
     assert "not writable" in caplog.text and str(blocker / "kernels") in caplog.text
     assert jit._disk_cache is False  # kernels decorated from now on: no disk cache
@@ -119,35 +136,44 @@ def test_an_unwritable_cache_dir_warns_and_turns_the_disk_cache_off(
 
 
 # ---- the warm-up ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("fused_kernels", [True, False], ids=["compiled", "numpy"])
 @pytest.mark.parametrize("warm_up", [True, False])
-def test_a_warming_worker_chooses_the_cache_then_warms_up_before_its_first_claim(
-    settings: Settings, database: Database, monkeypatch: pytest.MonkeyPatch, warm_up: bool
+def test_a_warming_worker_configures_the_backend_then_warms_up_before_its_first_claim(
+    settings: Settings,
+    database: Database,
+    monkeypatch: pytest.MonkeyPatch,
+    warm_up: bool,
+    fused_kernels: bool,
 ) -> None:
+    settings = settings.model_copy(update={"fused_kernels": fused_kernels})
     job_id = submit(database, settings)
     calls: list[tuple[str, Any]] = []
 
-    def use_cache_dir(path: Path) -> bool:
-        calls.append(("cache dir", path))
-        return True
+    def configure(backend: accel.BackendName, cache_dir: Path | None) -> Backend:
+        calls.append(("configure", (backend, cache_dir)))
+        return Backend(backend, cache_dir if backend == "compiled" else None)
 
     def fake_warm_up(*_args: object) -> list[object]:
         with database.read() as session:
             calls.append(("warm up", job_status(session, job_id)))
         return []
 
-    monkeypatch.setattr(jit, "use_cache_dir", use_cache_dir)
+    monkeypatch.setattr(accel, "configure", configure)  # the test process's backend stays
     monkeypatch.setattr(compiled_kernels, "warm_up", fake_warm_up)
     monkeypatch.setattr(compiled_kernels, "_helper", lambda *_args: None)
     worker = Worker(settings, warm_up=warm_up)
 
     assert worker.run(burst=True) == 1
 
-    if warm_up:
+    if warm_up and fused_kernels:
         # One loss's kernels, then the others' (which a helper process compiles meanwhile).
         warmed = [("warm up", "queued")] * 2
-        assert calls == [("cache dir", settings.kernel_cache_dir), *warmed]
+        assert calls == [("configure", ("compiled", settings.kernel_cache_dir)), *warmed]
         assert worker.warm_up_seconds is not None
-    else:  # in-process workers leave numba's cache alone and compile on first use
+    elif warm_up:  # the NumPy backend: nothing to warm up
+        assert calls == [("configure", ("numpy", settings.kernel_cache_dir))]
+        assert worker.warm_up_seconds == 0.0
+    else:  # in-process workers leave their process's backend alone and compile on first use
         assert calls == [] and worker.warm_up_seconds is None
     worker.database.dispose()
 
@@ -156,10 +182,12 @@ WARM_UP = """
     import json, logging, sys
     from pathlib import Path
     from worker import compiled_kernels
-    from worker.engine import jit
+    from worker.engine import accel
+    from worker.engine.accel import jit
     logging.basicConfig(level=logging.INFO)
     compiled_kernels.prepare(
-        Path(sys.argv[1]), 2, lambda: False, losses=("softmax",), dtypes=("float32",)
+        accel.configure("compiled", Path(sys.argv[1])), 2, lambda: False, losses=("softmax",),
+        dtypes=("float32",)
     )
     print(json.dumps(jit.cache_stats()))
 """

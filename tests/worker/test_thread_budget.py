@@ -12,7 +12,7 @@ from service.db.session import Database
 from tests.conftest import make_settings
 from tests.worker.conftest import submit
 from worker import runner
-from worker.engine.parallel import max_threads
+from worker.engine.accel.parallel import max_threads
 from worker.runner import Worker
 
 

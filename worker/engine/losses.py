@@ -6,9 +6,10 @@ reg * sum(W**2) over the whole W, bias column included. Gradients have W's shape
 X is expected in W's dtype (a mismatch is computed in the promoted dtype, then cast back).
 Loss values are Python floats.
 
-The products run through kernels.linear_pass (X in cached chunks, OpenBLAS small-matrix calls,
-threads over slabs; full batches of the losses it covers on worker.engine.fused's compiled
-kernels; minibatches X[rows] read in place by `LossFunction.loss_grad_rows`); this module holds
+The products run through accel.kernels.linear_pass (X in cached chunks, OpenBLAS small-matrix
+calls, threads over slabs; with the compiled backend, the passes of the losses it covers on the
+kernels of worker.engine.accel.fused; minibatches X[rows] read in place by
+`LossFunction.loss_grad_rows`); this module holds
 the per-chunk elementwise work: a chunk's scores S (n, C) arrive, the loss functions turn them
 into dS in place and return the chunk's summed loss.
 """
@@ -18,8 +19,7 @@ from typing import Literal
 
 import numpy as np
 
-from worker.engine.arrays import FloatArray, IntArray
-from worker.engine.kernels import (
+from worker.engine.accel.kernels import (
     Elementwise,
     FusedLoss,
     PassResult,
@@ -27,6 +27,7 @@ from worker.engine.kernels import (
     gather_pass,
     linear_pass,
 )
+from worker.engine.arrays import FloatArray, IntArray
 
 LossName = Literal["svm", "softmax"]
 LOSS_NAMES: tuple[LossName, ...] = ("svm", "softmax")

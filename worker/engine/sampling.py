@@ -11,8 +11,8 @@ from typing import Literal
 
 import numpy as np
 
+from worker.engine.accel.parallel import background, max_threads
 from worker.engine.arrays import FloatArray, IntArray
-from worker.engine.parallel import background, max_threads
 
 Sampling = Literal["replacement", "epoch"]
 SAMPLING_MODES: tuple[Sampling, ...] = ("replacement", "epoch")

@@ -10,8 +10,8 @@ Search, step-size sweeps and landscapes form scores by adding products they alre
 import numpy as np
 from numpy.typing import NDArray
 
+from worker.engine.accel import backend
 from worker.engine.arrays import FloatArray, IntArray
-from worker.engine.kernels import fused_enabled
 from worker.engine.losses import LossName
 
 F64 = NDArray[np.float64]
@@ -35,10 +35,11 @@ def correct_index(y: IntArray) -> IntArray:
 def _compiled_applies(
     name: LossName, T: FloatArray, y: IntArray, base: F64 | None, relative: bool
 ) -> bool:
-    """Whether the compiled kernels are on and worker.engine.fused_scoreloss computes this loss."""
-    if not fused_enabled():
+    """Whether the compiled backend is in effect and accel.fused_scoreloss computes this loss."""
+    if not backend.active().compiled:
         return False
-    from worker.engine import fused_scoreloss  # imports numba: only once it is needed
+    # Imported only now: defining the kernels imports numba, after `active` made its settings.
+    from worker.engine.accel import fused_scoreloss
 
     return fused_scoreloss.applies(name, T, y, base, relative)
 
@@ -59,14 +60,14 @@ def data_loss(
     relative=True: T (and base) hold only rows 1..C-1, the scores minus class 0's (both losses
     depend on score differences only), and row 0 is taken as zero.
     T and base are not modified; equal inputs give bit-identical losses whichever arrays they
-    came from. Where the compiled kernels are on (worker.engine.kernels.fused_enabled) and apply,
-    one pass of worker.engine.fused_scoreloss computes the loss and `out` and `index` go unused.
+    came from. Where the compiled backend is in effect (worker.engine.accel.active) and its kernel
+    applies, one pass of accel.fused_scoreloss computes the loss and `out` and `index` go unused.
     Otherwise the work happens in `out`, a C-contiguous float64 (C, N) scratch (allocated if
     None), and `index` is correct_index(y), which callers evaluating many candidates precompute.
     """
     n_rows = int(T.shape[1])
     if _compiled_applies(name, T, y, base, relative):
-        from worker.engine import fused_scoreloss
+        from worker.engine.accel import fused_scoreloss
 
         return fused_scoreloss.data_loss_sum(name, T, y, delta, base, relative) / n_rows
     return numpy_data_loss(name, T, y, delta, base=base, out=out, index=index, relative=relative)
@@ -86,7 +87,7 @@ def each_data_loss(
     relative: the very bits `data_loss` gives each, on several threads with the kernels."""
     n_rows = int(T3.shape[-1])
     if len(T3) and _compiled_applies(name, T3[0], y, None, relative):
-        from worker.engine import fused_scoreloss
+        from worker.engine.accel import fused_scoreloss
 
         sums = fused_scoreloss.each_data_loss_sum(name, T3, y, delta, relative)
         return [total / n_rows for total in sums]

@@ -14,12 +14,12 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
+from worker.engine.accel.parallel import single_threaded_blas
 from worker.engine.arrays import FloatArray, IntArray
 from worker.engine.datasets import Dataset
 from worker.engine.metrics import accuracy, eval_split, label_accuracy, predict
 from worker.engine.numerical import loss_and_numerical_gradient
 from worker.engine.optimizers import RuleState
-from worker.engine.parallel import single_threaded_blas
 from worker.engine.preprocess import Preprocessor
 from worker.engine.sampling import BatchSampler
 from worker.engine.train_config import TrainConfig

@@ -1,7 +1,7 @@
 """The SVM data loss of class-major scores (worker.engine.scoreloss) compiled with numba: one pass.
 
 worker.engine.scoreloss.data_loss calls `data_loss_sum` where `applies` holds and the compiled
-kernels are on (worker.engine.kernels.fused_enabled). The NumPy version makes about six passes
+backend is in effect (worker.engine.accel.active). The NumPy version makes about six passes
 over a float64 (C, N) scratch (copy or add, take, subtract, put, maximum, sum); here the scores
 (T + base) are read once, in blocks of BLOCK columns: a block is loaded into a small float64
 buffer that stays in L1/L2, each column's terms are accumulated over the classes in float64
@@ -19,10 +19,10 @@ from typing import Any
 import numpy as np
 from numba import prange
 
-from worker.engine import jit
+from worker.engine.accel import jit
+from worker.engine.accel.jit import kernel, parallel_driver
+from worker.engine.accel.parallel import max_threads
 from worker.engine.arrays import FloatArray, IntArray
-from worker.engine.jit import kernel, parallel_driver
-from worker.engine.parallel import max_threads
 
 BLOCK = 256  # columns per block: 9 score rows of float64 take 18 KB, in L1
 DTYPES = (np.dtype(np.float32), np.dtype(np.float64))

@@ -10,7 +10,7 @@ the chunk's gradient in column blocks, while the chunk is cached. Measured on th
 machine (bench/step.py), one core runs these 10-column products at 40-45 GFLOP/s however they
 are blocked, under half its FMA peak: the pass is bound by that rate, not by reading X.
 
-Threads (worker.engine.parallel): a pass longer than one slab (16 chunks) is cut into slabs whose
+Threads (accel.parallel): a pass longer than one slab (16 chunks) is cut into slabs whose
 bounds depend only on the number of rows and the blocking; each slab gives a partial loss and
 gradient and the partials are added in slab order, so every thread count returns bit-identical
 results. Parallelism comes from Python threads taking slabs in turn, the BLAS calls releasing the
@@ -21,26 +21,26 @@ A minibatch (at most one chunk) is two BLAS calls on the caller's thread: cut in
 threads, each piece is shorter than what the threads' hand-offs cost (measured on the benchmark
 machine; BatchSampler.prefetch uses the second core for the next batch's gather instead).
 
-Compiled kernels (worker.engine.fused, numba): a pass of a loss they cover (`fused` names it),
-full batch or minibatch, runs there instead (measured faster at every size, from 32 x 3 up);
-same slab discipline, so results stay independent of the thread count; a minibatch of two
-chunks or more is two slabs (its halves, on two threads where the cap allows).
-DESCENT_FUSED_KERNELS=0 turns them off (read on each pass). Where they apply, `gather_pass`
-computes a minibatch X[rows] reading its rows in place (no gather copy), with the results of
-linear_pass on the gathered rows.
+Compiled kernels (worker.engine.accel.fused, numba): with the compiled backend in effect
+(worker.engine.accel.configure; a worker's fused_kernels setting, DESCENT_FUSED_KERNELS), a pass
+of a loss they cover (`fused` names it), full batch or minibatch, runs there instead (measured
+faster at every size, from 32 x 3 up); same slab discipline, so results stay independent of the
+thread count; a minibatch of two chunks or more is two slabs (its halves, on two threads where
+the cap allows). With the NumPy backend every pass stays here. Where the kernels apply,
+`gather_pass` computes a minibatch X[rows] reading its rows in place (no gather copy), with the
+results of linear_pass on the gathered rows.
 """
 
 import functools
-import importlib
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 
+from worker.engine.accel import backend
+from worker.engine.accel.parallel import max_threads, run_parallel, single_threaded_blas
 from worker.engine.arrays import FloatArray, IntArray
-from worker.engine.parallel import max_threads, run_parallel, single_threaded_blas
 
 # Largest M*N*K for which OpenBLAS (x86-64) runs a GEMM on its small-matrix kernels.
 SMALL_GEMM_MNK = 1_000_000
@@ -59,32 +59,12 @@ SLAB_CHUNKS = 16
 Elementwise = Callable[[FloatArray, IntArray, bool], float]
 
 
-# Set to 0 (or false, no, off) to keep every pass on NumPy.
-FUSED_ENV = "DESCENT_FUSED_KERNELS"
-
-
 @dataclass(frozen=True)
 class FusedLoss:
-    """The loss an Elementwise computes, named for the compiled kernels (worker.engine.fused)."""
+    """The loss an Elementwise computes, named for the compiled kernels (accel.fused)."""
 
     name: Literal["svm", "softmax"]
     delta: float = 1.0
-
-
-def fused_enabled() -> bool:
-    """Whether DESCENT_FUSED_KERNELS leaves the compiled kernels on (the default) and numba
-    imports."""
-    setting = os.environ.get(FUSED_ENV, "1").strip().lower()
-    return setting not in ("0", "false", "no", "off") and _numba_importable()
-
-
-@functools.cache
-def _numba_importable() -> bool:
-    try:
-        importlib.import_module("numba")
-    except ImportError:
-        return False
-    return True
 
 
 @dataclass(frozen=True)
@@ -191,7 +171,7 @@ def linear_pass(
     work = _Pass(W, X, y, elementwise, want_grad)
     n_rows = X.shape[0]
     if fused is not None and fused_applies(work.W, X, y, fused):
-        from worker.engine import fused as compiled
+        from worker.engine.accel import fused as compiled
 
         loss_sum, grad = compiled.fused_pass(fused.name, work.W, X, y, want_grad, fused.delta)
         return PassResult(loss_sum, grad)
@@ -222,11 +202,13 @@ def _sum_in_order(results: Sequence[PassResult]) -> PassResult:
 
 
 def fused_applies(W: FloatArray, X: FloatArray, y: IntArray, fused: FusedLoss) -> bool:
-    """Whether the compiled kernels are on and compute the passes of `fused` over (X, y) for W
-    (X C-contiguous, in W's dtype): linear_pass's, and `gather_pass` for minibatches of them."""
-    if not fused_enabled():
+    """Whether the compiled backend is in effect and its kernels compute the passes of `fused`
+    over (X, y) for W (X C-contiguous, in W's dtype): linear_pass's, and `gather_pass` for
+    minibatches of them."""
+    if not backend.active().compiled:
         return False
-    from worker.engine import fused as compiled  # imports numba: only once it is needed
+    # Imported only now: defining the kernels imports numba, after `active` made its settings.
+    from worker.engine.accel import fused as compiled
 
     return compiled.applies(fused.name, W, X, y)
 
@@ -237,7 +219,7 @@ def gather_pass(
     """linear_pass(W, X[rows], y[rows], ..., want_grad=True, fused=fused), bit for bit, reading
     the rows in place. `fused_applies(W, X, y, fused)` must hold, X be a plain ndarray, y int64
     C-contiguous, and rows (n >= 1,) lie in [0, N) (unchecked: the kernels read X[rows[i]])."""
-    from worker.engine import fused as compiled
+    from worker.engine.accel import fused as compiled
 
     loss_sum, grad = compiled.gather_pass(fused.name, W, X, y, rows, fused.delta)
     return PassResult(loss_sum, grad)

@@ -1,14 +1,17 @@
-"""numba helpers for the engine's compiled kernels (worker.engine.fused): a typed njit decorator,
-a software prefetch, where the compiled code is cached, and a hook that tells when a compilation
-runs.
+"""numba helpers for the engine's compiled kernels (worker.engine.accel.fused): a typed njit
+decorator, a software prefetch, numba's settings for this process, where the compiled code is
+cached, and a hook that tells when a compilation runs.
 
 numba and llvmlite ship no type stubs; `kernel` keeps the decorated function's signature for
 mypy. Kernels are compiled on first call and cached on disk. The worker chooses the directory
-(`use_cache_dir`, DESCENT_KERNEL_CACHE_DIR) before any kernel is defined; elsewhere (tests, the
-benchmarks) numba's own choice stands: a `__pycache__` next to the source, or when that is not
-writable, its per-user cache directory (NUMBA_CACHE_DIR overrides both). When no directory is
-writable, numba refuses cache=True outright (RuntimeError "no locator available", at import):
-`kernel` then compiles without a disk cache, in every process.
+(worker.engine.accel.configure, DESCENT_KERNEL_CACHE_DIR) before any kernel is defined;
+elsewhere (tests, the benchmarks) numba's own choice stands: a `__pycache__` next to the source,
+or when that is not writable, its per-user cache directory (NUMBA_CACHE_DIR overrides both).
+When no directory is writable, numba refuses cache=True outright (RuntimeError "no locator
+available", at import): `kernel` then compiles without a disk cache, in every process.
+
+Importing this module sets nothing: `apply_process_settings` does, called by `configure` and, in
+a process where nothing configured the engine, before the first parallel launch.
 """
 
 import logging
@@ -36,20 +39,43 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 _log = logging.getLogger(__name__)
 
-# Parallel drivers may be launched from several Python threads at once (tests, a pass inside a
-# helper thread): only OpenMP and TBB allow that; numba's fallback layer (workqueue) aborts the
-# process. NUMBA_THREADING_LAYER set by the user wins.
-if "NUMBA_THREADING_LAYER" not in os.environ:
-    numba_any.config.THREADING_LAYER = "threadsafe"
-# After a parallel loop GNU OpenMP's threads spin before they sleep. Its default spin makes
-# launches cheapest, but with more busy threads than cores (two uncoordinated workers on one host)
-# the spinning threads take the cores the other job needs, and both jobs slow down far more than
-# they do on Python threads. A much shorter spin still bridges the gap between two SGD steps, so
-# single jobs keep most of the gain, and jobs sharing cores stop burning them (bench.sgd,
-# bench.concurrency measure both). Read when libgomp loads (numba's first parallel launch); the
-# user's OMP_WAIT_POLICY or GOMP_SPINCOUNT wins.
-if "OMP_WAIT_POLICY" not in os.environ:
-    os.environ.setdefault("GOMP_SPINCOUNT", "3000")
+_settings_lock = threading.Lock()
+_settings_applied = False
+
+
+def apply_process_settings() -> None:
+    """numba's settings for the engine's kernels, made once per process; each one that the user
+    set in the environment wins.
+
+    Each takes effect only when made before numba reads it: the threading layer and
+    GOMP_SPINCOUNT before the first parallel launch (`parallel_ready` makes them then, if nothing
+    did sooner), the CPU features before the first kernel is defined (`configure` at a worker's
+    start, or the first pass that asks for the backend, before it imports the kernel modules).
+    """
+    global _settings_applied
+    with _settings_lock:
+        if _settings_applied:
+            return
+        # Parallel drivers may be launched from several Python threads at once (tests, a pass
+        # inside a helper thread): only OpenMP and TBB allow that; numba's fallback layer
+        # (workqueue) aborts the process.
+        if "NUMBA_THREADING_LAYER" not in os.environ:
+            numba_any.config.THREADING_LAYER = "threadsafe"
+        # After a parallel loop GNU OpenMP's threads spin before they sleep. Its default spin
+        # makes launches cheapest, but with more busy threads than cores (two uncoordinated
+        # workers on one host) the spinning threads take the cores the other job needs, and both
+        # jobs slow down far more than they do on Python threads. A much shorter spin still
+        # bridges the gap between two SGD steps, so single jobs keep most of the gain, and jobs
+        # sharing cores stop burning them (bench.sgd, bench.concurrency measure both). Read when
+        # libgomp loads (numba's first parallel launch).
+        if "OMP_WAIT_POLICY" not in os.environ:
+            os.environ.setdefault("GOMP_SPINCOUNT", "3000")
+        # Read when numba's code generator starts (the first kernel defined).
+        if "NUMBA_CPU_FEATURES" not in os.environ:
+            features = _host_vector_features()
+            if features is not None:
+                numba_any.config.CPU_FEATURES = features
+        _settings_applied = True
 
 
 def vector_features(host: str) -> str | None:
@@ -66,17 +92,13 @@ def vector_features(host: str) -> str | None:
     return f"{host},-prefer-256-bit"
 
 
-# Read when numba's code generator starts (the first compilation); NUMBA_CPU_FEATURES set by the
-# user wins.
-if "NUMBA_CPU_FEATURES" not in os.environ:
-    from llvmlite import binding as _llvm
+def _host_vector_features() -> str | None:
+    from llvmlite import binding as llvm
 
     try:
-        _features = vector_features(_llvm.get_host_cpu_features().flatten())
+        return vector_features(llvm.get_host_cpu_features().flatten())
     except RuntimeError:  # llvmlite cannot read this host's features: numba's own default
-        _features = None
-    if _features is not None:
-        numba_any.config.CPU_FEATURES = _features
+        return None
 
 
 def kernel(fn: F) -> F:
@@ -94,6 +116,8 @@ def kernel(fn: F) -> F:
 _dispatchers: list[Any] = []
 # False once the worker's cache directory turned out unwritable: no disk cache from then on.
 _disk_cache = True
+# The directory `use_cache_dir` chose; None while numba caches where it does by default.
+_cache_dir: Path | None = None
 
 
 def _compiled(fn: F, what: str, **options: Any) -> F:
@@ -114,18 +138,19 @@ def use_cache_dir(path: Path) -> bool:
     """Cache compiled kernels in `path` (created if missing) instead of numba's default places.
 
     numba reads its cache directory (numba.config.CACHE_DIR, which NUMBA_CACHE_DIR sets at
-    import) when a function is decorated, so call this before the kernel modules are imported;
+    import) when a function is decorated, so call this (worker.engine.accel.configure does)
+    before the kernel modules are imported;
     kernels decorated already are moved too (their caches are made again, the compiled code they
     hold stays). The environment is left alone: a NUMBA_* variable changed after numba's import
     makes its compiler reload the whole configuration, undoing what this module set.
     False, after a warning, when `path` cannot be written: kernels decorated from then on
     compile without a disk cache, in every process."""
-    global _disk_cache
+    global _disk_cache, _cache_dir
     try:
         path.mkdir(parents=True, exist_ok=True)
         tempfile.TemporaryFile(dir=path).close()  # the test numba makes of a cache directory
     except OSError as error:
-        _disk_cache = False
+        _disk_cache, _cache_dir = False, None
         _log.warning(
             "kernel cache directory %s is not writable (%s): compiled kernels will not be cached "
             "on disk, so every worker start compiles them again (set DESCENT_KERNEL_CACHE_DIR to "
@@ -134,11 +159,17 @@ def use_cache_dir(path: Path) -> bool:
             error,
         )
         return False
-    _disk_cache = True
+    _disk_cache, _cache_dir = True, path
     numba_any.config.CACHE_DIR = str(path.resolve())
     for dispatcher in _dispatchers:
         dispatcher.enable_caching()
     return True
+
+
+def cache_dir() -> Path | None:
+    """The directory `use_cache_dir` last chose, if it was writable; else None (numba's own
+    places, or no disk cache)."""
+    return _cache_dir
 
 
 def cache_stats() -> tuple[int, int]:
@@ -245,6 +276,7 @@ class _ParallelLayer:
 
     @staticmethod
     def _load() -> bool:
+        apply_process_settings()  # a process whose engine nobody configured: before the launch
         try:
             # Compiled here, not at import: after the worker chose the cache directory.
             _compiled(_probe, "probe", parallel=True)(np.zeros(2))

@@ -8,6 +8,9 @@ dtype: an SGD minibatch read in place (LossFunction.loss_grad_rows, the gather k
 full-batch pass (LossFunction.loss_grad, the slab kernels); for the SVM also the class-major
 scores of random search and random local search (worker.engine.scoreloss).
 
+It runs on the backend in effect (worker.engine.accel.configure chose it): nothing to do on the
+NumPy one.
+
 Signatures outside these (an upload passed through as a read-only memory map, for instance) are
 compiled by the first job that calls them; the worker shows that job as compiling kernels.
 """
@@ -20,16 +23,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from worker.engine.accel import backend
+from worker.engine.accel.parallel import limit_threads
 from worker.engine.arrays import FloatArray, IntArray
-from worker.engine.kernels import fused_enabled
 from worker.engine.losses import LOSS_NAMES, LossName, make_loss
-from worker.engine.parallel import limit_threads
 from worker.engine.scoreloss import data_loss, each_data_loss
 
 DTYPE_NAMES = ("float32", "float64")
-N_CLASSES = 10  # the class count the kernels are generated for (worker.engine.fused_gen)
-# Two chunks of worker.engine.fused.CHUNK rows: two slabs, so that a pass with two threads takes
-# numba's threads (the drivers) as a job's minibatch does.
+N_CLASSES = 10  # the class count the kernels are generated for (accel.fused_gen)
+# Two chunks of accel.fused.CHUNK rows: two slabs, so that a pass with two threads takes numba's
+# threads (the drivers) as a job's minibatch does.
 N_ROWS = 64
 N_FEATURES = 33
 
@@ -49,8 +52,8 @@ def warm_up(
     stop: Callable[[], bool] = lambda: False,
 ) -> list[WarmedUp]:
     """Run every warm-up for these losses and dtypes on `threads` threads (a job's budget);
-    `stop()` is asked between warm-ups. Nothing to do where the compiled kernels are off."""
-    if not fused_enabled():
+    `stop()` is asked between warm-ups. Nothing to do on the NumPy backend."""
+    if not backend.active().compiled:
         return []
     done: list[WarmedUp] = []
     with limit_threads(threads):
