@@ -15,10 +15,9 @@ from service.dashboard.router import router as dashboard_router
 from service.datasets.router import router as datasets_router
 from service.db.session import Database
 from service.events.router import router as events_router
-from service.events.stream import SharedReads
 from service.head_requests import HeadAsGet
 from service.health.router import router as health_router
-from service.jobs.poll_cache import PollCache, PollCacheLayer
+from service.jobs.live_reads import LiveReads
 from service.jobs.router import router as jobs_router
 from service.observability import logs
 from service.observability.metrics import HttpMetrics, JobCollector
@@ -39,7 +38,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     logs.configure(settings.log_level, settings.log_format)
     registry = CollectorRegistry()  # one per app, so apps built side by side never clash
-    poll_cache = PollCache(settings.poll_cache_bytes, settings.poll_cache_staleness_seconds)
+    live_reads = LiveReads(settings.poll_cache_bytes, settings.poll_cache_staleness_seconds)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -48,7 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         collector = JobCollector(database)
         registry.register(collector)
         try:
-            async with poll_cache.watching(database):
+            async with live_reads.serving(database):
                 yield
         finally:
             registry.unregister(collector)
@@ -65,10 +64,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.workers = None  # the worker processes served beside the API, if any (/readyz)
     app.state.metrics_registry = registry
-    app.state.poll_cache = poll_cache
-    app.state.event_reads = SharedReads()  # the event streams' reads, shared per job
+    app.state.live_reads = live_reads  # the polled reads and the event streams' reads
     install_error_handlers(app)
-    app.add_middleware(PollCacheLayer, cache=poll_cache)  # innermost: after the token check
     app.add_middleware(
         RequestBodyLimits,
         upload_bytes=settings.max_upload_bytes,

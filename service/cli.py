@@ -44,7 +44,7 @@ def _migrate() -> int:
 
 
 def _prune(days: float | None) -> int:
-    from service import retention
+    from service import maintenance
     from service.db.session import Database
 
     settings = get_settings()
@@ -55,7 +55,7 @@ def _prune(days: float | None) -> int:
     total = 0
     while True:
         with database.transaction() as session:
-            pruned = retention.prune_expired(session, days)
+            pruned = maintenance.prune_expired(session, days)
         total += pruned
         if pruned == 0:
             break

@@ -25,6 +25,12 @@ class Settings(BaseSettings):
         "default: `kernels` under data_dir. It must be writable by the workers; if it is not, "
         "they warn and compile the kernels at every start.",
     )
+    fused_kernels: bool = Field(
+        True,
+        description="Whether worker processes run the engine's loss passes on its compiled "
+        "kernels (numba); false (0, no, off) keeps every pass on NumPy, the path the kernels "
+        "are tested against. Read once, when a worker process starts.",
+    )
     cifar10_dir: Path | None = Field(
         None,
         description="Directory holding the CIFAR-10 python batches (data_batch_1..5, test_batch).",
@@ -168,7 +174,8 @@ class Settings(BaseSettings):
         gt=0,
         le=10,
         description="With the poll cache: the longest a cached answer may lag a commit made by "
-        "another process (the database is checked twice per period).",
+        "another process (the database is checked twice per period); the API process's own "
+        "commits are seen at once.",
     )
     log_level: str = Field("INFO", description="Python logging level.")
     log_format: Literal["text", "json"] = Field(

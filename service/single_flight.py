@@ -1,6 +1,6 @@
 """Single flight: tasks that need the same thing at once wait for the first one to get it.
 
-The poll cache's misses, the series' tails and the event streams' reads all read the database
+The live reads' answers, the series' tails and the event streams' reads all read the database
 for many clients that ask for the same key within moments: the first task reads, the others wait
 for it to finish and then take what it left (in a cache of their own), instead of all reading.
 """

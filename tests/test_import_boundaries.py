@@ -30,11 +30,12 @@ WORKER_MAY_IMPORT = frozenset(
         "service.history.rollup_store",  # rollups kept in step with the points the worker writes
         "service.jobs.spec",  # the stored spec, validated with the API's own models
         "service.sweeps.halving",  # the successive-halving rule that stops weak trials
+        "service.sweeps.repository",  # the sweep a trial belongs to, and its trials at a rung
         "service.processes",  # the supervisor's process handling, shared with `descent serve`
         "service.observability.logs",  # the same log format as the API
         "service.datasets.storage",  # where uploaded data sets live on disk
         "service.idempotency",  # maintenance prunes expired Idempotency-Keys
-        "service.retention",  # maintenance downsamples old finished jobs
+        "service.maintenance",  # retention downsamples old finished jobs
     }
 )
 

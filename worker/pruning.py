@@ -14,9 +14,8 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select
 
-from service.db.models import Job, MetricPoint, Sweep
+from service.sweeps import repository as sweep_repository
 from service.sweeps.halving import keeps, rungs
 from worker.context import JobContext, Outcome
 
@@ -44,17 +43,8 @@ class Pruner:
         self._step, self._weights, self._metrics = step, weights, metrics
 
     def _values_at(self, rung: int) -> dict[str, float]:
-        stmt = (
-            select(MetricPoint.job_id, MetricPoint.value)
-            .join(Job, Job.id == MetricPoint.job_id)
-            .where(
-                Job.sweep_id == self.sweep_id,
-                MetricPoint.series == "val_accuracy",
-                MetricPoint.step == rung,
-            )
-        )
         with self.context.database.read() as session:
-            return {job_id: float(value) for job_id, value in session.execute(stmt)}
+            return sweep_repository.values_at(session, self.sweep_id, "val_accuracy", rung)
 
     def check(self) -> Outcome | None:
         """None to go on; the pruned Outcome (W stored first) when the trial falls behind."""
@@ -87,19 +77,17 @@ def pruner_for(
     metrics: Callable[[], dict[str, Any]],
 ) -> Pruner | None:
     """A Pruner when this job is a trial of a sweep with successive halving, else None."""
-    stmt = (
-        select(Sweep.id, Sweep.request)
-        .join(Job, Job.sweep_id == Sweep.id)
-        .where(Job.id == context.job_id)
-    )
     with context.database.read() as session:
-        row = session.execute(stmt).one_or_none()
-    options = None if row is None else row.request.get("successive_halving")
-    if row is None or not options:
+        found = sweep_repository.sweep_of(session, context.job_id)
+    if found is None:
+        return None
+    sweep_id, request = found
+    options = request.get("successive_halving")
+    if not options:
         return None
     iterations = context.spec.gradient_optimizer().iterations
     # A resumed trial already passed the rungs before its checkpoint.
     steps = [r for r in rungs(int(options["min_steps"]), int(options["eta"]), iterations)
              if r >= start]  # fmt: skip
-    return Pruner(context, row.id, int(options["eta"]), steps, int(options["min_steps"]),
+    return Pruner(context, sweep_id, int(options["eta"]), steps, int(options["min_steps"]),
                   step=step, weights=weights, metrics=metrics)  # fmt: skip

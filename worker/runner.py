@@ -20,15 +20,16 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 from threadpoolctl import threadpool_limits
 
-from service import idempotency, retention
+from service import idempotency, maintenance
 from service.db.session import Database
 from service.jobs import queue
 from service.jobs.queue import LeaseLost
 from service.settings import Settings
 from worker import compiled_kernels, history_writer
 from worker.context import Heartbeat, JobContext, Outcome, Resume
+from worker.engine import accel
+from worker.engine.accel.parallel import limit_threads
 from worker.engine.datasets import DatasetUnavailable
-from worker.engine.parallel import limit_threads
 from worker.population_job import PopulationRun, companions
 from worker.prepare import DataPreparer
 from worker.prepared_data import PreparedData
@@ -78,9 +79,14 @@ class Worker:
         """Claim and run jobs until stopped (or, with burst, until the queue is empty)."""
         log.info("worker %s started (burst=%s)", self.owner, burst)
         if self.warm_up and self.warm_up_seconds is None:
-            assert self.settings.kernel_cache_dir is not None  # Settings resolves the default
+            # Once per process, before anything defines, compiles or launches a kernel: numba
+            # reads its CPU features and threading layer, and libgomp its spin, only then.
+            backend = accel.configure(
+                "compiled" if self.settings.fused_kernels else "numpy",
+                self.settings.kernel_cache_dir,
+            )
             self.warm_up_seconds = compiled_kernels.prepare(
-                self.settings.kernel_cache_dir, self._blas_threads(), self.stopping.is_set
+                backend, self._blas_threads(), self.stopping.is_set
             )
         if history_writer.in_use(self.settings, self.database):
             history_writer.writers.warm()
@@ -114,7 +120,7 @@ class Worker:
             pruned = in_transaction(
                 self.database,
                 lambda session: (
-                    retention.prune_expired(session, days) if days else 0,
+                    maintenance.prune_expired(session, days) if days else 0,
                     idempotency.prune(session),
                 ),
             )

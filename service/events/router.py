@@ -5,13 +5,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Request
+from fastapi import APIRouter, Depends, Header, Path, Query
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
-from service.deps import DatabaseDep
-from service.errors import NotFound
 from service.events import stream
-from service.jobs import repository
+from service.history import point_store
+from service.jobs.live_reads import LiveReadsDep
 from service.jobs.spec_base import PLAIN_TEXT
 
 router = APIRouter(prefix="/jobs", tags=["events"])
@@ -56,16 +55,14 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def existing_job(
+async def existing_job(
     job_id: Annotated[
         str, Path(min_length=1, max_length=64, pattern=PLAIN_TEXT, description="A job id.")
     ],
-    database: DatabaseDep,
+    live: LiveReadsDep,
 ) -> str:
     """The id of a job that exists (checked before the stream starts, so 404 is a problem)."""
-    with database.read() as session:
-        if repository.get(session, job_id) is None:
-            raise NotFound(f"No job with id {job_id!r}")
+    await live.job(job_id)  # raises NotFound
     return job_id
 
 
@@ -77,15 +74,14 @@ def existing_job(
     description=DESCRIPTION,
 )
 async def job_events(
-    request: Request,
     job_id: Annotated[str, Depends(existing_job)],
-    database: DatabaseDep,
+    live: LiveReadsDep,
     last_event_id_header: Annotated[
         int | None,
         Header(
             alias="Last-Event-ID",
             ge=-1,
-            le=repository.LAST_POSSIBLE_STEP,
+            le=point_store.LAST_POSSIBLE_STEP,
             description="Resume after this step.",
         ),
     ] = None,
@@ -93,14 +89,14 @@ async def job_events(
         int | None,
         Query(
             ge=-1,
-            le=repository.LAST_POSSIBLE_STEP,
+            le=point_store.LAST_POSSIBLE_STEP,
             description="Resume after this step (the header wins).",
         ),
     ] = None,
 ) -> AsyncIterator[ServerSentEvent]:
     after = last_event_id_header if last_event_id_header is not None else last_event_id
-    reads: stream.SharedReads = request.app.state.event_reads
     async for event in stream.job_events(
-        database, job_id, after=-1 if after is None else after, timing=TIMING, reads=reads
-    ):
+        live.database, job_id, after=-1 if after is None else after, timing=TIMING,
+        reads=live.events,
+    ):  # fmt: skip
         yield event

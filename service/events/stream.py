@@ -29,9 +29,10 @@ from fastapi.sse import ServerSentEvent
 
 from service.db.models import TERMINAL_STATUSES
 from service.db.session import Database
+from service.history import point_store
 from service.history.series import SERIES
 from service.jobs import repository, service
-from service.jobs.schemas import JobOut, dumps, points_json
+from service.jobs.schemas import JobOut, LossEvent, MetricsEvent, ProgressEvent
 from service.single_flight import SingleFlight
 
 SERIES_LIMIT = 5000  # points per series per read; a longer backlog is read again at once
@@ -65,7 +66,7 @@ def read_batch(database: Database, job_id: str, position: int, until: int | None
         bound: int | None = None
         if job.status not in TERMINAL_STATUSES:
             bound = job.progress_step - 1
-            last_loss = repository.last_step(session, job_id, "loss")
+            last_loss = point_store.last_step(session, job_id, "loss")
             if last_loss is not None:
                 bound = min(bound, last_loss)
             if until is not None:
@@ -75,7 +76,7 @@ def read_batch(database: Database, job_id: str, position: int, until: int | None
         found: dict[str, Sequence[tuple[int, float]]] = {}
         cut: int | None = None
         for name in SERIES:
-            rows = repository.points(
+            rows = point_store.points(
                 session, job_id, name, after=position, limit=SERIES_LIMIT, until=bound
             )
             if rows:
@@ -99,10 +100,12 @@ def point_events(batch: Batch, previous: int) -> list[ServerSentEvent]:
     for name, rows in batch.series.items():
         if name == "loss":
             continue
-        data = f'{{"series":{dumps(name)},"points":{points_json(rows, "value")}}}'
+        points = [{"step": step, "value": value} for step, value in rows]
+        data = MetricsEvent.model_validate({"series": name, "points": points}).model_dump_json()
         payloads.append(("metrics", data))
     if "loss" in batch.series:
-        payloads.append(("loss", f'{{"points":{points_json(batch.series["loss"], "loss")}}}'))
+        points = [{"step": step, "loss": value} for step, value in batch.series["loss"]]
+        payloads.append(("loss", LossEvent.model_validate({"points": points}).model_dump_json()))
     last = len(payloads) - 1
     return [
         ServerSentEvent(
@@ -164,12 +167,8 @@ def job_event(kind: str, job: JobOut, position: int, **extra: Any) -> ServerSent
 
 
 def progress_event(job: JobOut, position: int) -> ServerSentEvent:
-    payload = {
-        "status": job.status,
-        "progress": job.progress.model_dump(mode="json"),
-        "metrics": job.metrics.model_dump(mode="json"),
-    }
-    return ServerSentEvent(event="progress", raw_data=dumps(payload), id=str(position))
+    data = ProgressEvent(status=job.status, progress=job.progress, metrics=job.metrics)
+    return ServerSentEvent(event="progress", raw_data=data.model_dump_json(), id=str(position))
 
 
 async def job_events(

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.pool import Pool
 
 from service.db.models import TERMINAL_STATUSES
-from service.jobs import repository
+from service.history import point_store
 from service.jobs.repository import JobState
 
 
@@ -39,10 +39,10 @@ class PointCounts:
     def total(self, session: Session, job_id: str, series: str, state: JobState) -> int:
         key = (job_id, series, state.attempts, state.history_pruned)
         if state.attempts > 1 and state.status not in TERMINAL_STATUSES:
-            return repository.count_points(session, job_id, series)
+            return point_store.count_points(session, job_id, series)
         with self._lock:
-            step, count = self._pairs.get(key, (repository.NO_STEP, 0))
-        new, last = repository.count_after(session, job_id, series, step)
+            step, count = self._pairs.get(key, (point_store.NO_STEP, 0))
+        new, last = point_store.count_after(session, job_id, series, step)
         if last is not None:
             step, count = last, count + new
         with self._lock:

@@ -1,32 +1,78 @@
-"""Reads of a job's recorded series: a page after a cursor, or a downsampled overview, as JSON.
+"""Reads of a job's recorded series: a page after a cursor, or a downsampled overview.
 
-Owns what a page holds (its points, `next_after` and `total`) and how its JSON is written; the
-series endpoints and the tails build their answers with these, so both answer byte for byte alike.
+Owns the query of a series read (Window) and what a page holds (its points, `next_after` and
+`total`); the answer's bytes are built by service.history.answers, like the tails' pages, so both
+answer byte for byte alike.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 from sqlalchemy.orm import Session
 
 from service.db.models import TERMINAL_STATUSES
-from service.history import downsample, rollup, rollup_store
+from service.errors import InvalidInput, NotFound
+from service.history import downsample, point_store, rollup, rollup_store
+from service.history.answers import Answer, page_answer, point_fragments
 from service.history.point_counts import point_counts
 from service.jobs import repository
 from service.jobs.repository import JobState
-from service.jobs.schemas import points_json
+
+
+class Window(NamedTuple):
+    """The query of a series read: a page after a step, or a downsampled start..end window."""
+
+    after: int | None
+    limit: int
+    max_points: int | None
+    start: int | None
+    end: int | None
+
+    def check(self) -> None:
+        """Refuse what the parameters' own bounds cannot: a window without max_points, or an
+        empty one."""
+        if self.max_points is None and (self.start is not None or self.end is not None):
+            raise InvalidInput(
+                "start and end select a window of a downsampled curve",
+                [(("query", "max_points"), "required with start or end")],
+            )
+        if self.start is not None and self.end is not None and self.end < self.start:
+            raise InvalidInput("Empty window", [(("query", "end"), "must not be before start")])
+
+    @property
+    def is_page(self) -> bool:
+        """A page after a cursor (what a tail can answer), not a downsampled window."""
+        return self.max_points is None and self.start is None and self.end is None
+
+
+def series_answer(session: Session, job_id: str, series: str, key: str, window: Window) -> Answer:
+    """The answer to a series read: a LossPage (key "loss") or a SeriesPage (key "value")."""
+    job = repository.state(session, job_id)
+    if job is None:
+        raise NotFound(f"No job with id {job_id!r}")
+    window.check()
+    if window.max_points is None:
+        page = series_page(session, job_id, job, series, after=window.after, limit=window.limit)
+    else:
+        page = series_overview(
+            session, job_id, job, series,
+            max_points=window.max_points, start=window.start, end=window.end,
+        )  # fmt: skip
+    points, next_after, total = page
+    return page_answer(point_fragments(points, key), next_after, total, key=key)
 
 
 def series_page(
     session: Session, job_id: str, job: JobState, series: str, *, after: int | None, limit: int
 ) -> tuple[list[tuple[int, float]], int | None, int]:
     """A page of one series: its points, the cursor for the next page, the points stored so far."""
-    points = list(repository.points(session, job_id, series, after=after, limit=limit))
+    points = list(point_store.points(session, job_id, series, after=after, limit=limit))
     total = point_counts(session).total(session, job_id, series, job)
     next_after = next_cursor(
         after, limit, points[-1][0] if points else None, len(points), job,
-        lambda: repository.last_step(session, job_id, series),
+        lambda: point_store.last_step(session, job_id, series),
     )  # fmt: skip
     return points, next_after, total
 
@@ -58,7 +104,7 @@ def _shape(
     from the rollups, whose rows read grow with max_points and not with the history's length.
     """
     after = None if start is None else start - 1
-    ends = repository.ends(session, job_id, series, after=after, until=end)
+    ends = point_store.ends(session, job_id, series, after=after, until=end)
     if ends is None:
         return []
     first, last = ends
@@ -68,24 +114,11 @@ def _shape(
         return sorted({lo: first[1], hi: last[1]}.items())
     level = rollup.level_for(lo, hi, buckets)
     if level == 0:
-        rows = repository.points(session, job_id, series, after=lo - 1, limit=None, until=hi)
+        rows = point_store.points(session, job_id, series, after=lo - 1, limit=None, until=hi)
         return [rows[i] for i in downsample.keep_indices([value for _, value in rows], max_points)]
     found = rollup_store.read(session, job_id, series, rollup.cover(lo, hi, level))
     inner = dict(rollup.bucket_extremes(found, lo, hi, buckets))
     return sorted({**inner, lo: first[1], hi: last[1]}.items())
-
-
-def page_json(
-    points: list[tuple[int, float]], next_after: int | None, total: int, *, key: str
-) -> str:
-    """A LossPage (key "loss") or SeriesPage (key "value") as JSON, built without models."""
-    return page_body(points_json(points, key), next_after, total)
-
-
-def page_body(points: str, next_after: int | None, total: int) -> str:
-    """A page's JSON around its points' JSON array."""
-    after = "null" if next_after is None else str(next_after)
-    return f'{{"points":{points},"next_after":{after},"total":{total}}}'
 
 
 def next_cursor(
@@ -104,6 +137,6 @@ def next_cursor(
     finished = job.status in TERMINAL_STATUSES
     if page_last is None:
         # A running job may still write: hand the same cursor back (-1 = from the start).
-        return None if finished else (after if after is not None else repository.NO_STEP)
+        return None if finished else (after if after is not None else point_store.NO_STEP)
     exhausted = finished and (page_size < limit or stored_last() == page_last)
     return None if exhausted else page_last

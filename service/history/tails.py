@@ -1,18 +1,18 @@
 """The newest points of each polled series, read once per database change for every poller.
 
 A live chart polls `/loss?after=<its cursor>`: fifty of them ask for fifty different pages, which
-the URL-keyed poll cache cannot share. A Tail holds a series' newest points (up to TAIL_POINTS),
-each already serialized, with everything a page needs besides (the job's state, the `total`). It
-is read again, in one trip to the threadpool, only when the poll cache's watcher has seen the
-database change, and then only the points after the newest it has; every poll in between is
-answered from memory: a bisect, a join, a hash.
+a cache of whole answers cannot share. A Tail holds a series' newest points (up to TAIL_POINTS),
+each already serialized by its point model, with everything a page needs besides (the job's
+state, the `total`). It is read again, in one trip to the threadpool, only when the generation
+has moved (service.history.freshness), and then only the points after the newest it has; every
+poll in between is answered from memory: a bisect, a join, a hash.
 
 A Tail covers every point with step > `covered_from`: built from the newest points and kept up to
 date by reading what follows its newest point, which is exact while the history only grows (a
 job's first attempt: the worker appends in step order; a finished job: frozen). A job on a later
 attempt that has not finished may truncate its history on resume: it is never tailed. A changed
-attempt count or a pruned history rebuilds the tail. Cursors before `covered_from`, other
-queries and unknown jobs go to the endpoint.
+attempt count or a pruned history rebuilds the tail. Cursors before `covered_from`, windows
+(`max_points`) and unknown jobs are read from the database instead.
 """
 
 from __future__ import annotations
@@ -28,11 +28,13 @@ from sqlalchemy.orm import Session
 
 from service.db.models import TERMINAL_STATUSES
 from service.db.session import Database
+from service.history import point_store
+from service.history.answers import Answer, page_answer, point_fragments
 from service.history.point_counts import point_counts
-from service.history.reads import next_cursor, page_body
+from service.history.point_store import NO_STEP
+from service.history.reads import next_cursor
 from service.jobs import repository
-from service.jobs.repository import NO_STEP, JobState
-from service.jobs.schemas import point_fragments
+from service.jobs.repository import JobState
 from service.single_flight import SingleFlight
 
 TAIL_POINTS = 2048  # newest points kept per series: ~100 KB
@@ -43,15 +45,16 @@ Key = tuple[str, str, str]  # job id, series, the value's key in a point ("loss"
 
 @dataclass(frozen=True)
 class Tail:
-    generation: int  # the poll cache's generation when it was read
+    generation: int  # the generation it was read in
     job: JobState
     covered_from: int  # every point with step > covered_from is here
     steps: list[int]
-    fragments: list[str]
+    fragments: list[bytes]
     total: int
+    key: str  # the value's key in a point
 
-    def page(self, after: int, limit: int) -> str | None:
-        """The page's JSON, as the endpoint writes it; None if the cursor is before the tail."""
+    def page(self, after: int, limit: int) -> Answer | None:
+        """The page, as a full read answers it; None if the cursor is before the tail."""
         if after < self.covered_from:
             return None
         first = bisect_right(self.steps, after)
@@ -59,7 +62,7 @@ class Tail:
         last = self.steps[first + len(fragments) - 1] if fragments else None
         newest = self.steps[-1] if self.steps else None
         cursor = next_cursor(after, limit, last, len(fragments), self.job, lambda: newest)
-        return page_body("[" + ",".join(fragments) + "]", cursor, self.total)
+        return page_answer(fragments, cursor, self.total, key=self.key)
 
 
 def _tailable(job: JobState | None) -> bool:
@@ -78,7 +81,7 @@ def _read(session: Session, key: Key, old: Tail | None, generation: int) -> Tail
     )
     if old is not None and same_history:
         newest = old.steps[-1] if old.steps else old.covered_from
-        rows = repository.points(session, job_id, series, after=newest, limit=TAIL_POINTS + 1)
+        rows = point_store.points(session, job_id, series, after=newest, limit=TAIL_POINTS + 1)
         if len(rows) <= TAIL_POINTS:
             steps = old.steps + [step for step, _ in rows]
             fragments = old.fragments + point_fragments(rows, value_key)
@@ -87,12 +90,13 @@ def _read(session: Session, key: Key, old: Tail | None, generation: int) -> Tail
                 covered_from = steps[-TAIL_POINTS - 1]
                 steps, fragments = steps[-TAIL_POINTS:], fragments[-TAIL_POINTS:]
             total = point_counts(session).total(session, job_id, series, job)
-            return Tail(generation, job, covered_from, steps, fragments, total)
-    rows = repository.newest_points(session, job_id, series, TAIL_POINTS)
+            return Tail(generation, job, covered_from, steps, fragments, total, value_key)
+    rows = point_store.newest_points(session, job_id, series, TAIL_POINTS)
     covered_from = rows[0][0] - 1 if len(rows) == TAIL_POINTS else NO_STEP
     total = point_counts(session).total(session, job_id, series, job)
     steps = [step for step, _ in rows]
-    return Tail(generation, job, covered_from, steps, point_fragments(rows, value_key), total)
+    fragments = point_fragments(rows, value_key)
+    return Tail(generation, job, covered_from, steps, fragments, total, value_key)
 
 
 class Tails:
@@ -104,8 +108,8 @@ class Tails:
 
     async def page(
         self, database: Database, generation: Callable[[], int], key: Key, after: int, limit: int
-    ) -> str | None:
-        """A page of `key` read during the current `generation()`; None: ask the endpoint."""
+    ) -> Answer | None:
+        """A page of `key` read during the current `generation()`; None: read it in full."""
         await self.pending.wait(key)  # another poll may be reading this tail
         tail = self.tails.get(key)
         if tail is None or tail.generation != generation():

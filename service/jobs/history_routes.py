@@ -1,37 +1,24 @@
 """HTTP endpoints of a job's recorded series: `/jobs/{id}/loss` and `/jobs/{id}/metrics/{series}`.
 
-Owns their query parameters and the answer: a page after a cursor or a downsampled window, as
-JSON with an ETag (304 when it matches). service.jobs.router includes these routes under its
-`/jobs` prefix and tag, so this router has neither.
+Owns their query parameters; the answer (a page after a cursor or a downsampled window, with an
+ETag, 304 when it matches) comes from the app's LiveReads. `add_routes` puts these routes on
+service.jobs.router's router, right after GET /jobs/{id}, so they share its `/jobs` prefix and
+tag, and are routed at its level rather than through a router of their own.
 """
 
 from __future__ import annotations
 
-from functools import partial
-from typing import Annotated, NamedTuple
+from typing import Annotated
 
-import anyio.to_thread
 from fastapi import APIRouter, Path, Query, Response
-from sqlalchemy.orm import Session
 
-from service.db.session import Database
-from service.errors import InvalidInput
-from service.history import reads as history_reads
+from service.history.point_store import LAST_POSSIBLE_STEP
+from service.history.reads import Window
 from service.history.series import Series
-from service.jobs import service
-from service.jobs.poll_cache import json_answer
-from service.jobs.repository import LAST_POSSIBLE_STEP
-from service.jobs.route_params import (
-    NOT_FOUND,
-    NOT_MODIFIED,
-    IfNoneMatch,
-    JobId,
-    PollDatabase,
-    reading,
-)
+from service.jobs.live_reads import LiveReadsDep, respond
+from service.jobs.live_route import LiveReadRoute
+from service.jobs.route_params import NOT_FOUND, NOT_MODIFIED, IfNoneMatch, JobId
 from service.jobs.schemas import DEFAULT_PAGE, MAX_PAGE, LossPage, SeriesPage
-
-router = APIRouter()
 
 # Steps are stored as 64-bit integers: a larger bound is refused here, before the database's
 # driver overflows on it (SQLite's raises where PostgreSQL's would compare fine).
@@ -59,51 +46,9 @@ End = Annotated[
 ]
 
 
-class Window(NamedTuple):
-    """The query of a series read: a page after a step, or a downsampled start..end window."""
-
-    after: int | None
-    limit: int
-    max_points: int | None
-    start: int | None
-    end: int | None
-
-
-async def _series(
-    database: Database, job_id: str, series: str, key: str, window: Window, etag: str | None
-) -> Response:
-    read = partial(_series_json, job_id=job_id, series=series, key=key, window=window)
-    return json_answer(await anyio.to_thread.run_sync(reading, database, read), etag)
-
-
-def _series_json(session: Session, job_id: str, series: str, key: str, window: Window) -> str:
-    after, limit, max_points, start, end = window
-    job = service.state(session, job_id)
-    if max_points is None:
-        if start is not None or end is not None:
-            raise InvalidInput(
-                "start and end select a window of a downsampled curve",
-                [(("query", "max_points"), "required with start or end")],
-            )
-        page = history_reads.series_page(session, job_id, job, series, after=after, limit=limit)
-    else:
-        if start is not None and end is not None and end < start:
-            raise InvalidInput("Empty window", [(("query", "end"), "must not be before start")])
-        page = history_reads.series_overview(
-            session, job_id, job, series, max_points=max_points, start=start, end=end
-        )
-    return history_reads.page_json(*page, key=key)
-
-
-@router.get(
-    "/{job_id}/loss",
-    response_model=LossPage,
-    responses={**NOT_FOUND, **NOT_MODIFIED},
-    summary="Loss history",
-)
 async def get_loss(
     job_id: JobId,
-    database: PollDatabase,
+    live: LiveReadsDep,
     after: After = None,
     limit: Limit = DEFAULT_PAGE,
     max_points: MaxPoints = None,
@@ -112,19 +57,13 @@ async def get_loss(
     if_none_match: IfNoneMatch = None,
 ) -> Response:
     window = Window(after, limit, max_points, start, end)
-    return await _series(database, job_id, "loss", "loss", window, if_none_match)
+    return respond(await live.series(job_id, "loss", "loss", window), if_none_match)
 
 
-@router.get(
-    "/{job_id}/metrics/{series}",
-    response_model=SeriesPage,
-    responses={**NOT_FOUND, **NOT_MODIFIED},
-    summary="Any recorded series (loss, best_loss, learning_rate, train_accuracy, val_accuracy)",
-)
 async def get_series(
     job_id: JobId,
     series: Annotated[Series, Path(description="The series' name.")],
-    database: PollDatabase,
+    live: LiveReadsDep,
     after: After = None,
     limit: Limit = DEFAULT_PAGE,
     max_points: MaxPoints = None,
@@ -133,4 +72,27 @@ async def get_series(
     if_none_match: IfNoneMatch = None,
 ) -> Response:
     window = Window(after, limit, max_points, start, end)
-    return await _series(database, job_id, series, "value", window, if_none_match)
+    return respond(await live.series(job_id, series, "value", window), if_none_match)
+
+
+def add_routes(router: APIRouter) -> None:
+    """Add the series' endpoints to `router` (whose prefix is `/jobs`)."""
+    router.add_api_route(
+        "/{job_id}/loss",
+        get_loss,
+        methods=["GET"],
+        response_model=LossPage,
+        responses={**NOT_FOUND, **NOT_MODIFIED},
+        summary="Loss history",
+        route_class_override=LiveReadRoute,
+    )
+    router.add_api_route(
+        "/{job_id}/metrics/{series}",
+        get_series,
+        methods=["GET"],
+        response_model=SeriesPage,
+        responses={**NOT_FOUND, **NOT_MODIFIED},
+        summary="Any recorded series (loss, best_loss, learning_rate, train_accuracy, "
+        "val_accuracy)",
+        route_class_override=LiveReadRoute,
+    )

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import io
 import math
-from functools import partial
 from typing import Annotated, Any, Literal
 
-import anyio.to_thread
 import numpy as np
 from fastapi import APIRouter, Body, Header, Query, Response
 from fastapi.responses import JSONResponse
@@ -27,16 +25,9 @@ from service.deps import (
     WriteSession,
 )
 from service.jobs import history_routes, service
-from service.jobs.poll_cache import json_answer
-from service.jobs.route_params import (
-    NOT_FOUND,
-    NOT_MODIFIED,
-    PROBLEM,
-    IfNoneMatch,
-    JobId,
-    PollDatabase,
-    reading,
-)
+from service.jobs.live_reads import LiveReadsDep, respond
+from service.jobs.live_route import LiveReadRoute
+from service.jobs.route_params import NOT_FOUND, NOT_MODIFIED, PROBLEM, IfNoneMatch, JobId
 from service.jobs.schemas import EvaluationOut, JobOut, JobPage, PredictIn, PredictOut, WeightsOut
 from service.jobs.spec import SPEC_EXAMPLE, JobSpec, Task
 
@@ -93,24 +84,22 @@ def list_jobs(
     )
 
 
-@router.get(
+async def get_job(job_id: JobId, live: LiveReadsDep, if_none_match: IfNoneMatch = None) -> Response:
+    return respond(await live.job(job_id), if_none_match)
+
+
+router.add_api_route(
     "/{job_id}",
+    get_job,
+    methods=["GET"],
     response_model=JobOut,
     responses={**NOT_FOUND, **NOT_MODIFIED},
     summary="One job",
+    route_class_override=LiveReadRoute,
 )
-async def get_job(
-    job_id: JobId, database: PollDatabase, if_none_match: IfNoneMatch = None
-) -> Response:
-    body = await anyio.to_thread.run_sync(
-        reading, database, partial(service.job_json, job_id=job_id)
-    )
-    return json_answer(body, if_none_match)
-
-
-# Included here, right after GET /jobs/{id}: the API document lists operations in the order they
+# Added here, right after GET /jobs/{id}: the API document lists operations in the order they
 # are registered, and a job's history belongs beside the job.
-router.include_router(history_routes.router)
+history_routes.add_routes(router)
 
 
 @router.get(

@@ -1,10 +1,12 @@
-"""Response models of the jobs resource. No NaN or Infinity ever leaves through them."""
+"""Response models of the jobs resource. No NaN or Infinity ever leaves through them.
+
+The polled answers (a job, a page of a series, the event stream's data) are built by these models'
+serializers; service.history.answers turns them into the bytes those endpoints send.
+"""
 
 from __future__ import annotations
 
-import json
 import math
-from collections.abc import Iterable
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -18,31 +20,7 @@ def finite(value: float | None) -> float | None:
 FiniteFloat = Annotated[float | None, PlainSerializer(finite, return_type=float | None)]
 
 
-def dumps(payload: Any) -> str:
-    """Compact JSON that refuses NaN and Infinity (map them to None with `finite` first)."""
-    return json.dumps(payload, allow_nan=False, separators=(",", ":"))
-
-
 DEFAULT_PAGE, MAX_PAGE = 1000, 10_000  # points in a page of a series: by default, at most
-
-
-def point_fragments(rows: Iterable[tuple[int, float]], key: str) -> list[str]:
-    """Each (step, value) row as its JSON object in a series page or event: {"step": s, key: v}.
-
-    Written directly rather than through json.dumps, which takes about twice as long per point and
-    writes the same text: a float's repr (non-finite values become null), an int's str.
-    """
-    start, middle = '{"step":', f',"{key}":'
-    isfinite = math.isfinite
-    return [
-        f"{start}{step}{middle}{value!r}}}" if isfinite(value) else f"{start}{step}{middle}null}}"
-        for step, value in rows
-    ]
-
-
-def points_json(rows: Iterable[tuple[int, float]], key: str) -> str:
-    """(step, value) rows as a series page's or event's JSON array of {"step": s, key: v}."""
-    return "[" + ",".join(point_fragments(rows, key)) + "]"
 
 
 class Progress(BaseModel):
@@ -159,6 +137,27 @@ class SeriesPage(BaseModel):
     points: list[SeriesPoint]
     next_after: int | None
     total: int
+
+
+class LossEvent(BaseModel):
+    """The data of a `loss` event of GET /jobs/{id}/events."""
+
+    points: list[LossPoint]
+
+
+class MetricsEvent(BaseModel):
+    """The data of a `metrics` event: new points of one series other than the loss."""
+
+    series: str
+    points: list[SeriesPoint]
+
+
+class ProgressEvent(BaseModel):
+    """The data of a `progress` event."""
+
+    status: str
+    progress: Progress
+    metrics: JobMetrics
 
 
 class WeightsOut(BaseModel):

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from service.db.base import utcnow
 from service.db.models import TERMINAL_STATUSES, Job, JobArray
 from service.errors import Conflict, InvalidInput, NotFound
+from service.history.answers import Answer
 from service.history.point_counts import point_counts
 from service.ids import new_id
 from service.jobs import repository, validation
@@ -125,9 +126,10 @@ def state(session: Session, job_id: str) -> JobState:
     return _found(repository.state(session, job_id), job_id)
 
 
-def job_json(session: Session, job_id: str) -> str:
-    """GET /jobs/{id}'s body, read without loading the job's result or evaluation."""
-    return to_out(_found(repository.view(session, job_id), job_id)).model_dump_json()
+def job_answer(session: Session, job_id: str) -> Answer:
+    """GET /jobs/{id}'s answer, read without loading the job's result or evaluation."""
+    out = to_out(_found(repository.view(session, job_id), job_id))
+    return Answer.of(out.__pydantic_serializer__.to_json(out))
 
 
 def result(job: Job) -> dict[str, Any]:

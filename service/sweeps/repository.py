@@ -1,4 +1,5 @@
-"""All SQL of the sweeps resource: sweeps and their trials (jobs with a sweep_id)."""
+"""The SQL of the sweeps resource: sweeps, and reading their trials (jobs with a sweep_id); the
+trials themselves are added and cancelled through service.jobs.repository."""
 
 from __future__ import annotations
 
@@ -7,12 +8,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from service.db.base import utcnow
-from service.db.models import Job, Sweep
-from service.db.notify import job_queued
+from service.db.models import Job, MetricPoint, Sweep
+from service.jobs import repository as jobs_repository
 
 
 @dataclass(frozen=True)
@@ -26,12 +26,10 @@ class Trial:
     finished_at: datetime | None
 
 
-def add(session: Session, sweep: Sweep, jobs: Sequence[Job]) -> None:
+def add(session: Session, sweep: Sweep, trials: Sequence[Job]) -> None:
     session.add(sweep)
     session.flush()  # the sweep before the jobs that reference it
-    session.add_all(jobs)
-    session.flush()
-    job_queued(session)
+    jobs_repository.add_all(session, trials)
 
 
 def get(session: Session, sweep_id: str, *, for_update: bool = False) -> Sweep | None:
@@ -73,26 +71,20 @@ def trials(session: Session, sweep_ids: Sequence[str]) -> list[Trial]:
     ]
 
 
-def cancel_trials(session: Session, sweep_id: str) -> int:
-    """Cancel queued trials at once and flag running ones (they stop at their next step batch)."""
-    now = utcnow()
-    queued = session.execute(
-        update(Job)
-        .where(Job.sweep_id == sweep_id, Job.status == "queued")
-        .values(
-            status="cancelled",
-            cancel_requested=True,
-            finished_at=now,
-            updated_at=now,
-            lease_owner=None,
-            lease_expires_at=None,
-        )
-        .execution_options(synchronize_session=False)
-    ).rowcount  # type: ignore[attr-defined]
-    running = session.execute(
-        update(Job)
-        .where(Job.sweep_id == sweep_id, Job.status == "running")
-        .values(cancel_requested=True, updated_at=now)
-        .execution_options(synchronize_session=False)
-    ).rowcount  # type: ignore[attr-defined]
-    return int(queued) + int(running)
+def sweep_of(session: Session, job_id: str) -> tuple[str, dict[str, Any]] | None:
+    """The id and request of the sweep this job is a trial of (None for a job of its own)."""
+    stmt = (
+        select(Sweep.id, Sweep.request).join(Job, Job.sweep_id == Sweep.id).where(Job.id == job_id)
+    )
+    row = session.execute(stmt).one_or_none()
+    return None if row is None else (row.id, row.request)
+
+
+def values_at(session: Session, sweep_id: str, series: str, step: int) -> dict[str, float]:
+    """The value each trial of the sweep has recorded for `series` at `step`, by job id."""
+    stmt = (
+        select(MetricPoint.job_id, MetricPoint.value)
+        .join(Job, Job.id == MetricPoint.job_id)
+        .where(Job.sweep_id == sweep_id, MetricPoint.series == series, MetricPoint.step == step)
+    )
+    return {job_id: float(value) for job_id, value in session.execute(stmt)}

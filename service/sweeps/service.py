@@ -13,6 +13,7 @@ from service.db.base import utcnow
 from service.db.models import Job, Sweep
 from service.errors import Conflict, InvalidInput, NotFound
 from service.ids import new_id
+from service.jobs import repository as jobs_repository
 from service.jobs import validation
 from service.jobs.service import decode_cursor, encode_cursor
 from service.jobs.spec import JobSpec
@@ -234,6 +235,6 @@ def cancel(session: Session, sweep_id: str) -> Sweep:
     if not (counts.queued or counts.running):
         raise Conflict(f"Sweep {sweep_id} has already finished ({_status(sweep, counts)})")
     sweep.cancel_requested = True
-    repository.cancel_trials(session, sweep_id)
+    jobs_repository.cancel_sweep(session, sweep_id)
     session.flush()
     return sweep

@@ -18,9 +18,10 @@ from service.app import create_app
 from service.db.base import utcnow
 from service.db.models import Job, MetricPoint
 from service.db.session import Database
-from service.jobs import repository
-from service.jobs.schemas import points_json
-from service.retention import prune_job_history
+from service.history import point_store
+from service.history.answers import page_answer, point_fragments
+from service.jobs.schemas import LossPage, SeriesPage
+from service.maintenance import prune_job_history
 from tests.conftest import make_settings
 
 SERIES = ("loss", "val_accuracy")
@@ -65,13 +66,13 @@ def test_total_follows_appends_without_counting_everything_again(
 ) -> None:
     add_job(database, "growing")
     counted_after: list[int] = []
-    count_after = repository.count_after
+    count_after = point_store.count_after
 
     def spy(session: Session, job_id: str, series: str, after: int) -> tuple[int, int | None]:
         counted_after.append(after)
         return count_after(session, job_id, series, after)
 
-    monkeypatch.setattr(repository, "count_after", spy)
+    monkeypatch.setattr(point_store, "count_after", spy)
     step = 0
     for batch in (5, 0, 17, 1, 40):
         if batch:
@@ -180,14 +181,20 @@ def test_an_unchanged_answer_is_a_304_for_its_etag(
     assert changed.json() != first.json()
 
 
-def test_points_are_written_as_json_dumps_would_write_them() -> None:
+def test_pages_are_their_models_json_with_non_finite_values_as_null() -> None:
     values = [0.0, -0.0, 1.0, 1 / 3, -2.5e-300, 1.7976931348623157e308, 5e-324, 1e16, 123456789.0]
     rows = [(step, value) for step, value in enumerate(values)]
     rows += [(10**12, math.nan), (10**12 + 1, math.inf), (10**12 + 2, -math.inf)]
 
-    text = points_json(rows, "loss")
+    for key, model in (("loss", LossPage), ("value", SeriesPage)):
+        page = page_answer(point_fragments(rows, key), 41, 1500, key=key)
 
-    expected = [{"step": step, "loss": value if math.isfinite(value) else None}
-                for step, value in rows]  # fmt: skip
-    assert text == json.dumps(expected, allow_nan=False, separators=(",", ":"))
-    assert points_json([], "value") == "[]"
+        points = [{"step": step, key: value} for step, value in rows]
+        built = model.model_validate({"points": points, "next_after": 41, "total": 1500})
+        assert page.body == built.model_dump_json().encode()
+        expected = [{"step": step, key: value if math.isfinite(value) else None}
+                    for step, value in rows]  # fmt: skip
+        parsed = json.loads(page.body, parse_constant=lambda c: pytest.fail(f"{c} in a page"))
+        assert parsed == {"points": expected, "next_after": 41, "total": 1500}
+    empty = page_answer(point_fragments([], "value"), None, 0, key="value")
+    assert empty.body == b'{"points":[],"next_after":null,"total":0}'

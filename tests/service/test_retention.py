@@ -11,7 +11,7 @@ from sqlalchemy import update
 from service.db.base import utcnow
 from service.db.models import Job
 from service.db.session import Database
-from service.retention import RETAINED_POINTS, prune_expired
+from service.maintenance import RETAINED_POINTS, prune_expired
 from service.settings import Settings
 from tests.service.conftest import toy_spec
 

@@ -10,12 +10,12 @@ from sqlalchemy import func, select
 
 from service.db.models import MetricRollup
 from service.db.session import Database
+from service.history import point_store, rollup, writes
 from service.history import reads as history_reads
-from service.history import rollup, writes
 from service.history.rollup import FANOUT, LEVELS, Summary, block_steps
 from service.history.writes import Points
-from service.jobs import repository, service
-from service.retention import prune_job_history
+from service.jobs import service
+from service.maintenance import prune_job_history
 from service.settings import Settings
 from tests.worker.conftest import submit
 
@@ -159,7 +159,7 @@ def test_retention_and_deletion_keep_the_rollups_in_step(
     with database.transaction() as session:
         prune_job_history(session, job_id, max_points=100)
     with database.read() as session:
-        left = repository.points(session, job_id, "loss", after=None, limit=None)
+        left = point_store.points(session, job_id, "loss", after=None, limit=None)
     assert len(left) <= 100
     assert _stored(database, job_id) == _expected(
         "loss", [s for s, _ in left], [v for _, v in left]

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from service.db.session import Database
+from service.history import point_store
 from service.jobs import repository, service
 from service.jobs.spec import JobSpec
 from service.settings import Settings
@@ -57,7 +58,7 @@ def reference_evaluation(settings: Settings, stored: dict[str, Any], W: np.ndarr
 def last_points(database: Database, job_id: str) -> dict[str, float]:
     with database.read() as session:
         return {
-            split: repository.points(session, job_id, f"{split}_accuracy", after=None, limit=None)[
+            split: point_store.points(session, job_id, f"{split}_accuracy", after=None, limit=None)[
                 -1
             ][1]
             for split in ("train", "val")

@@ -15,6 +15,7 @@ from sqlalchemy import func, select, update
 
 from service.db.models import Job, MetricPoint
 from service.db.session import Database
+from service.history import point_store
 from service.history import writes as history_writes
 from service.jobs import repository, service
 from service.jobs.spec import JobSpec
@@ -53,7 +54,7 @@ def thread_settings(database_url: str, tmp_path: Path) -> Settings:
 
 def _points(database: Database, job_id: str, series: str) -> list[tuple[int, float]]:
     with database.read() as session:
-        return list(repository.points(session, job_id, series, after=None, limit=None))
+        return list(point_store.points(session, job_id, series, after=None, limit=None))
 
 
 def _engine_history(settings: Settings, stored: dict[str, Any]) -> tuple[list[int], list[float]]:

@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from service.db import bulk
 from service.db.models import MetricPoint
 from service.db.session import Database
-from service.history import writes
+from service.history import point_store, writes
 from service.history.writes import Points
 from service.jobs import queue, repository
 from service.settings import Settings
@@ -61,8 +61,8 @@ def test_bulk_points_read_back_as_an_orm_insert_of_the_same_points(
             session.execute(insert(MetricPoint), rows)
     with database.read() as session:
         for name, *_ in series:
-            bulk = repository.points(session, bulk_job, name, after=None, limit=None)
-            orm = repository.points(session, orm_job, name, after=None, limit=None)
+            bulk = point_store.points(session, bulk_job, name, after=None, limit=None)
+            orm = point_store.points(session, orm_job, name, after=None, limit=None)
             assert len(bulk) == count
             assert _bits(list(bulk)) == _bits(list(orm))
 
@@ -73,7 +73,7 @@ def test_a_duplicate_point_fails_the_whole_write(settings: Settings, database: D
     with pytest.raises(IntegrityError), database.transaction() as session:
         writes.add_points(session, job_id, points)
     with database.read() as session:
-        assert repository.count_points(session, job_id, "loss") == 0
+        assert point_store.count_points(session, job_id, "loss") == 0
 
 
 def test_steps_and_values_must_pair_up(settings: Settings, database: Database) -> None:
@@ -114,6 +114,6 @@ def test_batches_shrink_to_what_this_sqlite_binds(
         driver.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999)
         writes.add_points(session, job_id, [Points("loss", steps, [s / 7 for s in steps])])
     with database.read() as session:
-        stored = repository.points(session, job_id, "loss", after=None, limit=None)
+        stored = point_store.points(session, job_id, "loss", after=None, limit=None)
         assert list(stored) == [(s, s / 7) for s in steps]
     database.dispose()

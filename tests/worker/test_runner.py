@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from service.db.session import Database
+from service.history import point_store
 from service.jobs import repository, service
 from service.settings import Settings
 from tests.worker.conftest import job_status, submit
@@ -65,7 +66,7 @@ def test_a_running_job_is_cancelled_at_its_next_step_batch(
 
     def running_with_points() -> bool:
         with database.read() as session:
-            return repository.count_points(session, job_id, "loss") > 0
+            return point_store.count_points(session, job_id, "loss") > 0
 
     wait_for(running_with_points)
     with database.write() as session:

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from service.db.session import Database
+from service.history import point_store
 from service.jobs import repository, service
 from service.settings import Settings
 from tests.worker.conftest import hand_back_after_a_checkpoint, submit
@@ -44,8 +45,8 @@ def test_a_search_handed_back_mid_run_ends_as_if_never_stopped(
         assert resumed.status == straight.status == "succeeded"
         assert resumed.attempts == 2
         for series in ("loss", "best_loss"):
-            a = repository.points(session, job_id, series, after=None, limit=10_000)
-            b = repository.points(session, reference, series, after=None, limit=10_000)
+            a = point_store.points(session, job_id, series, after=None, limit=10_000)
+            b = point_store.points(session, reference, series, after=None, limit=10_000)
             assert a == b and len(a) == 1001  # every 100th step and the last
         w_resumed = repository.array(session, job_id, "W")
         w_straight = repository.array(session, reference, "W")
