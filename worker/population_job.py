@@ -25,12 +25,8 @@ from service.jobs.queue import ClaimedJob, LeaseLost
 from service.jobs.spec import JobSpec
 from service.settings import Settings
 from worker.context import JobContext, Outcome, Resume
-from worker.engine.population import (
-    Population,
-    PopulationChunk,
-    from_states,
-    run_population,
-)
+from worker.engine.population import Population, from_states, run_population
+from worker.engine.population_chunks import PopulationChunk
 from worker.engine.train import TrainData
 from worker.prepared_data import PreparedData
 from worker.pruning import Pruner, pruner_for

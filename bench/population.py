@@ -1,0 +1,150 @@
+"""A sweep trained as one population: the course's 8 x 8 learning-rate x regularization grid on
+CIFAR-10 (64 trials of the README's recipe, 1,500 steps), through POST /sweeps.
+
+    .venv/bin/python -m bench.population
+
+Candidates, each a real `descent serve` on a temporary SQLite database, warmed up first (kernels
+compiled, CIFAR-10 prepared) with one tiny job per worker:
+- population: `--workers 1`, default settings (up to DESCENT_POPULATION_SIZE trials together),
+  and `--workers 2` (each worker takes half of the trials: its share of the cores);
+- separate jobs: `--workers 2`, DESCENT_POPULATION_SIZE=1: every trial a job of its own, two at
+  a time, as before populations;
+- the course's loop: LinearClassifier.train (bench.step's copy) in this process, on one row of the
+  grid (8 trials), scaled to 64.
+Each time runs from POST /sweeps to the sweep's final status. The machine's float32 GEMM rate is
+measured in the same run (a 4096 x 4096 product on every core, best of 5, before and after); the
+trainings' FLOPs are 64 x 1,500 steps x 4 B D C (two products of a B x D minibatch with C
+columns, B = 200, D = 3,073, C = 10).
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+from bench.common import RECIPE, require_cifar10, serve, table, wait_finished, write_report
+from bench.step import cifar10_prepared, course_train_svm
+
+RATE_RANGE, STRENGTH_RANGE, GRID_POINTS = (1e-8, 1e-6), (1e3, 1e5), 8
+TRIALS, STEPS, BATCH, FEATURES, CLASSES = 64, 1500, 200, 3073, 10
+FLOPS = TRIALS * STEPS * 4 * BATCH * FEATURES * CLASSES
+COURSE_TRIALS = 8
+
+
+def grid() -> dict[str, Any]:
+    return {
+        "name": "course grid",
+        "base": {key: value for key, value in RECIPE.items() if key != "name"},
+        "method": "grid",
+        "space": {
+            "optimizer.learning_rate": {"log_uniform": list(RATE_RANGE), "num": GRID_POINTS},
+            "model.reg": {"log_uniform": list(STRENGTH_RANGE), "num": GRID_POINTS},
+        },
+    }
+
+
+def gemm_rate() -> float:
+    """FLOP/s of a large float32 matrix product on every core (best of 5)."""
+    rng = np.random.default_rng(0)
+    A = rng.standard_normal((4096, 4096), dtype=np.float32)
+    best = float("inf")
+    for _ in range(5):
+        started = time.perf_counter()
+        A @ A
+        best = min(best, time.perf_counter() - started)
+    return 2 * 4096**3 / best
+
+
+def through_the_api(workdir: Path, workers: int, env: dict[str, str]) -> dict[str, Any]:
+    """The grid on a fresh `descent serve`: its wall time, and the sweep as it ended."""
+    workdir.mkdir(parents=True)
+    with (
+        serve(workdir, env, workers=workers) as (base, _pid),
+        httpx.Client(base_url=base, timeout=60) as api,
+    ):
+        tiny = {**RECIPE, "optimizer": {**RECIPE["optimizer"], "iterations": 1}}
+        warm = [api.post("/jobs", json=tiny).json()["id"] for _ in range(workers)]
+        for job_id in warm:
+            wait_finished(api, f"/jobs/{job_id}", 0.2)
+        started = time.perf_counter()
+        response = api.post("/sweeps", json=grid())
+        response.raise_for_status()
+        done = wait_finished(api, f"/sweeps/{response.json()['id']}", 0.2)
+        elapsed = time.perf_counter() - started
+        runs = [api.get(f"/jobs/{job['id']}").json()["timings"] for job in done["jobs"]]
+    return {"elapsed": elapsed, "sweep": done, "run_s": max(t.get("run_s", 0.0) for t in runs)}
+
+
+def course_loop() -> tuple[float, float]:
+    """Seconds for the 64 trials at the rate of COURSE_TRIALS of them, and their best val."""
+    X, y = cifar10_prepared(("float32",))
+    rates = np.geomspace(*RATE_RANGE, GRID_POINTS)
+    reg = float(np.geomspace(*STRENGTH_RANGE, GRID_POINTS)[GRID_POINTS // 2])
+    started = time.perf_counter()
+    best = 0.0
+    for rate in rates[:COURSE_TRIALS]:
+        W, _loss = course_train_svm(X["float32"]["train"], y["train"], learning_rate=float(rate),
+                                    reg=reg, num_iters=STEPS, batch_size=BATCH)  # fmt: skip
+        predicted = np.argmax(X["float32"]["val"] @ W, axis=1)
+        best = max(best, float(np.mean(predicted == y["val"])))
+    return (time.perf_counter() - started) * TRIALS / COURSE_TRIALS, best
+
+
+def report(rate: float, results: dict[str, dict[str, Any]], course: tuple[float, float]) -> str:
+    separate = results["separate jobs"]["elapsed"]
+    rows = []
+    for name, found in results.items():
+        seconds, sweep = found["elapsed"], found["sweep"]
+        best_val = sweep["best"]["val_accuracy"]
+        rows.append([name, f"{seconds:.1f}", f"{FLOPS / seconds / 1e9:.0f}",
+                     f"{FLOPS / seconds / rate:.2f}", f"{separate / seconds:.2f}",
+                     sweep["counts"]["succeeded"], f"{best_val:.3f}"])  # fmt: skip
+    seconds, best = course
+    rows.append([f"the course's loop ({COURSE_TRIALS} trials, x {TRIALS // COURSE_TRIALS})",
+                 f"{seconds:.1f}", f"{FLOPS / seconds / 1e9:.0f}", f"{FLOPS / seconds / rate:.2f}",
+                 f"{separate / seconds:.2f}", "-", f"{best:.3f}"])  # fmt: skip
+    header = ["candidate", "s", "training GFLOP/s", "share of GEMM rate", "separate jobs / x",
+              "trials succeeded", "best val"]  # fmt: skip
+    population = results["population"]
+    return "\n\n".join([
+        table(header, rows),
+        f"The machine's float32 GEMM rate: {rate / 1e9:.0f} GFLOP/s (4096 x 4096, every core, "
+        f"best of 5, the higher of before and after). The trainings' FLOPs: {FLOPS / 1e12:.2f} "
+        "TFLOP. Each time runs from `POST /sweeps` to the sweep's final status, on a warmed-up "
+        f"server. The population's own `run_s` (claim to the last trial's end, in the worker): "
+        f"{population['run_s']:.1f} s.",
+        f"The request, as sent to `POST /sweeps`:\n\n```json\n{json.dumps(grid(), indent=2)}\n```",
+    ])  # fmt: skip
+
+
+def main() -> None:
+    cifar10 = require_cifar10()
+    workdir = Path(tempfile.mkdtemp(prefix="descent-population-"))
+    env = {"DESCENT_CIFAR10_DIR": str(cifar10),
+           "DESCENT_KERNEL_CACHE_DIR": str(workdir / "kernels")}  # fmt: skip
+    before = gemm_rate()
+    results = {
+        "population": through_the_api(workdir / "population", 1, env),
+        "population, 2 workers": through_the_api(workdir / "population-2", 2, env),
+        "separate jobs": through_the_api(
+            workdir / "separate", 2, {**env, "DESCENT_POPULATION_SIZE": "1"}
+        ),
+    }
+    course = course_loop()
+    rate = max(before, gemm_rate())
+    write_report(
+        "population",
+        "The course's 8 x 8 grid as one population, as separate jobs, and in the course's loop",
+        ".venv/bin/python -m bench.population",
+        report(rate, results, course),
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,161 @@
+"""One step of a population, and its evaluations: the products and the update rule of
+worker.engine.population, over slabs of its members, one per thread."""
+
+from __future__ import annotations
+
+import functools
+import itertools
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from worker.engine.accel.parallel import max_threads, run_parallel, single_threaded_blas
+from worker.engine.arrays import FloatArray, IntArray
+from worker.engine.metrics import eval_split
+from worker.engine.optimizers import SGD
+from worker.engine.population_chunks import PopulationEval
+from worker.engine.population_loss import data_losses
+from worker.engine.sampling import BatchSampler
+from worker.engine.train import TrainData
+
+if TYPE_CHECKING:
+    from worker.engine.population import Population
+
+# Rows scored per product when a population predicts a whole split, which bounds the scores'
+# memory (rows x K*C) whatever the split's size.
+PREDICT_ROWS = 4096
+
+
+def predict_all(Wt: FloatArray, X: FloatArray, n_classes: int) -> IntArray:
+    """Each member's highest-scoring class per row: (N, members), int64, in blocks of rows."""
+    n_rows, members = X.shape[0], Wt.shape[1] // n_classes
+    labels = np.empty((n_rows, members), dtype=np.int64)
+    for start in range(0, n_rows, PREDICT_ROWS):
+        scores = np.asarray(X[start : start + PREDICT_ROWS]) @ Wt
+        stop = start + scores.shape[0]
+        labels[start:stop] = scores.reshape(-1, members, n_classes).argmax(axis=2)
+    return labels
+
+
+def _accuracies(labels: IntArray, y: IntArray) -> NDArray[np.float64]:
+    if labels.shape[0] == 0:
+        return np.full(labels.shape[1], np.nan)
+    hits: NDArray[np.float64] = (labels == np.asarray(y)[:, np.newaxis]).mean(axis=0)
+    return hits
+
+
+class PopulationSteps:
+    """The population's fixed parts and its step."""
+
+    def __init__(self, population: Population, data: TrainData) -> None:
+        config = population.configs[0]
+        self.config, self.data = config, data
+        self.loss_name = config.make_loss().name
+        self.rule = config.make_rule()
+        self.plain_sgd = isinstance(self.rule, SGD)
+        self._buffers: dict[object, FloatArray] = {}
+        self.schedules = [c.make_schedule() for c in population.configs]
+        self.regs = np.array([c.reg for c in population.configs])
+        self.sampler = BatchSampler(
+            data.X_train, data.y_train, config.batch_size, config.sampling, config.seed
+        )
+        sample = config.eval_sample if config.eval_every else None
+        self.eval_train = eval_split(data.X_train, data.y_train, sample)
+        self.eval_val = eval_split(data.X_val, data.y_val, sample)
+
+    def _buffer(self, key: object, shape: tuple[int, ...], dtype: np.dtype[Any]) -> FloatArray:
+        """A buffer for a product, kept from step to step (a fresh one each step would be mapped
+        in afresh by the kernel, page by page)."""
+        buffer = self._buffers.get(key)
+        if buffer is None or buffer.shape != shape or buffer.dtype != dtype:
+            buffer = self._buffers[key] = np.empty(shape, dtype=dtype)
+        return buffer
+
+    def step(self, population: Population) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """One update of every member; the members' losses (before it) and learning rates. A
+        member whose loss is not finite gets a W of no use: the caller takes it out.
+
+        The members are split into one slab per thread the engine may use (`max_threads`), and
+        each thread runs its slab's products on one-threaded BLAS: no thread waits for another
+        inside a product, which on a busy machine (the job's writer, the API) costs a threaded
+        BLAS call far more than the work it shares out.
+        """
+        members, C = population.members, population.n_classes
+        X_batch, y_batch = self.sampler.batch(population.step, population.rng)
+        X_batch = np.asarray(X_batch)
+        lrs = np.array([self.schedules[m](population.step) for m in members])
+        regs = self.regs[members]
+        losses = np.empty(len(members))
+        bounds = np.linspace(0, len(members), min(max_threads(), len(members)) + 1).astype(int)
+        slabs = [(int(a), int(b)) for a, b in itertools.pairwise(bounds) if b > a]
+        G = None if self.plain_sgd else self._buffer("G", population.Wt.shape, population.Wt.dtype)
+
+        def slab(index: int, _slot: int) -> None:
+            start, stop = slabs[index]
+            losses[start:stop] = self._slab(population, X_batch, y_batch, slice(start, stop),
+                                            lrs[start:stop], regs[start:stop], G)  # fmt: skip
+
+        with single_threaded_blas():
+            run_parallel([functools.partial(slab, i) for i in range(len(slabs))], len(slabs))
+        if G is not None:
+            Wt = population.Wt
+            G += np.repeat(2.0 * regs, C).astype(Wt.dtype) * Wt
+            population.Wt, population.rule_state = self.rule.update(
+                G,
+                population.rule_state,
+                Wt,
+                np.repeat(lrs, C).astype(Wt.dtype),  # type: ignore[arg-type]
+            )
+        population.step += 1
+        return losses, lrs
+
+    def _slab(
+        self,
+        population: Population,
+        X_batch: FloatArray,
+        y_batch: IntArray,
+        positions: slice,
+        lrs: NDArray[np.float64],
+        regs: NDArray[np.float64],
+        G: FloatArray | None,
+    ) -> NDArray[np.float64]:
+        """The step of the members at `positions`: their losses; with plain SGD their W updated
+        in place, else their gradients written into G."""
+        C, n_rows = population.n_classes, X_batch.shape[0]
+        columns = slice(positions.start * C, positions.stop * C)
+        W = population.Wt[:, columns]  # a view: the products read and write it in place
+        dtype = W.dtype
+        S = X_batch @ W
+        # S becomes each member's score gradient dS, in place.
+        losses = data_losses(self.loss_name, self.config.delta, S, y_batch, C)
+        # In W's dtype, as a run alone sums its reg term (which then overflows at the same W).
+        squares = np.einsum("ij,ij->j", W, W).reshape(-1, C).sum(axis=1)
+        total: NDArray[np.float64] = losses / n_rows + regs * squares
+        if G is None:
+            # W -= lr (dS.T X / N + 2 reg W): W decays by 1 - 2 lr reg, then takes the product
+            # of X with dS scaled by -lr / N per member.
+            S *= np.repeat(-lrs / n_rows, C).astype(dtype)
+            if regs.any():
+                W *= np.repeat(1.0 - 2.0 * lrs * regs, C).astype(dtype)
+            W += np.matmul(X_batch.T, S, out=self._buffer(positions.start, W.shape, dtype))
+        else:
+            S *= dtype.type(1.0 / n_rows)
+            np.matmul(X_batch.T, S, out=G[:, columns])
+        return total
+
+    def evaluate(self, population: Population, step: int, *, every_row: bool) -> tuple[
+        PopulationEval, dict[str, IntArray]
+    ]:  # fmt: skip
+        C = population.n_classes
+        (X_t, y_t), (X_v, y_v) = (
+            ((self.data.X_train, self.data.y_train), (self.data.X_val, self.data.y_val))
+            if every_row
+            else (self.eval_train, self.eval_val)
+        )
+        labels = {"train": predict_all(population.Wt, X_t, C),
+                  "val": predict_all(population.Wt, X_v, C)}  # fmt: skip
+        result = PopulationEval(
+            step, _accuracies(labels["train"], y_t), _accuracies(labels["val"], y_v)
+        )
+        return result, labels
