@@ -2,13 +2,10 @@
 
     python -m bench.chaos --minutes 2 --workers 3 [--database-url postgresql+psycopg://...]
 
-Workers are real `python -m worker` processes with short leases; each round one of them gets
-SIGKILL or SIGTERM and a new one is started. At the end every job must have succeeded, every step
-must be stored exactly once, and every job's history and weights must equal an uninterrupted run
-of the same spec (computed afterwards by an in-process worker on a second database).
-
-The default run uses a temporary SQLite file; with `--database-url` (PostgreSQL) it writes the
-"postgresql" section of docs/benchmarks/chaos.md and leaves the SQLite run's figures as they are.
+Real `python -m worker` processes with short leases; each round one gets SIGKILL or SIGTERM and
+a new one is started. Every job must then have succeeded, every step be stored once, and every
+history and W equal an uninterrupted run of the same spec (an in-process worker on a second
+database). `--database-url` (PostgreSQL) writes the report's "postgresql" section.
 """
 
 from __future__ import annotations
@@ -28,15 +25,14 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from bench.common import expected_loss_steps, random_job_spec, table, write_report
+from bench.common import expected_loss_steps, random_job_spec, stop, submit, table, write_report
 from service.db import migrate
 from service.db.models import Job, JobArray, MetricPoint
 from service.db.session import Database
-from service.jobs import service
-from service.jobs.spec import JobSpec
 from service.settings import Settings
 from worker.runner import Worker
 
+FAILURES = ("lost", "duplicated", "missing", "history differs", "weights differ")
 LEASES = {
     "DESCENT_LEASE_SECONDS": "2",
     "DESCENT_HEARTBEAT_SECONDS": "0.3",
@@ -47,13 +43,6 @@ LEASES = {
     # more than the default 3 times (tests/reliability checks that policy on its own).
     "DESCENT_MAX_WORKER_LOSSES": "1000",
 }
-
-
-def submit(database: Database, settings: Settings, spec: dict[str, Any]) -> str:
-    with database.write() as session:
-        job = service.submit(session, JobSpec.model_validate(spec), settings)
-        session.commit()
-        return job.id
 
 
 class Fleet:
@@ -69,14 +58,8 @@ class Fleet:
         index = rng.randrange(len(self.processes))
         victim = self.processes[index]
         how = signal.SIGKILL if rng.random() < 0.6 else signal.SIGTERM
-        victim.send_signal(how)
+        stop(victim, how)
         self.kills[how.name] += 1
-        if how == signal.SIGTERM:
-            try:
-                victim.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                victim.kill()
-        victim.wait()
         self.processes[index] = self.start()
 
     def stop(self) -> None:
@@ -153,22 +136,20 @@ def run(minutes: float, workers: int, database_url: str | None, seed: int) -> di
     with Worker(reference_settings) as worker:
         worker.run(burst=True)
 
-    lost = duplicated = missing = differing_history = differing_weights = resumed = 0
+    found: Counter[str] = Counter()
     with database.read() as session:
         jobs = {job.id: job for job in session.scalars(select(Job))}
     for job_id, spec in submitted.items():
-        job = jobs[job_id]
-        if job.status != "succeeded":
-            lost += 1
+        if jobs[job_id].status != "succeeded":
+            found["lost"] += 1
             continue
-        resumed += job.attempts > 1
+        found["resumed"] += jobs[job_id].attempts > 1
         got = history(database, job_id)
         loss_steps = [step for series, step, _ in got if series == "loss"]
-        expected = expected_loss_steps(spec)
-        duplicated += len(loss_steps) - len(set(loss_steps))
-        missing += len(set(expected) - set(loss_steps))
-        differing_history += got != history(reference_db, twin[job_id])
-        differing_weights += weights(database, job_id) != weights(reference_db, twin[job_id])
+        found["duplicated"] += len(loss_steps) - len(set(loss_steps))
+        found["missing"] += len(set(expected_loss_steps(spec)) - set(loss_steps))
+        found["history differs"] += got != history(reference_db, twin[job_id])
+        found["weights differ"] += weights(database, job_id) != weights(reference_db, twin[job_id])
     database.dispose()
     reference_db.dispose()
     return {
@@ -178,12 +159,7 @@ def run(minutes: float, workers: int, database_url: str | None, seed: int) -> di
         "SIGKILL": fleet.kills["SIGKILL"],
         "SIGTERM": fleet.kills["SIGTERM"],
         "jobs": len(submitted),
-        "resumed": resumed,
-        "lost": lost,
-        "duplicated": duplicated,
-        "missing": missing,
-        "history differs": differing_history,
-        "weights differ": differing_weights,
+        **{key: found[key] for key in ("resumed", *FAILURES)},
     }
 
 
@@ -192,11 +168,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--minutes", type=float, default=1.0)
     parser.add_argument("--workers", type=int, default=3)
     parser.add_argument("--database-url", default=None, help="default: a temporary SQLite file")
-    parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv if argv is not None else [])
-    result = run(args.minutes, args.workers, args.database_url, args.seed)
-    ok = all(result[k] == 0 for k in ("lost", "duplicated", "missing", "history differs",
-                                       "weights differ"))  # fmt: skip
+    result = run(args.minutes, args.workers, args.database_url, seed=0)
+    ok = all(result[key] == 0 for key in FAILURES)
     body = table(list(result), [list(result.values())])
     verdict = "All zero: nothing lost, nothing done twice." if ok else "FAILURES above."
     command = f"python -m bench.chaos --minutes {args.minutes} --workers {args.workers}"

@@ -3,17 +3,11 @@
     python -m bench.claim_throughput --database-url postgresql+psycopg://USER@HOST/EMPTY_DB
         [--jobs 2000] [--workers 8]
 
-An API-only `descent serve --workers 0` on the empty database takes the jobs through POST /jobs
-(each a one-step, full-batch train job on the built-in toy set, so almost all of a job's time is
-the queue's: claim, lease, final write); then `--workers` separate `descent worker --burst`
-processes, as on as many hosts, drain the queue and exit. From the jobs' own rows:
-
-- jobs per second: jobs / (last finish - first start);
-- claim latency: for each worker, the gap between the end of one of its attempts and the start
-  of its next one, while jobs were still queued (finishing a job, claiming the next, loading it);
-- how evenly the workers shared the jobs, and that every job succeeded exactly once.
-
-Writes docs/benchmarks/claim_throughput.md.
+An API-only `descent serve --workers 0` takes the jobs (one full-batch step on the toy set each,
+so a job's time is almost all the queue's: claim, lease, final write); then `--workers`
+`descent worker --burst` processes drain the queue. From the jobs' own rows: jobs per second,
+the claim latency (per worker, the gap between the end of one attempt and the start of its
+next), how evenly the workers shared the jobs, and that every job succeeded exactly once.
 """
 
 from __future__ import annotations
@@ -153,14 +147,10 @@ def main(argv: list[str] | None = None) -> None:
         ["workers' wall time (start-up and kernel loading included)", f"{drain_s:.1f} s"],
     ]
     body = (
-        "Each job is one full-batch step on the built-in toy set (`eval_every: 0`), so a job's\n"
-        "time is almost all the queue's: the claim (`FOR UPDATE SKIP LOCKED`), the lease, the\n"
-        "final write of its metrics and weights. The claim latency is, per worker, the gap\n"
-        "between the end of one attempt and the start of its next while jobs were queued.\n"
-        "Eight worker processes, each with its history-writer process, the API and PostgreSQL\n"
-        "share the machine's cores: the drain rate is bound by their CPU time per job.\n\n"
-        + table(["measure", "result"], rows)
-        + f"\n\n{gaps.size:,} gaps between attempts of the same worker.\n"
+        "Each job is one full-batch step on the toy set, so its time is almost all the queue's."
+        " The workers, their history writers, the API and PostgreSQL share the machine's cores."
+        f"\n\n{table(['measure', 'result'], rows)}\n\n"
+        f"{gaps.size:,} gaps between attempts of the same worker.\n"
     )
     write_report(
         "claim_throughput",

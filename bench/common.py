@@ -1,4 +1,4 @@
-"""What every benchmark shares: interleaved timing, the CIFAR-10 data, and writing results.
+"""What the benchmarks share: interleaved timing, servers and jobs, the CIFAR-10 data, reports.
 
 Timings are ratios measured in one run: the candidates are timed alternately, `repeats` times
 each, and the minimum is kept, so a noisy neighbour slows both sides alike.
@@ -19,13 +19,24 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from service.db.session import Database
+    from service.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs" / "benchmarks"
 SHARED_CIFAR10 = REPO.parent / "shared" / "data" / "cifar-10-batches-py"
+FINAL = ("succeeded", "failed", "cancelled")
+RECIPE: dict[str, Any] = {  # the course's SGD recipe as docs/USAGE.md writes it
+    "name": "svm-sgd-baseline",
+    "dataset": {"name": "cifar10"},
+    "model": {"loss": "svm", "reg": 25000},
+    "optimizer": {"type": "sgd", "learning_rate": 1e-7, "batch_size": 200, "iterations": 1500},
+}
 
 
 def free_port() -> int:
@@ -35,48 +46,28 @@ def free_port() -> int:
         return port
 
 
-def proc_stat(pid: int) -> list[str] | None:
-    """The fields of /proc/<pid>/stat after the command name (Linux; field 3 of proc(5) is
-    index 0), or None if the process is gone."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-
-
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of one process (Linux /proc), 0 if it is gone."""
-    fields = proc_stat(pid)
-    if fields is None:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-@contextmanager
-def serve(
-    home: Path, env: dict[str, str], *, workers: int = 1, port: int | None = None
-) -> Iterator[tuple[str, int]]:
-    """(base URL, pid) of a `descent serve` in `home` on its own SQLite database, ready to answer.
+def children(pid: int) -> list[int]:
+    """The child processes of `pid`, whichever of its threads started them (Linux /proc)."""
+    kids: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            kids += [int(kid) for kid in (task / "children").read_text().split()]
+        except OSError:  # the thread or the process ended meanwhile
+            continue
+    return kids
 
-    `env` adds to the environment (DESCENT_* settings); the built-in CIFAR-10 is found as for
-    the benchmarks. SIGTERM on the way out, then a kill if it has not stopped within 30 s.
-    """
-    port = free_port() if port is None else port
-    full = {
-        **os.environ,
-        "DESCENT_DATABASE_URL": f"sqlite:///{home / 'descent.db'}",
-        "DESCENT_DATA_DIR": str(home / "data"),
-        "DESCENT_LOG_LEVEL": "WARNING",
-        **env,
-    }
-    found = cifar10_dir()
-    if found is not None:
-        full.setdefault("DESCENT_CIFAR10_DIR", str(found))
-    descent = Path(sys.executable).parent / "descent"
-    command = [str(descent), "serve", "--port", str(port), "--workers", str(workers)]
-    base = f"http://127.0.0.1:{port}"
-    with started(command, lambda: _ready(base), env=full, cwd=home) as pid:
-        yield base, pid
+
+def descendants(pid: int) -> list[int]:
+    return [kid for child in children(pid) for kid in (child, *descendants(child))]
 
 
 @contextmanager
@@ -94,30 +85,108 @@ def started(
             time.sleep(0.1)
         yield process.pid
     finally:
-        process.send_signal(signal.SIGTERM)
+        stop(process)
+
+
+def stop(process: subprocess.Popen[bytes], how: signal.Signals = signal.SIGTERM) -> None:
+    """Send `how`, then a kill if the process has not ended within 30 s."""
+    process.send_signal(how)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def answers(url: str, status: int = 200) -> bool:
+    """Whether GET `url` answers `status` now."""
+    import httpx
+
+    try:
+        return httpx.get(url, timeout=1).status_code == status
+    except httpx.TransportError:
+        return False
+
+
+@contextmanager
+def serve(home: Path, env: dict[str, str], *, workers: int = 1) -> Iterator[tuple[str, int]]:
+    """(base URL, pid) of a `descent serve` in `home` on its own SQLite database, ready to answer;
+    `env` adds to the environment. The built-in CIFAR-10 is found as for the benchmarks."""
+    port = free_port()
+    full = {
+        **os.environ,
+        "DESCENT_DATABASE_URL": f"sqlite:///{home / 'descent.db'}",
+        "DESCENT_DATA_DIR": str(home / "data"),
+        "DESCENT_LOG_LEVEL": "WARNING",
+        **env,
+    }
+    if (found := cifar10_dir()) is not None:
+        full.setdefault("DESCENT_CIFAR10_DIR", str(found))
+    descent = Path(sys.executable).parent / "descent"
+    command = [str(descent), "serve", "--port", str(port), "--workers", str(workers)]
+    base = f"http://127.0.0.1:{port}"
+    with started(command, lambda: answers(f"{base}/readyz"), env=full, cwd=home) as pid:
+        yield base, pid
+
+
+@contextmanager
+def output_to(path: Path) -> Iterator[None]:
+    """This process's stdout and stderr, and so its children's (the server and its worker, their
+    logs), into `path`."""
+    saved = [os.dup(fd) for fd in (1, 2)]
+    with path.open("ab") as file:
+        for fd in (1, 2):
+            os.dup2(file.fileno(), fd)
         try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+            yield
+        finally:
+            for fd, copy in zip((1, 2), saved, strict=True):
+                os.dup2(copy, fd)
+                os.close(copy)
 
 
 def wait_finished(api: Any, path: str, every: float = 0.5) -> dict[str, Any]:
     """GET `path` (a job or a sweep) on the httpx client `api` until its status is final."""
     while True:
         found: dict[str, Any] = api.get(path).json()
-        if found["status"] in ("succeeded", "failed", "cancelled"):
+        if found["status"] in FINAL:
             return found
         time.sleep(every)
 
 
-def _ready(base: str) -> bool:
-    import httpx
+def submit(database: Database, settings: Settings, spec: dict[str, Any]) -> str:
+    """Submit a job straight into `database` (no API); its id."""
+    from service.jobs import service
+    from service.jobs.spec import JobSpec
 
-    try:
-        return httpx.get(f"{base}/readyz", timeout=1).status_code == 200
-    except httpx.TransportError:
-        return False
+    with database.write() as session:
+        job = service.submit(session, JobSpec.model_validate(spec), settings)
+        session.commit()
+        return job.id
+
+
+def random_job_spec(rng: random.Random) -> dict[str, Any]:
+    """A short train job on generated data, drawn from `rng`: what chaos and soak runs submit."""
+    return {
+        "dataset": {"name": rng.choice(["blobs", "spiral"])},
+        "model": {"loss": rng.choice(["svm", "softmax"]), "reg": 0.001},
+        "optimizer": {
+            "type": rng.choice(["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam"]),
+            "learning_rate": 0.01,
+            "batch_size": 16,
+            "iterations": rng.randrange(5_000, 30_000),
+        },
+        "log_every": 10,
+        "eval_every": 5_000,
+        "seed": rng.randrange(1_000),
+    }
+
+
+def expected_loss_steps(spec: dict[str, Any]) -> list[int]:
+    """The steps of the loss points a job of `spec` records: every log_every-th and the last."""
+    iterations, every = spec["optimizer"]["iterations"], spec["log_every"]
+    steps = list(range(0, iterations, every))
+    return steps if steps[-1] == iterations - 1 else [*steps, iterations - 1]
 
 
 def cifar10_dir() -> Path | None:
@@ -181,15 +250,10 @@ def cpu_model() -> str:
 
 
 def machine() -> str:
-    blas = ""
-    try:
-        from threadpoolctl import threadpool_info
+    from threadpoolctl import threadpool_info
 
-        libs = [f"{i.get('internal_api')} {i.get('version')} ({i.get('num_threads')} threads)"
-                for i in threadpool_info()]  # fmt: skip
-        blas = "; ".join(libs)
-    except ImportError:
-        pass
+    blas = "; ".join(f"{i.get('internal_api')} {i.get('version')} ({i.get('num_threads')} threads)"
+                     for i in threadpool_info())  # fmt: skip
     return (
         f"{platform.machine()} ({cpu_model()}), {os.cpu_count()} cores, "
         f"Python {platform.python_version()}, NumPy {np.__version__}{', ' + blas if blas else ''}"
@@ -211,91 +275,26 @@ def write_report(
 ) -> Path:
     """Write docs/benchmarks/<name>.md with how it was measured, and print it.
 
-    A benchmark has one report. A comparison run (`variant`, e.g. "bare" for dashboard_load's
-    floor or "postgresql" for chaos) writes its own section at the end of that report, replacing
-    the same variant's section and leaving the rest; the default run rewrites the report above
-    the variant sections and keeps them.
+    A comparison run (`variant`, e.g. "bare" for dashboard_load's floor or "postgresql" for
+    chaos) writes its own section at the end of the report, replacing that variant's section;
+    the default run rewrites the report above the variant sections and keeps them.
     """
     DOCS.mkdir(parents=True, exist_ok=True)
     path = DOCS / f"{name}.md"
-    main, sections = split_report(path.read_text() if path.exists() else "")
+    pieces = VARIANT_LINE.split(path.read_text() if path.exists() else "")
+    main = pieces[0]
+    sections = {pieces[i]: pieces[i + 1].strip("\n") for i in range(1, len(pieces), 2)}
     text = f"Measured on {machine()}.\n\nReproduce: `{command}`\n\n{body.strip()}\n"
     if variant is None:
         main = f"# {title}\n\n{text}"
-    else:
-        sections[variant] = demote(f"# {title}\n\n{text}")
+    else:  # every heading one level down, outside code blocks
+        lines, fenced = [], False
+        for line in f"# {title}\n\n{text}".splitlines():
+            fenced = fenced != line.startswith("```")
+            lines.append("#" + line if line.startswith("#") and not fenced else line)
+        sections[variant] = "\n".join(lines)
     parts = [main.rstrip("\n") or f"# {name}"]
     parts += [f"{VARIANT_MARK.format(key)}\n{part.rstrip()}" for key, part in sections.items()]
     path.write_text("\n\n".join(parts) + "\n")
     print(f"# {title}\n\n{text}")
     return path
-
-
-def split_report(text: str) -> tuple[str, dict[str, str]]:
-    """A report's main part and its variant sections, by variant name, in order."""
-    pieces = VARIANT_LINE.split(text)
-    return pieces[0], {pieces[i]: pieces[i + 1].strip("\n") for i in range(1, len(pieces), 2)}
-
-
-def demote(markdown: str) -> str:
-    """Every heading one level down (outside code blocks), for a section within a report."""
-    lines, fenced = [], False
-    for line in markdown.splitlines():
-        if line.startswith("```"):
-            fenced = not fenced
-        lines.append("#" + line if line.startswith("#") and not fenced else line)
-    return "\n".join(lines)
-
-
-OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
-
-
-def random_job_spec(rng: random.Random) -> dict[str, Any]:
-    """A short train job on generated data, drawn from `rng`: what chaos and soak runs submit."""
-    return {
-        "dataset": {"name": rng.choice(["blobs", "spiral"])},
-        "model": {"loss": rng.choice(["svm", "softmax"]), "reg": 0.001},
-        "optimizer": {
-            "type": rng.choice(OPTIMIZERS),
-            "learning_rate": 0.01,
-            "batch_size": 16,
-            "iterations": rng.randrange(5_000, 30_000),
-        },
-        "log_every": 10,
-        "eval_every": 5_000,
-        "seed": rng.randrange(1_000),
-    }
-
-
-def expected_loss_steps(spec: dict[str, Any]) -> list[int]:
-    """The steps of the loss points a job of `spec` records: every log_every-th and the last."""
-    iterations, every = spec["optimizer"]["iterations"], spec["log_every"]
-    steps = list(range(0, iterations, every))
-    return steps if steps[-1] == iterations - 1 else [*steps, iterations - 1]
-
-
-@contextmanager
-def output_to(path: Path) -> Iterator[None]:
-    """This process's stdout and stderr, and so its children's (the server and its worker, their
-    logs), into `path`."""
-    saved = [os.dup(fd) for fd in (1, 2)]
-    with path.open("ab") as file:
-        for fd in (1, 2):
-            os.dup2(file.fileno(), fd)
-        try:
-            yield
-        finally:
-            for fd, copy in zip((1, 2), saved, strict=True):
-                os.dup2(copy, fd)
-                os.close(copy)
-
-
-def children(pid: int) -> list[int]:
-    """The child processes of `pid`, whichever of its threads started them (Linux /proc)."""
-    kids: list[int] = []
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
-            kids += [int(kid) for kid in (task / "children").read_text().split()]
-        except OSError:  # the thread or the process ended meanwhile
-            continue
-    return kids

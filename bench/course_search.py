@@ -73,10 +73,10 @@ def report(results: dict[str, dict[str, Any]], elapsed: float) -> str:
 
 
 def main() -> None:
-    cifar10 = require_cifar10()
+    require_cifar10()
     workdir = Path(tempfile.mkdtemp(prefix="descent-course-search-"))
     with (
-        serve(workdir, {"DESCENT_CIFAR10_DIR": str(cifar10)}, workers=2) as (base, _),
+        serve(workdir, {}, workers=2) as (base, _),
         httpx.Client(base_url=base, timeout=60) as api,
     ):
         started = time.perf_counter()

@@ -2,29 +2,15 @@
 
     python -m bench.dashboard_load [--seconds 20] [--rounds 3] [--clients 50] [--subscribers 5]
 
-Starts `descent serve --workers 2` on loopback with its own SQLite database and two long training
-jobs (the CIFAR-10 SVM recipe when the batches are here, else digits). Their steps per second are
-measured over windows of the same length, quiet and loaded in turn, starting and ending quiet:
-`rounds` loaded windows, each compared with the mean of the quiet windows on both sides, so
-drift (a neighbour, thermal) shows as a gap between quiet windows rather than as load, and the
-rounds show how much one comparison varies. A job's speed in a window is taken between its
+`descent serve --workers 2` on its own SQLite database trains two long jobs (the CIFAR-10 SVM
+recipe, else digits) through quiet and loaded windows in turn, starting and ending quiet; each
+loaded window is compared with the mean of the quiet windows on both sides, so drift shows as a
+gap between quiet windows rather than as load. A job's speed in a window is taken between its
 first flush after the window began and its last flush before it ended (the database's progress
-and `updated_at`), so no step of a neighbouring window counts; against the reader's clock each
-end would be off by up to one flush interval. In a loaded window
-`clients` pollers each GET /jobs/{id} and /jobs/{id}/loss?after= every 200 ms (following the
-cursor like a live chart) and `subscribers` clients follow GET /jobs/{id}/events
-(bench.pollers: one uvloop process on the same two cores, so its own CPU is part of what is
-measured). The CPU time the hypervisor gave to other guests (steal, /proc/stat) is reported per
-window. Every loop is bounded in time; all traffic stays on 127.0.0.1.
-
-Then the floor (bench.serving_floor): the same pollers, with nothing changing, against an API
-alone and against uvicorn serving an app that does nothing, with the cores idle and busy.
-
-`--against bare` points the loaded windows' pollers at that app instead (uvicorn serving
-bench/bare_asgi.py, a 304 for everything; no SSE subscribers, as it has no streams) while the
-two jobs still train in Descent: the jobs' drop under the same traffic with no API code at all,
-the floor any ASGI app on this server and load generator starts from. It writes the "bare"
-section of docs/benchmarks/dashboard_load.md and leaves the rest of that report as it is.
+and `updated_at`). Loaded: `clients` pollers and `subscribers` event streams (bench.pollers, one
+uvloop process on the same cores). Then the floor (bench.pollers). `--against bare` polls
+uvicorn serving bench/bare_asgi.py instead while the jobs still train in Descent, and writes the
+report's "bare" section.
 """
 
 from __future__ import annotations
@@ -40,29 +26,30 @@ import tempfile
 import time
 import timeit
 from collections import defaultdict
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+import numpy as np
 from sqlalchemy import select
 
+from bench import pollers
 from bench.common import (
     children,
     cifar10_dir,
     cpu_seconds,
+    descendants,
     free_port,
-    proc_stat,
     serve,
     table,
     write_report,
 )
-from bench.pollers import POLL_SECONDS, Samples, load, poller, run
-from bench.serving_floor import Floor, bare_server, serving_floor
+from bench.pollers import Samples, run
 from service.db.models import TERMINAL_STATUSES, Job
 from service.db.session import Database
-from service.jobs import repository
+from service.history import point_store
 
 TARGET_P99_MS, TARGET_SLOWDOWN = 50.0, 0.10  # the targets in docs/BENCHMARKS.md
 CACHE_BYTES = 16 * 1024**2
@@ -81,33 +68,20 @@ def job_spec(seed: int) -> tuple[str, dict[str, Any]]:
     return f"{'CIFAR-10 SVM' if cifar else 'digits softmax'} SGD, batch 200", spec
 
 
-def worker_niceness(pid: int) -> list[int]:
-    """The niceness of each child process of `descent serve` (its workers)."""
-    stats = [proc_stat(kid) for kid in children(pid)]
-    return [int(fields[16]) for fields in stats if fields is not None]
-
-
 def stolen_seconds() -> float:
-    """CPU seconds the hypervisor has given to other guests since boot, all cores (Linux
-    /proc/stat's steal)."""
+    """CPU seconds the hypervisor has given to other guests since boot (/proc/stat's steal)."""
     fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
     return int(fields[8]) / os.sysconf("SC_CLK_TCK")
 
 
-@dataclass(frozen=True)
-class Flushes:
-    """Each job's step as of a flush, and when that flush was written (its `updated_at`)."""
-
-    steps: list[int]
-    times: list[float]
+Flushes = list[tuple[int, float]]  # each job's step as of a flush, and its `updated_at`
 
 
 @dataclass(frozen=True)
 class Mark:
-    """A window's boundary: when (monotonic `at`, wall clock `wall`), each job's last flush
-    before it, and the CPU seconds used so far."""
+    """A window's boundary: when, each job's last flush before it, CPU seconds used so far."""
 
-    at: float
+    at: float  # monotonic
     wall: float
     last: Flushes
     server: float  # the polled server's: the API's, or the bare app's (--against bare)
@@ -130,65 +104,51 @@ def flushes(database: Database, ids: list[str]) -> Flushes:
     with database.read() as session:
         rows = {row.id: row for row in session.execute(
             select(Job.id, Job.progress_step, Job.updated_at).where(Job.id.in_(ids)))}  # fmt: skip
-    return Flushes(
-        [rows[i].progress_step for i in ids], [rows[i].updated_at.timestamp() for i in ids]
-    )
+    return [(rows[i].progress_step, rows[i].updated_at.timestamp()) for i in ids]
 
 
 def first_flushes_after(database: Database, ids: list[str], wall: float) -> Flushes:
-    """Each job's first flush after `wall` (a job flushes every DESCENT_FLUSH_SECONDS, and the
-    database keeps its last flush only, so it is read every 50 ms until each job has one)."""
+    """Each job's first flush after `wall` (the database keeps only the last flush, so it is read
+    every 50 ms until each job has one)."""
     found: dict[int, tuple[int, float]] = {}
     deadline = time.monotonic() + 10
     while len(found) < len(ids):
-        now = flushes(database, ids)
-        for k, (step, flushed) in enumerate(zip(now.steps, now.times, strict=True)):
-            if k not in found and flushed > wall:
-                found[k] = (step, flushed)
+        for k, flush in enumerate(flushes(database, ids)):
+            if k not in found and flush[1] > wall:
+                found[k] = flush
         if time.monotonic() > deadline:
             raise SystemExit("a job stopped flushing")
         time.sleep(0.05)
-    return Flushes([found[k][0] for k in range(len(ids))], [found[k][1] for k in range(len(ids))])
+    return [found[k] for k in range(len(ids))]
 
 
 def read_mark(database: Database, ids: list[str], pid: int, server: int) -> Mark:
-    """A boundary now: `pid` is `descent serve` (its workers are its children), `server` the
+    """A boundary now: `pid` is `descent serve` (its workers are its descendants), `server` the
     process the clients poll (the same, or the bare app's server)."""
-    workers = [kid for child in children(pid) for kid in (child, *children(child))]
-    return Mark(
-        time.monotonic(),
-        time.time(),
-        flushes(database, ids),
-        cpu_seconds(server),
-        sum(cpu_seconds(worker) for worker in workers),
-        stolen_seconds(),
-    )
+    workers = sum(cpu_seconds(kid) for kid in descendants(pid))
+    flushed = flushes(database, ids)
+    return Mark(time.monotonic(), time.time(), flushed, cpu_seconds(server), workers,
+                stolen_seconds())  # fmt: skip
 
 
 def window(before: Mark, first: Flushes, after: Mark) -> Window:
-    """The window from `before` to `after`: each job's speed between its first flush after the
-    window began and its last flush before it ended, so no step of a neighbouring window counts;
-    the CPU over the whole window."""
+    """Each job's speed between its first flush after `before` and its last before `after`; the
+    CPU over the whole window."""
     elapsed = after.at - before.at
-    pairs = zip(first.steps, after.last.steps, first.times, after.last.times, strict=True)
-    speeds = [(b - a) / max(1e-6, tb - ta) for a, b, ta, tb in pairs]
-    return Window(
-        speeds,
-        (after.server - before.server) / elapsed,
-        (after.workers - before.workers) / elapsed,
-        (after.stolen - before.stolen) / elapsed,
-    )
+    pairs = zip(first, after.last, strict=True)
+    speeds = [(b - a) / max(1e-6, tb - ta) for (a, ta), (b, tb) in pairs]
+    return Window(speeds, (after.server - before.server) / elapsed,
+                  (after.workers - before.workers) / elapsed,
+                  (after.stolen - before.stolen) / elapsed)  # fmt: skip
 
 
 def rounds(windows: list[Window]) -> list[tuple[Window, Window, Window]]:
-    """For quiet, loaded, quiet, ..., quiet windows: each loaded window with the quiet windows
-    on both sides."""
+    """Each loaded window with the quiet windows on both sides."""
     return list(zip(windows[0::2], windows[1::2], windows[2::2], strict=False))
 
 
 def round_drops(windows: list[Window]) -> list[list[float]]:
-    """Each round's drop in steps/s per job: the loaded window against the mean of the quiet
-    ones on both sides."""
+    """Each round's drop in steps/s per job, against the mean of the quiet windows around it."""
     return [[1 - speed / ((a + b) / 2) for speed, a, b in
              zip(loaded.speeds, before.speeds, after.speeds, strict=True)]
             for before, loaded, after in rounds(windows)]  # fmt: skip
@@ -214,8 +174,8 @@ async def loaded(
 
 
 def writes_waited(api: httpx.Client, ids: list[str]) -> str:
-    """A line on how long each job's engine waited for its history writes over its run
-    (`timings.write_wait_s`), read once the cancelled jobs have ended (within 30 s)."""
+    """How long each job's engine waited for its history writes (`timings.write_wait_s`), read
+    once the cancelled jobs have ended (within 30 s)."""
     deadline = time.monotonic() + 30
     ended: dict[str, dict[str, Any]] = {}
     while len(ended) < len(ids) and time.monotonic() < deadline:
@@ -226,8 +186,8 @@ def writes_waited(api: httpx.Client, ids: list[str]) -> str:
         time.sleep(0.2)
     parts = []
     for k, job_id in enumerate(ids):
-        timings = ended.get(job_id)
-        if timings is None or timings.get("write_wait_s") is None:
+        timings: dict[str, Any] = ended.get(job_id, {})
+        if timings.get("write_wait_s") is None or not timings.get("run_s"):
             parts.append(f"job {k + 1}: not reported")
             continue
         wait, run_s = timings["write_wait_s"], timings["run_s"]
@@ -240,30 +200,26 @@ def main(argv: list[str] | None = None) -> None:
     args = parse(argv)
     load_before = os.getloadavg()
     label, spec = job_spec(0)
+    env = {"DESCENT_POLL_CACHE_BYTES": str(args.poll_cache_bytes)}
     with (
         tempfile.TemporaryDirectory() as tmp,
-        serve(
-            Path(tmp),
-            {"DESCENT_POLL_CACHE_BYTES": str(args.poll_cache_bytes)},
-            workers=2,
-            port=args.port,
-        ) as (base, pid),
+        serve(Path(tmp), env, workers=2) as (base, pid),
         contextlib.ExitStack() as stack,
     ):
         target, server = base, pid  # what the clients poll, and its process
         if args.against == "bare":
-            target, server = stack.enter_context(bare_server(free_port()))
+            target, server = stack.enter_context(pollers.bare_server(free_port()))
         url = f"sqlite:///{Path(tmp) / 'descent.db'}"
         database = Database(url)
         api = httpx.Client(base_url=base, timeout=30)
         ids = [api.post("/jobs", json=job_spec(seed)[1]).json()["id"] for seed in (1, 2)]
         deadline = time.monotonic() + 180
-        while min(flushes(database, ids).steps) < 200:  # both past loading and warm
+        while min(step for step, _ in flushes(database, ids)) < 200:  # past loading, warm
             if time.monotonic() > deadline:
                 raise SystemExit("the jobs did not start")
             time.sleep(0.5)
         single: Samples = defaultdict(list)
-        run(poller(target, ids[0], time.monotonic() + 5, single))
+        run(pollers.poller(target, ids[0], time.monotonic() + 5, single))
         traffic = Traffic(defaultdict(list), 0, [], [])
         marks = [read_mark(database, ids, pid, server)]
         firsts = []
@@ -271,11 +227,13 @@ def main(argv: list[str] | None = None) -> None:
             firsts.append(first_flushes_after(database, ids, marks[-1].wall))
             time.sleep(max(0.0, marks[-1].at + args.seconds - time.monotonic()))  # quiet
             marks.append(read_mark(database, ids, pid, server))
-            cpu = time.process_time()  # the load generator's own CPU: it shares the two cores
-            positions = [step - 1 for step in marks[-1].last.steps]
-            clients = load(target, ids, positions, seconds=args.seconds, clients=args.clients,
-                           subscribers=args.subscribers, from_start=args.start == "start",
-                           aligned=args.phase == "aligned")  # fmt: skip
+            cpu = time.process_time()  # the load generator's own CPU: it shares the cores
+            positions = [step - 1 for step, _ in marks[-1].last]
+            clients = pollers.load(
+                target, ids, positions, seconds=args.seconds, clients=args.clients,
+                subscribers=args.subscribers, from_start=args.start == "start",
+                aligned=args.phase == "aligned",
+            )  # fmt: skip
             (samples, errors, events), first = run(loaded(database, ids, marks[-1].wall, clients))
             traffic.generator.append((time.process_time() - cpu) / args.seconds)
             marks.append(read_mark(database, ids, pid, server))
@@ -285,13 +243,12 @@ def main(argv: list[str] | None = None) -> None:
             traffic.errors += errors
             traffic.events.append(events)
         load_during = os.getloadavg()
-        nice = worker_niceness(pid)
+        nice = [os.getpriority(os.PRIO_PROCESS, kid) for kid in children(pid)]
         firsts.append(first_flushes_after(database, ids, marks[-1].wall))
         time.sleep(max(0.0, marks[-1].at + args.seconds - time.monotonic()))
         marks.append(read_mark(database, ids, pid, server))
-        windows = [
-            window(a, f, b) for (a, b), f in zip(itertools.pairwise(marks), firsts, strict=True)
-        ]
+        windows = [window(a, f, b) for (a, b), f in
+                   zip(itertools.pairwise(marks), firsts, strict=True)]  # fmt: skip
         for job_id in ids:
             api.post(f"/jobs/{job_id}/cancel")
         waits = writes_waited(api, ids)
@@ -300,9 +257,8 @@ def main(argv: list[str] | None = None) -> None:
         descent = args.against == "descent"
         costs = read_costs(url, ids[0]) if descent else ""
     # Descent's own costs: a poll's reads, and the floor (once the run's server has stopped).
-    # Against the bare app the run itself is the floor with real jobs and no poll reads the
-    # database: neither is measured.
-    own = Own(costs, *serving_floor(args, spec)) if descent else None
+    # Against the bare app the run itself is the floor with real jobs: neither is measured.
+    own = (costs, *pollers.serving_floor(args, spec)) if descent else None
     machine = (
         f"- Load average before the run: {', '.join(f'{v:.2f}' for v in load_before)}; at the "
         f"end of the last loaded window: {', '.join(f'{v:.2f}' for v in load_during)} "
@@ -315,37 +271,15 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=20.0, help="length of each window")
     parser.add_argument("--rounds", type=int, default=3, help="loaded windows (between quiet ones)")
-    for name, default in (("--clients", 50), ("--subscribers", 5), ("--port", 8791)):
-        parser.add_argument(name, type=int, default=default)
-    parser.add_argument(
-        "--start",
-        choices=("start", "now"),
-        default="now",
-        help="where pollers start reading the loss: the first step (paging through the history "
-        "first, 1000 points a poll) or the job's current step (as the dashboard does after its "
-        "downsampled overview)",
-    )
-    parser.add_argument(
-        "--phase",
-        choices=("spread", "aligned"),
-        default="spread",
-        help="when the pollers' 200 ms cycles start: spread evenly over one period (independent "
-        "clients) or all at once (every client in the same instant, a worst case)",
-    )
-    parser.add_argument(
-        "--poll-cache-bytes",
-        type=int,
-        default=CACHE_BYTES,
-        help="the server's DESCENT_POLL_CACHE_BYTES (0: no poll cache)",
-    )
-    parser.add_argument(
-        "--against",
-        choices=("descent", "bare"),
-        default="descent",
-        help="what the loaded windows' pollers poll: Descent's API, or uvicorn serving an app "
-        "that does nothing (bench/bare_asgi.py; no SSE subscribers) while the jobs train in "
-        "Descent, the load's floor",
-    )
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--subscribers", type=int, default=5)
+    # Where pollers start reading the loss (the first step, or the job's current step, as the
+    # dashboard does after its overview); their 200 ms cycles spread over a period or aligned;
+    # what they poll: Descent's API, or an app that does nothing (bench/bare_asgi.py, no SSE).
+    parser.add_argument("--start", choices=("start", "now"), default="now")
+    parser.add_argument("--phase", choices=("spread", "aligned"), default="spread")
+    parser.add_argument("--poll-cache-bytes", type=int, default=CACHE_BYTES, help="0: no cache")
+    parser.add_argument("--against", choices=("descent", "bare"), default="descent")
     args = parser.parse_args([] if argv is None else argv)  # `python -m bench` passes none
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
@@ -358,34 +292,32 @@ def read_costs(url: str, job_id: str) -> str:
     """What one /loss poll reads at the end of the run: the new page, and what `total` counts."""
     database = Database(url)
     with database.read() as session:
-        n = repository.count_points(session, job_id, "loss")
-        last = repository.last_step(session, job_id, "loss") or 0
-
-        def best(read: Callable[[], object]) -> float:
-            return 1000 * min(timeit.repeat(read, number=1, repeat=30))
-
-        count = best(lambda: repository.count_points(session, job_id, "loss"))
-        newest = best(lambda: repository.count_after(session, job_id, "loss", last - 40))
-        page = best(lambda: repository.points(session, job_id, "loss", after=last - 40, limit=1000))
+        n = point_store.count_points(session, job_id, "loss")
+        last = point_store.last_step(session, job_id, "loss") or 0
+        reads = {
+            "count": lambda: point_store.count_points(session, job_id, "loss"),
+            "newest": lambda: point_store.count_after(session, job_id, "loss", last - 40),
+            "page": lambda: point_store.points(
+                session, job_id, "loss", after=last - 40, limit=1000
+            ),
+        }
+        ms = {name: 1000 * min(timeit.repeat(read, number=1, repeat=30))
+              for name, read in reads.items()}  # fmt: skip
     database.dispose()
-    return (f"With {n} loss points stored, a COUNT(*) of them all takes {count:.2f} ms; `total` "
-            f"counts only the points after the last step it counted ({newest:.2f} ms for the 40 "
-            f"newest), and reading those 40 takes {page:.2f} ms (best of 30 reads each, from the "
-            "server's database after the run).")  # fmt: skip
+    return (f"With {n} loss points stored, a COUNT(*) of them all takes {ms['count']:.2f} ms; "
+            f"`total` counts only the points after the last step it counted ({ms['newest']:.2f} "
+            f"ms for the 40 newest), and reading those 40 takes {ms['page']:.2f} ms (best of 30 "
+            "reads each, from the server's database after the run).")  # fmt: skip
 
 
 def percentiles(values: list[float]) -> list[str]:
     if len(values) < 2:
         return ["–"] * 4
-    cuts = statistics.quantiles(values, n=100, method="inclusive")
-    return [f"{1000 * v:.1f}" for v in (cuts[49], cuts[94], cuts[98], max(values))]
+    return [f"{1000 * v:.1f}" for v in (*np.percentile(values, [50, 95, 99]), max(values))]
 
 
-def speed_tables(
-    windows: list[Window], drops: list[list[float]], mean: list[float], server: str
-) -> str:
-    """Every window's figures, then each round's drop per job and their mean; `server`: what
-    the clients poll."""
+def speed_tables(windows: list[Window], drops: list[list[float]], server: str) -> str:
+    """Every window's figures, then each round's drop per job and their mean."""
     rows = [[f"{k + 1} {'loaded' if k % 2 else 'quiet'}", *(f"{s:.0f}" for s in w.speeds),
              f"{w.server:.2f}", f"{w.workers:.2f}", f"{w.stolen:.2f}"]
             for k, w in enumerate(windows)]  # fmt: skip
@@ -399,7 +331,7 @@ def speed_tables(
     ]
     round_rows = [[f"round {r + 1}", *(f"{-100 * d:+.1f}%" for d in round_)]
                   for r, round_ in enumerate(drops)]  # fmt: skip
-    round_rows.append(["mean", *(f"**{-100 * d:+.1f}%**" for d in mean)])
+    round_rows.append(["mean", *(f"**{-100 * d:+.1f}%**" for d in np.mean(drops, axis=0))])
     return (
         table(header, rows)
         + "\n\nEach loaded window against the mean of the quiet windows on both sides:\n\n"
@@ -407,21 +339,10 @@ def speed_tables(
     )
 
 
-def server_cost(windows: list[Window], seconds: float) -> float:
-    """CPU seconds the polled server spent on the loaded windows beyond the quiet windows around
-    them."""
-    return seconds * sum(loaded.server - (before.server + after.server) / 2
-                         for before, loaded, after in rounds(windows))  # fmt: skip
-
-
 def disturbance(windows: list[Window], load_at_start: float) -> str | None:
     """A line on what else shared the machine, if anything did."""
-    quiet = windows[0::2]
-    spread = max(
-        (max(w.speeds[k] for w in quiet) - min(w.speeds[k] for w in quiet))
-        / max(w.speeds[k] for w in quiet)
-        for k in range(len(quiet[0].speeds))
-    )
+    quiet = np.array([w.speeds for w in windows[0::2]])
+    spread = float(((quiet.max(axis=0) - quiet.min(axis=0)) / quiet.max(axis=0)).max())
     stolen = max(w.stolen for w in windows)
     lines = []
     if spread > DRIFT:
@@ -437,30 +358,6 @@ def disturbance(windows: list[Window], load_at_start: float) -> str | None:
     return "\n".join(lines) or None
 
 
-@dataclass(frozen=True)
-class Own:
-    """What Descent's API costs beyond the run: a poll's reads, and bench.serving_floor's
-    paragraph and bare server."""
-
-    costs: str
-    floor: str
-    bare: Floor
-
-    def floor_line(self) -> str:
-        bare = self.bare
-        return (
-            "- The floor: with both cores busy, the same polls against uvicorn serving an app "
-            f"that does nothing cost {bare.server:.2f} cores on the server and "
-            f"{bare.generator:.2f} in the load generator, "
-            f"{50 * (bare.server + bare.generator):.1f}% of the two cores, taken from the jobs "
-            "whatever the API does."
-        )
-
-    def sections(self) -> str:
-        return (f"\n## What one poll costs the server\n\n{self.costs}\n"
-                f"\n## The floor\n\n{self.floor}\n")  # fmt: skip
-
-
 def report(
     args: argparse.Namespace,
     label: str,
@@ -469,10 +366,10 @@ def report(
     windows: list[Window],
     load: tuple[float, str],
     waits: str,
-    own: Own | None,
+    own: tuple[str, str, pollers.Floor] | None,
 ) -> None:
     """Write the report; `load` is the 1-minute load average before the run and a line on it;
-    `waits` the line on the engines' waits for their writes; `own` None against the bare
+    `own` (what a poll reads, the floor's paragraph, the bare app's floor) None against the bare
     app."""
     bare = args.against == "bare"
     server = "uvicorn (bare app)" if bare else "API"
@@ -484,11 +381,12 @@ def report(
              ("one client alone, before", single["job"] + single["loss"]))]  # fmt: skip
     latency = table(["requests", "count", "p50 ms", "p95 ms", "p99 ms", "max ms"], rows)
     drops = round_drops(windows)
-    mean = [statistics.fmean(column) for column in zip(*drops, strict=True)]
-    drop = max(mean)
-    p99 = float(percentiles(every)[2]) if len(every) > 1 else float("nan")
-    per_request = server_cost(windows, args.seconds) / max(1, len(every))
-    rate = args.clients * 2 / POLL_SECONDS
+    drop = float(np.mean(drops, axis=0).max())
+    p99 = float(np.percentile(every, 99)) * 1000 if len(every) > 1 else float("nan")
+    # CPU the polled server spent on the loaded windows beyond the quiet windows around them
+    spent = args.seconds * sum(b.server - (a.server + c.server) / 2 for a, b, c in rounds(windows))
+    per_request = spent / max(1, len(every))
+    rate = args.clients * 2 / pollers.POLL_SECONDS
     unchanged = ", ".join(
         f"{len(samples[f'{name} 304'])} of {len(samples[name])} {path}"
         for name, path in (("job", "GET /jobs/{id}"), ("loss", "GET /jobs/{id}/loss"))
@@ -513,11 +411,19 @@ def report(
         f"{rate:.0f} requests/s asked for need {per_request * rate:.2f} cores. The load "
         f"generator used {statistics.fmean(traffic.generator):.2f} cores. Unchanged answers "
         f"(304): {unchanged}.",
-        load[1],
     ]
+    sections = ""
     if own is not None:
-        verdict.insert(-1, own.floor_line())
-    verdict.insert(-1, waits)
+        costs, floor, busy = own
+        verdict.append(
+            "- The floor: with both cores busy, the same polls against uvicorn serving an app "
+            f"that does nothing cost {busy.server:.2f} cores on the server and "
+            f"{busy.generator:.2f} in the load generator, "
+            f"{50 * (busy.server + busy.generator):.1f}% of the two cores, taken from the jobs "
+            "whatever the API does."
+        )
+        sections = f"\n## What one poll costs the server\n\n{costs}\n\n## The floor\n\n{floor}\n"
+    verdict += [waits, load[1]]
     disturbed = disturbance(windows, load[0])
     if disturbed:
         verdict.append(disturbed)
@@ -542,15 +448,11 @@ def report(
     )
     body = f"""
 {args.clients} pollers (GET /jobs/{{id}} and /jobs/{{id}}/loss?after= every
-{POLL_SECONDS * 1000:.0f} ms each, following the cursor from {where}; {phase})
+{pollers.POLL_SECONDS * 1000:.0f} ms each, following the cursor from {where}; {phase})
 and {args.subscribers} SSE subscribers (GET /jobs/{{id}}/events) against {polled}
 (SQLite, {cache}) while two jobs train ({label}, a loss point every step).
 Windows of {args.seconds:g} s, quiet and loaded in turn ({args.rounds} loaded), starting and
-ending quiet; a job's steps per second in a window are taken between its first flush after
-the window began and its last flush before it ended. The load generator (one asyncio process
-on uvloop: a bare keep-alive HTTP/1.1 protocol revalidating with If-None-Match for the
-pollers, raw reads counting the `event:` lines for the SSE streams) runs on the same machine,
-so its own CPU counts against the server and the workers. "stolen": cores' worth of time the
+ending quiet. The load generator runs on the same two cores. "stolen": cores' worth of time the
 hypervisor gave other guests.
 
 ## {server} latency under load (every loaded window)
@@ -559,27 +461,25 @@ hypervisor gave other guests.
 
 ## Training speed (steps per second)
 
-{speed_tables(windows, drops, mean, server)}
-{"" if own is None else own.sections()}
+{speed_tables(windows, drops, server)}
+{sections}
 ## Verdict
 
 {chr(10).join(verdict)}
 """
-    command = f".venv/bin/python -m bench.dashboard_load --seconds {args.seconds:g} " \
-              f"--rounds {args.rounds} --clients {args.clients} " \
-              f"--subscribers {args.subscribers}" + \
-              (" --start start" if args.start == "start" else "") + \
-              (" --phase aligned" if args.phase == "aligned" else "") + \
-              ("" if args.poll_cache_bytes == CACHE_BYTES else
-               f" --poll-cache-bytes {args.poll_cache_bytes}") + \
-              (" --against bare" if bare else "")  # fmt: skip
+    command = (
+        f".venv/bin/python -m bench.dashboard_load --seconds {args.seconds:g} "
+        f"--rounds {args.rounds} --clients {args.clients} --subscribers {args.subscribers}"
+        + (" --start start" if args.start == "start" else "")
+        + (" --phase aligned" if args.phase == "aligned" else "")
+        + ("" if args.poll_cache_bytes == CACHE_BYTES else
+           f" --poll-cache-bytes {args.poll_cache_bytes}")
+        + (" --against bare" if bare else "")
+    )  # fmt: skip
     if "DESCENT_FLUSH_SECONDS" in os.environ:  # the workers' write interval (inherited)
         command = f"DESCENT_FLUSH_SECONDS={os.environ['DESCENT_FLUSH_SECONDS']} {command}"
-    if bare:
-        write_report("dashboard_load", "The floor: dashboard load against an app doing nothing",
-                     command, body, variant="bare")  # fmt: skip
-    else:
-        write_report("dashboard_load", "Dashboard load", command, body)
+    title = "The floor: dashboard load against an app doing nothing" if bare else "Dashboard load"
+    write_report("dashboard_load", title, command, body, variant="bare" if bare else None)
 
 
 if __name__ == "__main__":

@@ -2,20 +2,11 @@
 
     python -m bench.history_writes [--repeats N]
 
-The same spec is run (a) straight through the engine, history discarded, then its final W
-scored on every split as every job ends (worker/evaluation.py), and (b) as a job by a real Worker
-on a fresh SQLite database, which writes every logged point (loss and learning rate at every
-step) as it trains; (b) is the job's own `run_s`. Target: (b) <= 1.10 x (a), the same run with
-and without persistence. The training loop alone is reported beside it: on CIFAR-10 the final
-scoring reads every split's X once, a noticeable part of a short recipe's time.
-
-With CIFAR-10, the course's recipe as docs/USAGE.md writes it (every other field at its
-default: a loss point every step, accuracies every 100 steps on the `eval_sample` rows) is also
-run as a job beside the same job without evaluation or history (`eval_every: 0`, one loss point
-at each end). Target: the default job <= 1.15 x the lean one.
-
-On a machine with two cores the job's writes (in the worker's writer process) share the cores
-with whatever else runs, so the report carries the load average before and after.
+The same spec (a loss and a learning-rate point every step) run (a) straight through the engine,
+history discarded, then its final W scored on every split as every job ends, and (b) as a job by
+a real Worker on a fresh SQLite database (its `run_s`). Target: (b) <= 1.10 x (a). With
+CIFAR-10, the course's recipe as docs/USAGE.md writes it (every other field at its default) is
+also run beside the same job without evaluation or history. Target: <= 1.15 x the lean job.
 """
 
 from __future__ import annotations
@@ -27,8 +18,10 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
-from bench.common import cifar10_dir, table, write_report
+from bench.common import RECIPE as RECIPE_AS_WRITTEN
+from bench.common import cifar10_dir, submit, table, write_report
 from service.db import migrate
 from service.db.session import Database
 from service.history import writes
@@ -48,22 +41,7 @@ TOY: dict[str, Any] = {
     "log_every": 1,
     "eval_every": 0,
 }
-RECIPE: dict[str, Any] = {
-    "dataset": {"name": "cifar10"},
-    "model": {"loss": "svm", "reg": 2.5e4},
-    "optimizer": {"type": "sgd", "learning_rate": 1e-7, "batch_size": 200, "iterations": 1500},
-    "log_every": 1,
-    "eval_every": 0,
-}
-
-
-# docs/USAGE.md's recipe, as written there: everything else at its default.
-RECIPE_AS_WRITTEN: dict[str, Any] = {
-    "name": "svm-sgd-baseline",
-    "dataset": {"name": "cifar10"},
-    "model": {"loss": "svm", "reg": 25000},
-    "optimizer": {"type": "sgd", "learning_rate": 1e-7, "batch_size": 200, "iterations": 1500},
-}
+RECIPE = {**RECIPE_AS_WRITTEN, "log_every": 1, "eval_every": 0}
 LEAN = {**RECIPE_AS_WRITTEN, "eval_every": 0, "log_every": 1500}
 EVERY_ROW = {**RECIPE_AS_WRITTEN, "eval_sample": None}  # accuracies on every row, every 100 steps
 
@@ -116,11 +94,8 @@ def without_points(spec: dict[str, Any], workdir: Path) -> tuple[float, float]:
     def pointless(context: JobContext, _points: list[writes.Points], **values: Any) -> bool:
         return flush(context, [], **values)
 
-    JobContext.flush = pointless  # type: ignore[method-assign,assignment]
-    try:
+    with mock.patch.object(JobContext, "flush", pointless):
         return as_job(spec, workdir)
-    finally:
-        JobContext.flush = flush  # type: ignore[method-assign]
 
 
 def as_job(spec: dict[str, Any], workdir: Path) -> tuple[float, float]:
@@ -130,10 +105,7 @@ def as_job(spec: dict[str, Any], workdir: Path) -> tuple[float, float]:
     migrate.upgrade(url)
     settings = Settings(database_url=url, data_dir=workdir / "data", cifar10_dir=cifar10_dir())
     database = Database(url)
-    with database.write() as session:
-        job = service.submit(session, JobSpec.model_validate(spec), settings)
-        session.commit()
-        job_id = job.id
+    job_id = submit(database, settings, spec)
     with Worker(settings) as worker:
         worker.run(burst=True)
     with database.read() as session:
@@ -185,25 +157,14 @@ def main() -> None:
               "ratio of medians", "ratio to the loop alone", "target 1.10x (ratio)"]  # fmt: skip
     body = table(header, rows)
     section = defaults_section(workdir, repeats) if cifar10_dir() is not None else ""
-    writer = {
-        "process": "the worker's writer process (DESCENT_HISTORY_WRITER=process, started with the"
-        " first job's Worker and kept for the next ones, as a worker process keeps it)",
-        "thread": "a thread of the worker (DESCENT_HISTORY_WRITER=thread)",
-    }[settings.history_writer]
+    writer = {"process": "the worker's writer process", "thread": "a thread of the worker"}
     body += (
-        "\n\nEvery step logs a loss and a learning-rate point (log_every 1). Training loop"
-        f" alone: consumed in {every:g} s chunks with the history discarded; the engine run adds"
-        " the scoring of the final W on every split that every job ends with (timed right after"
-        " the loop). Job: a Worker"
-        " on a fresh SQLite database; its `run_s` includes the inserts, progress updates and"
-        f" checkpoints, written by {writer} while the engine computes the next"
-        f" chunk (a write every {every:g} s, DESCENT_FLUSH_SECONDS), and the same final scoring."
-        " `Points not inserted`: the same job handing its writes no points (a diagnostic: what"
-        " everything else costs). `Waiting for writes`: the job's `timings.write_wait_s`, the"
-        " time its engine waited for the write before the next one could start (the median of"
-        " the runs with history). Ratio: job / engine run, the same run with and without"
-        " persistence, the target's measure. Min of"
-        f" {repeats} interleaved runs each (the ratio of their medians beside it). Load average"
+        f"\n\nTraining loop alone: consumed in {every:g} s chunks, history discarded; the engine"
+        " run adds the final scoring every job ends with. Job: a Worker on a fresh SQLite"
+        f" database, its writes by {writer[settings.history_writer]} every {every:g} s"
+        " (DESCENT_FLUSH_SECONDS). `Points not inserted`: the same job handing its writes no"
+        " points. `Waiting for writes`: the job's `timings.write_wait_s`. Ratio: job / engine"
+        f" run, the target's measure. Min of {repeats} interleaved runs each. Load average"
         f" (1, 5, 15 min) {load_before} before, {_load()} after."
     ) + section
     command = "python -m bench.history_writes"

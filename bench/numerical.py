@@ -2,28 +2,26 @@
 
     python -m bench.numerical [--sample 16] [--repeats 3]
 
-Float64, 49,000 x 3,073 training set, W = 0.001 randn (seed 0), reg 0. The per-entry loop
-(worker.engine.gradients.numerical_gradient, one or two full losses per entry) is timed on a
-random sample of entries (the bias column among them) and extrapolated to all 30,730; the
-structured version (worker.engine.numerical) computes every entry. Agreement is measured on the
-sampled entries.
+Float64, the 49,000 x 3,073 training set, W = 0.001 randn (seed 0), reg 0. The per-entry loop
+(worker.engine.gradients.numerical_gradient) is timed on a sample of entries and extrapolated;
+the structured version (worker.engine.numerical) computes every entry.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from functools import partial
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from bench.common import interleaved, require_cifar10, table, write_report
-from worker.engine.datasets import load_builtin
+from bench.common import interleaved, table, write_report
+from bench.step import cifar10_prepared
 from worker.engine.gradients import Difference, numerical_gradient
 from worker.engine.losses import LossFunction, make_loss
 from worker.engine.numerical import loss_and_numerical_gradient, svm_centered_with_kinks
-from worker.engine.preprocess import Preprocessor
 
 Array = NDArray[Any]
 H = 1e-5
@@ -57,36 +55,28 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sample", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv or [])
-    dataset = load_builtin("cifar10", cifar10_dir=require_cifar10(), n_val=0, n_test=0)
-    pre = Preprocessor.fit(dataset.X_train, center=True, standardize=False, bias=True)
-    X, y = pre.transform(dataset.X_train, "float64"), dataset.y_train
+    prepared, labels = cifar10_prepared(("float64",))
+    X, y = prepared["float64"]["train"], labels["train"]
     rng = np.random.default_rng(0)
     W = 0.001 * rng.standard_normal((10, X.shape[1]))
     flat = sample_entries(rng, W.shape, args.sample)
 
     results: dict[tuple[str, str, str], Array] = {}
-    candidates = []
+
+    def run(name: str, difference: Difference, kind: str, loss: LossFunction) -> None:
+        if kind == "structured":
+            grad = loss_and_numerical_gradient(loss, W, X, y, h=H, difference=difference)[1]
+        else:
+            grad = sampled_loop(loss, W, X, y, flat, difference)
+        results[(name, difference, kind)] = grad
+
     differences: tuple[Difference, ...] = ("centered", "forward")
     cases = [(name, difference) for name in ("svm", "softmax") for difference in differences]
+    candidates = []
     for name, difference in cases:
         loss = make_loss(name, 0.0)
-
-        def structured(
-            loss: LossFunction = loss, key: tuple[str, Difference] = (name, difference)
-        ) -> None:
-            grad = loss_and_numerical_gradient(loss, W, X, y, h=H, difference=key[1])[1]
-            results[(*key, "structured")] = grad
-
-        def loop(
-            loss: LossFunction = loss, key: tuple[str, Difference] = (name, difference)
-        ) -> None:
-            grad = sampled_loop(loss, W, X, y, flat, key[1])
-            results[(*key, "loop")] = grad
-
-        candidates += [
-            (f"{name} {difference} structured", structured),
-            (f"{name} {difference} loop", loop),
-        ]
+        candidates += [(f"{name} {difference} {kind}", partial(run, name, difference, kind, loss))
+                       for kind in ("structured", "loop")]  # fmt: skip
     timings = {t.name: t for t in interleaved(candidates, repeats=args.repeats, warmup=0)}
 
     n_entries = W.size
@@ -101,10 +91,8 @@ def main(argv: list[str] | None = None) -> None:
         n = results[(name, difference, "loop")]
         relative = np.abs(s - n) / np.maximum(np.abs(s), np.abs(n))
         scaled = np.abs(s - n).max() / np.abs(n).max()
-        loss_value = make_loss(name).loss(W, X, y)
-        noise = (
-            4 * EPS * loss_value / H
-        )  # the loop's own rounding: its numerator is exact to ~eps L
+        # The loop's own rounding: its numerator is exact to about eps * L.
+        noise = 4 * EPS * make_loss(name).loss(W, X, y) / H
         within = np.abs(s - n) <= 1e-8 * np.maximum(np.abs(s), np.abs(n)) + noise
         rows.append([
             name, difference, f"{structured_t:.2f}", f"{per_eval:.3f}",
@@ -121,17 +109,14 @@ def main(argv: list[str] | None = None) -> None:
     body = f"""
 {table(header, rows)}
 
-- Every entry: {n_entries:,} parameters. The loop costs one full-training-set loss per entry
-  (forward) or two (centered); it was timed on {len(flat)} sampled entries (the bias column
-  among them, flat indices {flat.tolist()}) and extrapolated.
-- Agreement on the sampled entries: per entry |s - n| / max(|s|, |n|), and the largest
-  difference over the largest sampled derivative. The loop's own numerator
-  carries rounding of about eps * L (L = the loss, ~9 for the SVM, ~2.3 for softmax), i.e.
-  {4 * EPS * 9 / H:.0e} absolute in a derivative: entries are counted as agreeing when within
-  1e-8 relative plus that noise.
+- {n_entries:,} entries; the loop (one full loss per entry forward, two centered) was timed on
+  {len(flat)} sampled entries (flat indices {flat.tolist()}, the bias column among them) and
+  extrapolated. Min of {args.repeats} interleaved runs each.
+- Agreement on the sampled entries: |s - n| / max(|s|, |n|), and the largest difference over
+  the largest sampled derivative; "loop noise" is the loop's own rounding, about eps * L / h
+  ({4 * EPS * 9 / H:.0e} for the SVM's L of about 9).
 - SVM at this W: the +-h step of {int(kinks.sum()):,} of the {n_entries:,} entries moves some
   margin across its kink; the structured differences include those crossings exactly.
-- Interleaved, min of {args.repeats} runs each, on a shared 2-core machine.
 """
     write_report("numerical", "Numerical gradient: through the linear scores vs the per-entry loop",
                  "python -m bench.numerical", body)  # fmt: skip

@@ -3,17 +3,11 @@ accuracy (the course's 1,000 test images) in at most half of scikit-learn's fit 
 
     python -m bench.peer [--repeats 3]
 
-Both get the same prepared data: the course's split, centred and standardized with statistics of
-the 49,000 training images (Preprocessor, standardize=True), bias column appended; scikit-learn
-in float64 (what SGDClassifier computes in, so no conversion is timed), the engine in float32.
-
-scikit-learn: SKLEARN, the variant with the best validation accuracy among those we tried
-(SKLEARN_OTHERS, reported too): averaged SGD, one epoch; its defaults (alpha 1e-4, no averaging,
-stopping when the training loss stalls) oscillate around 0.35-0.36 and run for minutes here.
-The engine: train.run with SPEC, chosen the same way (validation accuracy) from a small search
-over loss, update rule, lr, reg, batch size, iterations and schedule; OTHER_SPECS are some of its
-neighbours. SKLEARN and SPEC fit times are interleaved, min of `repeats`, in one process; the
-others run once each.
+Both get the course's split, centred and standardized with the training images' statistics, bias
+column appended; scikit-learn in float64 (what SGDClassifier computes in), the engine in float32.
+SKLEARN and SPEC are the variants with the best validation accuracy among those tried (the
+others are reported too, one run each); their fit times are interleaved, min of `repeats`.
+SGDClassifier's defaults oscillate around 0.35-0.36 and run for minutes here.
 """
 
 from __future__ import annotations
@@ -22,16 +16,19 @@ import argparse
 import json
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
 
+from bench import sgd
 from bench.common import interleaved, table, write_report
 from bench.step import cifar10_prepared
 from worker.engine.metrics import accuracy
-from worker.engine.train import TrainData, TrainState, init_state, run
+from worker.engine.train import TrainData, TrainState
 from worker.engine.train_config import TrainConfig
 
 COMMAND = ".venv/bin/python -m bench.peer"
+SPLITS = ("val", "test")
 
 SKLEARN: Mapping[str, Any] = {"loss": "hinge", "average": True, "max_iter": 1, "tol": None}
 SKLEARN_OTHERS: tuple[Mapping[str, Any], ...] = (
@@ -60,11 +57,7 @@ OTHER_SPECS: tuple[Mapping[str, Any], ...] = (
 
 
 def train(spec: Mapping[str, Any], data: TrainData) -> TrainState:
-    config = TrainConfig(dtype="float32", seed=0, **spec)
-    state = init_state(config, 10, data.X_train.shape[1])
-    for _ in run(state, config, data, chunk_steps=config.iterations):
-        pass
-    return state
+    return sgd.train(TrainConfig(dtype="float32", seed=0, **spec), data, prefetch=True)[0]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -98,8 +91,8 @@ def main(argv: list[str] | None = None) -> None:
     clf, state = fitted["sklearn"], fitted["engine"]
     sk_time = timings["scikit-learn SKLEARN"].seconds
     en_time = timings["engine train.run"].seconds
-    sk_acc = {s: float(clf.score(X["float64"][s], y[s])) for s in ("val", "test")}
-    en_acc = {s: accuracy(state.W, X["float32"][s], y[s]) for s in ("val", "test")}
+    sk_acc = {s: float(clf.score(X["float64"][s], y[s])) for s in SPLITS}
+    en_acc = {s: accuracy(state.W, X["float32"][s], y[s]) for s in SPLITS}
     rows = [
         ["scikit-learn SGDClassifier, SKLEARN", f"{sk_time:.2f}", "1.00",
          f"{sk_acc['val']:.3f}", f"**{sk_acc['test']:.3f}**", f"{clf.n_iter_} epochs"],
@@ -107,23 +100,23 @@ def main(argv: list[str] | None = None) -> None:
          f"{en_acc['val']:.3f}", f"**{en_acc['test']:.3f}**",
          f"{SPEC['iterations'] * SPEC['batch_size'] / 49000:.1f} epochs"],
     ]  # fmt: skip
+
+    def once(fit: Callable[[], Any]) -> tuple[str, Any]:
+        start = time.perf_counter()
+        fitted = fit()
+        return f"{time.perf_counter() - start:.2f}", fitted
+
     sk_others = []
     for params in SKLEARN_OTHERS:
-        start = time.perf_counter()
-        other_clf = sklearn(params)
-        seconds = time.perf_counter() - start
-        sk_others.append([json.dumps(dict(params)), f"{seconds:.2f}",
-                          f"{other_clf.score(X['float64']['val'], y['val']):.3f}",
-                          f"{other_clf.score(X['float64']['test'], y['test']):.3f}"])  # fmt: skip
+        seconds, other_clf = once(partial(sklearn, params))
+        scores = (other_clf.score(X["float64"][s], y[s]) for s in SPLITS)
+        sk_others.append([json.dumps(dict(params)), seconds, *(f"{a:.3f}" for a in scores)])
     others = []
     for spec in OTHER_SPECS:
-        start = time.perf_counter()
-        other = train(spec, data)
-        seconds = time.perf_counter() - start
+        seconds, other = once(partial(train, spec, data))
         changed = {k: v for k, v in spec.items() if SPEC.get(k) != v}
-        others.append([json.dumps(changed), f"{seconds:.2f}",
-                       f"{accuracy(other.W, X['float32']['val'], y['val']):.3f}",
-                       f"{accuracy(other.W, X['float32']['test'], y['test']):.3f}"])  # fmt: skip
+        scores = (accuracy(other.W, X["float32"][s], y[s]) for s in SPLITS)
+        others.append([json.dumps(changed), seconds, *(f"{a:.3f}" for a in scores)])
     reached = en_acc["test"] >= sk_acc["test"] and en_time <= 0.5 * sk_time
     body = f"""
 SKLEARN: `SGDClassifier(random_state=0, **{json.dumps(dict(SKLEARN))})` (float64)

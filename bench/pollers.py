@@ -1,22 +1,38 @@
-"""bench.dashboard_load's load generator: pollers and SSE subscribers on one uvloop process.
+"""bench.dashboard_load's load generator, and its floor: what the same polls cost when nothing
+changes.
 
-The pollers revalidate with If-None-Match, as a browser does with an ETag, and speak HTTP/1.1
-through a bare keep-alive protocol of their own; the subscribers read their streams raw and count
-the `event:` lines. The generator shares the two cores with the server and the jobs, so its own
-CPU is part of what is measured: httpx would spend several times the server's CPU per request on
-its side.
+The generator runs pollers and SSE subscribers on one uvloop process: the pollers revalidate
+with If-None-Match, as a browser does, through a bare keep-alive HTTP/1.1 protocol; the
+subscribers count their streams' `event:` lines unparsed. It shares the cores with the server
+and the jobs, so its own CPU is part of what is measured: httpx would spend several times the
+server's CPU per request on its side.
+
+The floor: each side's CPU with the cores idle, then beside two stand-ins for the jobs, for an
+API alone (no workers) on two queued jobs, every answer a 304 from the poll cache, and for
+uvicorn serving an app that does nothing (bench.bare_asgi).
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import os
+import subprocess
+import sys
+import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import httpx
 import uvloop
+
+from bench.common import REPO, answers, cpu_seconds, free_port, serve, started
+from service.settings import Settings
 
 POLL_SECONDS = 0.2
 T = TypeVar("T")
@@ -33,11 +49,8 @@ def _header(head: bytes, name: bytes) -> bytes:
 
 
 class Connection(asyncio.Protocol):
-    """A keep-alive HTTP/1.1 connection for GETs whose answers carry a Content-Length.
-
-    A bare protocol (no stream objects, headers not parsed beyond the three it needs): the
-    generator shares the two cores with the server and the jobs, so its own cost per request is
-    part of what the benchmark measures."""
+    """A keep-alive HTTP/1.1 connection for GETs whose answers carry a Content-Length (no stream
+    objects, no headers parsed but the two it needs)."""
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
@@ -97,12 +110,7 @@ def next_after(body: bytes) -> int | None:
 
 
 async def poller(
-    base: str,
-    job_id: str,
-    until: float,
-    samples: Samples,
-    after: int = -1,
-    phase: float = 0.0,
+    base: str, job_id: str, until: float, samples: Samples, after: int = -1, phase: float = 0.0
 ) -> int:
     """GET the job and its loss points after `after` every 200 ms until `until`, following the
     cursor, the first time `phase` seconds from now; returns the errors seen."""
@@ -113,8 +121,7 @@ async def poller(
     await asyncio.sleep(phase)
     while time.monotonic() < until:
         for name, target in (("job", f"/jobs/{job_id}"), ("loss", f"/jobs/{job_id}/loss")):
-            if name == "loss":
-                target += f"?after={after}"
+            target += f"?after={after}" if name == "loss" else ""
             start = time.perf_counter()
             try:
                 status, etag, body = await connection.get(target, etags.get(target))
@@ -140,7 +147,7 @@ async def poller(
 
 async def subscriber(base: str, job_id: str, position: int, until: float) -> str:
     """Follow the job's events until `until`; the number of events received (and why the stream
-    was cut short, if it was). Events are counted by their `event:` lines, unparsed."""
+    was cut short, if it was)."""
     url = httpx.URL(base)
     events, tail = 0, b""
     try:
@@ -197,3 +204,95 @@ def run(main: Coroutine[Any, Any, T]) -> T:
     """Run the load on uvloop, as the server does: the generator shares the cores with it."""
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         return runner.run(main)
+
+
+# A stand-in for a training job: one core's worth of minibatch products over a CIFAR-sized slab,
+# at the workers' niceness, for argv[1] seconds.
+BUSY_CORE = """
+import os, sys, time
+import numpy as np
+os.nice(int(sys.argv[2]))
+rng = np.random.default_rng(0)
+X = rng.random((4096, 3073), dtype=np.float32)
+W = rng.random((3073, 10), dtype=np.float32)
+end = time.monotonic() + float(sys.argv[1])
+while time.monotonic() < end:
+    (X[rng.integers(0, 4096, 200)] @ W).sum()
+"""
+
+
+@dataclass(frozen=True)
+class Floor:
+    """The same polls when nothing changes: answers, 304s, and the CPU of each side (cores)."""
+
+    answers: int
+    unchanged: int
+    server: float
+    generator: float
+    seconds: float
+
+    def ms(self, cores: float) -> float:
+        """Milliseconds of CPU a request, of `cores` used over the window."""
+        return 1000 * cores * self.seconds / max(1, self.answers)
+
+
+def polled(base: str, pid: int, ids: list[str], args: argparse.Namespace, busy: bool) -> Floor:
+    """`args.clients` pollers for `args.seconds` on idle cores, or beside two BUSY_CORE."""
+    command = [sys.executable, "-c", BUSY_CORE, str(args.seconds + 2), str(Settings().worker_nice)]
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
+    hogs = [subprocess.Popen(command, env=env) for _ in range(2 if busy else 0)]
+    time.sleep(1.0 if busy else 0.0)  # their slabs made
+    began, cpu, own = time.monotonic(), cpu_seconds(pid), time.process_time()
+    samples, _, _ = run(load(base, ids, [-1, -1], seconds=args.seconds, clients=args.clients))
+    elapsed = time.monotonic() - began
+    server = (cpu_seconds(pid) - cpu) / elapsed
+    generator = (time.process_time() - own) / elapsed
+    for hog in hogs:
+        hog.wait()
+    answered = len(samples["job"]) + len(samples["loss"])
+    unchanged = len(samples["job 304"]) + len(samples["loss 304"])
+    return Floor(answered, unchanged, server, generator, elapsed)
+
+
+@contextmanager
+def bare_server(port: int) -> Iterator[tuple[str, int]]:
+    """(base URL, pid) of uvicorn serving bench.bare_asgi (a 304 for everything), as `descent
+    serve` runs uvicorn (its default loop and parser: uvloop and httptools)."""
+    command = [sys.executable, "-m", "uvicorn", "bench.bare_asgi:app", "--port", str(port),
+               "--no-access-log", "--log-level", "warning"]  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    with started(command, lambda: answers(base, 304), env=dict(os.environ), cwd=REPO) as pid:
+        yield base, pid
+
+
+def serving_floor(args: argparse.Namespace, spec: dict[str, Any]) -> tuple[str, Floor]:
+    """The report's paragraph on the floor, and the bare server's floor with the cores busy;
+    the API alone polls two queued jobs of `spec`."""
+    env = {"DESCENT_POLL_CACHE_BYTES": str(args.poll_cache_bytes)}
+    with tempfile.TemporaryDirectory() as tmp, serve(Path(tmp), env, workers=0) as (base, pid):
+        with httpx.Client(base_url=base, timeout=30) as api:
+            ids = [api.post("/jobs", json=spec).json()["id"] for _ in range(2)]
+        descent = [polled(base, pid, ids, args, busy) for busy in (False, True)]
+    with bare_server(free_port()) as (base, pid):
+        bare = [polled(base, pid, ["a", "b"], args, busy) for busy in (False, True)]
+
+    def measured(floors: list[Floor], server: str) -> str:
+        return "; ".join(
+            f"with {where}, {f.unchanged} of {f.answers} answers 304s, {server} used "
+            f"{f.server:.2f} cores ({f.ms(f.server):.2f} ms a request) and the generator "
+            f"{f.generator:.2f} ({f.ms(f.generator):.2f} ms)"
+            for f, where in zip(floors, ("idle cores", "both cores busy"), strict=True)
+        )
+
+    busy = bare[1]
+    paragraph = (
+        f"With nothing changing (the same {args.clients} pollers for {args.seconds:g} s; busy: two "
+        "processes computing minibatch products at the workers' niceness, stand-ins for two "
+        f"jobs). Descent's API alone on two queued jobs, answers from the poll cache: "
+        f"{measured(descent, 'the API')}. The same polls against uvicorn serving an app that "
+        f"does nothing (bench/bare_asgi.py, a 304 for everything): {measured(bare, 'uvicorn')}. "
+        f"With the cores busy, that floor alone takes {busy.server + busy.generator:.2f} cores, "
+        f"{50 * (busy.server + busy.generator):.1f}% of the two, before any of Descent's code "
+        "runs."
+    )
+    return paragraph, busy

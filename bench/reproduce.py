@@ -122,21 +122,17 @@ def summarize(api: httpx.Client, jobs: dict[str, dict[str, Any]]) -> list[list[s
 
 KINKS = """
 
-On the SVM's gradient check: with 49,000 examples, a ±h step of almost every entry of W moves some
-margin across its hinge's kink, and at those entries the centered difference averages two slopes,
-so their relative errors can pass the notes' 1e-4 "acceptable for kinks": the check then reports
-`passed: false` and lists the kink entries. That is the notes' own caveat about kinks, measured,
-not an error in the analytic gradient: entries that cross no kink agree to better than 1e-7 (the
-table's "away from kinks"). On 500 examples (the course checks its gradient on a 500-image dev
-set) fewer entries cross a kink, but any entry that does can exceed 1e-4 just the same.
+The SVM's gradient checks report `passed: false`: an entry whose ±h step moves a margin across
+its hinge's kink can exceed the notes' 1e-4 "acceptable for kinks" (the notes' own caveat, on
+49,000 examples almost every entry); entries that cross no kink agree to better than 1e-7.
 """
 
 
 def main() -> None:
-    cifar10 = require_cifar10()
+    require_cifar10()
     workdir = Path(tempfile.mkdtemp(prefix="descent-reproduce-"))
     with (
-        serve(workdir, {"DESCENT_CIFAR10_DIR": str(cifar10)}) as (base, _),
+        serve(workdir, {}) as (base, _),
         httpx.Client(base_url=base, timeout=60) as api,
     ):
         started = time.perf_counter()

@@ -4,13 +4,9 @@
 
 1,000 trials / iterations on the 49,000 x 3,073 float32 training set, SVM, the note's settings,
 run once each for the results (asserted equal); speed from shorter interleaved runs, min-of-k.
-"One at a time" is the note's loop: each candidate scored by the engine's svm_loss (X read once
-per candidate); "the course's loss" is the same loop with the course-style vectorized loss
-(X.dot(W) in the course's D x C layout: a skinny 10-column product per candidate), the one at a
-time the issue's FLOP-floor estimate refers to. "Blocked" is worker.engine.search (block_size
-candidates per product).
-Both draw from the same random stream; the benchmark asserts that they pick the same best W
-(random search) and accept the same steps ending at the same W (local search).
+"One at a time" is the note's loop on the engine's svm_loss; "the course's loss" the same loop
+on the course's vectorized loss (W D x C: a skinny 10-column product per candidate); "blocked"
+is worker.engine.search. All draw from the same random stream.
 """
 
 from __future__ import annotations
@@ -18,16 +14,17 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from bench.common import Timing, interleaved, require_cifar10, table, write_report
-from worker.engine.datasets import load_builtin
+from bench.common import Timing, interleaved, table, write_report
+from bench.step import cifar10_prepared
 from worker.engine.losses import svm_loss
 from worker.engine.metrics import accuracy
-from worker.engine.preprocess import Preprocessor
 from worker.engine.search import (
     LocalSearchConfig,
     RandomSearchConfig,
@@ -50,12 +47,16 @@ def blocked_random(X: Array, y: Array, n: int) -> tuple[Array, Array]:
     return losses, state.best_W
 
 
-def one_at_a_time_random(X: Array, y: Array, n: int) -> tuple[Array, Array]:
+def one_at_a_time_random(X: Array, y: Array, n: int, course: bool = False) -> tuple[Array, Array]:
+    """The note's random search loop, on the engine's loss or the course's."""
     rng = np.random.default_rng(RANDOM.seed)
     losses, best_W, best = [], None, np.inf
     for _ in range(n):
         W = (RANDOM.scale * rng.standard_normal((N_CLASSES, X.shape[1]))).astype(X.dtype)
-        losses.append(svm_loss(W, X, y, RANDOM.reg, RANDOM.delta))
+        if course:
+            losses.append(course_svm_loss(np.ascontiguousarray(W.T), X, y))
+        else:
+            losses.append(svm_loss(W, X, y, RANDOM.reg, RANDOM.delta))
         if losses[-1] < best:
             best_W, best = W, losses[-1]
     assert best_W is not None
@@ -69,19 +70,6 @@ def course_svm_loss(W: Array, X: Array, y: Array) -> float:
     margins = np.maximum(0, scores - scores[rows, y][:, None] + RANDOM.delta)
     margins[rows, y] = 0
     return float(margins.sum() / X.shape[0])
-
-
-def course_one_at_a_time_random(X: Array, y: Array, n: int) -> tuple[Array, Array]:
-    """The note's random search loop with the course's loss; the same candidates as the others."""
-    rng = np.random.default_rng(RANDOM.seed)
-    losses, best_W, best = [], None, np.inf
-    for _ in range(n):
-        W = (RANDOM.scale * rng.standard_normal((N_CLASSES, X.shape[1]))).astype(X.dtype)
-        losses.append(course_svm_loss(np.ascontiguousarray(W.T), X, y))
-        if losses[-1] < best:
-            best_W, best = W, losses[-1]
-    assert best_W is not None
-    return np.array(losses), best_W
 
 
 def blocked_local(X: Array, y: Array, n: int) -> tuple[Array, Array, Array]:
@@ -121,36 +109,32 @@ def products_only(X: Array, y: Array, n: int) -> None:
         np.matmul(stack, X.T, out=out)
 
 
-COURSE = "random, one at a time, the course's loss"
-RUNS = {
-    COURSE: course_one_at_a_time_random,
-    "random, one at a time": one_at_a_time_random,
-    "random, blocked": blocked_random,
-    "local, sequential": sequential_local,
-    "local, blocked": blocked_local,
-    "products only": products_only,
-}
-BASELINES = {
-    COURSE: COURSE,
-    "random, one at a time": "random, one at a time",
-    "random, blocked": "random, one at a time",
-    "local, sequential": "local, sequential",
-    "local, blocked": "local, sequential",
-    "products only": "random, one at a time",
+COURSE, RANDOM_ONE, LOCAL_ONE = (
+    "random, one at a time, the course's loss",
+    "random, one at a time",
+    "local, sequential",
+)
+RUNS: dict[str, tuple[Callable[[Array, Array, int], Any], str]] = {  # name: (run, baseline)
+    COURSE: (partial(one_at_a_time_random, course=True), COURSE),
+    RANDOM_ONE: (one_at_a_time_random, RANDOM_ONE),
+    "random, blocked": (blocked_random, RANDOM_ONE),
+    LOCAL_ONE: (sequential_local, LOCAL_ONE),
+    "local, blocked": (blocked_local, LOCAL_ONE),
+    "products only": (products_only, RANDOM_ONE),
 }
 
 
 def timed(X: Array, y: Array, n: int, repeats: int, results: dict[str, Any]) -> dict[str, Timing]:
     candidates = [
         (name, lambda name=name, fn=fn: results.__setitem__(name, fn(X, y, n)))
-        for name, fn in RUNS.items()
+        for name, (fn, _) in RUNS.items()
     ]
     return {t.name: t for t in interleaved(candidates, repeats=repeats, warmup=0)}
 
 
 def speed_rows(timings: dict[str, Timing], n: int) -> list[list[object]]:
     rows: list[list[object]] = []
-    for name, base in BASELINES.items():
+    for name, (_, base) in RUNS.items():
         t = timings[name]
         runs = ", ".join(f"{r:.2f}" for r in t.runs)
         ratio = timings[base].seconds / t.seconds
@@ -166,10 +150,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--slice", type=int, default=256, help="candidates per timed run")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs of each (min kept)")
     args = parser.parse_args(argv or [])
-    dataset = load_builtin("cifar10", cifar10_dir=require_cifar10())
-    pre = Preprocessor.fit(dataset.X_train, center=True, standardize=False, bias=True)
-    X, y = pre.transform(dataset.X_train, "float32"), dataset.y_train
-    X_test, y_test = pre.transform(dataset.X_test, "float32"), dataset.y_test
+    prepared, labels = cifar10_prepared(("float32",))
+    X, y = prepared["float32"]["train"], labels["train"]
+    X_test, y_test = prepared["float32"]["test"], labels["test"]
 
     full: dict[str, Any] = {}
     n_full = RANDOM.trials
@@ -206,32 +189,20 @@ def main(argv: list[str] | None = None) -> None:
 
 - Random search: best loss {fast_losses.min():.4f} at trial {int(np.argmin(fast_losses))},
   test accuracy {accuracy(fast_best, X_test, y_test):.1%} (note: 15.5%); blocked and one at
-  a time pick the same best W (asserted).
-- The course's loss one at a time picks the same best W: {course_same}; its losses agree with
-  the engine's to {course_diff:.1e} relative. "speed-up" compares each run with its own
-  one-at-a-time baseline (the engine's `svm_loss`); "vs the course's loss" with the note's loop
-  as the course writes it.
+  a time pick the same best W (asserted). The course's loss one at a time picks the same best
+  W: {course_same}; its losses agree with the engine's to {course_diff:.1e} relative.
 - Local search: {int(fast_acc.sum())} of {n_full:,} proposals accepted, final loss
   {fast_l[fast_acc][-1]:.4f}, test accuracy {accuracy(fast_W, X_test, y_test):.1%}
   (note: 21.4%); blocked and sequential accept the same steps and end at the same W
   (asserted).
 - Per-candidate losses of the two ways agree to {random_diff:.1e} (random) and {local_diff:.1e}
-  (local) relative: they differ in rounding only (the blocked runs score in float64 from
-  float32 products of relative score rows; local search re-bases the current scores).
-- Data: CIFAR-10 training set, 49,000 x 3,073 float32 (mean-centred, bias column); SVM, delta 1,
-  reg 0, seed 0; test accuracy on the first 1,000 test images (the note used 10,000).
-- Blocked: `worker.engine.search`, block_size {RANDOM.block_size}: one product of
-  {RANDOM.block_size * (N_CLASSES - 1)} x 3,073 by 3,073 x 49,000 per block (C - 1 = 9 relative
-  score rows per candidate). One at a time / sequential: the note's loop, the engine's
-  `svm_loss(W, X, y)` per candidate (a pass over X with a 10-column product per candidate).
-- Every run includes its set-up: local search scores its start W once (blocked: one 9-row
-  product kept as the current scores; sequential: one `svm_loss`).
-- "products only": the blocked runs' matrix products and nothing else, the floor of this block
-  size on this machine; the rest of a blocked run is the O(N C) scoring of each candidate.
-  They run at {products_rate:.0f} GFLOP/s; a 4096^3 float32 product runs at {peak:.0f} GFLOP/s
-  here. The blocked runs are FLOP-bound: their speed-up is capped by "products only".
-- The machine is shared (2 cores, other jobs running): read the ratios, which come from the
-  same interleaved rounds; the slices' min-of-{args.repeats} is the steadier figure.
+  (local) relative: they differ in rounding only.
+- "speed-up": against the run's own one-at-a-time baseline; "vs the course's loss": against
+  the note's loop as the course writes it. SVM, delta 1, reg 0, seed 0; test accuracy on the
+  first 1,000 test images (the note used 10,000).
+- "products only": the blocked runs' matrix products alone (block_size {RANDOM.block_size}:
+  {RANDOM.block_size * (N_CLASSES - 1)} x 3,073 by 3,073 x 49,000 per block), at
+  {products_rate:.0f} GFLOP/s; a 4096^3 float32 product runs at {peak:.0f} GFLOP/s here.
 """
     write_report("search", "Random search and random local search: blocked vs one at a time",
                  "python -m bench.search", body)  # fmt: skip

@@ -2,17 +2,12 @@
 
     python -m bench.worker_memory [--workers 2]
 
-Each variant starts `descent serve --workers N` on a fresh data directory (the kernel cache of
-`make serve`, so the workers only load their kernels), submits N copies of the course's recipe
-as docs/USAGE.md writes it, one for each worker (the seeds differ), waits for all of them, and
-reads the memory of the worker processes and their history writers from /proc/<pid>/smaps_rollup:
-PSS (each shared page divided among the processes that map it: what the machine spends) and RSS.
-Then it starts a new server on the same data directory, whose worker has prepared nothing, and
-reports the `load_s` of its first job: a job after the first on this machine.
-
-Variants: `per process`, every worker preparing its own copy (DESCENT_PREPARED_CACHE_BYTES=0),
-and `per machine`, the default: large prepared sets written once to DESCENT_PREPARED_CACHE_DIR
-and memory-mapped by every worker. Writes docs/benchmarks/worker_memory.md.
+For each variant, `descent serve --workers N` on a fresh data directory (the kernel cache of
+`make serve`) runs N copies of the course's recipe as docs/USAGE.md writes it (seeds differ);
+then the PSS and RSS of its worker processes and their history writers (/proc/<pid>/smaps_rollup)
+are summed, and a new server on the same directory reports its first job's `load_s`. Variants:
+`per process` (DESCENT_PREPARED_CACHE_BYTES=0, every worker prepares its own copy) and
+`per machine` (the default: prepared sets written once and memory-mapped by every worker).
 """
 
 from __future__ import annotations
@@ -25,14 +20,17 @@ from typing import Any
 
 import httpx
 
-from bench.common import REPO, children, require_cifar10, serve, table, wait_finished, write_report
+from bench.common import (
+    RECIPE,
+    REPO,
+    descendants,
+    require_cifar10,
+    serve,
+    table,
+    wait_finished,
+    write_report,
+)
 
-RECIPE: dict[str, Any] = {  # docs/USAGE.md's recipe, as written there
-    "name": "svm-sgd-baseline",
-    "dataset": {"name": "cifar10"},
-    "model": {"loss": "svm", "reg": 25000},
-    "optimizer": {"type": "sgd", "learning_rate": 1e-7, "batch_size": 200, "iterations": 1500},
-}
 VARIANTS = {"per process": {"DESCENT_PREPARED_CACHE_BYTES": "0"}, "per machine": {}}
 
 
@@ -44,13 +42,6 @@ def memory_kib(pid: int) -> tuple[int, int]:
         return 0, 0
     fields = {line.split(":")[0]: line.split()[1] for line in text.splitlines() if ":" in line}
     return int(fields.get("Pss", 0)), int(fields.get("Rss", 0))
-
-
-def descendants(pid: int) -> list[int]:
-    found = []
-    for kid in children(pid):
-        found += [kid, *descendants(kid)]
-    return found
 
 
 def run_variant(env: dict[str, str], workers: int) -> dict[str, Any]:
@@ -112,10 +103,8 @@ def main(argv: list[str] | None = None) -> None:
     body = (
         table(header, rows)
         + f"\n\n`descent serve --workers {args.workers}`; memory summed over its {processes} child"
-        " processes (the workers and their history writers) after each worker ran one job of the"
-        " course's recipe as docs/USAGE.md writes it. PSS counts each shared page once across"
-        " the processes that map it. After a restart: the first job of a new `descent serve"
-        " --workers 1` on the same data directory.\n"
+        " processes (the workers and their history writers) after each worker ran one job. After"
+        " a restart: the first job of a new `descent serve --workers 1` on the same directory.\n"
     )
     write_report(
         "worker_memory",
