@@ -25,7 +25,7 @@ from service.jobs.queue import ClaimedJob, LeaseLost
 from service.jobs.spec import JobSpec
 from service.settings import Settings
 from worker.context import JobContext, Outcome, Resume
-from worker.engine.population import Population, from_states, run_population
+from worker.engine.population import Population, can_share_steps, from_states, run_population
 from worker.engine.population_chunks import PopulationChunk
 from worker.engine.train import TrainData
 from worker.prepared_data import PreparedData
@@ -37,9 +37,7 @@ from worker.training import train_config
 def trains_in_population(spec: JobSpec) -> bool:
     """Whether a job can train in a population at all: a gradient-descent training run with
     analytic gradients."""
-    if spec.task != "train" or spec.is_search:
-        return False
-    return spec.gradient_optimizer().gradient == "analytic"
+    return spec.task == "train" and not spec.is_search and can_share_steps(train_config(spec))
 
 
 def _shared(spec: JobSpec) -> dict[str, Any]:

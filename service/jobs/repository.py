@@ -106,13 +106,13 @@ def remove(session: Session, job_id: str) -> None:
     session.execute(delete(Job).where(Job.id == job_id))
 
 
-def cancel_sweep(session: Session, sweep_id: str) -> int:
-    """Cancel a sweep's queued trials at once and flag its running ones (they stop at their next
-    step batch); how many."""
+def cancel(session: Session, *where: Any) -> int:
+    """Cancel the jobs matching `where`: queued ones at once, running ones flagged (their worker
+    stops them at its next step batch); how many."""
     now = utcnow()
     queued = session.execute(
         update(Job)
-        .where(Job.sweep_id == sweep_id, Job.status == "queued")
+        .where(*where, Job.status == "queued")
         .values(
             status="cancelled",
             cancel_requested=True,
@@ -125,7 +125,7 @@ def cancel_sweep(session: Session, sweep_id: str) -> int:
     ).rowcount  # type: ignore[attr-defined]
     running = session.execute(
         update(Job)
-        .where(Job.sweep_id == sweep_id, Job.status == "running")
+        .where(*where, Job.status == "running")
         .values(cancel_requested=True, updated_at=now)
         .execution_options(synchronize_session=False)
     ).rowcount  # type: ignore[attr-defined]

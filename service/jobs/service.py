@@ -155,13 +155,8 @@ def cancel(session: Session, job_id: str) -> Job:
     job = _found(repository.get(session, job_id, for_update=True), job_id)
     if job.status in TERMINAL_STATUSES:
         raise Conflict(f"Job {job_id} has already finished ({job.status})")
-    if job.status == "queued":
-        job.status = "cancelled"
-        job.finished_at = utcnow()
-        job.lease_owner = None
-        job.lease_expires_at = None
-    job.cancel_requested = True
-    session.flush()
+    repository.cancel(session, Job.id == job_id)
+    session.refresh(job)
     return job
 
 

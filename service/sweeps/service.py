@@ -235,6 +235,6 @@ def cancel(session: Session, sweep_id: str) -> Sweep:
     if not (counts.queued or counts.running):
         raise Conflict(f"Sweep {sweep_id} has already finished ({_status(sweep, counts)})")
     sweep.cancel_requested = True
-    jobs_repository.cancel_sweep(session, sweep_id)
+    jobs_repository.cancel(session, Job.sweep_id == sweep_id)
     session.flush()
     return sweep

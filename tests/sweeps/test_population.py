@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import io
 import os
-import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +20,7 @@ from service.jobs import queue
 from service.settings import Settings
 from tests.conftest import make_settings
 from tests.sweeps.conftest import sweep_request
+from tests.worker.conftest import hand_back_after_a_checkpoint
 from worker.runner import Worker
 
 pytestmark = pytest.mark.postgres
@@ -156,26 +155,10 @@ def test_a_population_handed_back_resumes_as_one_with_the_same_results(
 
     settings = make_settings(settings.database_url, tmp_path / "s", flush_seconds=0.01,
                              checkpoint_seconds=0.05)  # fmt: skip
-    first = Worker(settings)
-    thread = threading.Thread(target=first.run)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while True:
-        with database.read() as session:
-            steps = [
-                getattr(queue.get_checkpoint(session, job_id), "step", 0) for job_id in resumed
-            ]
-        if min(steps) > 0:
-            break
-        assert time.monotonic() < deadline, "no checkpoint written"
-        time.sleep(0.01)
-    first.stopping.set()
-    thread.join()
-    first.close()
+    hand_back_after_a_checkpoint(database, settings, *resumed)
     with database.read() as session:
         checkpoints = {queue.get_checkpoint(session, job_id).step for job_id in resumed}  # type: ignore[union-attr]
     assert len(checkpoints) == 1 and 0 < checkpoints.pop() < 3000  # all at one step
-    assert {client.get(f"/jobs/{job_id}").json()["status"] for job_id in resumed} == {"queued"}
 
     _run_claim(settings, expected=4)
     for a, b in zip(straight, resumed, strict=True):

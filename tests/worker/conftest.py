@@ -41,22 +41,22 @@ def internal_error(database: Database, failed_id: str, healthy_id: str) -> str:
     return str(failed.error["message"])
 
 
-def hand_back_after_a_checkpoint(database: Database, settings: Settings, job_id: str) -> None:
-    """Run the job on a worker until it has a checkpoint past step 0, then stop that worker: the
-    job is handed back to the queue, to be resumed from the checkpoint."""
+def hand_back_after_a_checkpoint(database: Database, settings: Settings, *job_ids: str) -> None:
+    """Run the jobs on a worker until each has a checkpoint past step 0, then stop that worker:
+    the jobs are handed back to the queue, to be resumed from their checkpoints."""
     first = Worker(settings)
     thread = threading.Thread(target=first.run)
     thread.start()
     deadline = time.monotonic() + 60
     while True:
         with database.read() as session:
-            checkpoint = queue.get_checkpoint(session, job_id)
-            if checkpoint is not None and checkpoint.step > 0:
-                break
+            found = [queue.get_checkpoint(session, job_id) for job_id in job_ids]
+        if all(checkpoint is not None and checkpoint.step > 0 for checkpoint in found):
+            break
         assert time.monotonic() < deadline, "no checkpoint written"
-        time.sleep(0.02)
+        time.sleep(0.01)
     first.stopping.set()
     thread.join()
     first.close()
     with database.read() as session:
-        assert service.get(session, job_id).status == "queued"
+        assert {service.get(session, job_id).status for job_id in job_ids} == {"queued"}
