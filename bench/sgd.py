@@ -6,8 +6,9 @@ with replacement): the engine against the course's training loop, and where a st
 Whole trainings interleaved, min of `repeats`: the course's LinearClassifier.train (bench.step)
 in float32 and float64, and the engine's loop as the worker runs it (train.run: each step's
 rows read in place by the gather kernels), gathered into a batch (the path of runs the gather
-kernels do not cover) with the next batch prefetched on a helper thread, and gathered without
-prefetch (limit_threads(1)). Same batches: the final W must be bit-identical in all three.
+kernels do not cover) with the next batch prefetched on a helper thread, gathered without
+prefetch (limit_threads(1)), and on X kept as bytes (ByteRows, as a worker holds CIFAR-10).
+Same batches and values: the final W must be bit-identical in every engine variant.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from bench.common import interleaved, table, write_report
-from bench.step import cifar10_prepared, course_svm, course_train_svm
+from bench.step import cifar10_prepared, cifar10_train_as_bytes, course_svm, course_train_svm
 from worker.engine import accel
 from worker.engine.accel.parallel import limit_threads, run_parallel
 from worker.engine.losses import LossFunction
@@ -37,10 +38,11 @@ COMMAND = ".venv/bin/python -m bench.sgd"
 # Idle before each timed run: OpenBLAS's threads spin on after a threaded call (the course's).
 SETTLE = 0.3
 HEADER = ["candidate", "s (min)", "ms/step", "course f32 / x", "course f64 / x", "last loss", "val"]
-VARIANTS = {  # name suffix -> (in place, prefetch)
-    " (train.run)": (True, True),
-    ", gathered + prefetch": (False, True),
-    ", gathered, no prefetch (limit_threads(1))": (False, False),
+VARIANTS = {  # name suffix -> (in place, prefetch, X kept as bytes)
+    " (train.run)": (True, True, False),
+    ", gathered + prefetch": (False, True, False),
+    ", gathered, no prefetch (limit_threads(1))": (False, False, False),
+    ", X as bytes (as a worker holds CIFAR-10)": (True, True, True),
 }
 RECIPE = {"learning_rate": 1e-7, "reg": 2.5e4, "batch_size": 200, "iterations": 1500}
 
@@ -161,6 +163,8 @@ def main(argv: list[str] | None = None) -> None:
     X, labels = cifar10_prepared(("float32", "float64"))
     y, y_val = labels["train"], labels["val"]
     data = {dt: TrainData(X[dt]["train"], y, X[dt]["val"], y_val) for dt in X}
+    as_bytes = cifar10_train_as_bytes(("float32", "float64"))
+    data_bytes = {dt: TrainData(as_bytes[dt], y, X[dt]["val"], y_val) for dt in X}
     results: dict[str, tuple[float, float, Array]] = {}  # name -> (last loss, val accuracy, W)
 
     def course(dtype: str) -> Callable[[], object]:
@@ -173,10 +177,11 @@ def main(argv: list[str] | None = None) -> None:
 
     def engine(dtype: str, variant: str) -> Callable[[], object]:
         name = f"engine {dtype}{variant}"
-        in_place, prefetch = VARIANTS[variant]
+        in_place, prefetch, on_bytes = VARIANTS[variant]
+        prepared = (data_bytes if on_bytes else data)[dtype]
 
         def go() -> None:
-            state, loss = train(recipe(dtype), data[dtype], prefetch, in_place)
+            state, loss = train(recipe(dtype), prepared, prefetch, in_place)
             results[name] = (loss, accuracy(state.W, X[dtype]["val"], y_val), state.W)
 
         return go
@@ -204,8 +209,8 @@ def main(argv: list[str] | None = None) -> None:
     body = f"""
 SVM, {RECIPE}, sampling with replacement; val = the course's 1,000 validation images. Min of
 {args.repeats} interleaved runs, each after {SETTLE} s idle. The engine runs on its default
-threads, the course's code on OpenBLAS's (every core). Final W bit-identical in the three
-engine variants: **{same}**.
+threads, the course's code on OpenBLAS's (every core). Final W bit-identical in the engine's
+variants: **{same}**.
 
 {table(HEADER, rows)}
 

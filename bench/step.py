@@ -22,6 +22,7 @@ from threadpoolctl import threadpool_limits
 from bench.common import Timing, interleaved, require_cifar10, table, write_report
 from worker.engine import accel
 from worker.engine.accel.parallel import limit_threads
+from worker.engine.byte_rows import ByteRows
 from worker.engine.datasets import load_builtin
 from worker.engine.losses import softmax_loss_grad, svm_loss_grad
 from worker.engine.preprocess import Preprocessor
@@ -31,6 +32,7 @@ COMMAND = ".venv/bin/python -m bench.step"
 # Idle before each timed run: OpenBLAS's threads spin on after a threaded call (the course's).
 SETTLE = 0.3
 OFF = ", fused off"  # the engine's NumPy pass (DESCENT_FUSED_KERNELS=0)
+BYTES = ", bytes"  # X kept as bytes (ByteRows), as jobs on CIFAR-10 hold it
 
 
 # The course's code (CS231n assignment 1, linear_svm.py / softmax.py / linear_classifier.py).
@@ -105,6 +107,13 @@ def cifar10_prepared(
     return X, y
 
 
+def cifar10_train_as_bytes(dtypes: tuple[str, ...]) -> dict[str, ByteRows]:
+    """cifar10_prepared's training rows kept as bytes, as a worker holds them: {dtype: rows}."""
+    dataset = load_builtin("cifar10", cifar10_dir=require_cifar10())
+    pre = Preprocessor.fit(dataset.X_train, center=True, standardize=False, bias=True)
+    return {dt: ByteRows.encode(dataset.X_train, pre.mean, pre.std, pre.bias, dt) for dt in dtypes}
+
+
 LOSSES = (("SVM", course_svm, svm_loss_grad), ("softmax", course_softmax, softmax_loss_grad))
 
 
@@ -139,7 +148,9 @@ def _off(fn: Callable[[], object]) -> Callable[[], object]:
     return off
 
 
-def _candidates(X: Array, y: Array, reg: float) -> list[tuple[str, Callable[[], object]]]:
+def _candidates(
+    X: Array, X_bytes: ByteRows, y: Array, reg: float
+) -> list[tuple[str, Callable[[], object]]]:
     rng = np.random.default_rng(0)
     W = (0.001 * rng.standard_normal((10, X.shape[1]))).astype(X.dtype)  # engine layout (C, D)
     Wc = np.ascontiguousarray(W.T)  # the course's (D, C)
@@ -160,6 +171,10 @@ def _candidates(X: Array, y: Array, reg: float) -> list[tuple[str, Callable[[], 
                 (
                     f"engine {name}{tag}{OFF}",
                     _threads(threads, _off(partial(engine, W, X, y, reg))),
+                ),
+                (
+                    f"engine {name}{tag}{BYTES}",
+                    _threads(threads, partial(engine, W, X_bytes, y, reg)),
                 ),
             ]
     return cands
@@ -191,12 +206,16 @@ def _section(dtype: str, timings: list[Timing]) -> str:
     for timing in timings:
         s = timing.seconds
         course_ratio = ""
+        float_ratio = ""
         if timing.name.startswith("engine"):
-            course = timing.name.replace("engine", "course").replace(OFF, "")
+            course = timing.name.replace("engine", "course").replace(OFF, "").replace(BYTES, "")
             course_ratio = f"**{t[course] / s:.2f}x**"
-        rows.append([timing.name, f"{s * 1e3:.1f}", course_ratio,
+            if timing.name.endswith(BYTES):
+                float_ratio = f"**{t[timing.name.replace(BYTES, '')] / s:.2f}x**"
+        rows.append([timing.name, f"{s * 1e3:.1f}", course_ratio, float_ratio,
                      f"{s / read:.2f}", f"{s / products:.2f}"])  # fmt: skip
-    header = ["candidate", "ms (min)", "course / engine", "/ one read of X", "/ bare products"]
+    header = ["candidate", "ms (min)", "course / engine", "floats / bytes", "/ one read of X",
+              "/ bare products"]  # fmt: skip
     return f"### {dtype}\n\n" + table(header, rows)
 
 
@@ -208,22 +227,26 @@ def main(argv: list[str] | None = None) -> None:
     reg = 2.5e4
     dtypes = ("float32", "float64")
     X_by_dtype, labels = cifar10_prepared(dtypes)
+    bytes_by_dtype = cifar10_train_as_bytes(dtypes)
     y = labels["train"]
     sections, agreement = [], []
     for dtype in dtypes:
-        X = X_by_dtype[dtype]["train"]
+        X, X_bytes = X_by_dtype[dtype]["train"], bytes_by_dtype[dtype]
         print(f"timing {dtype} {X.shape} ...", flush=True)
-        timings = interleaved(_candidates(X, y, reg), repeats=args.repeats, settle_seconds=SETTLE)
+        cands = _candidates(X, X_bytes, y, reg)
+        timings = interleaved(cands, repeats=args.repeats, settle_seconds=SETTLE)
         sections.append(_section(dtype, timings))
         if dtype == "float32":
             agreement = _agreement(X, y, reg)
-        del X_by_dtype[dtype]
+        del X_by_dtype[dtype], bytes_by_dtype[dtype]
     body = f"""
 Loss + gradient over the whole training set (N = 49,000, D = 3,073, C = 10), reg = {reg:g},
 W = 0.001 * randn (every SVM margin active, as at the first step); min of {args.repeats}
 interleaved runs after a warm-up, each after {SETTLE} s idle. **course**: assignment 1's
 `svm_loss_vectorized` / `softmax_loss_vectorized`; **engine**: `worker.engine.losses` on the
-compiled kernels; **fused off**: its NumPy pass; **read X**: `X.sum()`; **copy X**: read +
+compiled kernels; **fused off**: its NumPy pass; **bytes**: the engine on X kept as bytes
+(`ByteRows`, as a worker holds CIFAR-10; the same values), **floats / bytes** its speed-up over
+the float X; **read X**: `X.sum()`; **copy X**: read +
 write; **bare products**: the course's two BLAS calls alone; ", 1 thread": BLAS and the
 engine's threads capped at 1.
 

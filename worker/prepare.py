@@ -10,6 +10,10 @@ changes nothing (no centring, no standardizing, no bias column) and its dtype is
 the maps themselves are handed to the engine; otherwise the prepared arrays are built from the
 maps once and cached across jobs like a built-in's.
 
+Data sets whose features are bytes (CIFAR-10, uint8 uploads) are prepared as ByteRows
+(worker.engine.byte_rows): the codes with the offsets and scales that decode them, a quarter of
+float32's memory, exactly the values the float arrays would hold.
+
 Large prepared sets (DESCENT_PREPARED_CACHE_MIN_BYTES and up) also go through the machine's file
 cache (worker.prepared_files), when one is given: prepared once per machine, then memory-mapped
 by every worker process, which then share one copy. The in-process cache stays in front of it.
@@ -30,6 +34,7 @@ from service.settings import Settings, get_settings
 from worker import prepared_files
 from worker.cache import BoundedCache
 from worker.engine import cifar10
+from worker.engine.byte_rows import ByteRows, Features
 from worker.engine.datasets import (
     BUILTIN_INFO,
     CIFAR10_ENV,
@@ -174,6 +179,7 @@ class DataPreparer:
             dataset = self.load(ref)  # an upload's maps: opening them reads nothing
             rows = sum(int(X.shape[0]) for X in _features(dataset))
             width = dataset.n_features
+            byte_values = _byte_values(dataset)
         else:
             assert ref.name is not None  # a DatasetRef names a built-in or an upload's id
             info = BUILTIN_INFO[ref.name]
@@ -181,7 +187,9 @@ class DataPreparer:
             defaults = (info.n_train, info.n_val, info.n_test)
             rows = sum(d if g is None else g for g, d in zip(given, defaults, strict=True))
             width = info.n_features if ref.n_features is None else ref.n_features
-        row_bytes = (width + int(spec.preprocess.bias)) * np.dtype(spec.dtype).itemsize
+            byte_values = info.byte_values
+        itemsize = 1 if byte_values else np.dtype(spec.dtype).itemsize
+        row_bytes = (width + int(spec.preprocess.bias)) * itemsize
         return rows * (row_bytes + np.dtype(np.int64).itemsize)  # X, and an int64 label per row
 
     def _file_key(self, spec: JobSpec) -> str | None:
@@ -210,7 +218,8 @@ class DataPreparer:
         })  # fmt: skip
 
     def _prepare_in_memory(self, spec: JobSpec) -> PreparedData:
-        """Fit the preprocessing on the training rows and apply it to every split (new arrays)."""
+        """Fit the preprocessing on the training rows and apply it to every split (new arrays;
+        ByteRows for features that are bytes)."""
         dataset = self.load(spec.dataset)
         options = spec.preprocess
         preprocessor = Preprocessor.fit(
@@ -220,12 +229,20 @@ class DataPreparer:
             bias=options.bias,
         )
         dtype = np.dtype(spec.dtype)
+        byte_values = _byte_values(dataset)
+
+        def prepared(X: np.ndarray) -> Features:
+            if byte_values:
+                p = preprocessor
+                return ByteRows.encode(X, p.mean, p.std, p.bias, dtype)
+            return preprocessor.transform(X, dtype)
+
         return PreparedData(
-            X_train=preprocessor.transform(dataset.X_train, dtype),
+            X_train=prepared(dataset.X_train),
             y_train=dataset.y_train,
-            X_val=preprocessor.transform(dataset.X_val, dtype),
+            X_val=prepared(dataset.X_val),
             y_val=dataset.y_val,
-            X_test=preprocessor.transform(dataset.X_test, dtype),
+            X_test=prepared(dataset.X_test),
             y_test=dataset.y_test,
             n_classes=dataset.n_classes,
             preprocessor=preprocessor,
@@ -239,6 +256,10 @@ def _passes_through(options: Preprocess) -> bool:
 
 def _features(dataset: Dataset) -> tuple[np.ndarray, ...]:
     return dataset.X_train, dataset.X_val, dataset.X_test
+
+
+def _byte_values(dataset: Dataset) -> bool:
+    return all(X.dtype == np.uint8 for X in _features(dataset))
 
 
 def _unchanged(dataset: Dataset) -> PreparedData:

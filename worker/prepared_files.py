@@ -2,8 +2,9 @@
 
     <DESCENT_PREPARED_CACHE_DIR>/<key>/X_train.npy, y_train.npy, X_val.npy, y_val.npy,
                                        X_test.npy, y_test.npy, [mean.npy, std.npy,]
+                                       [offsets.npy, scales.npy,] (features kept as bytes)
                                        meta.json (the array names; n_classes, image_shape,
-                                       the preprocessor's bias and n_features)
+                                       the preprocessor's bias and n_features, byte_rows)
     <DESCENT_PREPARED_CACHE_DIR>/<key>.lock      held by the process preparing <key>
 
 Without it, every worker process prepares its own copy of a large data set (CIFAR-10: read the
@@ -40,7 +41,7 @@ import numpy as np
 
 # Part of every key: bumping it (when the layout, or what an entry holds, changes) leaves the old
 # entries unread, to be evicted as the least recently used.
-FORMAT = 1
+FORMAT = 2
 KEY_CHARS = 32
 META = "meta.json"
 INCOMING_PREFIX = ".incoming-"

@@ -11,6 +11,7 @@ from service.history.writes import Points
 from worker.checkpoint import generator_state, pack, restore_generator, unpack
 from worker.context import JobContext, Outcome, Resume
 from worker.driving import drive, finite_points
+from worker.engine.byte_rows import as_float
 from worker.engine.search import (
     LocalSearchConfig,
     LocalSearchState,
@@ -70,7 +71,8 @@ def _start(
 
 
 def run_search(context: JobContext, data: PreparedData, resume: Resume | None) -> Outcome:
-    X, y = data.X_train, data.y_train
+    # The search's products take the whole X at once: rows kept as bytes are decoded for the job.
+    X, y = as_float(data.X_train), data.y_train
     shape = (data.n_classes, X.shape[1])
     every = context.settings.flush_seconds
     state, chunks = _start(search_config(context.spec), shape, X, y, resume, every)

@@ -13,6 +13,7 @@ import numpy as np
 from service.db.models import JobArray
 from service.jobs.spec import JobSpec
 from worker.context import JobContext, Outcome
+from worker.engine.byte_rows import as_float
 from worker.engine.gradcheck import gradient_check
 from worker.engine.landscape import landscape
 from worker.engine.nonfinite import NonFinite
@@ -92,7 +93,8 @@ def run_task(context: JobContext, data: PreparedData) -> Outcome:
 def _result(context: JobContext, data: PreparedData, spec: JobSpec) -> Any:
     """The task's result; its parameters are the spec's field named after it (the only task
     field the spec holds)."""
-    X, y, n_classes = data.X_train, data.y_train, data.n_classes
+    # The tasks work on the whole float X: rows kept as bytes are decoded for the job.
+    X, y, n_classes = as_float(data.X_train), data.y_train, data.n_classes
     progress = _Progress(context)
     common = loss_args(spec.model)
     if (check := spec.gradient_check) is not None:

@@ -16,6 +16,7 @@ from tests.engine.spies import spy_on
 from tests.engine.test_kernels import problem
 from worker.engine.accel import fused
 from worker.engine.accel.parallel import limit_threads
+from worker.engine.byte_rows import as_float
 from worker.engine.losses import LossFunction, make_loss
 from worker.engine.sampling import BatchSampler, Sampling
 from worker.engine.train import Chunk, TrainData, TrainState, _Loop, init_state, run
@@ -132,7 +133,7 @@ def test_training_in_place_is_the_same_on_1_and_2_threads(spy: list[str], loss: 
 
 def test_a_memory_mapped_training_set_is_read_in_place(tmp_path: Any, spy: list[str]) -> None:
     data = blobs10()
-    np.save(tmp_path / "X.npy", data.X_train)
+    np.save(tmp_path / "X.npy", as_float(data.X_train))
     X_map = np.load(tmp_path / "X.npy", mmap_mode="r")
     mapped = TrainData(X_map, data.y_train, data.X_val, data.y_val)
     config = TrainConfig(batch_size=50, iterations=10, seed=2)

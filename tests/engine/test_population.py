@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from worker.engine.byte_rows import as_float
 from worker.engine.losses import make_loss
 from worker.engine.population import (
     Population,
@@ -68,8 +69,8 @@ def together(cfgs: list[TrainConfig], data: TrainData) -> tuple[Population, list
 def test_each_member_follows_its_run_alone(data: TrainData, common: dict[str, Any]) -> None:
     cfgs = configs(**common)
     if cfgs[0].dtype == "float64":
-        data = TrainData(data.X_train.astype(np.float64), data.y_train,
-                         data.X_val.astype(np.float64), data.y_val)  # fmt: skip
+        data = TrainData(as_float(data.X_train).astype(np.float64), data.y_train,
+                         as_float(data.X_val).astype(np.float64), data.y_val)  # fmt: skip
     population, chunks = together(cfgs, data)
     assert chunks[-1].done and [len(chunk.members) for chunk in chunks] == [4] * len(chunks)
     for member, config in enumerate(cfgs):
@@ -127,7 +128,7 @@ def test_a_diverging_member_leaves_at_the_step_it_leaves_alone(data: TrainData) 
 def test_the_population_losses_equal_each_runs_own(data: TrainData) -> None:
     rng = np.random.default_rng(3)
     Ws = [rng.standard_normal((C, D)).astype(np.float32) for _ in range(3)]
-    X, y = data.X_train[:50], data.y_train[:50]
+    X, y = as_float(data.X_train)[:50], data.y_train[:50]
     for name in ("svm", "softmax"):
         S = X @ np.concatenate([W.T for W in Ws], axis=1)
         sums = data_losses(name, 1.0, S, y, C)

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
+from worker.engine.byte_rows import as_float
 from worker.engine.metrics import accuracy, predict, predict_scores
 from worker.engine.sampling import BatchSampler
 
@@ -28,7 +29,7 @@ def test_replacement_sampling_is_the_courses_rng_choice() -> None:
     X_batch, y_batch = sampler.batch(0, np.random.default_rng(7))
     expected = np.random.default_rng(7).choice(10, 4, replace=True)
     np.testing.assert_array_equal(y_batch, expected)
-    np.testing.assert_array_equal(X_batch[:, 0], expected)
+    np.testing.assert_array_equal(as_float(X_batch)[:, 0], expected)
     assert X_batch.dtype == np.float32
 
 

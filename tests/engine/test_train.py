@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from worker.engine.byte_rows import as_float
 from worker.engine.datasets import load_builtin
 from worker.engine.losses import svm_loss
 from worker.engine.metrics import accuracy
@@ -369,8 +370,12 @@ def test_intermediate_evaluations_score_the_documented_rows_and_the_last_every_r
     assert [chunk.predictions is not None for chunk in chunks] == [False] * 4 + [True]
     predictions = chunks[-1].predictions
     assert predictions is not None and sorted(predictions) == ["train", "val"]
-    np.testing.assert_array_equal(predictions["train"], np.argmax(data.X_train @ state.W.T, 1))
-    np.testing.assert_array_equal(predictions["val"], np.argmax(data.X_val @ state.W.T, 1))
+    np.testing.assert_array_equal(
+        predictions["train"], np.argmax(as_float(data.X_train) @ state.W.T, 1)
+    )
+    np.testing.assert_array_equal(
+        predictions["val"], np.argmax(as_float(data.X_val) @ state.W.T, 1)
+    )
 
 
 def test_eval_sample_not_below_a_splits_rows_scores_every_row() -> None:

@@ -14,6 +14,7 @@ from service.jobs.spec import JobSpec
 from service.settings import Settings
 from tests.worker.conftest import hand_back_after_a_checkpoint, submit
 from worker import evaluation
+from worker.engine.byte_rows import as_float
 from worker.engine.metrics import predict
 from worker.prepare import DataPreparer
 from worker.runner import Worker
@@ -135,7 +136,7 @@ def test_given_predictions_score_a_split_as_predicting_it_would(settings: Settin
     )  # fmt: skip
     data, _ = DataPreparer(2**30, None, settings.data_dir).prepare(spec)
     W = np.random.default_rng(1).standard_normal((3, data.X_train.shape[1])).astype(np.float32)
-    given = {"train": np.argmax(data.X_train @ W.T, axis=1)}
+    given = {"train": np.argmax(as_float(data.X_train) @ W.T, axis=1)}
 
     assert evaluation.evaluate(W, data, 7, given) == evaluation.evaluate(W, data, 7)
     with pytest.raises(ValueError, match="one label per row"):

@@ -20,6 +20,7 @@ from service.settings import Settings
 from tests.conftest import make_settings
 from tests.engine.test_cifar10 import write_batch
 from tests.worker.conftest import submit
+from worker.engine.byte_rows import ByteRows, as_float
 from worker.prepare import DataPreparer
 from worker.prepared_data import PreparedData
 from worker.prepared_files import PreparedFiles
@@ -67,14 +68,23 @@ def count_preparations(monkeypatch: pytest.MonkeyPatch, delay: float = 0.0) -> l
     return calls
 
 
+def stored(split: Any) -> list[np.ndarray]:
+    """The arrays a split is kept as: itself, or a ByteRows' codes, offsets and scales."""
+    if isinstance(split, ByteRows):
+        return [a for a in (split.codes, split.offsets, split.scales) if a is not None]
+    return [split]
+
+
 def assert_same(mapped: PreparedData, in_memory: PreparedData) -> None:
     """Bit for bit, with the layout the compiled kernels were warmed up for."""
     for name in SPLITS:
-        a, b = getattr(mapped, name), getattr(in_memory, name)
-        assert isinstance(a, np.memmap), name
-        assert a.flags.c_contiguous and a.flags.writeable, name
-        assert (a.dtype, a.shape) == (b.dtype, b.shape), name
-        assert a.tobytes() == b.tobytes(), name
+        split, other = getattr(mapped, name), getattr(in_memory, name)
+        assert type(split) is not ByteRows or type(other) is ByteRows, name
+        for a, b in zip(stored(split), stored(other), strict=True):
+            assert isinstance(a, np.memmap) or isinstance(a.base, np.memmap), name
+            assert a.flags.c_contiguous and a.flags.writeable, name
+            assert (a.dtype, a.shape) == (b.dtype, b.shape), name
+            assert a.tobytes() == b.tobytes(), name
     p, q = mapped.preprocessor, in_memory.preprocessor
     for stat, other in ((p.mean, q.mean), (p.std, q.std)):
         assert (stat is None) == (other is None)
@@ -141,7 +151,7 @@ def test_workers_preparing_the_same_data_together_prepare_it_once(
 
     assert len(calls) == 1
     assert len(results) == 2
-    assert results[0].X_train.tobytes() == results[1].X_train.tobytes()
+    assert as_float(results[0].X_train).tobytes() == as_float(results[1].X_train).tobytes()
     assert len(entries(tmp_path)) == 1
 
 
@@ -158,28 +168,55 @@ def test_what_changes_the_prepared_arrays_makes_a_new_entry(tmp_path: Path) -> N
     assert len(entries(tmp_path)) == 4
 
 
-def test_a_replaced_cifar10_batch_file_makes_a_new_entry(tmp_path: Path) -> None:
+CIFAR10 = {"name": "cifar10", "n_train": 60, "n_val": 20, "n_test": 20}
+
+
+def write_cifar10(batches: Path, rng: np.random.Generator, batch: str, rows: int = 20) -> None:
+    data = rng.integers(0, 256, size=(rows, 3072), dtype=np.uint8)
+    write_batch(batches / batch, data, rng.integers(0, 10, size=rows))
+
+
+def cifar10_batches(tmp_path: Path, rng: np.random.Generator) -> Path:
+    """A CIFAR-10 directory of 20-row batches."""
     batches = tmp_path / "cifar"
     batches.mkdir()
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        write_cifar10(batches, rng, name)
+    return batches
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_bytes_stay_bytes_in_the_files_and_in_memory(tmp_path: Path, dtype: str) -> None:
+    batches = cifar10_batches(tmp_path, np.random.default_rng(0))
+    spec = job_spec(CIFAR10, dtype=dtype, preprocess={"center": True, "standardize": True})
+    in_memory, _ = preparer(tmp_path, cifar10_dir=batches).prepare(spec)
+    mapped, _ = preparer(tmp_path, files(tmp_path), cifar10_dir=batches).prepare(spec)
+
+    assert_same(mapped, in_memory)
+    X = mapped.X_train
+    assert isinstance(X, ByteRows) and X.dtype == np.dtype(dtype) and X.shape == (60, 3073)
+    (name,) = entries(tmp_path)
+    assert np.load(tmp_path / "prepared" / name / "X_train.npy", mmap_mode="r").dtype == np.uint8
+    raw = preparer(tmp_path, cifar10_dir=batches).load(spec.dataset)
+    p = mapped.preprocessor
+    for split in ("train", "val", "test"):
+        expected = p.transform(getattr(raw, f"X_{split}"), dtype)
+        assert as_float(getattr(mapped, f"X_{split}")).tobytes() == expected.tobytes()
+
+
+def test_a_replaced_cifar10_batch_file_makes_a_new_entry(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
-
-    def write(batch: str, rows: int) -> None:
-        data = rng.integers(0, 256, size=(rows, 3072), dtype=np.uint8)
-        write_batch(batches / batch, data, rng.integers(0, 10, size=rows))
-
-    for i in range(1, 6):
-        write(f"data_batch_{i}", 20)
-    write("test_batch", 20)
-    spec = job_spec({"name": "cifar10", "n_train": 60, "n_val": 20, "n_test": 20})
+    batches = cifar10_batches(tmp_path, rng)
+    spec = job_spec(CIFAR10)
     first, _ = preparer(tmp_path, files(tmp_path), cifar10_dir=batches).prepare(spec)
     assert first.image_shape == (3, 32, 32)
-    write("data_batch_1", 20)
+    write_cifar10(batches, rng, "data_batch_1")
     os.utime(batches / "data_batch_1", ns=(1, 1))  # a different mtime however fast the write
 
     second, _ = preparer(tmp_path, files(tmp_path), cifar10_dir=batches).prepare(spec)
 
     assert len(entries(tmp_path)) == 2
-    assert second.X_train.tobytes() != first.X_train.tobytes()
+    assert as_float(second.X_train).tobytes() != as_float(first.X_train).tobytes()
     in_memory, _ = preparer(tmp_path, cifar10_dir=batches).prepare(spec)
     assert_same(second, in_memory)
 
@@ -228,7 +265,7 @@ def test_an_unwritable_cache_prepares_in_memory_with_a_warning(
 
     assert "preparing in memory" in caplog.text
     assert not isinstance(data.X_train, np.memmap)
-    assert data.X_train.tobytes() == in_memory.X_train.tobytes()
+    assert as_float(data.X_train).tobytes() == as_float(in_memory.X_train).tobytes()
 
 
 def test_a_failed_write_keeps_the_prepared_data_in_memory(
@@ -251,7 +288,7 @@ def test_an_unreadable_entry_is_prepared_again(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     first, _ = preparer(tmp_path, files(tmp_path)).prepare(job_spec())
-    expected = first.X_train.tobytes()
+    expected = as_float(first.X_train).tobytes()
     (name,) = entries(tmp_path)
     # Cut short by a crash. A new file: truncating the mapped one would fault `first`'s map.
     (tmp_path / "prepared" / name / "X_train.npy").unlink()
@@ -262,7 +299,7 @@ def test_an_unreadable_entry_is_prepared_again(
 
     assert "preparing it again" in caplog.text
     assert isinstance(again.X_train, np.memmap)
-    assert again.X_train.tobytes() == expected
+    assert as_float(again.X_train).tobytes() == expected
 
 
 def test_no_files_without_a_budget_or_below_the_smallest_size(tmp_path: Path) -> None:

@@ -68,13 +68,19 @@ class BuiltinInfo:
     n_features: int
     n_classes: int
     description: str
+    byte_values: bool = False  # features loaded as uint8 (prepared as worker.engine.byte_rows)
 
 
 def _info(
-    name: str, sizes: tuple[int, int, int], n_features: int, n_classes: int, text: str
+    name: str,
+    sizes: tuple[int, int, int],
+    n_features: int,
+    n_classes: int,
+    text: str,
+    byte_values: bool = False,
 ) -> BuiltinInfo:
     n_train, n_val, n_test = sizes
-    return BuiltinInfo(name, n_train, n_val, n_test, n_features, n_classes, text)
+    return BuiltinInfo(name, n_train, n_val, n_test, n_features, n_classes, text, byte_values)
 
 
 BUILTIN_INFO: Mapping[str, BuiltinInfo] = MappingProxyType(
@@ -83,7 +89,7 @@ BUILTIN_INFO: Mapping[str, BuiltinInfo] = MappingProxyType(
         for info in (
             _info(
                 "cifar10", (49_000, 1_000, 1_000), 3072, 10,
-                "CIFAR-10 32x32 colour images, raw pixels; the course split",
+                "CIFAR-10 32x32 colour images, raw pixels; the course split", byte_values=True,
             ),
             _info(
                 "digits", (1_297, 250, 250), 64, 10,

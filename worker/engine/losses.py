@@ -3,7 +3,8 @@
 Shapes: W (C, D) classes x features (bias last when the bias trick is used), X (N, D),
 y (N,) int labels in [0, C). Scores are S = X @ W.T, shape (N, C). Both losses add the L2 term
 reg * sum(W**2) over the whole W, bias column included. Gradients have W's shape and dtype;
-X is expected in W's dtype (a mismatch is computed in the promoted dtype, then cast back).
+X is expected in W's dtype (a mismatch is computed in the promoted dtype, then cast back); it may
+be a float array or rows kept as bytes (worker.engine.byte_rows.ByteRows).
 Loss values are Python floats.
 
 The products run through accel.kernels.linear_pass (X in cached chunks, OpenBLAS small-matrix
@@ -28,6 +29,7 @@ from worker.engine.accel.kernels import (
     linear_pass,
 )
 from worker.engine.arrays import FloatArray, IntArray
+from worker.engine.byte_rows import Features
 
 LossName = Literal["svm", "softmax"]
 LOSS_NAMES: tuple[LossName, ...] = ("svm", "softmax")
@@ -97,25 +99,25 @@ def elementwise(kind: FusedLoss) -> Elementwise:
     return _svm_chunk(kind.delta) if kind.name == "svm" else _softmax_chunk
 
 
-def _loss(kind: FusedLoss, W: FloatArray, X: FloatArray, y: IntArray, reg: float) -> float:
+def _loss(kind: FusedLoss, W: FloatArray, X: Features, y: IntArray, reg: float) -> float:
     result = linear_pass(W, X, y, elementwise(kind), want_grad=False, fused=kind)
     return result.loss_sum / len(X) + _l2(W, reg)
 
 
 def _loss_grad(
-    kind: FusedLoss, W: FloatArray, X: FloatArray, y: IntArray, reg: float
+    kind: FusedLoss, W: FloatArray, X: Features, y: IntArray, reg: float
 ) -> tuple[float, FloatArray]:
     result = linear_pass(W, X, y, elementwise(kind), want_grad=True, fused=kind)
     return result.loss_sum / len(X) + _l2(W, reg), _gradient(W, result, len(X), reg)
 
 
-def svm_loss(W: FloatArray, X: FloatArray, y: IntArray, reg: float, delta: float = 1.0) -> float:
+def svm_loss(W: FloatArray, X: Features, y: IntArray, reg: float, delta: float = 1.0) -> float:
     """Weston-Watkins hinge loss: 1/N sum_i sum_{j != y_i} max(0, s_j - s_{y_i} + delta)."""
     return _loss(FusedLoss("svm", delta), W, X, y, reg)
 
 
 def svm_loss_grad(
-    W: FloatArray, X: FloatArray, y: IntArray, reg: float, delta: float = 1.0
+    W: FloatArray, X: Features, y: IntArray, reg: float, delta: float = 1.0
 ) -> tuple[float, FloatArray]:
     """Hinge loss and its subgradient.
 
@@ -125,13 +127,13 @@ def svm_loss_grad(
     return _loss_grad(FusedLoss("svm", delta), W, X, y, reg)
 
 
-def softmax_loss(W: FloatArray, X: FloatArray, y: IntArray, reg: float) -> float:
+def softmax_loss(W: FloatArray, X: Features, y: IntArray, reg: float) -> float:
     """Cross-entropy 1/N sum_i (log sum_j exp(s_j) - s_{y_i}), computed on max-shifted logits."""
     return _loss(FusedLoss("softmax"), W, X, y, reg)
 
 
 def softmax_loss_grad(
-    W: FloatArray, X: FloatArray, y: IntArray, reg: float
+    W: FloatArray, X: Features, y: IntArray, reg: float
 ) -> tuple[float, FloatArray]:
     """Cross-entropy loss and gradient: dS = softmax(S) - onehot(y), dW = dS.T X / N + 2 reg W."""
     return _loss_grad(FusedLoss("softmax"), W, X, y, reg)
@@ -148,19 +150,19 @@ class LossFunction:
     def _kind(self) -> FusedLoss:
         return FusedLoss(self.name, self.delta)
 
-    def loss(self, W: FloatArray, X: FloatArray, y: IntArray) -> float:
+    def loss(self, W: FloatArray, X: Features, y: IntArray) -> float:
         return _loss(self._kind(), W, X, y, self.reg)
 
-    def loss_grad(self, W: FloatArray, X: FloatArray, y: IntArray) -> tuple[float, FloatArray]:
+    def loss_grad(self, W: FloatArray, X: Features, y: IntArray) -> tuple[float, FloatArray]:
         return _loss_grad(self._kind(), W, X, y, self.reg)
 
-    def reads_rows_in_place(self, W: FloatArray, X: FloatArray, y: IntArray) -> bool:
+    def reads_rows_in_place(self, W: FloatArray, X: Features, y: IntArray) -> bool:
         """Whether `loss_grad_rows` computes minibatches of (X, y) for W: where
         kernels.fused_applies holds."""
         return fused_applies(W, X, y, self._kind())
 
     def loss_grad_rows(
-        self, W: FloatArray, X: FloatArray, y: IntArray, rows: IntArray
+        self, W: FloatArray, X: Features, y: IntArray, rows: IntArray
     ) -> tuple[float, FloatArray]:
         """`loss_grad(W, X[rows], y[rows])` bit for bit, the rows read in place; only where
         `reads_rows_in_place(W, X, y)` holds, with X, y and rows as kernels.gather_pass needs."""

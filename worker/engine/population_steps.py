@@ -12,6 +12,7 @@ from numpy.typing import NDArray
 
 from worker.engine.accel.parallel import max_threads, run_parallel, single_threaded_blas
 from worker.engine.arrays import FloatArray, IntArray
+from worker.engine.byte_rows import Features, as_float, rows_of
 from worker.engine.metrics import eval_split
 from worker.engine.optimizers import SGD
 from worker.engine.population_chunks import PopulationEval
@@ -27,12 +28,12 @@ if TYPE_CHECKING:
 PREDICT_ROWS = 4096
 
 
-def predict_all(Wt: FloatArray, X: FloatArray, n_classes: int) -> IntArray:
+def predict_all(Wt: FloatArray, X: Features, n_classes: int) -> IntArray:
     """Each member's highest-scoring class per row: (N, members), int64, in blocks of rows."""
     n_rows, members = X.shape[0], Wt.shape[1] // n_classes
     labels = np.empty((n_rows, members), dtype=np.int64)
     for start in range(0, n_rows, PREDICT_ROWS):
-        scores = np.asarray(X[start : start + PREDICT_ROWS]) @ Wt
+        scores = rows_of(X, start, start + PREDICT_ROWS) @ Wt
         stop = start + scores.shape[0]
         labels[start:stop] = scores.reshape(-1, members, n_classes).argmax(axis=2)
     return labels
@@ -57,8 +58,10 @@ class PopulationSteps:
         self._buffers: dict[object, FloatArray] = {}
         self.schedules = [c.make_schedule() for c in population.configs]
         self.regs = np.array([c.reg for c in population.configs])
+        # A full batch is the whole X each step: rows kept as bytes are decoded once, here.
+        X_train = data.X_train if config.batch_size is not None else as_float(data.X_train)
         self.sampler = BatchSampler(
-            data.X_train, data.y_train, config.batch_size, config.sampling, config.seed
+            X_train, data.y_train, config.batch_size, config.sampling, config.seed
         )
         sample = config.eval_sample if config.eval_every else None
         self.eval_train = eval_split(data.X_train, data.y_train, sample)
@@ -83,7 +86,7 @@ class PopulationSteps:
         """
         members, C = population.members, population.n_classes
         X_batch, y_batch = self.sampler.batch(population.step, population.rng)
-        X_batch = np.asarray(X_batch)
+        X_batch = np.asarray(as_float(X_batch))  # a memmap as a plain array
         lrs = np.array([self.schedules[m](population.step) for m in members])
         regs = self.regs[members]
         losses = np.empty(len(members))

@@ -1,6 +1,7 @@
 """Minibatch selection for step s of a run: full batch, with replacement, or shuffled epochs.
 
-X (N, D) and y (N,) are the prepared training arrays. The batch for a step depends only on the
+X (N, D) and y (N,) are the prepared training arrays (X as floats, or as ByteRows whose gathered
+batches are decoded to floats). The batch for a step depends only on the
 step number, the run's seed and the Generator passed in, so a run resumed from a checkpoint
 draws the same batches as one that never stopped.
 """
@@ -13,6 +14,7 @@ import numpy as np
 
 from worker.engine.accel.parallel import background, max_threads
 from worker.engine.arrays import FloatArray, IntArray
+from worker.engine.byte_rows import ByteRows, Features
 
 Sampling = Literal["replacement", "epoch"]
 SAMPLING_MODES: tuple[Sampling, ...] = ("replacement", "epoch")
@@ -56,7 +58,7 @@ class BatchSampler:
 
     def __init__(
         self,
-        X: FloatArray,
+        X: Features,
         y: IntArray,
         batch_size: int | None,
         sampling: Sampling = "replacement",
@@ -83,7 +85,7 @@ class BatchSampler:
         self._epoch = -1
         self._order = np.arange(0)
 
-    def batch(self, step: int, rng: np.random.Generator) -> tuple[FloatArray, IntArray]:
+    def batch(self, step: int, rng: np.random.Generator) -> tuple[Features, IntArray]:
         ahead, self._prefetched = self._prefetched, None
         if ahead is not None:
             if ahead.step != step:
@@ -149,7 +151,10 @@ class BatchSampler:
     def _gather(self, rows: IntArray, buffer: int) -> tuple[FloatArray, IntArray]:
         n = rows.shape[0]
         X_batch, y_batch = self._X_batches[buffer][:n], self._y_batches[buffer][:n]
-        # mode="clip" lets np.take write straight into `out`; the rows are always in range.
-        np.take(self.X, rows, axis=0, out=X_batch, mode="clip")
+        if isinstance(self.X, ByteRows):
+            self.X.take(rows, out=X_batch)  # decoded into the batch: the rows as floats
+        else:
+            # mode="clip" lets np.take write straight into `out`; the rows are always in range.
+            np.take(self.X, rows, axis=0, out=X_batch, mode="clip")
         np.take(self.y, rows, out=y_batch, mode="clip")
         return X_batch, y_batch

@@ -1,14 +1,15 @@
 """The minibatch gradient-descent loop, run in resumable chunks.
 
 W is (C, D) classes x features with the bias last; X is (N, D) already preprocessed in the run's
-dtype; y is int64 (N,). `run` mutates a TrainState (W, update-rule state, Generator, step) so the
-caller can checkpoint it between chunks and resume with identical results.
+dtype (floats, or rows kept as bytes: worker.engine.byte_rows); y is int64 (N,). `run` mutates a
+TrainState (W, update-rule state, Generator, step) so the caller can checkpoint it between chunks
+and resume with identical results.
 """
 
 import math
 import time
 from collections.abc import Generator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 import numpy as np
@@ -16,6 +17,7 @@ from numpy.typing import NDArray
 
 from worker.engine.accel.parallel import single_threaded_blas
 from worker.engine.arrays import FloatArray, IntArray
+from worker.engine.byte_rows import ByteRows, Features, as_float
 from worker.engine.datasets import Dataset
 from worker.engine.metrics import accuracy, eval_split, label_accuracy, predict
 from worker.engine.numerical import loss_and_numerical_gradient
@@ -29,9 +31,9 @@ from worker.engine.train_config import TrainConfig
 class TrainData:
     """Prepared arrays: features preprocessed (bias column included) in the run's dtype."""
 
-    X_train: FloatArray
+    X_train: Features
     y_train: IntArray
-    X_val: FloatArray
+    X_val: Features
     y_val: IntArray
 
 
@@ -141,6 +143,10 @@ class _Loop:
     """One run's fixed parts; `advance` performs steps and records their history."""
 
     def __init__(self, config: TrainConfig, data: TrainData, W: FloatArray) -> None:
+        if config.gradient != "analytic" and isinstance(data.X_train, ByteRows):
+            # Finite differences work on the whole float X (worker.engine.numerical): decoded
+            # once per run, not once per step.
+            data = replace(data, X_train=as_float(data.X_train))
         self.config, self.data = config, data
         self.loss = config.make_loss()
         self.rule = config.make_rule()
@@ -152,25 +158,27 @@ class _Loop:
         # run): the sampler's rows, no gather copy and so no prefetch; the same losses and W,
         # bit for bit, as the gathered batches (LossFunction.loss_grad_rows). in_place holds X
         # (a memmap as a plain array) and y (int64) as the kernels take them.
-        self.in_place: tuple[FloatArray, IntArray] | None = None
+        self.in_place: tuple[Features, IntArray] | None = None
         if (
             config.batch_size is not None
             and config.gradient == "analytic"
             and self.loss.reads_rows_in_place(W, data.X_train, data.y_train)
         ):
             y_train = np.ascontiguousarray(data.y_train, dtype=np.int64)
-            self.in_place = (np.asarray(data.X_train), y_train)
+            X_train = data.X_train
+            X_read = X_train if isinstance(X_train, ByteRows) else np.asarray(X_train)
+            self.in_place = (X_read, y_train)
         # The (X, y) of train and val that evaluations before the last step score.
         sample = config.eval_sample if config.eval_every else None
         self.eval_train = eval_split(data.X_train, data.y_train, sample)
         self.eval_val = eval_split(data.X_val, data.y_val, sample)
 
-    def loss_grad(self, W: FloatArray, X: FloatArray, y: IntArray) -> tuple[float, FloatArray]:
+    def loss_grad(self, W: FloatArray, X: Features, y: IntArray) -> tuple[float, FloatArray]:
         config = self.config
         if config.gradient == "analytic":
             return self.loss.loss_grad(W, X, y)
         loss, grad = loss_and_numerical_gradient(
-            self.loss, W, X, y, h=config.h, difference=config.difference
+            self.loss, W, as_float(X), y, h=config.h, difference=config.difference
         )
         return loss, grad.astype(W.dtype, copy=False)
 

@@ -24,6 +24,11 @@ NumPy pass runs.
 gather copy; worker.engine.train): the gather kernels make the same operations in the same order
 as the slab kernels on the gathered rows, over the same slabs, so it returns what `fused_pass`
 returns on (X[rows], y[rows]), bit for bit.
+
+Both passes also take X as a ByteRows (worker.engine.byte_rows: uint8 codes, offsets, scales):
+the byte kernels turn each chunk's codes into floats as ByteRows does, then make the float
+kernels' operations, so a pass returns what it returns on X.dense(), bit for bit, reading one
+byte per value from memory.
 """
 
 import functools
@@ -36,6 +41,7 @@ from worker.engine.accel import fused_c10, jit
 from worker.engine.accel.fused_gen import KERNEL_NAMES, PAD
 from worker.engine.accel.parallel import max_threads, run_parallel
 from worker.engine.arrays import FloatArray, IntArray
+from worker.engine.byte_rows import ByteRows, Features
 
 CHUNK = 32  # rows per chunk: scores, elementwise step and gradient while the chunk is in L2
 TILE = 256  # columns per tile: a tile of W (C x TILE) and of the gradient stay in L1
@@ -53,6 +59,13 @@ KERNELS: dict[int, dict[str, Callable[..., float]]] = {
 # Their twins on rows X[idx[i]] (`gather_pass`).
 GATHER_KERNELS: dict[int, dict[str, Callable[..., float]]] = {
     fused_c10.C: {"svm": fused_c10.svm_gather, "softmax": fused_c10.softmax_gather},
+}
+# The twins of both on a ByteRows X's codes.
+BYTE_KERNELS: dict[int, dict[str, Callable[..., float]]] = {
+    fused_c10.C: {"svm": fused_c10.svm_bytes, "softmax": fused_c10.softmax_bytes},
+}
+BYTE_GATHER_KERNELS: dict[int, dict[str, Callable[..., float]]] = {
+    fused_c10.C: {"svm": fused_c10.svm_bytes_gather, "softmax": fused_c10.softmax_bytes_gather},
 }
 
 # Each kernel's driver (fused_gen names it after the kernel): the kernel on every slab of a
@@ -104,10 +117,11 @@ def _spans(n_rows: int) -> np.ndarray:
     return spans
 
 
-def applies(name: str, W: FloatArray, X: FloatArray, y: IntArray) -> bool:
-    """Whether the kernels compute this pass: a generated class count, X C-contiguous in
-    float32 or float64 with W's dtype, labels in [0, C)."""
+def applies(name: str, W: FloatArray, X: Features, y: IntArray) -> bool:
+    """Whether the kernels compute this pass: a generated class count, X in float32 or float64
+    with W's dtype, its rows (a ByteRows' codes) C-contiguous, labels in [0, C)."""
     C = W.shape[0]
+    rows = X.codes if isinstance(X, ByteRows) else X
     return (
         C in KERNELS
         and name in KERNELS[C]
@@ -115,7 +129,7 @@ def applies(name: str, W: FloatArray, X: FloatArray, y: IntArray) -> bool:
         and X.shape[0] >= 1
         and X.dtype in DTYPES
         and W.dtype == X.dtype
-        and X.flags.c_contiguous
+        and rows.flags.c_contiguous
         and y.shape == (X.shape[0],)
         and int(y.min()) >= 0
         and int(y.max()) < C
@@ -125,43 +139,57 @@ def applies(name: str, W: FloatArray, X: FloatArray, y: IntArray) -> bool:
 def fused_pass(
     name: Literal["svm", "softmax"],
     W: FloatArray,
-    X: FloatArray,
+    X: Features,
     y: IntArray,
     want_grad: bool,
     delta: float = 1.0,
 ) -> tuple[float, FloatArray | None]:
     """Summed loss over the rows of X and, with want_grad, the summed gradient dS^T X (C, D),
     in X's dtype; `applies(name, W, X, y)` must hold."""
-    X = np.asarray(X)  # a memmap or other subclass as a plain array
     y64 = np.ascontiguousarray(y, dtype=np.int64)
-    kernel = KERNELS[W.shape[0]][name]
-    return _slabs(kernel, (X, y64), W, X, X.shape[0], want_grad, name, delta)
+    if isinstance(X, ByteRows):
+        kernel, data = BYTE_KERNELS[W.shape[0]][name], (*_byte_rows(X), y64)
+    else:
+        X = np.asarray(X)  # a memmap or other subclass as a plain array
+        kernel, data = KERNELS[W.shape[0]][name], (X, y64)
+    return _slabs(kernel, data, W, X.shape[0], want_grad, name, delta)
 
 
 def gather_pass(
     name: Literal["svm", "softmax"],
     W: FloatArray,
-    X: FloatArray,
+    X: Features,
     y: IntArray,
     rows: IntArray,
     delta: float = 1.0,
 ) -> tuple[float, FloatArray]:
     """`fused_pass(name, W, X[rows], y[rows], True, delta)` without gathering the rows: the
     same results, bit for bit. `applies(name, W, X, y)` must hold, X must be a plain ndarray
-    (not a memmap), y int64 and C-contiguous, rows (n >= 1,) with every entry in [0, N): the
-    kernels do not check bounds."""
-    kernel = GATHER_KERNELS[W.shape[0]][name]
+    (not a memmap) or a ByteRows, y int64 and C-contiguous, rows (n >= 1,) with every entry in
+    [0, N): the kernels do not check bounds."""
     rows64 = np.ascontiguousarray(rows, dtype=np.int64)
-    loss, grad = _slabs(kernel, (X, y, rows64), W, X, rows64.shape[0], True, name, delta)
+    if isinstance(X, ByteRows):
+        kernel, data = BYTE_GATHER_KERNELS[W.shape[0]][name], (*_byte_rows(X), y, rows64)
+    else:
+        kernel, data = GATHER_KERNELS[W.shape[0]][name], (X, y, rows64)
+    loss, grad = _slabs(kernel, data, W, rows64.shape[0], True, name, delta)
     assert grad is not None
     return loss, grad
+
+
+def _byte_rows(X: ByteRows) -> tuple[Any, ...]:
+    """X as the byte kernels take it: codes, offsets, scales, standardize. offsets stands in for
+    absent scales (numba takes no None; unread then); both are made C-contiguous and writeable,
+    the types the kernels are compiled for, however the caller's arrays came."""
+    offsets = np.require(X.offsets, requirements=["C", "W"])
+    scales = offsets if X.scales is None else np.require(X.scales, requirements=["C", "W"])
+    return np.asarray(X.codes), offsets, scales, X.scales is not None
 
 
 def _slabs(
     kernel: Callable[..., float],
     data: tuple[Any, ...],
     W: FloatArray,
-    X: FloatArray,
     n_rows: int,
     want_grad: bool,
     name: str,
@@ -169,11 +197,10 @@ def _slabs(
 ) -> tuple[float, FloatArray | None]:
     """`kernel(*data, Wp, start, stop, ...)` on the slabs of n_rows rows, summed in slab order."""
     Wp = pack(W)
-    dtype = X.dtype.type
     spans = _spans(n_rows)
     count = len(spans)
-    parts = np.empty((count, *(Wp.shape if want_grad else (0, 0, 0))), X.dtype)
-    extra: tuple[Any, ...] = (dtype(delta),) if name == "svm" else ()
+    parts = np.empty((count, *(Wp.shape if want_grad else (0, 0, 0))), W.dtype)
+    extra: tuple[Any, ...] = (W.dtype.type(delta),) if name == "svm" else ()
     threads = min(max_threads(), count)
     losses = np.empty(count)
     if threads > 1 and jit.parallel_ready(threads):
@@ -194,4 +221,4 @@ def _slabs(
     total = parts[0]
     for part in parts[1:]:
         total += part
-    return loss_sum, unpack(total, X.shape[1])
+    return loss_sum, unpack(total, W.shape[1])

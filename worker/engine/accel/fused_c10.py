@@ -1170,6 +1170,1218 @@ def softmax_gather(
     return float(loss)
 
 
+@kernel
+def svm_bytes(
+    codes: Any,
+    offsets: Any,
+    scales: Any,
+    standardize: bool,
+    y: Any,
+    Wp: Any,
+    r0: int,
+    r1: int,
+    Gp: Any,
+    chunk: int,
+    want_grad: bool,
+    delta: Any,
+) -> float:
+    """Summed hinge loss (margin delta) over rows [r0, r1) of codes as floats X;
+    with want_grad, Gp = dS^T X."""
+    D = codes.shape[1]
+    line = np.uint64(64 // codes.itemsize)
+    tiles, T = Wp.shape[0], Wp.shape[2] - 16
+    zero = Wp[0, 0, 0] - Wp[0, 0, 0]
+    one = zero + 1
+    S = np.empty((chunk, C), dtype=Wp.dtype)
+    B = np.empty((min(chunk, r1 - r0), D), dtype=Wp.dtype)  # the chunk as floats
+    if want_grad:
+        Gp[:, :, :] = zero
+    loss = 0.0
+    # The first chunk; later ones are prefetched while the previous one's gradient runs.
+    for i in range(r0, min(r0 + chunk, r1)):
+        for q in range(np.uint64(0), np.uint64(D), line):
+            prefetch(codes[i], q)
+    for c0 in range(r0, r1, chunk):
+        c1 = min(c0 + chunk, r1)
+        n = c1 - c0
+        for r in range(n):
+            row = codes[c0 + r]
+            b = B[r]
+            if standardize:
+                for d in range(D):
+                    b[d] = (row[d] - offsets[d]) / scales[d]
+            else:
+                for d in range(D):
+                    b[d] = row[d] - offsets[d]
+        S[:n, :] = zero
+        for k in range(tiles):
+            wk = Wp[k]
+            u0 = np.uint64(k * T)
+            width = np.uint64(min(T, D - k * T))
+            i = c0
+            while i + 2 <= c1:
+                x0 = B[i - c0 + 0]
+                x1 = B[i - c0 + 1]
+                s0_0 = zero
+                s0_1 = zero
+                s0_2 = zero
+                s0_3 = zero
+                s0_4 = zero
+                s0_5 = zero
+                s0_6 = zero
+                s0_7 = zero
+                s0_8 = zero
+                s0_9 = zero
+                s1_0 = zero
+                s1_1 = zero
+                s1_2 = zero
+                s1_3 = zero
+                s1_4 = zero
+                s1_5 = zero
+                s1_6 = zero
+                s1_7 = zero
+                s1_8 = zero
+                s1_9 = zero
+                for d in range(width):
+                    a0 = x0[u0 + d]
+                    a1 = x1[u0 + d]
+                    w = wk[0, d]
+                    s0_0 += a0 * w
+                    s1_0 += a1 * w
+                    w = wk[1, d]
+                    s0_1 += a0 * w
+                    s1_1 += a1 * w
+                    w = wk[2, d]
+                    s0_2 += a0 * w
+                    s1_2 += a1 * w
+                    w = wk[3, d]
+                    s0_3 += a0 * w
+                    s1_3 += a1 * w
+                    w = wk[4, d]
+                    s0_4 += a0 * w
+                    s1_4 += a1 * w
+                    w = wk[5, d]
+                    s0_5 += a0 * w
+                    s1_5 += a1 * w
+                    w = wk[6, d]
+                    s0_6 += a0 * w
+                    s1_6 += a1 * w
+                    w = wk[7, d]
+                    s0_7 += a0 * w
+                    s1_7 += a1 * w
+                    w = wk[8, d]
+                    s0_8 += a0 * w
+                    s1_8 += a1 * w
+                    w = wk[9, d]
+                    s0_9 += a0 * w
+                    s1_9 += a1 * w
+                S[i - c0 + 0, 0] += s0_0
+                S[i - c0 + 0, 1] += s0_1
+                S[i - c0 + 0, 2] += s0_2
+                S[i - c0 + 0, 3] += s0_3
+                S[i - c0 + 0, 4] += s0_4
+                S[i - c0 + 0, 5] += s0_5
+                S[i - c0 + 0, 6] += s0_6
+                S[i - c0 + 0, 7] += s0_7
+                S[i - c0 + 0, 8] += s0_8
+                S[i - c0 + 0, 9] += s0_9
+                S[i - c0 + 1, 0] += s1_0
+                S[i - c0 + 1, 1] += s1_1
+                S[i - c0 + 1, 2] += s1_2
+                S[i - c0 + 1, 3] += s1_3
+                S[i - c0 + 1, 4] += s1_4
+                S[i - c0 + 1, 5] += s1_5
+                S[i - c0 + 1, 6] += s1_6
+                S[i - c0 + 1, 7] += s1_7
+                S[i - c0 + 1, 8] += s1_8
+                S[i - c0 + 1, 9] += s1_9
+                i += 2
+            while i < c1:
+                x0 = B[i - c0 + 0]
+                s0_0 = zero
+                s0_1 = zero
+                s0_2 = zero
+                s0_3 = zero
+                s0_4 = zero
+                s0_5 = zero
+                s0_6 = zero
+                s0_7 = zero
+                s0_8 = zero
+                s0_9 = zero
+                for d in range(width):
+                    a0 = x0[u0 + d]
+                    w = wk[0, d]
+                    s0_0 += a0 * w
+                    w = wk[1, d]
+                    s0_1 += a0 * w
+                    w = wk[2, d]
+                    s0_2 += a0 * w
+                    w = wk[3, d]
+                    s0_3 += a0 * w
+                    w = wk[4, d]
+                    s0_4 += a0 * w
+                    w = wk[5, d]
+                    s0_5 += a0 * w
+                    w = wk[6, d]
+                    s0_6 += a0 * w
+                    w = wk[7, d]
+                    s0_7 += a0 * w
+                    w = wk[8, d]
+                    s0_8 += a0 * w
+                    w = wk[9, d]
+                    s0_9 += a0 * w
+                S[i - c0 + 0, 0] += s0_0
+                S[i - c0 + 0, 1] += s0_1
+                S[i - c0 + 0, 2] += s0_2
+                S[i - c0 + 0, 3] += s0_3
+                S[i - c0 + 0, 4] += s0_4
+                S[i - c0 + 0, 5] += s0_5
+                S[i - c0 + 0, 6] += s0_6
+                S[i - c0 + 0, 7] += s0_7
+                S[i - c0 + 0, 8] += s0_8
+                S[i - c0 + 0, 9] += s0_9
+                i += 1
+        for r in range(n):
+            yi = y[c0 + r]
+            sy = S[r, yi]
+            count = zero
+            for c in range(C):
+                m = S[r, c] - sy + delta
+                if c == yi or m <= zero:
+                    S[r, c] = zero
+                elif m > zero:
+                    loss += m
+                    S[r, c] = one
+                    count += one
+                else:
+                    loss += m
+                    S[r, c] = m
+                    count += m
+            S[r, yi] = -count
+        if not want_grad:
+            continue
+        for k in range(tiles):
+            gk = Gp[k]
+            u0 = np.uint64(k * T)
+            width = np.uint64(min(T, D - k * T))
+            r = 0
+            while r + 4 <= n:
+                x0 = B[r + 0]
+                g0_0 = S[r + 0, 0]
+                g0_1 = S[r + 0, 1]
+                g0_2 = S[r + 0, 2]
+                g0_3 = S[r + 0, 3]
+                g0_4 = S[r + 0, 4]
+                g0_5 = S[r + 0, 5]
+                g0_6 = S[r + 0, 6]
+                g0_7 = S[r + 0, 7]
+                g0_8 = S[r + 0, 8]
+                g0_9 = S[r + 0, 9]
+                x1 = B[r + 1]
+                g1_0 = S[r + 1, 0]
+                g1_1 = S[r + 1, 1]
+                g1_2 = S[r + 1, 2]
+                g1_3 = S[r + 1, 3]
+                g1_4 = S[r + 1, 4]
+                g1_5 = S[r + 1, 5]
+                g1_6 = S[r + 1, 6]
+                g1_7 = S[r + 1, 7]
+                g1_8 = S[r + 1, 8]
+                g1_9 = S[r + 1, 9]
+                x2 = B[r + 2]
+                g2_0 = S[r + 2, 0]
+                g2_1 = S[r + 2, 1]
+                g2_2 = S[r + 2, 2]
+                g2_3 = S[r + 2, 3]
+                g2_4 = S[r + 2, 4]
+                g2_5 = S[r + 2, 5]
+                g2_6 = S[r + 2, 6]
+                g2_7 = S[r + 2, 7]
+                g2_8 = S[r + 2, 8]
+                g2_9 = S[r + 2, 9]
+                x3 = B[r + 3]
+                g3_0 = S[r + 3, 0]
+                g3_1 = S[r + 3, 1]
+                g3_2 = S[r + 3, 2]
+                g3_3 = S[r + 3, 3]
+                g3_4 = S[r + 3, 4]
+                g3_5 = S[r + 3, 5]
+                g3_6 = S[r + 3, 6]
+                g3_7 = S[r + 3, 7]
+                g3_8 = S[r + 3, 8]
+                g3_9 = S[r + 3, 9]
+                if c1 + r + 0 < r1:
+                    ahead = codes[c1 + r + 0]
+                    for q in range(u0, u0 + width, line):
+                        prefetch(ahead, q)
+                if c1 + r + 1 < r1:
+                    ahead = codes[c1 + r + 1]
+                    for q in range(u0, u0 + width, line):
+                        prefetch(ahead, q)
+                if c1 + r + 2 < r1:
+                    ahead = codes[c1 + r + 2]
+                    for q in range(u0, u0 + width, line):
+                        prefetch(ahead, q)
+                if c1 + r + 3 < r1:
+                    ahead = codes[c1 + r + 3]
+                    for q in range(u0, u0 + width, line):
+                        prefetch(ahead, q)
+                for d in range(width):
+                    a0 = x0[u0 + d]
+                    a1 = x1[u0 + d]
+                    a2 = x2[u0 + d]
+                    a3 = x3[u0 + d]
+                    gk[0, d] += g0_0 * a0 + g1_0 * a1 + g2_0 * a2 + g3_0 * a3
+                    gk[1, d] += g0_1 * a0 + g1_1 * a1 + g2_1 * a2 + g3_1 * a3
+                    gk[2, d] += g0_2 * a0 + g1_2 * a1 + g2_2 * a2 + g3_2 * a3
+                    gk[3, d] += g0_3 * a0 + g1_3 * a1 + g2_3 * a2 + g3_3 * a3
+                    gk[4, d] += g0_4 * a0 + g1_4 * a1 + g2_4 * a2 + g3_4 * a3
+                    gk[5, d] += g0_5 * a0 + g1_5 * a1 + g2_5 * a2 + g3_5 * a3
+                    gk[6, d] += g0_6 * a0 + g1_6 * a1 + g2_6 * a2 + g3_6 * a3
+                    gk[7, d] += g0_7 * a0 + g1_7 * a1 + g2_7 * a2 + g3_7 * a3
+                    gk[8, d] += g0_8 * a0 + g1_8 * a1 + g2_8 * a2 + g3_8 * a3
+                    gk[9, d] += g0_9 * a0 + g1_9 * a1 + g2_9 * a2 + g3_9 * a3
+                r += 4
+            while r < n:
+                x0 = B[r + 0]
+                g0_0 = S[r + 0, 0]
+                g0_1 = S[r + 0, 1]
+                g0_2 = S[r + 0, 2]
+                g0_3 = S[r + 0, 3]
+                g0_4 = S[r + 0, 4]
+                g0_5 = S[r + 0, 5]
+                g0_6 = S[r + 0, 6]
+                g0_7 = S[r + 0, 7]
+                g0_8 = S[r + 0, 8]
+                g0_9 = S[r + 0, 9]
+                if c1 + r + 0 < r1:
+                    ahead = codes[c1 + r + 0]
+                    for q in range(u0, u0 + width, line):
+                        prefetch(ahead, q)
+                for d in range(width):
+                    a0 = x0[u0 + d]
+                    gk[0, d] += g0_0 * a0
+                    gk[1, d] += g0_1 * a0
+                    gk[2, d] += g0_2 * a0
+                    gk[3, d] += g0_3 * a0
+                    gk[4, d] += g0_4 * a0
+                    gk[5, d] += g0_5 * a0
+                    gk[6, d] += g0_6 * a0
+                    gk[7, d] += g0_7 * a0
+                    gk[8, d] += g0_8 * a0
+                    gk[9, d] += g0_9 * a0
+                r += 1
+    return float(loss)
+
+
+@kernel
+def softmax_bytes(
+    codes: Any,
+    offsets: Any,
+    scales: Any,
+    standardize: bool,
+    y: Any,
+    Wp: Any,
+    r0: int,
+    r1: int,
+    Gp: Any,
+    chunk: int,
+    want_grad: bool,
+) -> float:
+    """Summed cross-entropy over rows [r0, r1) of codes as floats X; with want_grad, Gp = dS^T X."""
+    D = codes.shape[1]
+    line = np.uint64(64 // codes.itemsize)
+    tiles, T = Wp.shape[0], Wp.shape[2] - 16
+    zero = Wp[0, 0, 0] - Wp[0, 0, 0]
+    one = zero + 1
+    S = np.empty((chunk, C), dtype=Wp.dtype)
+    B = np.empty((min(chunk, r1 - r0), D), dtype=Wp.dtype)  # the chunk as floats
+    if want_grad:
+        Gp[:, :, :] = zero
+    loss = 0.0
+    # The first chunk; later ones are prefetched while the previous one's gradient runs.
+    for i in range(r0, min(r0 + chunk, r1)):
+        for q in range(np.uint64(0), np.uint64(D), line):
+            prefetch(codes[i], q)
+    for c0 in range(r0, r1, chunk):
+        c1 = min(c0 + chunk, r1)
+        n = c1 - c0
+        for r in range(n):
+            row = codes[c0 + r]
+            b = B[r]
+            if standardize:
+                for d in range(D):
+                    b[d] = (row[d] - offsets[d]) / scales[d]
+            else:
+                for d in range(D):
+                    b[d] = row[d] - offsets[d]
+        S[:n, :] = zero
+        for k in range(tiles):
+            wk = Wp[k]
+            u0 = np.uint64(k * T)
+            width = np.uint64(min(T, D - k * T))
+            i = c0
+            while i + 2 <= c1:
+                x0 = B[i - c0 + 0]
+                x1 = B[i - c0 + 1]
+                s0_0 = zero
+                s0_1 = zero
+                s0_2 = zero
+                s0_3 = zero
+                s0_4 = zero
+                s0_5 = zero
+                s0_6 = zero
+                s0_7 = zero
+                s0_8 = zero
+                s0_9 = zero
+                s1_0 = zero
+                s1_1 = zero
+                s1_2 = zero
+                s1_3 = zero
+                s1_4 = zero
+                s1_5 = zero
+                s1_6 = zero
+                s1_7 = zero
+                s1_8 = zero
+                s1_9 = zero
+                for d in range(width):
+                    a0 = x0[u0 + d]
+                    a1 = x1[u0 + d]
+                    w = wk[0, d]
+                    s0_0 += a0 * w
+                    s1_0 += a1 * w
+                    w = wk[1, d]
+                    s0_1 += a0 * w
+                    s1_1 += a1 * w
+                    w = wk[2, d]
+                    s0_2 += a0 * w
+                    s1_2 += a1 * w
+                    w = wk[3, d]
+                    s0_3 += a0 * w
+                    s1_3 += a1 * w
+                    w = wk[4, d]
+                    s0_4 += a0 * w
+                    s1_4 += a1 * w
+                    w = wk[5, d]
+                    s0_5 += a0 * w
+                    s1_5 += a1 * w
+                    w = wk[6, d]
+                    s0_6 += a0 * w
+                    s1_6 += a1 * w
+                    w = wk[7, d]
+                    s0_7 += a0 * w
+                    s1_7 += a1 * w
+                    w = wk[8, d]
+                    s0_8 += a0 * w
+                    s1_8 += a1 * w
+                    w = wk[9, d]
+                    s0_9 += a0 * w
+                    s1_9 += a1 * w
+                S[i - c0 + 0, 0] += s0_0
+                S[i - c0 + 0, 1] += s0_1
+                S[i - c0 + 0, 2] += s0_2
+                S[i - c0 + 0, 3] += s0_3
+                S[i - c0 + 0, 4] += s0_4
+                S[i - c0 + 0, 5] += s0_5
+                S[i - c0 + 0, 6] += s0_6
+                S[i - c0 + 0, 7] += s0_7
+                S[i - c0 + 0, 8] += s0_8
+                S[i - c0 + 0, 9] += s0_9
+                S[i - c0 + 1, 0] += s1_0
+                S[i - c0 + 1, 1] += s1_1
+                S[i - c0 + 1, 2] += s1_2
+                S[i - c0 + 1, 3] += s1_3
+                S[i - c0 + 1, 4] += s1_4
+                S[i - c0 + 1, 5] += s1_5
+                S[i - c0 + 1, 6] += s1_6
+                S[i - c0 + 1, 7] += s1_7
+                S[i - c0 + 1, 8] += s1_8
+                S[i - c0 + 1, 9] += s1_9
+                i += 2
+            while i < c1:
+                x0 = B[i - c0 + 0]
+                s0_0 = zero
+                s0_1 = zero
+                s0_2 = zero
+                s0_3 = zero
+                s0_4 = zero
+                s0_5 = zero
+                s0_6 = zero
+                s0_7 = zero
+                s0_8 = zero
+                s0_9 = zero
+                for d in range(width):
+                    a0 = x0[u0 + d]
+                    w = wk[0, d]
+                    s0_0 += a0 * w
+                    w = wk[1, d]
+                    s0_1 += a0 * w
+                    w = wk[2, d]
+                    s0_2 += a0 * w
+                    w = wk[3, d]
+                    s0_3 += a0 * w
+                    w = wk[4, d]
+                    s0_4 += a0 * w
+                    w = wk[5, d]
+                    s0_5 += a0 * w
+                    w = wk[6, d]
+                    s0_6 += a0 * w
+                    w = wk[7, d]
+                    s0_7 += a0 * w
+                    w = wk[8, d]
+                    s0_8 += a0 * w
+                    w = wk[9, d]
+                    s0_9 += a0 * w
+                S[i - c0 + 0, 0] += s0_0
+                S[i - c0 + 0, 1] += s0_1
+                S[i - c0 + 0, 2] += s0_2
+                S[i - c0 + 0, 3] += s0_3
+                S[i - c0 + 0, 4] += s0_4
+                S[i - c0 + 0, 5] += s0_5
+                S[i - c0 + 0, 6] += s0_6
+                S[i - c0 + 0, 7] += s0_7
+                S[i - c0 + 0, 8] += s0_8
+                S[i - c0 + 0, 9] += s0_9
+                i += 1
+        for r in range(n):
+            yi = y[c0 + r]
+            top = S[r, 0]
+            for c in range(1, C):
+                top = max(top, S[r, c])
+            sy = S[r, yi] - top
+            total = zero
+            for c in range(C):
+                e = math.exp(S[r, c] - top)
+                S[r, c] = e
+                total += e
+            loss += math.log(total) - sy
+            inverse = one / total
+            for c in range(C):
+                S[r, c] *= inverse
+            S[r, yi] -= one
+        if not want_grad:
+            continue
+        for k in range(tiles):
+            gk = Gp[k]
+            u0 = np.uint64(k * T)
+            width = np.uint64(min(T, D - k * T))
+            r = 0
+            while r + 4 <= n:
+                x0 = B[r + 0]
+                g0_0 = S[r + 0, 0]
+                g0_1 = S[r + 0, 1]
+                g0_2 = S[r + 0, 2]
+                g0_3 = S[r + 0, 3]
+                g0_4 = S[r + 0, 4]
+                g0_5 = S[r + 0, 5]
+                g0_6 = S[r + 0, 6]
+                g0_7 = S[r + 0, 7]
+                g0_8 = S[r + 0, 8]
+                g0_9 = S[r + 0, 9]
+                x1 = B[r + 1]
+                g1_0 = S[r + 1, 0]
+                g1_1 = S[r + 1, 1]
+                g1_2 = S[r + 1, 2]
+                g1_3 = S[r + 1, 3]
+                g1_4 = S[r + 1, 4]
+                g1_5 = S[r + 1, 5]
+                g1_6 = S[r + 1, 6]
+                g1_7 = S[r + 1, 7]
+                g1_8 = S[r + 1, 8]
+                g1_9 = S[r + 1, 9]
+                x2 = B[r + 2]
+                g2_0 = S[r + 2, 0]
+                g2_1 = S[r + 2, 1]
+                g2_2 = S[r + 2, 2]
+                g2_3 = S[r + 2, 3]
+                g2_4 = S[r + 2, 4]
+                g2_5 = S[r + 2, 5]
+                g2_6 = S[r + 2, 6]
+                g2_7 = S[r + 2, 7]
+                g2_8 = S[r + 2, 8]
+                g2_9 = S[r + 2, 9]
+                x3 = B[r + 3]
+                g3_0 = S[r + 3, 0]
+                g3_1 = S[r + 3, 1]
+                g3_2 = S[r + 3, 2]
+                g3_3 = S[r + 3, 3]
+                g3_4 = S[r + 3, 4]
+                g3_5 = S[r + 3, 5]
+                g3_6 = S[r + 3, 6]
+                g3_7 = S[r + 3, 7]
+                g3_8 = S[r + 3, 8]
+                g3_9 = S[r + 3, 9]
+                if c1 + r + 0 < r1:
+                    ahead = codes[c1 + r + 0]
+                    for q in range(u0, u0 + width, line):
+                        prefetch(ahead, q)
+                if c1 + r + 1 < r1:
+                    ahead = codes[c1 + r + 1]
+                    for q in range(u0, u0 + width, line):
+                        prefetch(ahead, q)
+                if c1 + r + 2 < r1:
+                    ahead = codes[c1 + r + 2]
+                    for q in range(u0, u0 + width, line):
+                        prefetch(ahead, q)
+                if c1 + r + 3 < r1:
+                    ahead = codes[c1 + r + 3]
+                    for q in range(u0, u0 + width, line):
+                        prefetch(ahead, q)
+                for d in range(width):
+                    a0 = x0[u0 + d]
+                    a1 = x1[u0 + d]
+                    a2 = x2[u0 + d]
+                    a3 = x3[u0 + d]
+                    gk[0, d] += g0_0 * a0 + g1_0 * a1 + g2_0 * a2 + g3_0 * a3
+                    gk[1, d] += g0_1 * a0 + g1_1 * a1 + g2_1 * a2 + g3_1 * a3
+                    gk[2, d] += g0_2 * a0 + g1_2 * a1 + g2_2 * a2 + g3_2 * a3
+                    gk[3, d] += g0_3 * a0 + g1_3 * a1 + g2_3 * a2 + g3_3 * a3
+                    gk[4, d] += g0_4 * a0 + g1_4 * a1 + g2_4 * a2 + g3_4 * a3
+                    gk[5, d] += g0_5 * a0 + g1_5 * a1 + g2_5 * a2 + g3_5 * a3
+                    gk[6, d] += g0_6 * a0 + g1_6 * a1 + g2_6 * a2 + g3_6 * a3
+                    gk[7, d] += g0_7 * a0 + g1_7 * a1 + g2_7 * a2 + g3_7 * a3
+                    gk[8, d] += g0_8 * a0 + g1_8 * a1 + g2_8 * a2 + g3_8 * a3
+                    gk[9, d] += g0_9 * a0 + g1_9 * a1 + g2_9 * a2 + g3_9 * a3
+                r += 4
+            while r < n:
+                x0 = B[r + 0]
+                g0_0 = S[r + 0, 0]
+                g0_1 = S[r + 0, 1]
+                g0_2 = S[r + 0, 2]
+                g0_3 = S[r + 0, 3]
+                g0_4 = S[r + 0, 4]
+                g0_5 = S[r + 0, 5]
+                g0_6 = S[r + 0, 6]
+                g0_7 = S[r + 0, 7]
+                g0_8 = S[r + 0, 8]
+                g0_9 = S[r + 0, 9]
+                if c1 + r + 0 < r1:
+                    ahead = codes[c1 + r + 0]
+                    for q in range(u0, u0 + width, line):
+                        prefetch(ahead, q)
+                for d in range(width):
+                    a0 = x0[u0 + d]
+                    gk[0, d] += g0_0 * a0
+                    gk[1, d] += g0_1 * a0
+                    gk[2, d] += g0_2 * a0
+                    gk[3, d] += g0_3 * a0
+                    gk[4, d] += g0_4 * a0
+                    gk[5, d] += g0_5 * a0
+                    gk[6, d] += g0_6 * a0
+                    gk[7, d] += g0_7 * a0
+                    gk[8, d] += g0_8 * a0
+                    gk[9, d] += g0_9 * a0
+                r += 1
+    return float(loss)
+
+
+@kernel
+def svm_bytes_gather(
+    codes: Any,
+    offsets: Any,
+    scales: Any,
+    standardize: bool,
+    y: Any,
+    idx: Any,
+    Wp: Any,
+    r0: int,
+    r1: int,
+    Gp: Any,
+    chunk: int,
+    want_grad: bool,
+    delta: Any,
+) -> float:
+    """Summed hinge loss (margin delta) over codes[idx[r0:r1]] as floats X;
+    with want_grad, Gp = dS^T X."""
+    D = codes.shape[1]
+    line = np.uint64(64 // codes.itemsize)
+    tiles, T = Wp.shape[0], Wp.shape[2] - 16
+    zero = Wp[0, 0, 0] - Wp[0, 0, 0]
+    one = zero + 1
+    S = np.empty((chunk, C), dtype=Wp.dtype)
+    B = np.empty((min(chunk, r1 - r0), D), dtype=Wp.dtype)  # the chunk as floats
+    if want_grad:
+        Gp[:, :, :] = zero
+    loss = 0.0
+    # The first chunk; later ones are prefetched while the previous one's gradient runs.
+    for i in range(r0, min(r0 + chunk, r1)):
+        for q in range(np.uint64(0), np.uint64(D), line):
+            prefetch(codes[idx[i]], q)
+    for c0 in range(r0, r1, chunk):
+        c1 = min(c0 + chunk, r1)
+        n = c1 - c0
+        for r in range(n):
+            row = codes[idx[c0 + r]]
+            b = B[r]
+            if standardize:
+                for d in range(D):
+                    b[d] = (row[d] - offsets[d]) / scales[d]
+            else:
+                for d in range(D):
+                    b[d] = row[d] - offsets[d]
+        S[:n, :] = zero
+        for k in range(tiles):
+            wk = Wp[k]
+            u0 = np.uint64(k * T)
+            width = np.uint64(min(T, D - k * T))
+            i = c0
+            while i + 2 <= c1:
+                x0 = B[i - c0 + 0]
+                x1 = B[i - c0 + 1]
+                s0_0 = zero
+                s0_1 = zero
+                s0_2 = zero
+                s0_3 = zero
+                s0_4 = zero
+                s0_5 = zero
+                s0_6 = zero
+                s0_7 = zero
+                s0_8 = zero
+                s0_9 = zero
+                s1_0 = zero
+                s1_1 = zero
+                s1_2 = zero
+                s1_3 = zero
+                s1_4 = zero
+                s1_5 = zero
+                s1_6 = zero
+                s1_7 = zero
+                s1_8 = zero
+                s1_9 = zero
+                for d in range(width):
+                    a0 = x0[u0 + d]
+                    a1 = x1[u0 + d]
+                    w = wk[0, d]
+                    s0_0 += a0 * w
+                    s1_0 += a1 * w
+                    w = wk[1, d]
+                    s0_1 += a0 * w
+                    s1_1 += a1 * w
+                    w = wk[2, d]
+                    s0_2 += a0 * w
+                    s1_2 += a1 * w
+                    w = wk[3, d]
+                    s0_3 += a0 * w
+                    s1_3 += a1 * w
+                    w = wk[4, d]
+                    s0_4 += a0 * w
+                    s1_4 += a1 * w
+                    w = wk[5, d]
+                    s0_5 += a0 * w
+                    s1_5 += a1 * w
+                    w = wk[6, d]
+                    s0_6 += a0 * w
+                    s1_6 += a1 * w
+                    w = wk[7, d]
+                    s0_7 += a0 * w
+                    s1_7 += a1 * w
+                    w = wk[8, d]
+                    s0_8 += a0 * w
+                    s1_8 += a1 * w
+                    w = wk[9, d]
+                    s0_9 += a0 * w
+                    s1_9 += a1 * w
+                S[i - c0 + 0, 0] += s0_0
+                S[i - c0 + 0, 1] += s0_1
+                S[i - c0 + 0, 2] += s0_2
+                S[i - c0 + 0, 3] += s0_3
+                S[i - c0 + 0, 4] += s0_4
+                S[i - c0 + 0, 5] += s0_5
+                S[i - c0 + 0, 6] += s0_6
+                S[i - c0 + 0, 7] += s0_7
+                S[i - c0 + 0, 8] += s0_8
+                S[i - c0 + 0, 9] += s0_9
+                S[i - c0 + 1, 0] += s1_0
+                S[i - c0 + 1, 1] += s1_1
+                S[i - c0 + 1, 2] += s1_2
+                S[i - c0 + 1, 3] += s1_3
+                S[i - c0 + 1, 4] += s1_4
+                S[i - c0 + 1, 5] += s1_5
+                S[i - c0 + 1, 6] += s1_6
+                S[i - c0 + 1, 7] += s1_7
+                S[i - c0 + 1, 8] += s1_8
+                S[i - c0 + 1, 9] += s1_9
+                i += 2
+            while i < c1:
+                x0 = B[i - c0 + 0]
+                s0_0 = zero
+                s0_1 = zero
+                s0_2 = zero
+                s0_3 = zero
+                s0_4 = zero
+                s0_5 = zero
+                s0_6 = zero
+                s0_7 = zero
+                s0_8 = zero
+                s0_9 = zero
+                for d in range(width):
+                    a0 = x0[u0 + d]
+                    w = wk[0, d]
+                    s0_0 += a0 * w
+                    w = wk[1, d]
+                    s0_1 += a0 * w
+                    w = wk[2, d]
+                    s0_2 += a0 * w
+                    w = wk[3, d]
+                    s0_3 += a0 * w
+                    w = wk[4, d]
+                    s0_4 += a0 * w
+                    w = wk[5, d]
+                    s0_5 += a0 * w
+                    w = wk[6, d]
+                    s0_6 += a0 * w
+                    w = wk[7, d]
+                    s0_7 += a0 * w
+                    w = wk[8, d]
+                    s0_8 += a0 * w
+                    w = wk[9, d]
+                    s0_9 += a0 * w
+                S[i - c0 + 0, 0] += s0_0
+                S[i - c0 + 0, 1] += s0_1
+                S[i - c0 + 0, 2] += s0_2
+                S[i - c0 + 0, 3] += s0_3
+                S[i - c0 + 0, 4] += s0_4
+                S[i - c0 + 0, 5] += s0_5
+                S[i - c0 + 0, 6] += s0_6
+                S[i - c0 + 0, 7] += s0_7
+                S[i - c0 + 0, 8] += s0_8
+                S[i - c0 + 0, 9] += s0_9
+                i += 1
+        for r in range(n):
+            yi = y[idx[c0 + r]]
+            sy = S[r, yi]
+            count = zero
+            for c in range(C):
+                m = S[r, c] - sy + delta
+                if c == yi or m <= zero:
+                    S[r, c] = zero
+                elif m > zero:
+                    loss += m
+                    S[r, c] = one
+                    count += one
+                else:
+                    loss += m
+                    S[r, c] = m
+                    count += m
+            S[r, yi] = -count
+        if not want_grad:
+            continue
+        for k in range(tiles):
+            gk = Gp[k]
+            u0 = np.uint64(k * T)
+            width = np.uint64(min(T, D - k * T))
+            r = 0
+            while r + 4 <= n:
+                x0 = B[r + 0]
+                g0_0 = S[r + 0, 0]
+                g0_1 = S[r + 0, 1]
+                g0_2 = S[r + 0, 2]
+                g0_3 = S[r + 0, 3]
+                g0_4 = S[r + 0, 4]
+                g0_5 = S[r + 0, 5]
+                g0_6 = S[r + 0, 6]
+                g0_7 = S[r + 0, 7]
+                g0_8 = S[r + 0, 8]
+                g0_9 = S[r + 0, 9]
+                x1 = B[r + 1]
+                g1_0 = S[r + 1, 0]
+                g1_1 = S[r + 1, 1]
+                g1_2 = S[r + 1, 2]
+                g1_3 = S[r + 1, 3]
+                g1_4 = S[r + 1, 4]
+                g1_5 = S[r + 1, 5]
+                g1_6 = S[r + 1, 6]
+                g1_7 = S[r + 1, 7]
+                g1_8 = S[r + 1, 8]
+                g1_9 = S[r + 1, 9]
+                x2 = B[r + 2]
+                g2_0 = S[r + 2, 0]
+                g2_1 = S[r + 2, 1]
+                g2_2 = S[r + 2, 2]
+                g2_3 = S[r + 2, 3]
+                g2_4 = S[r + 2, 4]
+                g2_5 = S[r + 2, 5]
+                g2_6 = S[r + 2, 6]
+                g2_7 = S[r + 2, 7]
+                g2_8 = S[r + 2, 8]
+                g2_9 = S[r + 2, 9]
+                x3 = B[r + 3]
+                g3_0 = S[r + 3, 0]
+                g3_1 = S[r + 3, 1]
+                g3_2 = S[r + 3, 2]
+                g3_3 = S[r + 3, 3]
+                g3_4 = S[r + 3, 4]
+                g3_5 = S[r + 3, 5]
+                g3_6 = S[r + 3, 6]
+                g3_7 = S[r + 3, 7]
+                g3_8 = S[r + 3, 8]
+                g3_9 = S[r + 3, 9]
+                if c1 + r + 0 < r1:
+                    ahead = codes[idx[c1 + r + 0]]
+                    for q in range(u0, u0 + width, line):
+                        prefetch(ahead, q)
+                if c1 + r + 1 < r1:
+                    ahead = codes[idx[c1 + r + 1]]
+                    for q in range(u0, u0 + width, line):
+                        prefetch(ahead, q)
+                if c1 + r + 2 < r1:
+                    ahead = codes[idx[c1 + r + 2]]
+                    for q in range(u0, u0 + width, line):
+                        prefetch(ahead, q)
+                if c1 + r + 3 < r1:
+                    ahead = codes[idx[c1 + r + 3]]
+                    for q in range(u0, u0 + width, line):
+                        prefetch(ahead, q)
+                for d in range(width):
+                    a0 = x0[u0 + d]
+                    a1 = x1[u0 + d]
+                    a2 = x2[u0 + d]
+                    a3 = x3[u0 + d]
+                    gk[0, d] += g0_0 * a0 + g1_0 * a1 + g2_0 * a2 + g3_0 * a3
+                    gk[1, d] += g0_1 * a0 + g1_1 * a1 + g2_1 * a2 + g3_1 * a3
+                    gk[2, d] += g0_2 * a0 + g1_2 * a1 + g2_2 * a2 + g3_2 * a3
+                    gk[3, d] += g0_3 * a0 + g1_3 * a1 + g2_3 * a2 + g3_3 * a3
+                    gk[4, d] += g0_4 * a0 + g1_4 * a1 + g2_4 * a2 + g3_4 * a3
+                    gk[5, d] += g0_5 * a0 + g1_5 * a1 + g2_5 * a2 + g3_5 * a3
+                    gk[6, d] += g0_6 * a0 + g1_6 * a1 + g2_6 * a2 + g3_6 * a3
+                    gk[7, d] += g0_7 * a0 + g1_7 * a1 + g2_7 * a2 + g3_7 * a3
+                    gk[8, d] += g0_8 * a0 + g1_8 * a1 + g2_8 * a2 + g3_8 * a3
+                    gk[9, d] += g0_9 * a0 + g1_9 * a1 + g2_9 * a2 + g3_9 * a3
+                r += 4
+            while r < n:
+                x0 = B[r + 0]
+                g0_0 = S[r + 0, 0]
+                g0_1 = S[r + 0, 1]
+                g0_2 = S[r + 0, 2]
+                g0_3 = S[r + 0, 3]
+                g0_4 = S[r + 0, 4]
+                g0_5 = S[r + 0, 5]
+                g0_6 = S[r + 0, 6]
+                g0_7 = S[r + 0, 7]
+                g0_8 = S[r + 0, 8]
+                g0_9 = S[r + 0, 9]
+                if c1 + r + 0 < r1:
+                    ahead = codes[idx[c1 + r + 0]]
+                    for q in range(u0, u0 + width, line):
+                        prefetch(ahead, q)
+                for d in range(width):
+                    a0 = x0[u0 + d]
+                    gk[0, d] += g0_0 * a0
+                    gk[1, d] += g0_1 * a0
+                    gk[2, d] += g0_2 * a0
+                    gk[3, d] += g0_3 * a0
+                    gk[4, d] += g0_4 * a0
+                    gk[5, d] += g0_5 * a0
+                    gk[6, d] += g0_6 * a0
+                    gk[7, d] += g0_7 * a0
+                    gk[8, d] += g0_8 * a0
+                    gk[9, d] += g0_9 * a0
+                r += 1
+    return float(loss)
+
+
+@kernel
+def softmax_bytes_gather(
+    codes: Any,
+    offsets: Any,
+    scales: Any,
+    standardize: bool,
+    y: Any,
+    idx: Any,
+    Wp: Any,
+    r0: int,
+    r1: int,
+    Gp: Any,
+    chunk: int,
+    want_grad: bool,
+) -> float:
+    """Summed cross-entropy over codes[idx[r0:r1]] as floats X; with want_grad, Gp = dS^T X."""
+    D = codes.shape[1]
+    line = np.uint64(64 // codes.itemsize)
+    tiles, T = Wp.shape[0], Wp.shape[2] - 16
+    zero = Wp[0, 0, 0] - Wp[0, 0, 0]
+    one = zero + 1
+    S = np.empty((chunk, C), dtype=Wp.dtype)
+    B = np.empty((min(chunk, r1 - r0), D), dtype=Wp.dtype)  # the chunk as floats
+    if want_grad:
+        Gp[:, :, :] = zero
+    loss = 0.0
+    # The first chunk; later ones are prefetched while the previous one's gradient runs.
+    for i in range(r0, min(r0 + chunk, r1)):
+        for q in range(np.uint64(0), np.uint64(D), line):
+            prefetch(codes[idx[i]], q)
+    for c0 in range(r0, r1, chunk):
+        c1 = min(c0 + chunk, r1)
+        n = c1 - c0
+        for r in range(n):
+            row = codes[idx[c0 + r]]
+            b = B[r]
+            if standardize:
+                for d in range(D):
+                    b[d] = (row[d] - offsets[d]) / scales[d]
+            else:
+                for d in range(D):
+                    b[d] = row[d] - offsets[d]
+        S[:n, :] = zero
+        for k in range(tiles):
+            wk = Wp[k]
+            u0 = np.uint64(k * T)
+            width = np.uint64(min(T, D - k * T))
+            i = c0
+            while i + 2 <= c1:
+                x0 = B[i - c0 + 0]
+                x1 = B[i - c0 + 1]
+                s0_0 = zero
+                s0_1 = zero
+                s0_2 = zero
+                s0_3 = zero
+                s0_4 = zero
+                s0_5 = zero
+                s0_6 = zero
+                s0_7 = zero
+                s0_8 = zero
+                s0_9 = zero
+                s1_0 = zero
+                s1_1 = zero
+                s1_2 = zero
+                s1_3 = zero
+                s1_4 = zero
+                s1_5 = zero
+                s1_6 = zero
+                s1_7 = zero
+                s1_8 = zero
+                s1_9 = zero
+                for d in range(width):
+                    a0 = x0[u0 + d]
+                    a1 = x1[u0 + d]
+                    w = wk[0, d]
+                    s0_0 += a0 * w
+                    s1_0 += a1 * w
+                    w = wk[1, d]
+                    s0_1 += a0 * w
+                    s1_1 += a1 * w
+                    w = wk[2, d]
+                    s0_2 += a0 * w
+                    s1_2 += a1 * w
+                    w = wk[3, d]
+                    s0_3 += a0 * w
+                    s1_3 += a1 * w
+                    w = wk[4, d]
+                    s0_4 += a0 * w
+                    s1_4 += a1 * w
+                    w = wk[5, d]
+                    s0_5 += a0 * w
+                    s1_5 += a1 * w
+                    w = wk[6, d]
+                    s0_6 += a0 * w
+                    s1_6 += a1 * w
+                    w = wk[7, d]
+                    s0_7 += a0 * w
+                    s1_7 += a1 * w
+                    w = wk[8, d]
+                    s0_8 += a0 * w
+                    s1_8 += a1 * w
+                    w = wk[9, d]
+                    s0_9 += a0 * w
+                    s1_9 += a1 * w
+                S[i - c0 + 0, 0] += s0_0
+                S[i - c0 + 0, 1] += s0_1
+                S[i - c0 + 0, 2] += s0_2
+                S[i - c0 + 0, 3] += s0_3
+                S[i - c0 + 0, 4] += s0_4
+                S[i - c0 + 0, 5] += s0_5
+                S[i - c0 + 0, 6] += s0_6
+                S[i - c0 + 0, 7] += s0_7
+                S[i - c0 + 0, 8] += s0_8
+                S[i - c0 + 0, 9] += s0_9
+                S[i - c0 + 1, 0] += s1_0
+                S[i - c0 + 1, 1] += s1_1
+                S[i - c0 + 1, 2] += s1_2
+                S[i - c0 + 1, 3] += s1_3
+                S[i - c0 + 1, 4] += s1_4
+                S[i - c0 + 1, 5] += s1_5
+                S[i - c0 + 1, 6] += s1_6
+                S[i - c0 + 1, 7] += s1_7
+                S[i - c0 + 1, 8] += s1_8
+                S[i - c0 + 1, 9] += s1_9
+                i += 2
+            while i < c1:
+                x0 = B[i - c0 + 0]
+                s0_0 = zero
+                s0_1 = zero
+                s0_2 = zero
+                s0_3 = zero
+                s0_4 = zero
+                s0_5 = zero
+                s0_6 = zero
+                s0_7 = zero
+                s0_8 = zero
+                s0_9 = zero
+                for d in range(width):
+                    a0 = x0[u0 + d]
+                    w = wk[0, d]
+                    s0_0 += a0 * w
+                    w = wk[1, d]
+                    s0_1 += a0 * w
+                    w = wk[2, d]
+                    s0_2 += a0 * w
+                    w = wk[3, d]
+                    s0_3 += a0 * w
+                    w = wk[4, d]
+                    s0_4 += a0 * w
+                    w = wk[5, d]
+                    s0_5 += a0 * w
+                    w = wk[6, d]
+                    s0_6 += a0 * w
+                    w = wk[7, d]
+                    s0_7 += a0 * w
+                    w = wk[8, d]
+                    s0_8 += a0 * w
+                    w = wk[9, d]
+                    s0_9 += a0 * w
+                S[i - c0 + 0, 0] += s0_0
+                S[i - c0 + 0, 1] += s0_1
+                S[i - c0 + 0, 2] += s0_2
+                S[i - c0 + 0, 3] += s0_3
+                S[i - c0 + 0, 4] += s0_4
+                S[i - c0 + 0, 5] += s0_5
+                S[i - c0 + 0, 6] += s0_6
+                S[i - c0 + 0, 7] += s0_7
+                S[i - c0 + 0, 8] += s0_8
+                S[i - c0 + 0, 9] += s0_9
+                i += 1
+        for r in range(n):
+            yi = y[idx[c0 + r]]
+            top = S[r, 0]
+            for c in range(1, C):
+                top = max(top, S[r, c])
+            sy = S[r, yi] - top
+            total = zero
+            for c in range(C):
+                e = math.exp(S[r, c] - top)
+                S[r, c] = e
+                total += e
+            loss += math.log(total) - sy
+            inverse = one / total
+            for c in range(C):
+                S[r, c] *= inverse
+            S[r, yi] -= one
+        if not want_grad:
+            continue
+        for k in range(tiles):
+            gk = Gp[k]
+            u0 = np.uint64(k * T)
+            width = np.uint64(min(T, D - k * T))
+            r = 0
+            while r + 4 <= n:
+                x0 = B[r + 0]
+                g0_0 = S[r + 0, 0]
+                g0_1 = S[r + 0, 1]
+                g0_2 = S[r + 0, 2]
+                g0_3 = S[r + 0, 3]
+                g0_4 = S[r + 0, 4]
+                g0_5 = S[r + 0, 5]
+                g0_6 = S[r + 0, 6]
+                g0_7 = S[r + 0, 7]
+                g0_8 = S[r + 0, 8]
+                g0_9 = S[r + 0, 9]
+                x1 = B[r + 1]
+                g1_0 = S[r + 1, 0]
+                g1_1 = S[r + 1, 1]
+                g1_2 = S[r + 1, 2]
+                g1_3 = S[r + 1, 3]
+                g1_4 = S[r + 1, 4]
+                g1_5 = S[r + 1, 5]
+                g1_6 = S[r + 1, 6]
+                g1_7 = S[r + 1, 7]
+                g1_8 = S[r + 1, 8]
+                g1_9 = S[r + 1, 9]
+                x2 = B[r + 2]
+                g2_0 = S[r + 2, 0]
+                g2_1 = S[r + 2, 1]
+                g2_2 = S[r + 2, 2]
+                g2_3 = S[r + 2, 3]
+                g2_4 = S[r + 2, 4]
+                g2_5 = S[r + 2, 5]
+                g2_6 = S[r + 2, 6]
+                g2_7 = S[r + 2, 7]
+                g2_8 = S[r + 2, 8]
+                g2_9 = S[r + 2, 9]
+                x3 = B[r + 3]
+                g3_0 = S[r + 3, 0]
+                g3_1 = S[r + 3, 1]
+                g3_2 = S[r + 3, 2]
+                g3_3 = S[r + 3, 3]
+                g3_4 = S[r + 3, 4]
+                g3_5 = S[r + 3, 5]
+                g3_6 = S[r + 3, 6]
+                g3_7 = S[r + 3, 7]
+                g3_8 = S[r + 3, 8]
+                g3_9 = S[r + 3, 9]
+                if c1 + r + 0 < r1:
+                    ahead = codes[idx[c1 + r + 0]]
+                    for q in range(u0, u0 + width, line):
+                        prefetch(ahead, q)
+                if c1 + r + 1 < r1:
+                    ahead = codes[idx[c1 + r + 1]]
+                    for q in range(u0, u0 + width, line):
+                        prefetch(ahead, q)
+                if c1 + r + 2 < r1:
+                    ahead = codes[idx[c1 + r + 2]]
+                    for q in range(u0, u0 + width, line):
+                        prefetch(ahead, q)
+                if c1 + r + 3 < r1:
+                    ahead = codes[idx[c1 + r + 3]]
+                    for q in range(u0, u0 + width, line):
+                        prefetch(ahead, q)
+                for d in range(width):
+                    a0 = x0[u0 + d]
+                    a1 = x1[u0 + d]
+                    a2 = x2[u0 + d]
+                    a3 = x3[u0 + d]
+                    gk[0, d] += g0_0 * a0 + g1_0 * a1 + g2_0 * a2 + g3_0 * a3
+                    gk[1, d] += g0_1 * a0 + g1_1 * a1 + g2_1 * a2 + g3_1 * a3
+                    gk[2, d] += g0_2 * a0 + g1_2 * a1 + g2_2 * a2 + g3_2 * a3
+                    gk[3, d] += g0_3 * a0 + g1_3 * a1 + g2_3 * a2 + g3_3 * a3
+                    gk[4, d] += g0_4 * a0 + g1_4 * a1 + g2_4 * a2 + g3_4 * a3
+                    gk[5, d] += g0_5 * a0 + g1_5 * a1 + g2_5 * a2 + g3_5 * a3
+                    gk[6, d] += g0_6 * a0 + g1_6 * a1 + g2_6 * a2 + g3_6 * a3
+                    gk[7, d] += g0_7 * a0 + g1_7 * a1 + g2_7 * a2 + g3_7 * a3
+                    gk[8, d] += g0_8 * a0 + g1_8 * a1 + g2_8 * a2 + g3_8 * a3
+                    gk[9, d] += g0_9 * a0 + g1_9 * a1 + g2_9 * a2 + g3_9 * a3
+                r += 4
+            while r < n:
+                x0 = B[r + 0]
+                g0_0 = S[r + 0, 0]
+                g0_1 = S[r + 0, 1]
+                g0_2 = S[r + 0, 2]
+                g0_3 = S[r + 0, 3]
+                g0_4 = S[r + 0, 4]
+                g0_5 = S[r + 0, 5]
+                g0_6 = S[r + 0, 6]
+                g0_7 = S[r + 0, 7]
+                g0_8 = S[r + 0, 8]
+                g0_9 = S[r + 0, 9]
+                if c1 + r + 0 < r1:
+                    ahead = codes[idx[c1 + r + 0]]
+                    for q in range(u0, u0 + width, line):
+                        prefetch(ahead, q)
+                for d in range(width):
+                    a0 = x0[u0 + d]
+                    gk[0, d] += g0_0 * a0
+                    gk[1, d] += g0_1 * a0
+                    gk[2, d] += g0_2 * a0
+                    gk[3, d] += g0_3 * a0
+                    gk[4, d] += g0_4 * a0
+                    gk[5, d] += g0_5 * a0
+                    gk[6, d] += g0_6 * a0
+                    gk[7, d] += g0_7 * a0
+                    gk[8, d] += g0_8 * a0
+                    gk[9, d] += g0_9 * a0
+                r += 1
+    return float(loss)
+
+
 @parallel_driver
 def svm_slab_slabs(
     X: Any,
@@ -1267,6 +2479,139 @@ def softmax_gather_slabs(
     for s in prange(bounds.shape[0]):
         losses[s] = softmax_gather(
             X,
+            y,
+            idx,
+            Wp,
+            bounds[s, 0],
+            bounds[s, 1],
+            Gps[s],
+            chunk,
+            want_grad,
+        )
+
+
+@parallel_driver
+def svm_bytes_slabs(
+    codes: Any,
+    offsets: Any,
+    scales: Any,
+    standardize: Any,
+    y: Any,
+    Wp: Any,
+    bounds: Any,
+    Gps: Any,
+    chunk: Any,
+    want_grad: Any,
+    delta: Any,
+    losses: Any,
+) -> None:
+    """svm_bytes on each slab s (rows bounds[s, 0] .. bounds[s, 1]): Gps[s], losses[s]."""
+    for s in prange(bounds.shape[0]):
+        losses[s] = svm_bytes(
+            codes,
+            offsets,
+            scales,
+            standardize,
+            y,
+            Wp,
+            bounds[s, 0],
+            bounds[s, 1],
+            Gps[s],
+            chunk,
+            want_grad,
+            delta,
+        )
+
+
+@parallel_driver
+def softmax_bytes_slabs(
+    codes: Any,
+    offsets: Any,
+    scales: Any,
+    standardize: Any,
+    y: Any,
+    Wp: Any,
+    bounds: Any,
+    Gps: Any,
+    chunk: Any,
+    want_grad: Any,
+    losses: Any,
+) -> None:
+    """softmax_bytes on each slab s (rows bounds[s, 0] .. bounds[s, 1]): Gps[s], losses[s]."""
+    for s in prange(bounds.shape[0]):
+        losses[s] = softmax_bytes(
+            codes,
+            offsets,
+            scales,
+            standardize,
+            y,
+            Wp,
+            bounds[s, 0],
+            bounds[s, 1],
+            Gps[s],
+            chunk,
+            want_grad,
+        )
+
+
+@parallel_driver
+def svm_bytes_gather_slabs(
+    codes: Any,
+    offsets: Any,
+    scales: Any,
+    standardize: Any,
+    y: Any,
+    idx: Any,
+    Wp: Any,
+    bounds: Any,
+    Gps: Any,
+    chunk: Any,
+    want_grad: Any,
+    delta: Any,
+    losses: Any,
+) -> None:
+    """svm_bytes_gather on each slab s (rows bounds[s, 0] .. bounds[s, 1]): Gps[s], losses[s]."""
+    for s in prange(bounds.shape[0]):
+        losses[s] = svm_bytes_gather(
+            codes,
+            offsets,
+            scales,
+            standardize,
+            y,
+            idx,
+            Wp,
+            bounds[s, 0],
+            bounds[s, 1],
+            Gps[s],
+            chunk,
+            want_grad,
+            delta,
+        )
+
+
+@parallel_driver
+def softmax_bytes_gather_slabs(
+    codes: Any,
+    offsets: Any,
+    scales: Any,
+    standardize: Any,
+    y: Any,
+    idx: Any,
+    Wp: Any,
+    bounds: Any,
+    Gps: Any,
+    chunk: Any,
+    want_grad: Any,
+    losses: Any,
+) -> None:
+    """softmax_bytes_gather on each slab s (rows bounds[s, 0] .. bounds[s, 1]):
+    Gps[s], losses[s]."""
+    for s in prange(bounds.shape[0]):
+        losses[s] = softmax_bytes_gather(
+            codes,
+            offsets,
+            scales,
+            standardize,
             y,
             idx,
             Wp,

@@ -11,6 +11,14 @@ Each slab kernel (`svm_slab`, `softmax_slab`: rows r0 .. r1 of X) has a gather t
 (`svm_gather`, `softmax_gather`: rows X[idx[r0 .. r1]], labels y[idx[...]]) generated from the
 same lines with the row reads changed, so that it makes the same operations in the same order
 as the slab kernel on the gathered rows: an SGD minibatch without its gather copy, bit for bit.
+Both have byte twins (`svm_bytes`, `svm_bytes_gather`, ...) on rows kept as uint8 codes
+(worker.engine.byte_rows.ByteRows: codes, offsets, scales, and `standardize`, since numba takes
+no None: without it, scales is any array of offsets' type and is not read). At the start of each
+chunk they turn its rows into floats in a chunk buffer B, as ByteRows does (a subtraction, then
+a division when standardizing: operations fastmath's reassoc and contract leave alone), then
+read the rows from B where the float kernel reads X: the same operations in the same order as
+the float kernel on ByteRows.dense(), reading one byte per value from memory. Their prefetches
+fetch the next chunk's codes.
 Each kernel has a driver (`svm_slab_slabs`, ...) that runs it on every slab of a pass, the slabs
 shared among numba's threads (accel.fused chooses between it and Python threads).
 
@@ -22,6 +30,7 @@ gradient's loads would alias its stores.
 
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 ROWS = 2  # rows per score block: ROWS * C accumulators
@@ -67,15 +76,33 @@ SOFTMAX = [
 ]
 
 
-def _row(gather: bool, position: str) -> str:
-    """Row `position` of the kernel's rows: X[position], or X[idx[position]] in a gather kernel."""
-    return f"X[idx[{position}]]" if gather else f"X[{position}]"
+@dataclass(frozen=True)
+class Reads:
+    """How a kernel reads its rows: X[i] or X[idx[i]] (`gather`), as floats or as byte codes
+    turned into floats chunk by chunk (`codes`)."""
+
+    gather: bool
+    codes: bool
+
+    @property
+    def array(self) -> str:
+        """The array holding the rows as stored: what the kernel prefetches."""
+        return "codes" if self.codes else "X"
+
+    def stored(self, position: str) -> str:
+        """Row `position` of the kernel's rows as stored: X[position], X[idx[position]], ..."""
+        index = f"idx[{position}]" if self.gather else position
+        return f"{self.array}[{index}]"
+
+    def floats(self, position: str, in_chunk: str) -> str:
+        """That row as floats: the stored row, or row `in_chunk` of the chunk buffer B."""
+        return f"B[{in_chunk}]" if self.codes else self.stored(position)
 
 
-def _scores(emit: Callable[[str], None], ind: str, rows: int, C: int, gather: bool) -> None:
+def _scores(emit: Callable[[str], None], ind: str, rows: int, C: int, reads: Reads) -> None:
     """Scores of `rows` rows from i over tile k, added into S."""
     for r in range(rows):
-        emit(f"{ind}x{r} = {_row(gather, f'i + {r}')}")
+        emit(f"{ind}x{r} = {reads.floats(f'i + {r}', f'i - c0 + {r}')}")
     for r in range(rows):
         for c in range(C):
             emit(f"{ind}s{r}_{c} = zero")
@@ -91,16 +118,16 @@ def _scores(emit: Callable[[str], None], ind: str, rows: int, C: int, gather: bo
             emit(f"{ind}S[i - c0 + {r}, {c}] += s{r}_{c}")
 
 
-def _gradient(emit: Callable[[str], None], ind: str, rows: int, C: int, gather: bool) -> None:
+def _gradient(emit: Callable[[str], None], ind: str, rows: int, C: int, reads: Reads) -> None:
     """Tile k of the gradient += dS[r : r + rows]^T X[c0 + r : c0 + r + rows, tile k], and a
-    prefetch of the same columns of the next chunk's rows."""
+    prefetch of the same columns of the next chunk's stored rows."""
     for r in range(rows):
-        emit(f"{ind}x{r} = {_row(gather, f'c0 + r + {r}')}")
+        emit(f"{ind}x{r} = {reads.floats(f'c0 + r + {r}', f'r + {r}')}")
         for c in range(C):
             emit(f"{ind}g{r}_{c} = S[r + {r}, {c}]")
     for r in range(rows):
         emit(f"{ind}if c1 + r + {r} < r1:")
-        emit(f"{ind}    ahead = {_row(gather, f'c1 + r + {r}')}")
+        emit(f"{ind}    ahead = {reads.stored(f'c1 + r + {r}')}")
         emit(f"{ind}    for q in range(u0, u0 + width, line):")
         emit(f"{ind}        prefetch(ahead, q)")
     emit(f"{ind}for d in range(width):")
@@ -111,49 +138,73 @@ def _gradient(emit: Callable[[str], None], ind: str, rows: int, C: int, gather: 
         emit(f"{ind}    gk[{c}, d] += {terms}")
 
 
-def _kernel(emit: Callable[[str], None], name: str, C: int, svm: bool, gather: bool) -> None:
-    """A slab kernel (rows r0 .. r1 of X), or with `gather` its twin on rows X[idx[r0 .. r1]]:
-    the same operations in the same order as the slab kernel on the gathered rows."""
-    delta = "    delta: Any,\n" if svm else ""
+def _decode(emit: Callable[[str], None], ind: str, reads: Reads) -> None:
+    """The chunk's rows c0 .. c1 as floats into B, as ByteRows computes them: a byte minus a
+    float has the float's type (the byte converts exactly), then at most one division."""
+    emit(f"{ind}for r in range(n):")
+    emit(f"{ind}    row = {reads.stored('c0 + r')}")
+    emit(f"{ind}    b = B[r]")
+    emit(f"{ind}    if standardize:")
+    emit(f"{ind}        for d in range(D):")
+    emit(f"{ind}            b[d] = (row[d] - offsets[d]) / scales[d]")
+    emit(f"{ind}    else:")
+    emit(f"{ind}        for d in range(D):")
+    emit(f"{ind}            b[d] = row[d] - offsets[d]")
+
+
+def _docstring(emit: Callable[[str], None], text: str, split: str) -> None:
+    """A function's docstring, on two lines after `split` when one line would be too long."""
+    line = f'    """{text}"""'
+    emit(line if len(line) <= 100 else line.replace(split, f"{split.rstrip()}\n    ", 1))
+
+
+def _data(reads: Reads) -> list[str]:
+    """A kernel's (and its driver's) parameters before Wp: its rows, labels and row indices."""
+    rows = ["codes", "offsets", "scales", "standardize"] if reads.codes else ["X"]
+    return [*rows, "y", *(["idx"] if reads.gather else [])]
+
+
+def _kernel(emit: Callable[[str], None], name: str, C: int, svm: bool, reads: Reads) -> None:
+    """A slab kernel (rows r0 .. r1 of X), or its twin on rows X[idx[r0 .. r1]] (`reads.gather`)
+    or on byte codes (`reads.codes`): the same operations in the same order as the slab kernel on
+    the gathered rows, the rows as floats."""
     loss = "hinge loss (margin delta)" if svm else "cross-entropy"
-    rows = "X[idx[r0:r1]]" if gather else "rows [r0, r1) of X"
+    rows = f"{reads.array}[idx[r0:r1]]" if reads.gather else f"rows [r0, r1) of {reads.array}"
+    if reads.codes:
+        rows += " as floats X"
     elementwise = SVM if svm else SOFTMAX
-    if gather:
+    if reads.gather:
         elementwise = [line.replace("y[c0 + r]", "y[idx[c0 + r]]") for line in elementwise]
     emit("")
     emit("")
     emit("@kernel")
     emit(f"def {name}(")
-    emit("    X: Any,")
-    emit("    y: Any,")
-    if gather:
-        emit("    idx: Any,")
-    emit("    Wp: Any,")
-    emit("    r0: int,")
-    emit("    r1: int,")
-    emit("    Gp: Any,")
-    emit("    chunk: int,")
-    emit("    want_grad: bool,")
-    if delta:
-        emit(delta.rstrip("\n"))
+    types = {"standardize": "bool", "r0": "int", "r1": "int", "chunk": "int", "want_grad": "bool"}
+    slab = ["Wp", "r0", "r1", "Gp", "chunk", "want_grad", *(["delta"] if svm else [])]
+    for param in [*_data(reads), *slab]:
+        emit(f"    {param}: {types.get(param, 'Any')},")
     emit(") -> float:")
-    emit(f'    """Summed {loss} over {rows}; with want_grad, Gp = dS^T X."""')
-    emit("    D = X.shape[1]")
-    emit("    line = np.uint64(64 // X.itemsize)")
+    _docstring(emit, f"Summed {loss} over {rows}; with want_grad, Gp = dS^T X.", "; ")
+    emit(f"    D = {reads.array}.shape[1]")
+    emit(f"    line = np.uint64(64 // {reads.array}.itemsize)")
     emit(f"    tiles, T = Wp.shape[0], Wp.shape[2] - {PAD}")
     emit("    zero = Wp[0, 0, 0] - Wp[0, 0, 0]")
     emit("    one = zero + 1")
-    emit("    S = np.empty((chunk, C), dtype=X.dtype)")
+    emit(f"    S = np.empty((chunk, C), dtype={'Wp' if reads.codes else 'X'}.dtype)")
+    if reads.codes:
+        emit("    B = np.empty((min(chunk, r1 - r0), D), dtype=Wp.dtype)  # the chunk as floats")
     emit("    if want_grad:")
     emit("        Gp[:, :, :] = zero")
     emit("    loss = 0.0")
     emit("    # The first chunk; later ones are prefetched while the previous one's gradient runs.")
     emit("    for i in range(r0, min(r0 + chunk, r1)):")
     emit("        for q in range(np.uint64(0), np.uint64(D), line):")
-    emit(f"            prefetch({_row(gather, 'i')}, q)")
+    emit(f"            prefetch({reads.stored('i')}, q)")
     emit("    for c0 in range(r0, r1, chunk):")
     emit("        c1 = min(c0 + chunk, r1)")
     emit("        n = c1 - c0")
+    if reads.codes:
+        _decode(emit, " " * 8, reads)
     emit("        S[:n, :] = zero")
     emit("        for k in range(tiles):")
     emit("            wk = Wp[k]")
@@ -161,10 +212,10 @@ def _kernel(emit: Callable[[str], None], name: str, C: int, svm: bool, gather: b
     emit("            width = np.uint64(min(T, D - k * T))")
     emit("            i = c0")
     emit(f"            while i + {ROWS} <= c1:")
-    _scores(emit, " " * 16, ROWS, C, gather)
+    _scores(emit, " " * 16, ROWS, C, reads)
     emit(f"                i += {ROWS}")
     emit("            while i < c1:")
-    _scores(emit, " " * 16, 1, C, gather)
+    _scores(emit, " " * 16, 1, C, reads)
     emit("                i += 1")
     emit("        for r in range(n):")
     for line in elementwise:
@@ -177,26 +228,30 @@ def _kernel(emit: Callable[[str], None], name: str, C: int, svm: bool, gather: b
     emit("            width = np.uint64(min(T, D - k * T))")
     emit("            r = 0")
     emit(f"            while r + {GRAD_ROWS} <= n:")
-    _gradient(emit, " " * 16, GRAD_ROWS, C, gather)
+    _gradient(emit, " " * 16, GRAD_ROWS, C, reads)
     emit(f"                r += {GRAD_ROWS}")
     emit("            while r < n:")
-    _gradient(emit, " " * 16, 1, C, gather)
+    _gradient(emit, " " * 16, 1, C, reads)
     emit("                r += 1")
     emit("    return float(loss)")
 
 
-KERNEL_NAMES = [  # name, svm (else softmax), gather
-    ("svm_slab", True, False),
-    ("softmax_slab", False, False),
-    ("svm_gather", True, True),
-    ("softmax_gather", False, True),
+KERNEL_NAMES = [  # name, svm (else softmax), how it reads its rows
+    ("svm_slab", True, Reads(gather=False, codes=False)),
+    ("softmax_slab", False, Reads(gather=False, codes=False)),
+    ("svm_gather", True, Reads(gather=True, codes=False)),
+    ("softmax_gather", False, Reads(gather=True, codes=False)),
+    ("svm_bytes", True, Reads(gather=False, codes=True)),
+    ("softmax_bytes", False, Reads(gather=False, codes=True)),
+    ("svm_bytes_gather", True, Reads(gather=True, codes=True)),
+    ("softmax_bytes_gather", False, Reads(gather=True, codes=True)),
 ]
 
 
-def _driver(emit: Callable[[str], None], name: str, svm: bool, gather: bool) -> None:
+def _driver(emit: Callable[[str], None], name: str, svm: bool, reads: Reads) -> None:
     """`{name}_slabs`: the kernel on every slab of a pass at once, slabs shared by numba's
     threads (a launch costs far less than a Python thread's hand-off: bench.sgd)."""
-    data = ["X", "y", "idx"] if gather else ["X", "y"]
+    data = _data(reads)
     delta = ["delta"] if svm else []
     emit("")
     emit("")
@@ -205,7 +260,9 @@ def _driver(emit: Callable[[str], None], name: str, svm: bool, gather: bool) -> 
     for param in [*data, "Wp", "bounds", "Gps", "chunk", "want_grad", *delta, "losses"]:
         emit(f"    {param}: Any,")
     emit(") -> None:")
-    emit(f'    """{name} on each slab s (rows bounds[s, 0] .. bounds[s, 1]): Gps[s], losses[s]."""')
+    _docstring(
+        emit, f"{name} on each slab s (rows bounds[s, 0] .. bounds[s, 1]): Gps[s], losses[s].", ": "
+    )
     emit("    for s in prange(bounds.shape[0]):")
     emit(f"        losses[s] = {name}(")
     slab = ["Wp", "bounds[s, 0]", "bounds[s, 1]", "Gps[s]", "chunk", "want_grad"]
@@ -230,10 +287,10 @@ def render(C: int) -> str:
     emit("from worker.engine.accel.jit import kernel, parallel_driver, prefetch")
     emit("")
     emit(f"C = {C}")
-    for name, svm, gather in KERNEL_NAMES:
-        _kernel(emit, name, C, svm, gather)
-    for name, svm, gather in KERNEL_NAMES:
-        _driver(emit, name, svm, gather)
+    for name, svm, reads in KERNEL_NAMES:
+        _kernel(emit, name, C, svm, reads)
+    for name, svm, reads in KERNEL_NAMES:
+        _driver(emit, name, svm, reads)
     return "\n".join(lines) + "\n"
 
 

@@ -41,6 +41,7 @@ import numpy as np
 from worker.engine.accel import backend
 from worker.engine.accel.parallel import max_threads, run_parallel, single_threaded_blas
 from worker.engine.arrays import FloatArray, IntArray
+from worker.engine.byte_rows import ByteRows, Features, as_float
 
 # Largest M*N*K for which OpenBLAS (x86-64) runs a GEMM on its small-matrix kernels.
 SMALL_GEMM_MNK = 1_000_000
@@ -103,7 +104,7 @@ class _Pass:
     """One pass's inputs; `slab` does the work on a range of rows."""
 
     def __init__(
-        self, W: FloatArray, X: FloatArray, y: IntArray, elementwise: Elementwise, want_grad: bool
+        self, W: FloatArray, X: Features, y: IntArray, elementwise: Elementwise, want_grad: bool
     ) -> None:
         self.dtype = np.result_type(W.dtype, X.dtype)
         self.W = W.astype(self.dtype, copy=False)
@@ -119,8 +120,7 @@ class _Pass:
         loss_sum, grad = 0.0, None
         for begin in range(start, stop, chunk_rows):
             end = min(begin + chunk_rows, stop)
-            # BLAS takes C-contiguous rows as they are (np.dot would copy anything else per call).
-            X_chunk = np.ascontiguousarray(self.X[begin:end], dtype=self.dtype)
+            X_chunk = _chunk(self.X, begin, end, self.dtype)
             S = S_buffer[: end - begin]
             # np.dot, not np.matmul: matmul keeps the GIL through a 2-D product, np.dot releases
             # it around the BLAS call, so that slabs on different threads multiply in parallel.
@@ -154,9 +154,17 @@ class _Pass:
         return grad
 
 
+def _chunk(X: Features, begin: int, end: int, dtype: np.dtype) -> FloatArray:
+    """Rows [begin, end) of X, C-contiguous in `dtype`: BLAS takes such rows as they are (np.dot
+    would copy anything else per call)."""
+    if isinstance(X, ByteRows):
+        return X.rows(begin, end).astype(dtype, copy=False)
+    return np.ascontiguousarray(X[begin:end], dtype=dtype)
+
+
 def linear_pass(
     W: FloatArray,
-    X: FloatArray,
+    X: Features,
     y: IntArray,
     elementwise: Elementwise,
     want_grad: bool,
@@ -164,8 +172,9 @@ def linear_pass(
 ) -> PassResult:
     """Scores X W^T chunk by chunk, `elementwise` on each chunk, and the gradient sum dS^T X.
 
-    W (C, D), X (N, D) with N >= 1, y (N,). The work runs in the promoted dtype of W and X (a
-    mismatched X is cast chunk by chunk); grad_sum has that dtype. `fused`, naming the loss that
+    W (C, D), X (N, D) with N >= 1 (floats, or ByteRows decoded chunk by chunk), y (N,). The
+    work runs in the promoted dtype of W and X (a mismatched X is cast chunk by chunk); grad_sum
+    has that dtype. `fused`, naming the loss that
     `elementwise` computes, lets the pass run on the compiled kernels where they apply.
     """
     work = _Pass(W, X, y, elementwise, want_grad)
@@ -180,7 +189,7 @@ def linear_pass(
     # prefetch) are the parallelism.
     with single_threaded_blas():
         if n_rows <= work.blocking.chunk:  # a minibatch: one BLAS call per product
-            X_all = X.astype(work.dtype, copy=False)
+            X_all = as_float(X).astype(work.dtype, copy=False)
             S = np.dot(X_all, work.W.T)  # np.dot releases the GIL (a prefetch may be running)
             loss_sum = elementwise(S, y, want_grad)
             return PassResult(loss_sum, np.dot(S.T, X_all) if want_grad else None)
@@ -201,7 +210,7 @@ def _sum_in_order(results: Sequence[PassResult]) -> PassResult:
     return PassResult(loss_sum, grad)
 
 
-def fused_applies(W: FloatArray, X: FloatArray, y: IntArray, fused: FusedLoss) -> bool:
+def fused_applies(W: FloatArray, X: Features, y: IntArray, fused: FusedLoss) -> bool:
     """Whether the compiled backend is in effect and its kernels compute the passes of `fused`
     over (X, y) for W (X C-contiguous, in W's dtype): linear_pass's, and `gather_pass` for
     minibatches of them."""
@@ -214,10 +223,11 @@ def fused_applies(W: FloatArray, X: FloatArray, y: IntArray, fused: FusedLoss) -
 
 
 def gather_pass(
-    W: FloatArray, X: FloatArray, y: IntArray, rows: IntArray, fused: FusedLoss
+    W: FloatArray, X: Features, y: IntArray, rows: IntArray, fused: FusedLoss
 ) -> PassResult:
     """linear_pass(W, X[rows], y[rows], ..., want_grad=True, fused=fused), bit for bit, reading
-    the rows in place. `fused_applies(W, X, y, fused)` must hold, X be a plain ndarray, y int64
+    the rows in place. `fused_applies(W, X, y, fused)` must hold, X be a plain ndarray (or
+    ByteRows), y int64
     C-contiguous, and rows (n >= 1,) lie in [0, N) (unchecked: the kernels read X[rows[i]])."""
     from worker.engine.accel import fused as compiled
 

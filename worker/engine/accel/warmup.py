@@ -5,8 +5,10 @@ compiles exactly the signatures real jobs call: the same dtypes, layouts and fla
 writeable X; int64 labels and rows; the read-only slab spans), and the same path, numba's threads
 or Python threads, which `limit_threads(threads)` chooses as it does for a job. Per loss and
 dtype: an SGD minibatch read in place (LossFunction.loss_grad_rows, the gather kernels) and a
-full-batch pass (LossFunction.loss_grad, the slab kernels); for the SVM also the class-major
-scores of random search and random local search (worker.engine.scoreloss).
+full-batch pass (LossFunction.loss_grad, the slab kernels); the same two on features kept as
+bytes (a ByteRows, as a CIFAR-10 job trains on: the byte kernels, called through accel.fused);
+for the SVM also the class-major scores of random search and random local search
+(worker.engine.scoreloss).
 
 It runs on the backend in effect (worker.engine.accel.configure chose it): nothing to do on the
 NumPy one.
@@ -26,6 +28,7 @@ import numpy as np
 from worker.engine.accel import backend
 from worker.engine.accel.parallel import limit_threads
 from worker.engine.arrays import FloatArray, IntArray
+from worker.engine.byte_rows import ByteRows
 from worker.engine.losses import LOSS_NAMES, LossName, make_loss
 from worker.engine.scoreloss import data_loss, each_data_loss
 
@@ -79,9 +82,29 @@ def _warm_ups(loss: LossName, dtype: np.dtype) -> list[tuple[str, Callable[[], o
         rows: IntArray = rng.choice(N_ROWS, N_ROWS, replace=True)
         runs.append(("minibatch", lambda: loss_fn.loss_grad_rows(W, X, y, rows)))
     runs.append(("full batch", lambda: loss_fn.loss_grad(W, X, y)))
+    runs += _byte_warm_ups(loss, dtype, rng, y)
     if loss == "svm":
         runs.append(("search", lambda: _search(X, y, W)))
     return runs
+
+
+def _byte_warm_ups(
+    loss: LossName, dtype: np.dtype, rng: np.random.Generator, y: IntArray
+) -> list[tuple[str, Callable[[], object]]]:
+    """The byte kernels' minibatch and full-batch passes, on rows encoded as a job's are (centred,
+    with a bias column; standardizing is a flag of the same compiled kernels)."""
+    from worker.engine.accel import fused  # defines the kernels: after the backend's settings
+
+    pixels = rng.integers(0, 256, (N_ROWS, N_FEATURES - 1), dtype=np.uint8)
+    X = ByteRows.encode(pixels, pixels.mean(axis=0), None, True, dtype)
+    W: FloatArray = (0.001 * rng.standard_normal((N_CLASSES, N_FEATURES))).astype(dtype)
+    if not fused.applies(loss, W, X, y):
+        return []
+    rows: IntArray = rng.choice(N_ROWS, N_ROWS, replace=True)
+    return [
+        ("minibatch bytes", lambda: fused.gather_pass(loss, W, X, y, rows)),
+        ("full batch bytes", lambda: fused.fused_pass(loss, W, X, y, True)),
+    ]
 
 
 def _search(X: FloatArray, y: IntArray, W: FloatArray) -> None:
