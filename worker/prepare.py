@@ -44,7 +44,7 @@ from worker.engine.datasets import (
 )
 from worker.engine.preprocess import Preprocessor
 from worker.prepared_data import PreparedData, from_entry, to_entry
-from worker.prepared_files import PreparedFiles
+from worker.prepared_files import Entry, PreparedFiles
 
 OPTION_KEYS = ("n_features", "n_classes", "cluster_std", "noise", "seed")
 
@@ -166,7 +166,13 @@ class DataPreparer:
         file_key = self._file_key(spec)
         if file_key is None:
             return self._prepare_in_memory(spec)  # whose load says what is missing
-        entry = self.files.fetch(file_key, lambda: to_entry(self._prepare_in_memory(spec)))
+
+        def prepare() -> Entry:
+            # The raw set is not kept: the entry is what later jobs read, and a raw copy kept in
+            # this process would cost it as much memory again as the shared bytes.
+            return to_entry(self._prepare_in_memory(spec, keep_raw=False))
+
+        entry = self.files.fetch(file_key, prepare)
         self._file_keys[key] = file_key
         return from_entry(entry)
 
@@ -217,10 +223,11 @@ class DataPreparer:
             "sources": stamped,
         })  # fmt: skip
 
-    def _prepare_in_memory(self, spec: JobSpec) -> PreparedData:
+    def _prepare_in_memory(self, spec: JobSpec, *, keep_raw: bool = True) -> PreparedData:
         """Fit the preprocessing on the training rows and apply it to every split (new arrays;
-        ByteRows for features that are bytes)."""
-        dataset = self.load(spec.dataset)
+        ByteRows for features that are bytes); the raw set stays in the raw cache if keep_raw."""
+        ref = spec.dataset
+        dataset = self.load(ref) if keep_raw or ref.id is not None else self._load(ref)
         options = spec.preprocess
         preprocessor = Preprocessor.fit(
             dataset.X_train,

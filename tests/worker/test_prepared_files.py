@@ -59,10 +59,10 @@ def count_preparations(monkeypatch: pytest.MonkeyPatch, delay: float = 0.0) -> l
     calls: list[int] = []
     original = DataPreparer._prepare_in_memory
 
-    def counting(self: DataPreparer, spec: JobSpec) -> PreparedData:
+    def counting(self: DataPreparer, spec: JobSpec, **options: Any) -> PreparedData:
         calls.append(1)
         time.sleep(delay)
-        return original(self, spec)
+        return original(self, spec, **options)
 
     monkeypatch.setattr(DataPreparer, "_prepare_in_memory", counting)
     return calls
@@ -190,9 +190,11 @@ def test_bytes_stay_bytes_in_the_files_and_in_memory(tmp_path: Path, dtype: str)
     batches = cifar10_batches(tmp_path, np.random.default_rng(0))
     spec = job_spec(CIFAR10, dtype=dtype, preprocess={"center": True, "standardize": True})
     in_memory, _ = preparer(tmp_path, cifar10_dir=batches).prepare(spec)
-    mapped, _ = preparer(tmp_path, files(tmp_path), cifar10_dir=batches).prepare(spec)
+    writer = preparer(tmp_path, files(tmp_path), cifar10_dir=batches)
+    mapped, _ = writer.prepare(spec)
 
     assert_same(mapped, in_memory)
+    assert writer.raw.misses == 0  # the raw set it prepared from is not kept beside the entry
     X = mapped.X_train
     assert isinstance(X, ByteRows) and X.dtype == np.dtype(dtype) and X.shape == (60, 3073)
     (name,) = entries(tmp_path)
