@@ -78,6 +78,10 @@ class Worker:
     def run(self, *, burst: bool = False, max_jobs: int | None = None) -> int:
         """Claim and run jobs until stopped (or, with burst, until the queue is empty)."""
         log.info("worker %s started (burst=%s)", self.owner, burst)
+        if history_writer.in_use(self.settings, self.database):
+            # Started first, so that the writer's start-up (its imports) overlaps the kernels'
+            # warm-up: a job whose data are already on the machine would otherwise wait for it.
+            history_writer.writers.warm()
         if self.warm_up and self.warm_up_seconds is None:
             # Once per process, before anything defines, compiles or launches a kernel: numba
             # reads its CPU features and threading layer, and libgomp its spin, only then.
@@ -88,8 +92,6 @@ class Worker:
             self.warm_up_seconds = compiled_kernels.prepare(
                 backend, self._blas_threads(), self.stopping.is_set
             )
-        if history_writer.in_use(self.settings, self.database):
-            history_writer.writers.warm()
         waiter = make_waiter(self.settings.database_url, self.stopping)
         try:
             while not self.stopping.is_set():
