@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from tests.engine.conftest import SwitchBackend
+from worker.engine.accel.parallel import limit_threads
 from worker.engine.byte_rows import ByteRows, as_float, rows_of
 from worker.engine.metrics import accuracy, eval_split, predict, predict_scores
 from worker.engine.population import from_states, run_population
@@ -71,7 +72,11 @@ def test_encode_rejects_what_is_not_bytes() -> None:
 def test_scores_and_predictions_equal_the_float_rows() -> None:
     as_bytes, floats = both(PREPROCESSING[0], "float32")
     W = np.random.default_rng(3).standard_normal((C, D + 1)).astype(np.float32)
-    assert np.array_equal(predict_scores(W, as_bytes.X_train), as_float(floats.X_train) @ W.T)
+    scores = predict_scores(W, as_bytes.X_train)
+    assert np.array_equal(scores, predict_scores(W, floats.X_train))
+    np.testing.assert_allclose(scores, as_float(floats.X_train) @ W.T, rtol=1e-5, atol=1e-3)
+    with limit_threads(1):  # the same scores for any thread count
+        assert np.array_equal(predict_scores(W, as_bytes.X_train), scores)
     assert np.array_equal(predict(W, as_bytes.X_val), predict(W, floats.X_val))
     assert accuracy(W, as_bytes.X_train, as_bytes.y_train) == accuracy(
         W, floats.X_train, floats.y_train

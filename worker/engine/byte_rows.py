@@ -89,9 +89,9 @@ class ByteRows:
     def __len__(self) -> int:
         return self.shape[0]
 
-    def rows(self, start: int, stop: int) -> FloatArray:
-        """Rows [start, stop) as floats: a new C-contiguous array."""
-        return self._decode(self.codes[start:stop])
+    def rows(self, start: int, stop: int, out: FloatArray | None = None) -> FloatArray:
+        """Rows [start, stop) as floats: a new C-contiguous array, or `out` filled."""
+        return self._decode(self.codes[start:stop], out)
 
     def take(self, index: IntArray, out: FloatArray | None = None) -> FloatArray:
         """Rows codes[index] as floats, into `out` when given ((len(index), D), the rows' dtype)."""

@@ -4,25 +4,42 @@ X is a float array, or rows kept as bytes (worker.engine.byte_rows.ByteRows), sc
 rows at a time so that no float copy of the whole X is made.
 """
 
+import functools
+
 import numpy as np
 
+from worker.engine.accel.parallel import max_threads, run_parallel, single_threaded_blas
 from worker.engine.arrays import FloatArray, IntArray
 from worker.engine.byte_rows import ByteRows, Features
 
-# Rows of a ByteRows decoded per product: a few MB of floats, and products large enough that
-# BLAS runs them on the same kernels as one product over every row (the same scores, bit for bit).
-SCORE_BLOCK_ROWS = 4096
+# Rows scored per product: a block of a ByteRows decoded into a buffer that is still cached when
+# the product reads it.
+SCORE_BLOCK_ROWS = 256
 
 
 def predict_scores(W: FloatArray, X: Features) -> FloatArray:
-    """Class scores X @ W.T, shape (N, C)."""
-    if not isinstance(X, ByteRows):
-        return X @ W.T
-    n_rows = X.shape[0]
+    """Class scores X @ W.T, shape (N, C), a block of rows at a time: the blocks shared among the
+    engine's threads, each product on one-threaded BLAS, so that the scores are the same for any
+    thread count (threaded OpenBLAS rounds differently) and for X as floats or as ByteRows."""
+    n_rows, n_features = X.shape
     scores = np.empty((n_rows, W.shape[0]), dtype=np.result_type(X.dtype, W.dtype))
-    for start in range(0, n_rows, SCORE_BLOCK_ROWS):
+    blocks = range(0, n_rows, SCORE_BLOCK_ROWS)
+    threads = min(max_threads(), len(blocks))
+    buffers = [np.empty((0, 0), X.dtype)] * threads
+    if isinstance(X, ByteRows):
+        size = min(SCORE_BLOCK_ROWS, n_rows)
+        buffers = [np.empty((size, n_features), X.dtype) for _ in range(threads)]
+
+    def score(start: int, slot: int) -> None:
         stop = min(start + SCORE_BLOCK_ROWS, n_rows)
-        scores[start:stop] = X.rows(start, stop) @ W.T
+        if isinstance(X, ByteRows):
+            rows = X.rows(start, stop, out=buffers[slot][: stop - start])
+        else:
+            rows = np.asarray(X[start:stop])
+        np.dot(rows, W.T, out=scores[start:stop])
+
+    with single_threaded_blas():
+        run_parallel([functools.partial(score, start) for start in blocks], threads)
     return scores
 
 
