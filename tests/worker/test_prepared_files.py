@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from service.datasets import storage
 from service.db.session import Database
 from service.jobs import repository, service
 from service.jobs.spec import JobSpec
@@ -204,6 +205,22 @@ def test_bytes_stay_bytes_in_the_files_and_in_memory(tmp_path: Path, dtype: str)
     for split in ("train", "val", "test"):
         expected = p.transform(getattr(raw, f"X_{split}"), dtype)
         assert as_float(getattr(mapped, f"X_{split}")).tobytes() == expected.tobytes()
+
+
+def test_an_upload_of_bytes_is_prepared_as_bytes(tmp_path: Path) -> None:
+    rng = np.random.default_rng(4)
+    arrays = {f"X_{split}": rng.integers(0, 256, size=(rows, 12), dtype=np.uint8)
+              for split, rows in (("train", 80), ("val", 20), ("test", 20))}  # fmt: skip
+    arrays |= {f"y_{split}": rng.integers(0, 3, size=len(arrays[f"X_{split}"]))
+               for split in ("train", "val", "test")}  # fmt: skip
+    storage.write(tmp_path / "data", "upload-1", arrays)
+    spec = job_spec({"id": "upload-1"})
+
+    data, _ = preparer(tmp_path).prepare(spec)
+
+    assert isinstance(data.X_train, ByteRows) and data.X_train.shape == (80, 13)
+    p = data.preprocessor
+    assert as_float(data.X_val).tobytes() == p.transform(arrays["X_val"], "float32").tobytes()
 
 
 def test_a_replaced_cifar10_batch_file_makes_a_new_entry(tmp_path: Path) -> None:
