@@ -209,10 +209,10 @@ def test_bytes_stay_bytes_in_the_files_and_in_memory(tmp_path: Path, dtype: str)
 
 def test_an_upload_of_bytes_is_prepared_as_bytes(tmp_path: Path) -> None:
     rng = np.random.default_rng(4)
-    arrays = {f"X_{split}": rng.integers(0, 256, size=(rows, 12), dtype=np.uint8)
-              for split, rows in (("train", 80), ("val", 20), ("test", 20))}  # fmt: skip
-    arrays |= {f"y_{split}": rng.integers(0, 3, size=len(arrays[f"X_{split}"]))
-               for split in ("train", "val", "test")}  # fmt: skip
+    arrays: dict[str, np.ndarray] = {}
+    for split, rows in (("train", 80), ("val", 20), ("test", 20)):
+        arrays[f"X_{split}"] = rng.integers(0, 256, size=(rows, 12), dtype=np.uint8)
+        arrays[f"y_{split}"] = rng.integers(0, 3, size=rows)
     storage.write(tmp_path / "data", "upload-1", arrays)
     spec = job_spec({"id": "upload-1"})
 
