@@ -4,8 +4,9 @@ again after restarts on the same data directory.
     python -m bench.cold_start [--restarts 3]
 
 Round 1 starts `descent serve --workers 1` on a fresh data directory: its worker compiles the
-engine's kernels into DESCENT_KERNEL_CACHE_DIR before it claims a job. Each restart starts
-another server on the same directory, whose worker loads them from there. Each round submits
+engine's kernels into DESCENT_KERNEL_CACHE_DIR while it runs the job, which compiles the ones it
+calls first. Each restart starts another server on the same directory, whose worker loads them
+from there before it claims the job. Each round submits
 the course's recipe cut to 10 steps; the target is judged on the restarts' median run_s.
 """
 

@@ -1,12 +1,13 @@
-"""The worker's side of the engine's compiled kernels: the warm-up before the first claim, and a
-job's "compiling kernels" phase while it waits for a compilation.
+"""The worker's side of the engine's compiled kernels: the warm-up at its start, and a job's
+"compiling kernels" phase while its process compiles.
 
 A worker process started by `descent serve` / `descent worker` (Worker(warm_up=True)) configures
 the engine's backend at its start (worker.engine.accel.configure: DESCENT_FUSED_KERNELS, numba's
-disk cache at DESCENT_KERNEL_CACHE_DIR, before any kernel is defined), then `prepare` compiles or
-loads the kernels jobs use, so that no job waits for them. Workers made in-process (the tests)
-configure nothing: the engine's first pass configures the compiled backend with numba's own
-cache, and kernels compile on first use, as the engine does anywhere else.
+disk cache at DESCENT_KERNEL_CACHE_DIR, before any kernel is defined), then `prepare` loads the
+kernels jobs use before its first claim, or, where they `must_compile`, compiles them while the
+worker runs jobs (worker.runner). Workers made in-process (the tests) configure nothing: the
+engine's first pass configures the compiled backend with numba's own cache, and kernels compile
+on first use, as the engine does anywhere else.
 """
 
 from __future__ import annotations
@@ -30,6 +31,13 @@ log = logging.getLogger("descent.worker")
 COMPILING = "compiling kernels"  # the job's progress.phase while numba compiles for it
 
 
+def must_compile(backend: Backend) -> bool:
+    """Whether readying the kernels means compiling them (an empty disk cache: a machine's first
+    start, or no disk cache at all) rather than loading them, which takes about a second."""
+    cache_dir = backend.kernel_cache
+    return backend.compiled and (cache_dir is None or not _filled(cache_dir))
+
+
 def prepare(
     backend: Backend,
     threads: int,
@@ -49,11 +57,10 @@ def prepare(
 
     cache_dir = backend.kernel_cache
     where = cache_dir or "no disk cache"
-    # Said before it starts: on a machine's first start (an empty cache) compiling takes a while,
-    # and queued jobs wait for it.
+    # Said before it starts: on a machine's first start (an empty cache) compiling takes a while.
     log.info(
-        "readying the compiled kernels before the first claim, from %s (compiled into it on "
-        "this machine's first start, loaded from it after)",
+        "readying the compiled kernels from %s (compiled into it on this machine's first start, "
+        "loaded from it after)",
         where,
     )
     hits, misses = jit.cache_stats()

@@ -4,8 +4,11 @@ This is where the engine meets the database (through worker.context and service.
 Worker runs one job at a time; `descent worker --concurrency N` starts N worker processes.
 With warm_up (the worker processes of `descent serve` and `descent worker`), a worker first
 configures the engine's backend for its process from the settings, then readies the compiled
-kernels (worker.compiled_kernels), so that jobs do not wait for them; a job that still has to wait
-for a compilation shows it as its progress.phase.
+kernels (worker.compiled_kernels): loaded from the disk cache before its first claim, so that jobs
+do not wait for them; on a machine's first start, when they must be compiled, in a thread while
+the worker already claims jobs, so that a job that needs no kernel (a class count the kernels are
+not made for, the NumPy backend's strategies) does not queue behind the compilation. A job that
+runs while its process compiles shows it as its progress.phase.
 """
 
 from __future__ import annotations
@@ -49,13 +52,14 @@ class Worker:
     ) -> None:
         """warm_up: this worker owns its process (`python -m worker`). Before the first claim it
         configures the engine's backend from the fused_kernels and kernel_cache_dir settings,
-        then compiles or loads the kernels jobs use. Off for workers made in-process (the
-        tests): they leave their process's backend as it is (the compiled one with numba's own
-        cache, unless something configured another), and a kernel compiles on first use, once
-        per process."""
+        then loads the kernels jobs use, or compiles them while it claims jobs. Off for workers
+        made in-process (the tests): they leave their process's backend as it is (the compiled
+        one with numba's own cache, unless something configured another), and a kernel
+        compiles on first use, once per process."""
         self.settings = settings
         self.warm_up = warm_up
-        self.warm_up_seconds: float | None = None
+        self.warm_up_seconds: float | None = None  # set once the kernels are ready
+        self._warming: threading.Thread | None = None  # compiling them while jobs run
         self.database = database or Database(
             settings.database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms
         )
@@ -82,16 +86,8 @@ class Worker:
             # Started first, so that the writer's start-up (its imports) overlaps the kernels'
             # warm-up: a job whose data are already on the machine would otherwise wait for it.
             history_writer.writers.warm()
-        if self.warm_up and self.warm_up_seconds is None:
-            # Once per process, before anything defines, compiles or launches a kernel: numba
-            # reads its CPU features and threading layer, and libgomp its spin, only then.
-            backend = accel.configure(
-                "compiled" if self.settings.fused_kernels else "numpy",
-                self.settings.kernel_cache_dir,
-            )
-            self.warm_up_seconds = compiled_kernels.prepare(
-                backend, self._blas_threads(), self.stopping.is_set
-            )
+        if self.warm_up and self.warm_up_seconds is None and self._warming is None:
+            self._ready_kernels()
         waiter = make_waiter(self.settings.database_url, self.stopping)
         try:
             while not self.stopping.is_set():
@@ -108,8 +104,42 @@ class Worker:
                 self.jobs_done += len(claimed)
         finally:
             waiter.close()
+            if self._warming is not None:  # stopping: it ends after the kernel it is compiling
+                self._warming.join()
         log.info("worker %s stopped after %d jobs", self.owner, self.jobs_done)
         return self.jobs_done
+
+    def _ready_kernels(self) -> None:
+        """Configure the engine's backend, then load its kernels from the disk cache, or start
+        compiling them in a thread when they are not there (a machine's first start)."""
+        # Once per process, before anything defines, compiles or launches a kernel: numba reads
+        # its CPU features and threading layer, and libgomp its spin, only then.
+        backend = accel.configure(
+            "compiled" if self.settings.fused_kernels else "numpy",
+            self.settings.kernel_cache_dir,
+        )
+
+        def ready() -> None:
+            self.warm_up_seconds = compiled_kernels.prepare(
+                backend, self._blas_threads(), self.stopping.is_set
+            )
+
+        if not compiled_kernels.must_compile(backend):
+            ready()
+            return
+
+        def ready_meanwhile() -> None:
+            try:
+                ready()
+            except Exception:  # jobs still run: each compiles the kernels it calls
+                log.exception("the kernels' warm-up failed; jobs compile the kernels they use")
+
+        # Compiling takes a while; loading from the cache, about a second. A job claimed
+        # meanwhile that calls a kernel not compiled yet compiles it, or waits for the thread
+        # to: numba compiles one kernel at a time in a process.
+        log.info("claiming jobs while the kernels compile")
+        self._warming = threading.Thread(target=ready_meanwhile, name="kernel-warm-up", daemon=True)
+        self._warming.start()
 
     def maintain(self, *, force: bool = False) -> None:
         """Housekeeping an idle worker does now and then: retention, expired idempotency keys."""

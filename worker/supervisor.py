@@ -22,7 +22,7 @@ def run_single(settings: Settings, *, burst: bool) -> int:
     """Run one worker in this process until it is told to stop."""
     from worker.runner import Worker
 
-    worker = Worker(settings, warm_up=True)  # a worker process: ready the kernels before claiming
+    worker = Worker(settings, warm_up=True)  # a worker process: it readies the kernels
     signals_seen = 0
 
     def _on_signal(signum: int, _frame: FrameType | None) -> None:

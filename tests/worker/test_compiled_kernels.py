@@ -138,14 +138,20 @@ def test_an_unwritable_cache_dir_warns_and_turns_the_disk_cache_off(
 # ---- the warm-up ---------------------------------------------------------------------------------
 @pytest.mark.parametrize("fused_kernels", [True, False], ids=["compiled", "numpy"])
 @pytest.mark.parametrize("warm_up", [True, False])
-def test_a_warming_worker_configures_the_backend_then_warms_up_before_its_first_claim(
+def test_a_warming_worker_configures_the_backend_then_loads_the_kernels_before_its_first_claim(
     settings: Settings,
     database: Database,
     monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
     warm_up: bool,
     fused_kernels: bool,
 ) -> None:
-    settings = settings.model_copy(update={"fused_kernels": fused_kernels})
+    cache_dir = tmp_path / "kernels"
+    cache_dir.mkdir()
+    (cache_dir / "kernel.nbi").write_bytes(b"")  # filled by an earlier start
+    settings = settings.model_copy(
+        update={"fused_kernels": fused_kernels, "kernel_cache_dir": cache_dir}
+    )
     job_id = submit(database, settings)
     calls: list[tuple[str, Any]] = []
 
@@ -176,6 +182,54 @@ def test_a_warming_worker_configures_the_backend_then_warms_up_before_its_first_
     else:  # in-process workers leave their process's backend alone and compile on first use
         assert calls == [] and worker.warm_up_seconds is None
     worker.database.dispose()
+
+
+@pytest.mark.parametrize("cache", ["empty", "none"])
+def test_a_worker_that_must_compile_the_kernels_runs_jobs_meanwhile(
+    settings: Settings,
+    database: Database,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    cache: str,
+) -> None:
+    """On a machine's first start (an empty kernel cache) or without a disk cache, the kernels
+    compile in a thread while the worker claims and runs jobs: a job does not queue behind the
+    compilation. The worker's run ends only once the warm-up has ended."""
+    job_id = submit(database, settings)
+    seen: list[str] = []
+
+    def compiling_until_the_job_is_done(*_args: object) -> list[object]:
+        for _ in range(300):  # a compilation that lasts until the job is over (30 s at most)
+            with database.read() as session:
+                seen.append(job_status(session, job_id))
+            if seen[-1] == "succeeded":
+                break
+            threading.Event().wait(0.1)
+        return []
+
+    cache_dir = tmp_path / "kernels" if cache == "empty" else None
+    monkeypatch.setattr(accel, "configure", lambda *_args: Backend("compiled", cache_dir))
+    monkeypatch.setattr(compiled_kernels, "warm_up", compiling_until_the_job_is_done)
+    monkeypatch.setattr(compiled_kernels, "_helper", lambda *_args: None)
+    worker = Worker(settings, warm_up=True)
+
+    assert worker.run(burst=True) == 1
+
+    assert seen[0] == "queued" or seen[0] == "running"  # the warm-up started at once
+    assert seen[-1] == "succeeded"  # and the job ended while it went on
+    assert worker.warm_up_seconds is not None  # run() returned after the warm-up ended
+    worker.database.dispose()
+
+
+def test_must_compile_only_where_the_cache_holds_no_kernel(tmp_path: Path) -> None:
+    cache = tmp_path / "kernels"
+    assert compiled_kernels.must_compile(Backend("compiled", None))  # no disk cache
+    assert compiled_kernels.must_compile(Backend("compiled", cache))  # not made yet
+    cache.mkdir()
+    assert compiled_kernels.must_compile(Backend("compiled", cache))  # empty
+    (cache / "fused_c10.svm_slab-1.py311.nbi").write_bytes(b"")
+    assert not compiled_kernels.must_compile(Backend("compiled", cache))
+    assert not compiled_kernels.must_compile(Backend("numpy", None))
 
 
 WARM_UP = """
