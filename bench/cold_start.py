@@ -5,8 +5,8 @@ again after restarts on the same data directory.
 
 Round 1 starts `descent serve --workers 1` on a fresh data directory: its worker compiles the
 engine's kernels into DESCENT_KERNEL_CACHE_DIR while it runs the job, which compiles the ones it
-calls first. Each restart starts another server on the same directory, whose worker loads them
-from there before it claims the job. Each round submits
+calls first; the server stops once they are all compiled. Each restart starts another server on
+the same directory, whose worker loads them from there before it claims the job. Each round submits
 the course's recipe cut to 10 steps; the target is judged on the restarts' median run_s.
 """
 
@@ -54,6 +54,13 @@ def one_round(name: str, home: Path, env: dict[str, str]) -> tuple[list[str], fl
         job_id = api.post("/jobs", json=SPEC).json()["id"]
         job = wait_finished(api, f"/jobs/{job_id}", POLL_SECONDS)
         elapsed = time.perf_counter() - submitted
+        # The server stops once its warm-up has ended (on a first start it goes on after the
+        # job), so that a restart finds every kernel in the cache.
+        deadline = time.monotonic() + 600
+        while not WARM_UP.search(log.read_text(errors="replace")):
+            if time.monotonic() > deadline:
+                raise SystemExit(f"{name}: the worker's warm-up did not end within 600 s")
+            time.sleep(0.5)
     if job["status"] != "succeeded":
         raise SystemExit(f"{name}: the job ended {job['status']}: {job['error']}")
     found = WARM_UP.findall(log.read_text(errors="replace"))
@@ -85,9 +92,11 @@ def main(argv: list[str] | None = None) -> None:
 The course's recipe (SVM, SGD, lr 1e-7, reg 2.5e4, batch 200) cut to 10 steps, through the API
 of `descent serve --workers 1` on a fresh SQLite database and data directory, then after each
 restart on the same directory. "submit → succeeded" polls the job every
-{POLL_SECONDS * 1000:.0f} ms: queued_s (a worker starting or warming up), load_s (CIFAR-10 read
-and centred, once per worker process) and run_s (the steps, their history writes, the final
-scoring). "kernels": entries loaded from the disk cache / compiled by the warm-up.
+{POLL_SECONDS * 1000:.0f} ms: queued_s (a worker starting, or loading its kernels), load_s
+(CIFAR-10 read and centred, once per worker process) and run_s (the steps, their history writes,
+the final scoring; on a first start, the compilation of the kernels the job calls). "kernels":
+entries loaded from the disk cache / compiled by the warm-up, which on a first start goes on while
+the job runs; each server stops once its warm-up has ended.
 
 {table(["round", "worker warm-up (s)", "kernels loaded / compiled", "queued_s", "load_s",
         "run_s", "submit → succeeded (s)", "last loss"], [row for row, _ in rounds])}

@@ -4,10 +4,10 @@
 A worker process started by `descent serve` / `descent worker` (Worker(warm_up=True)) configures
 the engine's backend at its start (worker.engine.accel.configure: DESCENT_FUSED_KERNELS, numba's
 disk cache at DESCENT_KERNEL_CACHE_DIR, before any kernel is defined), then `prepare` loads the
-kernels jobs use before its first claim, or, where they `must_compile`, compiles them while the
-worker runs jobs (worker.runner). Workers made in-process (the tests) configure nothing: the
-engine's first pass configures the compiled backend with numba's own cache, and kernels compile
-on first use, as the engine does anywhere else.
+kernels jobs use before its first claim, or, once it finds it must compile them, compiles them
+while the worker runs jobs (worker.runner). Workers made in-process (the tests) configure
+nothing: the engine's first pass configures the compiled backend with numba's own cache, and
+kernels compile on first use, as the engine does anywhere else.
 """
 
 from __future__ import annotations
@@ -31,13 +31,6 @@ log = logging.getLogger("descent.worker")
 COMPILING = "compiling kernels"  # the job's progress.phase while numba compiles for it
 
 
-def must_compile(backend: Backend) -> bool:
-    """Whether readying the kernels means compiling them (an empty disk cache: a machine's first
-    start, or no disk cache at all) rather than loading them, which takes about a second."""
-    cache_dir = backend.kernel_cache
-    return backend.compiled and (cache_dir is None or not _filled(cache_dir))
-
-
 def prepare(
     backend: Backend,
     threads: int,
@@ -45,10 +38,13 @@ def prepare(
     *,
     losses: Iterable[LossName] = LOSS_NAMES,
     dtypes: Iterable[str] = DTYPE_NAMES,
+    slow: Callable[[], None] = lambda: None,
 ) -> float:
     """Warm the kernels of these losses and dtypes up on `threads` threads (a job's budget),
     loaded from or compiled into backend.kernel_cache, asking `stop()` between kernels; the
-    seconds it took. `backend` is what accel.configure returned: nothing to do on NumPy."""
+    seconds it took. `backend` is what accel.configure returned: nothing to do on NumPy.
+    `slow()` is called when it turns out to take long: a compilation starts (loads from the
+    disk cache take about a second in all), or another process is filling the cache."""
     if not backend.compiled:
         log.info("the engine runs on NumPy (DESCENT_FUSED_KERNELS, or no numba): no warm-up")
         return 0.0
@@ -65,7 +61,10 @@ def prepare(
     )
     hits, misses = jit.cache_stats()
     losses, dtypes = list(losses), list(dtypes)
-    with filling_turn(cache_dir, stop) if cache_dir else nullcontext():
+    with (
+        jit.compiling(lambda active: slow() if active else None),
+        filling_turn(cache_dir, stop, slow) if cache_dir else nullcontext(),
+    ):
         helper = _helper(cache_dir, threads, losses[1:], dtypes) if cache_dir else None
         done = warm_up(threads, losses[:1], dtypes, stop)
         if helper is not None:
@@ -93,12 +92,15 @@ def _filled(cache_dir: Path) -> bool:
 
 
 @contextmanager
-def filling_turn(cache_dir: Path, stop: Callable[[], bool]) -> Iterator[None]:
+def filling_turn(
+    cache_dir: Path, stop: Callable[[], bool], waiting: Callable[[], None] = lambda: None
+) -> Iterator[None]:
     """Held by the one process that fills an empty cache. Workers starting together on a machine
     (`descent serve --workers N`, or several `descent worker`) would otherwise each compile every
     kernel, N compilations sharing the cores; instead the others wait here for the cache to be
-    filled, then load from it side by side (a filled cache is let go of at once). `stop()` ends a
-    wait; a file system without locks just lets everybody compile."""
+    filled, then load from it side by side (a filled cache is let go of at once). `waiting()` is
+    called when a wait starts, `stop()` ends it; a file system without locks just lets everybody
+    compile."""
     try:
         lock = open(cache_dir / ".filling.lock", "a")  # noqa: SIM115 (held across the yield)
     except OSError:
@@ -111,6 +113,7 @@ def filling_turn(cache_dir: Path, stop: Callable[[], bool]) -> Iterator[None]:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 if not waited:
+                    waiting()
                     log.info("another worker is filling the kernel cache %s: waiting to load "
                              "from it", cache_dir)  # fmt: skip
                     waited = True

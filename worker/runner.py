@@ -110,8 +110,8 @@ class Worker:
         return self.jobs_done
 
     def _ready_kernels(self) -> None:
-        """Configure the engine's backend, then load its kernels from the disk cache, or start
-        compiling them in a thread when they are not there (a machine's first start)."""
+        """Configure the engine's backend, then ready its kernels in a thread: wait while it
+        loads them from the disk cache, go on claiming once it has to compile them."""
         # Once per process, before anything defines, compiles or launches a kernel: numba reads
         # its CPU features and threading layer, and libgomp its spin, only then.
         backend = accel.configure(
@@ -119,27 +119,31 @@ class Worker:
             self.settings.kernel_cache_dir,
         )
 
+        # Loading them from the cache takes about a second: the first claim waits for it.
+        # Compiling them (a machine's first start, a cache that an interrupted start left
+        # half-filled, another worker filling it) takes far longer: the worker claims jobs
+        # meanwhile. One that calls a kernel not compiled yet compiles it, or waits for the
+        # thread to (numba compiles one kernel at a time in a process).
+        claim = threading.Event()
+
         def ready() -> None:
-            self.warm_up_seconds = compiled_kernels.prepare(
-                backend, self._blas_threads(), self.stopping.is_set
-            )
-
-        if not compiled_kernels.must_compile(backend):
-            ready()
-            return
-
-        def ready_meanwhile() -> None:
             try:
-                ready()
+                self.warm_up_seconds = compiled_kernels.prepare(
+                    backend, self._blas_threads(), self.stopping.is_set, slow=claim.set
+                )
             except Exception:  # jobs still run: each compiles the kernels it calls
                 log.exception("the kernels' warm-up failed; jobs compile the kernels they use")
+            finally:
+                claim.set()
 
-        # Compiling takes a while; loading from the cache, about a second. A job claimed
-        # meanwhile that calls a kernel not compiled yet compiles it, or waits for the thread
-        # to: numba compiles one kernel at a time in a process.
-        log.info("claiming jobs while the kernels compile")
-        self._warming = threading.Thread(target=ready_meanwhile, name="kernel-warm-up", daemon=True)
-        self._warming.start()
+        warming = threading.Thread(target=ready, name="kernel-warm-up", daemon=True)
+        warming.start()
+        claim.wait()
+        if warming.is_alive():
+            log.info("claiming jobs while the kernels compile")
+            self._warming = warming
+        else:
+            warming.join()
 
     def maintain(self, *, force: bool = False) -> None:
         """Housekeeping an idle worker does now and then: retention, expired idempotency keys."""

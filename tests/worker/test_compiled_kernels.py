@@ -142,16 +142,10 @@ def test_a_warming_worker_configures_the_backend_then_loads_the_kernels_before_i
     settings: Settings,
     database: Database,
     monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
     warm_up: bool,
     fused_kernels: bool,
 ) -> None:
-    cache_dir = tmp_path / "kernels"
-    cache_dir.mkdir()
-    (cache_dir / "kernel.nbi").write_bytes(b"")  # filled by an earlier start
-    settings = settings.model_copy(
-        update={"fused_kernels": fused_kernels, "kernel_cache_dir": cache_dir}
-    )
+    settings = settings.model_copy(update={"fused_kernels": fused_kernels})
     job_id = submit(database, settings)
     calls: list[tuple[str, Any]] = []
 
@@ -184,22 +178,22 @@ def test_a_warming_worker_configures_the_backend_then_loads_the_kernels_before_i
     worker.database.dispose()
 
 
-@pytest.mark.parametrize("cache", ["empty", "none"])
-def test_a_worker_that_must_compile_the_kernels_runs_jobs_meanwhile(
-    settings: Settings,
-    database: Database,
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
-    cache: str,
+def test_a_worker_that_has_to_compile_the_kernels_runs_jobs_meanwhile(
+    settings: Settings, database: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """On a machine's first start (an empty kernel cache) or without a disk cache, the kernels
-    compile in a thread while the worker claims and runs jobs: a job does not queue behind the
+    """Once the warm-up finds it must compile (a machine's first start: nothing to load), it goes
+    on in a thread while the worker claims and runs jobs: a job does not queue behind the
     compilation. The worker's run ends only once the warm-up has ended."""
     job_id = submit(database, settings)
     seen: list[str] = []
 
+    @njit()  # made here: numba compiles it in this process, whatever it cached
+    def fresh(x: Any) -> Any:
+        return x + 1.0
+
     def compiling_until_the_job_is_done(*_args: object) -> list[object]:
-        for _ in range(300):  # a compilation that lasts until the job is over (30 s at most)
+        fresh(1.0)  # a compilation: the warm-up is slow
+        for _ in range(300):  # then it lasts until the job is over (30 s at most)
             with database.read() as session:
                 seen.append(job_status(session, job_id))
             if seen[-1] == "succeeded":
@@ -207,29 +201,15 @@ def test_a_worker_that_must_compile_the_kernels_runs_jobs_meanwhile(
             threading.Event().wait(0.1)
         return []
 
-    cache_dir = tmp_path / "kernels" if cache == "empty" else None
-    monkeypatch.setattr(accel, "configure", lambda *_args: Backend("compiled", cache_dir))
+    monkeypatch.setattr(accel, "configure", lambda *_args: Backend("compiled", None))
     monkeypatch.setattr(compiled_kernels, "warm_up", compiling_until_the_job_is_done)
-    monkeypatch.setattr(compiled_kernels, "_helper", lambda *_args: None)
     worker = Worker(settings, warm_up=True)
 
     assert worker.run(burst=True) == 1
 
-    assert seen[0] == "queued" or seen[0] == "running"  # the warm-up started at once
-    assert seen[-1] == "succeeded"  # and the job ended while it went on
+    assert seen[-1] == "succeeded"  # the job ended while the warm-up went on
     assert worker.warm_up_seconds is not None  # run() returned after the warm-up ended
     worker.database.dispose()
-
-
-def test_must_compile_only_where_the_cache_holds_no_kernel(tmp_path: Path) -> None:
-    cache = tmp_path / "kernels"
-    assert compiled_kernels.must_compile(Backend("compiled", None))  # no disk cache
-    assert compiled_kernels.must_compile(Backend("compiled", cache))  # not made yet
-    cache.mkdir()
-    assert compiled_kernels.must_compile(Backend("compiled", cache))  # empty
-    (cache / "fused_c10.svm_slab-1.py311.nbi").write_bytes(b"")
-    assert not compiled_kernels.must_compile(Backend("compiled", cache))
-    assert not compiled_kernels.must_compile(Backend("numpy", None))
 
 
 WARM_UP = """
@@ -239,11 +219,12 @@ WARM_UP = """
     from worker.engine import accel
     from worker.engine.accel import jit
     logging.basicConfig(level=logging.INFO)
+    slow = []
     compiled_kernels.prepare(
         accel.configure("compiled", Path(sys.argv[1])), 2, lambda: False, losses=("softmax",),
-        dtypes=("float32",)
+        dtypes=("float32",), slow=lambda: slow.append(1)
     )
-    print(json.dumps(jit.cache_stats()))
+    print(json.dumps([*jit.cache_stats(), len(slow) > 0]))
 """
 
 
@@ -256,13 +237,15 @@ def test_the_warm_up_compiles_into_the_cache_dir_and_a_restart_loads_from_it(
     files = cache_files(cache)
     second = run_python(WARM_UP, str(cache))
 
-    loaded, compiled = json.loads(first.stdout)
+    loaded, compiled, slow = json.loads(first.stdout)
     assert compiled > 0 and loaded == 0
+    assert slow  # it compiled: a worker claims jobs meanwhile
     assert any(name.startswith("fused_c10.softmax_gather_slabs") for name in files)
     assert any(name.startswith("fused_c10.softmax_slab_slabs") for name in files)
     assert "kernels warmed up" in first.stderr and f"from {cache}" in first.stderr
-    loaded, compiled = json.loads(second.stdout)
+    loaded, compiled, slow = json.loads(second.stdout)
     assert compiled == 0 and loaded > 0
+    assert not slow  # loads only: a worker's first claim waits for them
     assert cache_files(cache) == files
 
 
@@ -276,7 +259,7 @@ def test_a_helper_process_compiles_the_other_losses_kernels_meanwhile(tmp_path: 
 
     warmed = run_python(WARM_UP_TWO_LOSSES, str(cache))
 
-    loaded, compiled = json.loads(warmed.stdout)
+    loaded, compiled, _ = json.loads(warmed.stdout)
     files = cache_files(cache)
     assert any(name.startswith("fused_c10.svm_gather_slabs") for name in files)
     assert any(name.startswith("fused_c10.softmax_gather_slabs") for name in files)
@@ -326,14 +309,14 @@ def test_a_job_waiting_for_a_compilation_shows_compiling_kernels_then_null(
 
 # ---- one process fills an empty cache ------------------------------------------------------------
 def _enter_in_thread(
-    cache_dir: Path, stop: Any = lambda: False
+    cache_dir: Path, stop: Any = lambda: False, waiting: Any = lambda: None
 ) -> tuple[threading.Event, threading.Event, threading.Thread]:
     """A thread that takes its filling turn and holds it until `leave` is set: (entered, leave,
     the thread)."""
     entered, leave = threading.Event(), threading.Event()
 
     def take_turn() -> None:
-        with compiled_kernels.filling_turn(cache_dir, stop):
+        with compiled_kernels.filling_turn(cache_dir, stop, waiting):
             entered.set()
             leave.wait(30)
 
@@ -347,8 +330,10 @@ def test_workers_wait_while_one_fills_an_empty_cache_then_load_side_by_side(
 ) -> None:
     first_in, first_leave, first = _enter_in_thread(tmp_path)
     assert first_in.wait(5)
-    second_in, second_leave, second = _enter_in_thread(tmp_path)
+    second_waits = threading.Event()
+    second_in, second_leave, second = _enter_in_thread(tmp_path, waiting=second_waits.set)
     assert not second_in.wait(0.6), "a second worker compiled while the first filled the cache"
+    assert second_waits.is_set()  # said so: its worker claims jobs meanwhile
     (tmp_path / "kernel.nbi").write_bytes(b"")  # the first worker filled the cache
     first_leave.set()
     assert second_in.wait(5)
