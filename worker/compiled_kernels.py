@@ -16,6 +16,7 @@ import fcntl
 import logging
 import multiprocessing
 import os
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -29,6 +30,38 @@ from worker.engine.losses import LOSS_NAMES, LossName
 
 log = logging.getLogger("descent.worker")
 COMPILING = "compiling kernels"  # the job's progress.phase while numba compiles for it
+
+
+class WarmUp:
+    """`prepare` in a thread of its own, started by the constructor, which returns once the
+    kernels are loaded from the disk cache (about a second: the first claim waits for it) or as
+    soon as readying them turns out slow: a compilation starts (a machine's first start, a cache
+    an interrupted start left half-filled) or another worker is filling the cache. The worker
+    then claims jobs while the thread goes on; a job that calls a kernel not compiled yet
+    compiles it, or waits for the thread to (numba compiles one kernel at a time in a process).
+    """
+
+    def __init__(self, backend: Backend, threads: int, stopping: threading.Event) -> None:
+        self.seconds: float | None = None  # set once readying has ended
+        settled = threading.Event()
+
+        def ready() -> None:
+            try:
+                self.seconds = prepare(backend, threads, stopping.is_set, slow=settled.set)
+            except Exception:  # jobs still run: each compiles the kernels it calls
+                log.exception("the kernels' warm-up failed; jobs compile the kernels they use")
+            finally:
+                settled.set()
+
+        self._thread = threading.Thread(target=ready, name="kernel-warm-up", daemon=True)
+        self._thread.start()
+        settled.wait()
+        if self._thread.is_alive():
+            log.info("claiming jobs while the kernels compile")
+
+    def join(self) -> None:
+        """Wait for the end (`stopping` ends it after the kernel being compiled)."""
+        self._thread.join()
 
 
 def prepare(

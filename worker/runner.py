@@ -58,8 +58,7 @@ class Worker:
         compiles on first use, once per process."""
         self.settings = settings
         self.warm_up = warm_up
-        self.warm_up_seconds: float | None = None  # set once the kernels are ready
-        self._warming: threading.Thread | None = None  # compiling them while jobs run
+        self._warming: compiled_kernels.WarmUp | None = None
         self.database = database or Database(
             settings.database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms
         )
@@ -68,6 +67,11 @@ class Worker:
         self.data = DataPreparer.from_settings(settings)
         self.jobs_done = 0
         self._last_maintenance = -MAINTENANCE_SECONDS
+
+    @property
+    def warm_up_seconds(self) -> float | None:
+        """How long readying the kernels took, once it has ended."""
+        return None if self._warming is None else self._warming.seconds
 
     def close(self) -> None:
         self.database.dispose()
@@ -86,8 +90,14 @@ class Worker:
             # Started first, so that the writer's start-up (its imports) overlaps the kernels'
             # warm-up: a job whose data are already on the machine would otherwise wait for it.
             history_writer.writers.warm()
-        if self.warm_up and self.warm_up_seconds is None and self._warming is None:
-            self._ready_kernels()
+        if self.warm_up and self._warming is None:
+            # Once per process, before anything defines, compiles or launches a kernel: numba
+            # reads its CPU features and threading layer, and libgomp its spin, only then.
+            backend = accel.configure(
+                "compiled" if self.settings.fused_kernels else "numpy",
+                self.settings.kernel_cache_dir,
+            )
+            self._warming = compiled_kernels.WarmUp(backend, self._blas_threads(), self.stopping)
         waiter = make_waiter(self.settings.database_url, self.stopping)
         try:
             while not self.stopping.is_set():
@@ -108,42 +118,6 @@ class Worker:
                 self._warming.join()
         log.info("worker %s stopped after %d jobs", self.owner, self.jobs_done)
         return self.jobs_done
-
-    def _ready_kernels(self) -> None:
-        """Configure the engine's backend, then ready its kernels in a thread: wait while it
-        loads them from the disk cache, go on claiming once it has to compile them."""
-        # Once per process, before anything defines, compiles or launches a kernel: numba reads
-        # its CPU features and threading layer, and libgomp its spin, only then.
-        backend = accel.configure(
-            "compiled" if self.settings.fused_kernels else "numpy",
-            self.settings.kernel_cache_dir,
-        )
-
-        # Loading them from the cache takes about a second: the first claim waits for it.
-        # Compiling them (a machine's first start, a cache that an interrupted start left
-        # half-filled, another worker filling it) takes far longer: the worker claims jobs
-        # meanwhile. One that calls a kernel not compiled yet compiles it, or waits for the
-        # thread to (numba compiles one kernel at a time in a process).
-        claim = threading.Event()
-
-        def ready() -> None:
-            try:
-                self.warm_up_seconds = compiled_kernels.prepare(
-                    backend, self._blas_threads(), self.stopping.is_set, slow=claim.set
-                )
-            except Exception:  # jobs still run: each compiles the kernels it calls
-                log.exception("the kernels' warm-up failed; jobs compile the kernels they use")
-            finally:
-                claim.set()
-
-        warming = threading.Thread(target=ready, name="kernel-warm-up", daemon=True)
-        warming.start()
-        claim.wait()
-        if warming.is_alive():
-            log.info("claiming jobs while the kernels compile")
-            self._warming = warming
-        else:
-            warming.join()
 
     def maintain(self, *, force: bool = False) -> None:
         """Housekeeping an idle worker does now and then: retention, expired idempotency keys."""
