@@ -2,10 +2,9 @@
 
     python -m bench.chaos --minutes 2 --workers 3 [--database-url postgresql+psycopg://...]
 
-Real `python -m worker` processes with short leases; each round one gets SIGKILL or SIGTERM and
-a new one is started. Every job must then have succeeded, every step be stored once, and every
-history and W equal an uninterrupted run of the same spec (an in-process worker on a second
-database). `--database-url` (PostgreSQL) writes the report's "postgresql" section.
+Real `python -m worker` processes with short leases, one killed (SIGKILL or SIGTERM) and replaced
+each round. Every job must then have succeeded, every step be stored once, and every history and
+W equal an uninterrupted run of the same spec (an in-process worker on a second database).
 """
 
 from __future__ import annotations
@@ -25,11 +24,19 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from bench.common import expected_loss_steps, random_job_spec, stop, submit, table, write_report
-from service.db import migrate
+from bench.common import (
+    POSTGRES_PLACEHOLDER,
+    expected_loss_steps,
+    filled_kernel_cache,
+    migrated,
+    random_job_spec,
+    stop,
+    submit,
+    table,
+    write_report,
+)
 from service.db.models import Job, JobArray, MetricPoint
 from service.db.session import Database
-from service.settings import Settings
 from worker.runner import Worker
 
 FAILURES = ("lost", "duplicated", "missing", "history differs", "weights differ")
@@ -47,7 +54,8 @@ LEASES = {
 
 class Fleet:
     def __init__(self, database_url: str, size: int) -> None:
-        self.env = {**os.environ, **LEASES, "DESCENT_DATABASE_URL": database_url}
+        self.env = {**os.environ, **LEASES, "DESCENT_DATABASE_URL": database_url,
+                    "DESCENT_KERNEL_CACHE_DIR": str(filled_kernel_cache())}  # fmt: skip
         self.processes = [self.start() for _ in range(size)]
         self.kills: Counter[str] = Counter()
 
@@ -89,24 +97,21 @@ def run(minutes: float, workers: int, database_url: str | None, seed: int) -> di
     rng = random.Random(seed)
     workdir = Path(tempfile.mkdtemp(prefix="descent-chaos-"))
     url = database_url or f"sqlite:///{workdir / 'chaos.db'}"
-    reference_url = f"sqlite:///{workdir / 'reference.db'}"
-    for target in (url, reference_url):
-        migrate.upgrade(target)
-    settings = Settings(database_url=url, data_dir=workdir / "data")
-    database = Database(url)
+    database, settings = migrated(url, workdir / "data")
+    reference_db, reference_settings = migrated(f"sqlite:///{workdir / 'reference.db'}",
+                                                workdir / "data")  # fmt: skip
     fleet = Fleet(url, workers)
     submitted: dict[str, dict[str, Any]] = {}
     stop_submitting = threading.Event()
 
-    def backlog() -> int:
+    def count(*statuses: str) -> int:
         with database.read() as session:
-            stmt = select(func.count()).where(Job.status == "queued")
-            return int(session.scalar(stmt) or 0)
+            return session.scalar(select(func.count()).where(Job.status.in_(statuses))) or 0
 
     def client() -> None:
         # Keep a short queue: a chaos run measures what kills do, not how long a backlog takes.
         while not stop_submitting.wait(rng.uniform(0.2, 0.8)):
-            if backlog() < 2 * workers:
+            if count("queued") < 2 * workers:
                 spec = random_job_spec(rng)
                 submitted[submit(database, settings, spec)] = spec
 
@@ -119,18 +124,10 @@ def run(minutes: float, workers: int, database_url: str | None, seed: int) -> di
     stop_submitting.set()
     submitter.join()
     drain_deadline = time.monotonic() + 600
-    while time.monotonic() < drain_deadline:
-        with database.read() as session:
-            live = session.scalar(
-                select(Job.id).where(Job.status.in_(("queued", "running"))).limit(1)
-            )
-        if live is None:
-            break
+    while count("queued", "running") and time.monotonic() < drain_deadline:
         time.sleep(0.5)
     fleet.stop()
 
-    reference_db = Database(reference_url)
-    reference_settings = Settings(database_url=reference_url, data_dir=workdir / "data")
     twin = {job_id: submit(reference_db, reference_settings, spec)
             for job_id, spec in submitted.items()}  # fmt: skip
     with Worker(reference_settings) as worker:
@@ -175,7 +172,7 @@ def main(argv: list[str] | None = None) -> None:
     verdict = "All zero: nothing lost, nothing done twice." if ok else "FAILURES above."
     command = f"python -m bench.chaos --minutes {args.minutes} --workers {args.workers}"
     if args.database_url:
-        command += " --database-url postgresql+psycopg://USER@HOST/EMPTY_DB"
+        command += f" --database-url {POSTGRES_PLACEHOLDER}"
     variant = None if result["database"] == "SQLite" else "postgresql"
     write_report("chaos", f"Chaos: workers killed at random ({result['database']})", command,
                  body + "\n\n" + verdict, variant=variant)  # fmt: skip

@@ -3,11 +3,8 @@
     python -m bench.claim_throughput --database-url postgresql+psycopg://USER@HOST/EMPTY_DB
         [--jobs 2000] [--workers 8]
 
-An API-only `descent serve --workers 0` takes the jobs (one full-batch step on the toy set each,
-so a job's time is almost all the queue's: claim, lease, final write); then `--workers`
-`descent worker --burst` processes drain the queue. From the jobs' own rows: jobs per second,
-the claim latency (per worker, the gap between the end of one attempt and the start of its
-next), how evenly the workers shared the jobs, and that every job succeeded exactly once.
+An API-only `descent serve --workers 0` takes the jobs, then `--workers` `descent worker --burst`
+processes drain the queue; the figures come from the jobs' own rows.
 """
 
 from __future__ import annotations
@@ -27,7 +24,14 @@ import httpx
 import numpy as np
 from sqlalchemy import create_engine, text
 
-from bench.common import REPO, serve, table, write_report
+from bench.common import (
+    POSTGRES_PLACEHOLDER,
+    filled_kernel_cache,
+    percentiles_ms,
+    serve,
+    table,
+    write_report,
+)
 
 TINY_JOB: dict[str, Any] = {
     "dataset": {"name": "toy"},
@@ -50,14 +54,12 @@ def submit(base: str, jobs: int) -> float:
 
 def drain(database_url: str, workers: int, home: Path) -> float:
     """Start `workers` burst workers and wait for all of them to exit; the wall seconds."""
-    # The kernel cache of `make serve`: a filled one is loaded, an empty one compiled once.
-    kernels = REPO / "var" / "data" / "kernels"
     env = {
         **os.environ,
         "DESCENT_DATABASE_URL": database_url,
         "DESCENT_LOG_LEVEL": "WARNING",
         "DESCENT_DATA_DIR": str(home / "data"),
-        "DESCENT_KERNEL_CACHE_DIR": str(kernels),
+        "DESCENT_KERNEL_CACHE_DIR": str(filled_kernel_cache()),
     }
     descent = str(Path(sys.executable).parent / "descent")
     start = time.perf_counter()
@@ -104,8 +106,8 @@ def measure(database_url: str) -> dict[str, Any]:
     }
 
 
-def ms(seconds: np.ndarray) -> str:
-    return " / ".join(f"{np.percentile(seconds, q) * 1000:.1f}" for q in (50, 90)) + " ms"
+def ms(seconds: np.ndarray, quantiles: tuple[int, ...] = (50, 90)) -> str:
+    return " / ".join(percentiles_ms(seconds.tolist(), quantiles)) + " ms"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -128,8 +130,7 @@ def main(argv: list[str] | None = None) -> None:
             drain_s = drain(args.database_url, args.workers, home)
     found = measure(args.database_url)
 
-    gaps = found["gaps"] * 1000
-    gap_percentiles = " / ".join(f"{np.percentile(gaps, q):.1f}" for q in (50, 90, 99))
+    gaps = found["gaps"]
     fewest, most = found["jobs_per_worker"][0], found["jobs_per_worker"][-1]
     succeeded = found["statuses"].get("succeeded", 0)
     jobs_per_s = args.jobs / found["active_seconds"]
@@ -139,26 +140,27 @@ def main(argv: list[str] | None = None) -> None:
         ["submitting (POST /jobs, one client)", f"{submit_s:.1f} s"],
         ["draining, from the first start to the last finish", f"{found['active_seconds']:.1f} s"],
         ["**jobs per second**", f"**{jobs_per_s:.0f}**"],
-        ["claim latency p50 / p90 / p99 / max", f"{gap_percentiles} / {gaps.max():.1f} ms"],
+        ["claim latency p50 / p90 / p99 / max", ms(gaps, (50, 90, 99, 100))],
         ["an attempt, claim to finish: p50 / p90", ms(found["attempt_s"])],
         ["of which the job's `run_s`: p50 / p90", ms(found["run_s"])],
         ["of which waiting for its writes (`write_wait_s`): p50 / p90", ms(found["write_wait_s"])],
         ["jobs per worker (fewest … most)", f"{fewest} … {most}"],
         ["workers' wall time (start-up and kernel loading included)", f"{drain_s:.1f} s"],
     ]
-    body = (
-        "Each job is one full-batch step on the toy set, so its time is almost all the queue's."
-        " The workers, their history writers, the API and PostgreSQL share the machine's cores."
-        f"\n\n{table(['measure', 'result'], rows)}\n\n"
-        f"{gaps.size:,} gaps between attempts of the same worker.\n"
-    )
-    write_report(
-        "claim_throughput",
-        "Draining thousands of tiny jobs with eight workers on PostgreSQL",
-        f".venv/bin/python -m bench.claim_throughput --jobs {args.jobs} --workers {args.workers} "
-        "--database-url postgresql+psycopg://USER@HOST/EMPTY_DB",
-        body,
-    )
+    body = f"""
+Each job is one full-batch step on the toy set, so its time is almost all the queue's: the
+claim, the lease, the final write. The claim latency is, per worker, the gap between the end of
+one attempt and the start of its next. The workers, their history writers, the API and
+PostgreSQL share the machine's cores.
+
+{table(["measure", "result"], rows)}
+
+{gaps.size:,} gaps between attempts of the same worker.
+"""
+    command = (f".venv/bin/python -m bench.claim_throughput --jobs {args.jobs} --workers "
+               f"{args.workers} --database-url {POSTGRES_PLACEHOLDER}")  # fmt: skip
+    title = "Draining thousands of tiny jobs with eight workers on PostgreSQL"
+    write_report("claim_throughput", title, command, body)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,12 @@
 """What the benchmarks share: interleaved timing, servers and jobs, the CIFAR-10 data, reports.
 
-Timings are ratios measured in one run: the candidates are timed alternately, `repeats` times
-each, and the minimum is kept, so a noisy neighbour slows both sides alike.
+Timings are ratios measured in one run: the candidates are timed alternately and each one's
+minimum is kept, so a noisy neighbour slows both sides alike.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import random
@@ -30,6 +31,9 @@ if TYPE_CHECKING:
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs" / "benchmarks"
 SHARED_CIFAR10 = REPO.parent / "shared" / "data" / "cifar-10-batches-py"
+KERNEL_CACHE = REPO / "var" / "data" / "kernels"  # `make serve`'s
+LOCK = "flock /tmp/descent-bench.lock"
+POSTGRES_PLACEHOLDER = "postgresql+psycopg://USER@HOST/EMPTY_DB"
 FINAL = ("succeeded", "failed", "cancelled")
 RECIPE: dict[str, Any] = {  # the course's SGD recipe as docs/USAGE.md writes it
     "name": "svm-sgd-baseline",
@@ -74,8 +78,7 @@ def descendants(pid: int) -> list[int]:
 def started(
     command: list[str], ready: Callable[[], bool], *, env: dict[str, str], cwd: Path
 ) -> Iterator[int]:
-    """The pid of `command`, once `ready()` (within 60 s). SIGTERM on the way out, then a kill
-    if it has not stopped within 30 s."""
+    """The pid of `command` once `ready()` (within 60 s); stopped on the way out."""
     process = subprocess.Popen(command, env=env, cwd=cwd)
     try:
         deadline = time.monotonic() + 60
@@ -110,8 +113,8 @@ def answers(url: str, status: int = 200) -> bool:
 
 @contextmanager
 def serve(home: Path, env: dict[str, str], *, workers: int = 1) -> Iterator[tuple[str, int]]:
-    """(base URL, pid) of a `descent serve` in `home` on its own SQLite database, ready to answer;
-    `env` adds to the environment. The built-in CIFAR-10 is found as for the benchmarks."""
+    """(base URL, pid) of a ready `descent serve` in `home` on its own SQLite database; `env`
+    adds to the environment."""
     port = free_port()
     full = {
         **os.environ,
@@ -122,6 +125,8 @@ def serve(home: Path, env: dict[str, str], *, workers: int = 1) -> Iterator[tupl
     }
     if (found := cifar10_dir()) is not None:
         full.setdefault("DESCENT_CIFAR10_DIR", str(found))
+    if "DESCENT_KERNEL_CACHE_DIR" not in env:
+        full["DESCENT_KERNEL_CACHE_DIR"] = str(filled_kernel_cache())
     descent = Path(sys.executable).parent / "descent"
     command = [str(descent), "serve", "--port", str(port), "--workers", str(workers)]
     base = f"http://127.0.0.1:{port}"
@@ -129,10 +134,33 @@ def serve(home: Path, env: dict[str, str], *, workers: int = 1) -> Iterator[tupl
         yield base, pid
 
 
+# Every kernel a worker warms up, into the cache in argv[1], on as many threads as a worker uses.
+FILL_KERNEL_CACHE = """
+import os, sys
+from pathlib import Path
+from worker import compiled_kernels
+from worker.engine import accel
+backend = accel.configure("compiled", Path(sys.argv[1]))
+compiled_kernels.prepare(backend, os.cpu_count() or 1, lambda: False)
+"""
+
+
+@functools.cache
+def filled_kernel_cache() -> Path:
+    """KERNEL_CACHE holding every kernel workers warm up, compiled into it first where it does
+    not (a machine's first run). The workers the benchmarks start then load them before their
+    first claim, as on any start but a machine's first (bench.cold_start measures that one),
+    rather than compile them while the measured jobs run."""
+    subprocess.run(
+        [sys.executable, "-c", FILL_KERNEL_CACHE, str(KERNEL_CACHE)], cwd=REPO, check=True
+    )
+    return KERNEL_CACHE
+
+
 @contextmanager
 def output_to(path: Path) -> Iterator[None]:
-    """This process's stdout and stderr, and so its children's (the server and its worker, their
-    logs), into `path`."""
+    """This process's stdout and stderr, and so its children's (the server, its workers), into
+    `path`."""
     saved = [os.dup(fd) for fd in (1, 2)]
     with path.open("ab") as file:
         for fd in (1, 2):
@@ -147,11 +175,19 @@ def output_to(path: Path) -> Iterator[None]:
 
 def wait_finished(api: Any, path: str, every: float = 0.5) -> dict[str, Any]:
     """GET `path` (a job or a sweep) on the httpx client `api` until its status is final."""
-    while True:
-        found: dict[str, Any] = api.get(path).json()
-        if found["status"] in FINAL:
-            return found
+    while (found := api.get(path).json())["status"] not in FINAL:
         time.sleep(every)
+    return dict(found)
+
+
+def migrated(url: str, data_dir: Path, **settings: Any) -> tuple[Database, Settings]:
+    """The database at `url` migrated to head, and settings for it."""
+    from service.db import migrate
+    from service.db.session import Database
+    from service.settings import Settings
+
+    migrate.upgrade(url)
+    return Database(url), Settings(database_url=url, data_dir=data_dir, **settings)
 
 
 def submit(database: Database, settings: Settings, spec: dict[str, Any]) -> str:
@@ -184,9 +220,8 @@ def random_job_spec(rng: random.Random) -> dict[str, Any]:
 
 def expected_loss_steps(spec: dict[str, Any]) -> list[int]:
     """The steps of the loss points a job of `spec` records: every log_every-th and the last."""
-    iterations, every = spec["optimizer"]["iterations"], spec["log_every"]
-    steps = list(range(0, iterations, every))
-    return steps if steps[-1] == iterations - 1 else [*steps, iterations - 1]
+    iterations = spec["optimizer"]["iterations"]
+    return sorted({*range(0, iterations, spec["log_every"]), iterations - 1})
 
 
 def cifar10_dir() -> Path | None:
@@ -236,15 +271,20 @@ def interleaved(
     return [Timing(name, min(runs[name]), tuple(runs[name])) for name, _ in candidates]
 
 
+def percentiles_ms(seconds: Sequence[float], quantiles: Sequence[float]) -> list[str]:
+    """The `quantiles` of durations in seconds, as milliseconds to 0.1."""
+    return [f"{1000 * value:.1f}" for value in np.percentile(seconds, quantiles)]
+
+
 def cpu_model() -> str:
-    """The processor's name, family and model (/proc/cpuinfo): cloud machines sold under one name
-    can be different processors, so the report names the exact one."""
+    """The processor's name, family and model: cloud machines sold under one name can be
+    different processors, so the report names the exact one."""
     try:
-        lines = Path("/proc/cpuinfo").read_text().split("\n\n")[0].splitlines()
+        first = Path("/proc/cpuinfo").read_text().split("\n\n")[0]
     except OSError:
         return platform.processor() or "unknown processor"
-    fields = dict(line.split(":", 1) for line in lines if ":" in line)
-    found = {key.strip(): value.strip() for key, value in fields.items()}
+    found = {key.strip(): value.strip() for key, _, value in
+             (line.partition(":") for line in first.splitlines())}  # fmt: skip
     name = found.get("model name", "unknown processor")
     return f"{name}, family {found.get('cpu family', '?')} model {found.get('model', '?')}"
 
@@ -276,8 +316,8 @@ def write_report(
     """Write docs/benchmarks/<name>.md with how it was measured, and print it.
 
     A comparison run (`variant`, e.g. "bare" for dashboard_load's floor or "postgresql" for
-    chaos) writes its own section at the end of the report, replacing that variant's section;
-    the default run rewrites the report above the variant sections and keeps them.
+    chaos) replaces its own section at the end of the report; the default run rewrites the
+    report above the variant sections and keeps them.
     """
     DOCS.mkdir(parents=True, exist_ok=True)
     path = DOCS / f"{name}.md"

@@ -2,14 +2,13 @@
 
     python -m bench.dashboard_load [--seconds 20] [--rounds 3] [--clients 50] [--subscribers 5]
 
-`descent serve --workers 2` on its own SQLite database trains two long jobs (the CIFAR-10 SVM
-recipe, else digits) through quiet and loaded windows in turn, starting and ending quiet; each
-loaded window is compared with the mean of the quiet windows on both sides, so drift shows as a
-gap between quiet windows rather than as load. A job's speed in a window is taken between its
-first flush after the window began and its last flush before it ended (the database's progress
-and `updated_at`). Loaded: `clients` pollers and `subscribers` event streams (bench.pollers, one
-uvloop process on the same cores). Then the floor (bench.pollers). `--against bare` polls
-uvicorn serving bench/bare_asgi.py instead while the jobs still train in Descent, and writes the
+`descent serve --workers 2` on SQLite trains two long jobs (the CIFAR-10 SVM recipe, else
+digits) through quiet and loaded windows in turn, starting and ending quiet; each loaded window
+is compared with the mean of the quiet windows on both sides, so drift shows as a gap between
+quiet windows rather than as load. A job's speed in a window is taken between its first and last
+flush inside it (the database's progress and `updated_at`). Loaded: `clients` pollers and
+`subscribers` event streams (bench.pollers). `--against bare` polls uvicorn serving
+bench/bare_asgi.py instead while the jobs still train in Descent: the floor, written to the
 report's "bare" section.
 """
 
@@ -24,7 +23,6 @@ import statistics
 import sys
 import tempfile
 import time
-import timeit
 from collections import defaultdict
 from collections.abc import Coroutine
 from dataclasses import dataclass
@@ -42,19 +40,19 @@ from bench.common import (
     cpu_seconds,
     descendants,
     free_port,
+    percentiles_ms,
     serve,
     table,
     write_report,
 )
 from bench.pollers import Samples, run
-from service.db.models import TERMINAL_STATUSES, Job
+from service.db.models import Job
 from service.db.session import Database
-from service.history import point_store
 
 TARGET_P99_MS, TARGET_SLOWDOWN = 50.0, 0.10  # the targets in docs/BENCHMARKS.md
-CACHE_BYTES = 16 * 1024**2
 T = TypeVar("T")
 DRIFT, STOLEN = 0.05, 0.02  # quiet windows this far apart, or this much steal, mark a disturbed run
+Flushes = list[tuple[int, float]]  # each job's step as of a flush, and its `updated_at`
 
 
 def job_spec(seed: int) -> tuple[str, dict[str, Any]]:
@@ -72,9 +70,6 @@ def stolen_seconds() -> float:
     """CPU seconds the hypervisor has given to other guests since boot (/proc/stat's steal)."""
     fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
     return int(fields[8]) / os.sysconf("SC_CLK_TCK")
-
-
-Flushes = list[tuple[int, float]]  # each job's step as of a flush, and its `updated_at`
 
 
 @dataclass(frozen=True)
@@ -173,44 +168,29 @@ async def loaded(
     return result, await first
 
 
-def writes_waited(api: httpx.Client, ids: list[str]) -> str:
-    """How long each job's engine waited for its history writes (`timings.write_wait_s`), read
-    once the cancelled jobs have ended (within 30 s)."""
-    deadline = time.monotonic() + 30
-    ended: dict[str, dict[str, Any]] = {}
-    while len(ended) < len(ids) and time.monotonic() < deadline:
-        for job_id in set(ids) - set(ended):
-            job = api.get(f"/jobs/{job_id}").json()
-            if job["status"] in TERMINAL_STATUSES:
-                ended[job_id] = job["timings"]
-        time.sleep(0.2)
-    parts = []
-    for k, job_id in enumerate(ids):
-        timings: dict[str, Any] = ended.get(job_id, {})
-        if timings.get("write_wait_s") is None or not timings.get("run_s"):
-            parts.append(f"job {k + 1}: not reported")
-            continue
-        wait, run_s = timings["write_wait_s"], timings["run_s"]
-        parts.append(f"job {k + 1} {wait:.2f} s of {run_s:.0f} s ({100 * wait / run_s:.2f}%)")
-    return ("- The engines waited for their history writes (`timings.write_wait_s`, the whole "
-            f"run, quiet and loaded windows alike): {'; '.join(parts)}.")  # fmt: skip
-
-
 def main(argv: list[str] | None = None) -> None:
-    args = parse(argv)
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=20.0, help="length of each window")
+    parser.add_argument("--rounds", type=int, default=3, help="loaded windows (between quiet ones)")
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--subscribers", type=int, default=5)
+    parser.add_argument("--against", choices=("descent", "bare"), default="descent")
+    args = parser.parse_args([] if argv is None else argv)  # `python -m bench` passes none
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
+    if args.against == "bare":
+        args.subscribers = 0  # the bare app has no event streams
     load_before = os.getloadavg()
-    label, spec = job_spec(0)
-    env = {"DESCENT_POLL_CACHE_BYTES": str(args.poll_cache_bytes)}
+    label, _ = job_spec(0)
     with (
         tempfile.TemporaryDirectory() as tmp,
-        serve(Path(tmp), env, workers=2) as (base, pid),
+        serve(Path(tmp), {}, workers=2) as (base, pid),
         contextlib.ExitStack() as stack,
     ):
         target, server = base, pid  # what the clients poll, and its process
         if args.against == "bare":
             target, server = stack.enter_context(pollers.bare_server(free_port()))
-        url = f"sqlite:///{Path(tmp) / 'descent.db'}"
-        database = Database(url)
+        database = Database(f"sqlite:///{Path(tmp) / 'descent.db'}")
         api = httpx.Client(base_url=base, timeout=30)
         ids = [api.post("/jobs", json=job_spec(seed)[1]).json()["id"] for seed in (1, 2)]
         deadline = time.monotonic() + 180
@@ -229,11 +209,8 @@ def main(argv: list[str] | None = None) -> None:
             marks.append(read_mark(database, ids, pid, server))
             cpu = time.process_time()  # the load generator's own CPU: it shares the cores
             positions = [step - 1 for step, _ in marks[-1].last]
-            clients = pollers.load(
-                target, ids, positions, seconds=args.seconds, clients=args.clients,
-                subscribers=args.subscribers, from_start=args.start == "start",
-                aligned=args.phase == "aligned",
-            )  # fmt: skip
+            clients = pollers.load(target, ids, positions, seconds=args.seconds,
+                                   clients=args.clients, subscribers=args.subscribers)  # fmt: skip
             (samples, errors, events), first = run(loaded(database, ids, marks[-1].wall, clients))
             traffic.generator.append((time.process_time() - cpu) / args.seconds)
             marks.append(read_mark(database, ids, pid, server))
@@ -251,69 +228,20 @@ def main(argv: list[str] | None = None) -> None:
                    zip(itertools.pairwise(marks), firsts, strict=True)]  # fmt: skip
         for job_id in ids:
             api.post(f"/jobs/{job_id}/cancel")
-        waits = writes_waited(api, ids)
         api.close()
         database.dispose()
-        descent = args.against == "descent"
-        costs = read_costs(url, ids[0]) if descent else ""
-    # Descent's own costs: a poll's reads, and the floor (once the run's server has stopped).
-    # Against the bare app the run itself is the floor with real jobs: neither is measured.
-    own = (costs, *pollers.serving_floor(args, spec)) if descent else None
     machine = (
         f"- Load average before the run: {', '.join(f'{v:.2f}' for v in load_before)}; at the "
         f"end of the last loaded window: {', '.join(f'{v:.2f}' for v in load_during)} "
         f"({os.cpu_count()} cores). Worker processes' niceness: {nice}."
     )
-    report(args, label, single, traffic, windows, (load_before[0], machine), waits, own)
-
-
-def parse(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--seconds", type=float, default=20.0, help="length of each window")
-    parser.add_argument("--rounds", type=int, default=3, help="loaded windows (between quiet ones)")
-    parser.add_argument("--clients", type=int, default=50)
-    parser.add_argument("--subscribers", type=int, default=5)
-    # Where pollers start reading the loss (the first step, or the job's current step, as the
-    # dashboard does after its overview); their 200 ms cycles spread over a period or aligned;
-    # what they poll: Descent's API, or an app that does nothing (bench/bare_asgi.py, no SSE).
-    parser.add_argument("--start", choices=("start", "now"), default="now")
-    parser.add_argument("--phase", choices=("spread", "aligned"), default="spread")
-    parser.add_argument("--poll-cache-bytes", type=int, default=CACHE_BYTES, help="0: no cache")
-    parser.add_argument("--against", choices=("descent", "bare"), default="descent")
-    args = parser.parse_args([] if argv is None else argv)  # `python -m bench` passes none
-    if args.rounds < 1:
-        parser.error("--rounds must be at least 1")
-    if args.against == "bare":
-        args.subscribers = 0  # the bare app has no event streams
-    return args
-
-
-def read_costs(url: str, job_id: str) -> str:
-    """What one /loss poll reads at the end of the run: the new page, and what `total` counts."""
-    database = Database(url)
-    with database.read() as session:
-        n = point_store.count_points(session, job_id, "loss")
-        last = point_store.last_step(session, job_id, "loss") or 0
-        reads = {
-            "count": lambda: point_store.count_points(session, job_id, "loss"),
-            "newest": lambda: point_store.count_after(session, job_id, "loss", last - 40),
-            "page": lambda: point_store.points(
-                session, job_id, "loss", after=last - 40, limit=1000
-            ),
-        }
-        ms = {name: 1000 * min(timeit.repeat(read, number=1, repeat=30))
-              for name, read in reads.items()}  # fmt: skip
-    database.dispose()
-    return (f"With {n} loss points stored, a COUNT(*) of them all takes {ms['count']:.2f} ms; "
-            f"`total` counts only the points after the last step it counted ({ms['newest']:.2f} "
-            f"ms for the 40 newest), and reading those 40 takes {ms['page']:.2f} ms (best of 30 "
-            "reads each, from the server's database after the run).")  # fmt: skip
+    report(args, label, single, traffic, windows, (load_before[0], machine))
 
 
 def percentiles(values: list[float]) -> list[str]:
     if len(values) < 2:
         return ["–"] * 4
-    return [f"{1000 * v:.1f}" for v in (*np.percentile(values, [50, 95, 99]), max(values))]
+    return [*percentiles_ms(values, [50, 95, 99]), f"{1000 * max(values):.1f}"]
 
 
 def speed_tables(windows: list[Window], drops: list[list[float]], server: str) -> str:
@@ -322,25 +250,19 @@ def speed_tables(windows: list[Window], drops: list[list[float]], server: str) -
              f"{w.server:.2f}", f"{w.workers:.2f}", f"{w.stolen:.2f}"]
             for k, w in enumerate(windows)]  # fmt: skip
     jobs = [f"job {k + 1}" for k in range(len(windows[0].speeds))]
-    header = [
-        "window",
-        *jobs,
-        f"{server} CPU (cores)",
-        "workers' CPU (their writers too)",
-        "stolen",
-    ]
+    header = [*jobs, f"{server} CPU (cores)", "workers' CPU (their writers too)", "stolen"]
     round_rows = [[f"round {r + 1}", *(f"{-100 * d:+.1f}%" for d in round_)]
                   for r, round_ in enumerate(drops)]  # fmt: skip
     round_rows.append(["mean", *(f"**{-100 * d:+.1f}%**" for d in np.mean(drops, axis=0))])
     return (
-        table(header, rows)
+        table(["window", *header], rows)
         + "\n\nEach loaded window against the mean of the quiet windows on both sides:\n\n"
         + table(["", *jobs], round_rows)
     )
 
 
-def disturbance(windows: list[Window], load_at_start: float) -> str | None:
-    """A line on what else shared the machine, if anything did."""
+def disturbance(windows: list[Window], load_at_start: float) -> list[str]:
+    """Lines on what else shared the machine, if anything did."""
     quiet = np.array([w.speeds for w in windows[0::2]])
     spread = float(((quiet.max(axis=0) - quiet.min(axis=0)) / quiet.max(axis=0)).max())
     stolen = max(w.stolen for w in windows)
@@ -355,7 +277,7 @@ def disturbance(windows: list[Window], load_at_start: float) -> str | None:
         lines.append(f"- The quiet windows agree within {100 * spread:.0f}%, but the 1-minute load "
                      f"average was {load_at_start:.2f} at the start (other work, or the minute's "
                      "average of a benchmark that had just ended).")  # fmt: skip
-    return "\n".join(lines) or None
+    return lines
 
 
 def report(
@@ -365,12 +287,8 @@ def report(
     traffic: Traffic,
     windows: list[Window],
     load: tuple[float, str],
-    waits: str,
-    own: tuple[str, str, pollers.Floor] | None,
 ) -> None:
-    """Write the report; `load` is the 1-minute load average before the run and a line on it;
-    `own` (what a poll reads, the floor's paragraph, the bare app's floor) None against the bare
-    app."""
+    """Write the report; `load` is the 1-minute load average before the run and a line on it."""
     bare = args.against == "bare"
     server = "uvicorn (bare app)" if bare else "API"
     samples = traffic.samples
@@ -411,35 +329,9 @@ def report(
         f"{rate:.0f} requests/s asked for need {per_request * rate:.2f} cores. The load "
         f"generator used {statistics.fmean(traffic.generator):.2f} cores. Unchanged answers "
         f"(304): {unchanged}.",
+        load[1],
+        *disturbance(windows, load[0]),
     ]
-    sections = ""
-    if own is not None:
-        costs, floor, busy = own
-        verdict.append(
-            "- The floor: with both cores busy, the same polls against uvicorn serving an app "
-            f"that does nothing cost {busy.server:.2f} cores on the server and "
-            f"{busy.generator:.2f} in the load generator, "
-            f"{50 * (busy.server + busy.generator):.1f}% of the two cores, taken from the jobs "
-            "whatever the API does."
-        )
-        sections = f"\n## What one poll costs the server\n\n{costs}\n\n## The floor\n\n{floor}\n"
-    verdict += [waits, load[1]]
-    disturbed = disturbance(windows, load[0])
-    if disturbed:
-        verdict.append(disturbed)
-    where = {
-        "start": "the first step: each pages through the history first, 1000 points a poll",
-        "now": "the job's current step, as the dashboard does after its overview",
-    }[args.start]
-    phase = {
-        "spread": "their cycles spread evenly over one period",
-        "aligned": "all of them at the same instants, a burst every period",
-    }[args.phase]
-    cache = (
-        f"poll cache of {args.poll_cache_bytes / 1024**2:g} MiB, default staleness bound"
-        if args.poll_cache_bytes
-        else "no poll cache"
-    )
     polled = (
         "uvicorn serving an app that does nothing (bench/bare_asgi.py, a 304 for everything) "
         "while two jobs train in `descent serve --workers 2`"
@@ -448,12 +340,13 @@ def report(
     )
     body = f"""
 {args.clients} pollers (GET /jobs/{{id}} and /jobs/{{id}}/loss?after= every
-{pollers.POLL_SECONDS * 1000:.0f} ms each, following the cursor from {where}; {phase})
-and {args.subscribers} SSE subscribers (GET /jobs/{{id}}/events) against {polled}
-(SQLite, {cache}) while two jobs train ({label}, a loss point every step).
-Windows of {args.seconds:g} s, quiet and loaded in turn ({args.rounds} loaded), starting and
-ending quiet. The load generator runs on the same two cores. "stolen": cores' worth of time the
-hypervisor gave other guests.
+{pollers.POLL_SECONDS * 1000:.0f} ms each, following the cursor from the job's current step, as
+the dashboard does after its overview; their cycles spread evenly over one period) and
+{args.subscribers} SSE subscribers (GET /jobs/{{id}}/events) against {polled} (SQLite, the
+default poll cache) while two jobs train ({label}, a loss point every step). Windows of
+{args.seconds:g} s, quiet and loaded in turn ({args.rounds} loaded), starting and ending quiet.
+The load generator runs on the same two cores. "stolen": cores' worth of time the hypervisor
+gave other guests.
 
 ## {server} latency under load (every loaded window)
 
@@ -462,7 +355,7 @@ hypervisor gave other guests.
 ## Training speed (steps per second)
 
 {speed_tables(windows, drops, server)}
-{sections}
+
 ## Verdict
 
 {chr(10).join(verdict)}
@@ -470,12 +363,8 @@ hypervisor gave other guests.
     command = (
         f".venv/bin/python -m bench.dashboard_load --seconds {args.seconds:g} "
         f"--rounds {args.rounds} --clients {args.clients} --subscribers {args.subscribers}"
-        + (" --start start" if args.start == "start" else "")
-        + (" --phase aligned" if args.phase == "aligned" else "")
-        + ("" if args.poll_cache_bytes == CACHE_BYTES else
-           f" --poll-cache-bytes {args.poll_cache_bytes}")
         + (" --against bare" if bare else "")
-    )  # fmt: skip
+    )
     if "DESCENT_FLUSH_SECONDS" in os.environ:  # the workers' write interval (inherited)
         command = f"DESCENT_FLUSH_SECONDS={os.environ['DESCENT_FLUSH_SECONDS']} {command}"
     title = "The floor: dashboard load against an app doing nothing" if bare else "Dashboard load"

@@ -5,15 +5,11 @@ success is counted.
     python -m bench.hostile_soak [--minutes 3] [--database-url postgresql+psycopg://...]
 
 The traffic: the rows of tests.fuzz.test_malformed.TABLE and EXTRA below (`{job}`: a job the soak
-never deletes), raw NUL bytes in the request line, bodies that stall (408 expected), event
-streams never read, rare cancels and deletes, and a submitter that keeps both workers training.
-A request unanswered within the client timeout is a hang. /healthz is polled every 50 ms; after
-each SIGKILL /readyz must turn 503, then 200 once the server has started a replacement. Then
-every job is waited for: it must have ended, and a succeeded train job must have finite metrics
-and weights and exactly the loss points its spec logs. The server runs with the table's body
-limits and short leases. `--database-url` writes the report's "postgresql" section. Exits 1 if
-a target is missed. (Over 500 lines: the request catalogue, its senders and the checks of every
-answer and job are one benchmark.)
+never deletes), raw NUL bytes in the request line, stalled bodies, event streams never read, rare
+cancels and deletes, and a submitter that keeps both workers training. After each SIGKILL
+/readyz must turn 503, then 200 once the server has started a replacement. `--database-url`
+writes the report's "postgresql" section. Exits 1 if a target is missed. (Over 500 lines: the
+request catalogue, its senders and the checks of every answer and job are one benchmark.)
 """
 
 from __future__ import annotations
@@ -40,6 +36,8 @@ import numpy as np
 
 from bench.common import (
     FINAL,
+    LOCK,
+    POSTGRES_PLACEHOLDER,
     children,
     expected_loss_steps,
     output_to,
@@ -62,7 +60,6 @@ READY_AGAIN_SECONDS = MAX_RESTART_DELAY + 15.0  # the supervisor's longest back-
 DRAIN_SECONDS = 300.0
 HOSTILE_CLIENTS = 3
 QUEUED_JOBS = 2  # the submitter keeps this many jobs waiting behind the running ones
-LOCK = "flock /tmp/descent-bench.lock"
 QUEUED = "/jobs?status=queued&limit=50"
 ENV = {
     # The table's oversized rows are sized against these limits (and cheap at them).
@@ -73,12 +70,12 @@ ENV = {
     "DESCENT_LEASE_SECONDS": "5",
     "DESCENT_HEARTBEAT_SECONDS": "0.5",
     "DESCENT_CHECKPOINT_SECONDS": "0.5",
-    "DESCENT_LOG_LEVEL": "WARNING",
 }
 Expected = Collection[int]
 Extra = tuple[str, str, str, Expected, dict[str, str], bytes | None]
 BIG = str(2**70)
-PROBLEM_JSON = "application/problem+json"
+KINDS = ["table", "HEAD", "huge integer", "NUL in path", "content type", "slow body",
+         "stalled stream", "cancel/delete", "submit", "healthz", "readyz", "check"]  # fmt: skip
 
 
 def extra(
@@ -128,9 +125,17 @@ def judge(status: int | None, expected: Expected, error: str = "") -> str | None
     """Why an answer is wrong (a 5xx, a hang, another status), or None."""
     if status is None:
         return error.split(":", 1)[0] or "connection error"  # "hang" or "connection error"
-    if status >= 500:
-        return "5xx"
-    return None if status in expected else f"expected {'/'.join(map(str, sorted(expected)))}"
+    if status in expected:  # a 503 from /readyz while a worker restarts
+        return None
+    return "5xx" if status >= 500 else f"expected {'/'.join(map(str, sorted(expected)))}"
+
+
+def status_line(head: bytes) -> tuple[int | None, str]:
+    """The status of an answer's first bytes, and an error if they hold none."""
+    parts = head.split(b" ", 2)
+    if len(parts) < 2 or not parts[1].isdigit():
+        return None, f"connection error: no status line in {head[:80]!r}"
+    return int(parts[1]), ""
 
 
 @dataclass
@@ -178,10 +183,11 @@ class Soak:
             self.outcomes.append(outcome)
 
     def call(
-        self, client: httpx.Client, kind: str, name: str, request: str, *expected: int, **kw: Any
-    ) -> httpx.Response | None:
-        """One request ("METHOD path"), recorded; None if it got no answer. A 4xx must be a
-        problem (application/problem+json)."""
+        self, client: httpx.Client, kind: str, name: str, request: str, *expected: int,
+        quiet: bool = False, **kw: Any,
+    ) -> httpx.Response | None:  # fmt: skip
+        """One request ("METHOD path"), recorded (if `quiet`, only when it is wrong); None if it
+        got no answer. A 4xx must be a problem (application/problem+json)."""
         try:
             response = client.request(*request.split(" ", 1), **kw)
         except httpx.TransportError as exc:  # a timeout (a hang) or a broken connection
@@ -192,10 +198,10 @@ class Soak:
         status = response.status_code
         problem = judge(status, expected)
         content_type = response.headers.get("content-type", "")
-        if problem is None and status >= 400 and not content_type.startswith(PROBLEM_JSON):
+        if problem is None and status >= 400 and not content_type.startswith("application/problem"):
             problem = "not a problem body"
-        detail = response.text[:300] if problem else ""
-        self.note(kind, name, request, status, expected, detail, problem)
+        if problem or not quiet:
+            self.note(kind, name, request, status, expected, response.text[:300], problem)
         return response
 
     def thread(self, target: Callable[[], None], name: str) -> threading.Thread:
@@ -212,18 +218,15 @@ class Soak:
     def client(self) -> httpx.Client:
         return httpx.Client(base_url=self.base, timeout=CLIENT_TIMEOUT_SECONDS)
 
-    # Jobs --------------------------------------------------------------------------------------
-
     def submit(self, client: httpx.Client, rng: random.Random) -> None:
         job = {**random_job_spec(rng), "name": f"soak-{len(self.order)}"}
         if rng.random() < 0.15:  # a long one, likely to lose its worker at least once
             job["optimizer"]["iterations"] = rng.randrange(100_000, 200_000)
         response = self.call(client, "submit", "a training job", "POST /jobs", 202, json=job)
         if response is not None and response.status_code == 202:
-            job_id = str(response.json()["id"])
             with self.lock:
-                self.specs[job_id] = job
-                self.order.append(job_id)
+                self.specs[response.json()["id"]] = job
+                self.order.append(response.json()["id"])
 
     def submitter(self) -> None:
         rng = random.Random(self.rng.random())
@@ -239,20 +242,17 @@ class Soak:
         with self.lock:
             return rng.choice(self.order[1::2] or self.order)
 
-    # Hostile traffic ---------------------------------------------------------------------------
-
     def hostile(self) -> None:
         rng = random.Random(self.rng.random())
-        names = list(TABLE)
         with self.client() as client:
             while not self.stop.wait(rng.uniform(0.0, 0.05)):
                 roll = rng.random()
                 if roll < 0.6:
-                    bad = TABLE[name := rng.choice(names)]
+                    bad = TABLE[name := rng.choice(list(TABLE))]
                     request = f"{bad.method} {bad.path.replace('{job}', self.kept(rng))}"
                     headers = bad.headers if bad.headers is not None else {} if bad.files else JSON
-                    kw = {"content": bad.body, "files": bad.files, "data": bad.form}
-                    self.call(client, "table", name, request, bad.status, headers=headers, **kw)
+                    self.call(client, "table", name, request, bad.status, headers=headers,
+                              content=bad.body, files=bad.files, data=bad.form)  # fmt: skip
                 elif roll < 0.96:
                     kind, name, request, expected, headers, body = rng.choice(EXTRA)
                     request = request.replace("{job}", self.kept(rng))
@@ -341,17 +341,13 @@ class Soak:
                 status, error = None, f"connection error: {exc!r}"
             self.note("stalled stream", "events never read", f"GET {path}", status, (200,), error)
 
-    # Health, readiness and kills ---------------------------------------------------------------
-
     def healthz(self) -> None:
         with self.client() as client:
             while not self.stop.wait(HEALTHZ_EVERY_SECONDS):
                 start = time.perf_counter()
-                status, error = get_status(client, "/healthz")
+                self.call(client, "healthz", "GET /healthz", "GET /healthz", 200, quiet=True)
                 with self.lock:
                     self.healthz_ms.append((time.perf_counter() - start) * 1000)
-                if status != 200:
-                    self.note("healthz", "GET /healthz", "GET /healthz", status, (200,), error)
 
     def worker_pids(self) -> list[int]:
         found = []
@@ -365,10 +361,8 @@ class Soak:
         return found
 
     def readyz(self, client: httpx.Client) -> int | None:
-        status, error = get_status(client, "/readyz")
-        if status not in (200, 503):
-            self.note("readyz", "GET /readyz", "GET /readyz", status, (200, 503), error)
-        return status
+        response = self.call(client, "readyz", "GET /readyz", "GET /readyz", 200, 503, quiet=True)
+        return None if response is None else response.status_code
 
     def wait_ready(self, client: httpx.Client, seconds: float) -> bool:
         deadline = time.monotonic() + seconds
@@ -402,8 +396,6 @@ class Soak:
                             new[0] if new else None)  # fmt: skip
                 with self.lock:
                     self.kills.append(kill)
-
-    # The run -----------------------------------------------------------------------------------
 
     def warm_up(self) -> None:
         """Submit jobs until every worker runs one (a worker readies its compiled kernels before
@@ -458,8 +450,7 @@ class Soak:
         """Why a succeeded train job's results are wrong, or None."""
         metrics = job.get("metrics") or {}
         for key in ("loss", "train_accuracy", "val_accuracy", "test_accuracy"):
-            value = metrics.get(key)
-            if not isinstance(value, int | float) or not math.isfinite(value):
+            if not isinstance(value := metrics.get(key), int | float) or not math.isfinite(value):
                 return f"metric {key} = {value!r}"
         weights = self.call(client, "check", "weights", f"GET /jobs/{job['id']}/weights", 200)
         if weights is None or weights.status_code != 200:
@@ -474,39 +465,19 @@ class Soak:
             page = self.call(client, "check", "loss page", request, 200)
             if page is None or page.status_code != 200:
                 return "loss history unreadable"
-            found = page.json()
-            for point in found["points"]:
+            for point in page.json()["points"]:
                 if not math.isfinite(point["loss"]):
                     return f"loss {point['loss']!r} at step {point['step']}"
                 steps.append(point["step"])
-            after = found["next_after"]
+            after = page.json()["next_after"]
         if steps != expected_loss_steps(self.specs[job["id"]]):
             return f"{len(steps)} loss points, not the spec's steps"
         return None
 
 
-def status_line(head: bytes) -> tuple[int | None, str]:
-    """The status of an answer's first bytes, and an error if they hold none."""
-    parts = head.split(b" ", 2)
-    if len(parts) < 2 or not parts[1].isdigit():
-        return None, f"connection error: no status line in {head[:80]!r}"
-    return int(parts[1]), ""
-
-
-def get_status(client: httpx.Client, path: str) -> tuple[int | None, str]:
-    """The status of GET `path`, or None and why there is none."""
-    try:
-        return client.get(path).status_code, ""
-    except httpx.TimeoutException as exc:
-        return None, f"hang: {exc!r}"
-    except httpx.TransportError as exc:
-        return None, f"connection error: {exc!r}"
-
-
 def counted(statuses: list[int | None]) -> str:
-    found = Counter(statuses)
-    return ", ".join(f"{'none' if s is None else s} ×{n}"
-                     for s, n in sorted(found.items(), key=lambda kv: kv[0] or 0))  # fmt: skip
+    found = sorted(Counter(statuses).items(), key=lambda item: item[0] or 0)
+    return ", ".join(f"{'none' if status is None else status} ×{n}" for status, n in found)
 
 
 def check_jobs(soak: Soak, jobs: dict[str, dict[str, Any]]) -> tuple[list[str], list[str], int]:
@@ -528,8 +499,7 @@ def check_jobs(soak: Soak, jobs: dict[str, dict[str, Any]]) -> tuple[list[str], 
                                 f"{error.get('message')}")  # fmt: skip
             elif status == "succeeded" and job.get("task") == "train":
                 verified += 1
-                why = soak.wrong_success(client, job)
-                if why is not None:
+                if (why := soak.wrong_success(client, job)) is not None:
                     wrong.append(f"{job_id}: {why}")
     return lost, wrong, verified
 
@@ -538,27 +508,21 @@ def report(
     soak: Soak, jobs: dict[str, dict[str, Any]], drained: float, minutes: float, database: str
 ) -> tuple[str, bool]:
     """The report's body, and whether every target was met."""
-    outcomes = soak.outcomes
     by_kind: dict[str, list[Outcome]] = defaultdict(list)
-    for outcome in outcomes:
+    for outcome in soak.outcomes:
         by_kind[outcome.kind].append(outcome)
-    kinds = ["table", "HEAD", "huge integer", "NUL in path", "content type", "slow body",
-             "stalled stream", "cancel/delete", "submit", "healthz", "readyz", "check"]  # fmt: skip
     rows = []
-    for kind in [k for k in kinds if k in by_kind] + sorted(set(by_kind) - set(kinds)):
-        group = by_kind[kind]
-        count = len(soak.healthz_ms) if kind == "healthz" else len(group)
-        shown = f"200 ×{count - len(group)}, " if kind == "healthz" else ""
-        problems = [o.problem for o in group]
-        rows.append([kind, count, shown + counted([o.status for o in group]),
+    for kind in sorted(by_kind, key=lambda k: KINDS.index(k) if k in KINDS else len(KINDS)):
+        problems = [o.problem for o in by_kind[kind]]
+        rows.append([kind, len(problems), counted([o.status for o in by_kind[kind]]),
                      sum(p not in (None, "5xx", "hang") for p in problems),
                      problems.count("5xx"), problems.count("hang")])  # fmt: skip
-    fives = [o for o in outcomes if o.problem == "5xx"]
-    hangs = [o for o in outcomes if o.problem == "hang"]
-    wrong = [o for o in outcomes if o.problem not in (None, "5xx", "hang")]
+    fives = [o for o in soak.outcomes if o.problem == "5xx"]
+    hangs = [o for o in soak.outcomes if o.problem == "hang"]
+    wrong = [o for o in soak.outcomes if o.problem not in (None, "5xx", "hang")]
     lost, wrong_successes, verified = check_jobs(soak, jobs)
     ms = soak.healthz_ms
-    p50, p99, worst = (np.percentile(ms, 50), np.percentile(ms, 99), max(ms)) if ms else (0, 0, 0)
+    p50, p99 = np.percentile(ms, [50, 99]) if ms else (0.0, 0.0)
     kills = soak.kills
     restarted = [k for k in kills if k.saw_503 and k.ready_after is not None and k.replacement]
     targets = [
@@ -597,10 +561,10 @@ def report(
                   for name, met, figure in targets),
         "## Requests by class",
         '"wrong": another status than expected, a 4xx without a problem body, or a connection '
-        "error; `check` is the final verification's reads.",
+        "error; `check` is the final verification's reads; /healthz and /readyz only when wrong.",
         table(["class", "requests", "statuses", "wrong", "5xx", "hangs"], rows),
         "Status codes over all requests but /healthz and /readyz: "
-        + counted([o.status for o in outcomes if o.kind not in ("healthz", "readyz")]) + ".",
+        + counted([o.status for o in soak.outcomes if o.kind not in ("healthz", "readyz")]) + ".",
         "## Worker kills",
         f"{len(kills)} SIGKILLs; the supervisor's back-off doubles with each quick death of the "
         "same slot (service/processes.py)."
@@ -609,7 +573,7 @@ def report(
         table(["at (s)", "worker pid", "/readyz 503 seen", "ready again after (s)",
                "replacement pid"], kill_rows),
         "## /healthz",
-        f"{len(ms)} polls: p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {worst:.1f} ms.",
+        f"{len(ms)} polls: p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {max(ms, default=0):.1f} ms.",
         "## Jobs",
         f"{len(soak.order)} submitted; {len(soak.deleted)} deleted by the soak once finished, "
         f"{len(soak.cancelled)} cancelled by it; {resumed} taken by more than one worker. Final "
@@ -651,7 +615,7 @@ def main(argv: list[str] | None = None) -> None:
     body += f"\n\nThe server's log (its workers' too) holds {tracebacks} tracebacks."
     command = f"{LOCK} .venv/bin/python -m bench.hostile_soak --minutes {args.minutes:g}"
     if args.database_url:
-        command += " --database-url postgresql+psycopg://USER@HOST/EMPTY_DB"
+        command += f" --database-url {POSTGRES_PLACEHOLDER}"
     write_report("hostile_soak", f"Hostile soak: malformed traffic while workers die ({database})",
                  command, body, variant=None if database == "SQLite" else "postgresql")  # fmt: skip
     if not ok:

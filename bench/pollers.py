@@ -1,38 +1,27 @@
-"""bench.dashboard_load's load generator, and its floor: what the same polls cost when nothing
-changes.
+"""bench.dashboard_load's load generator, and the bare server of its floor.
 
 The generator runs pollers and SSE subscribers on one uvloop process: the pollers revalidate
 with If-None-Match, as a browser does, through a bare keep-alive HTTP/1.1 protocol; the
 subscribers count their streams' `event:` lines unparsed. It shares the cores with the server
 and the jobs, so its own CPU is part of what is measured: httpx would spend several times the
 server's CPU per request on its side.
-
-The floor: each side's CPU with the cores idle, then beside two stand-ins for the jobs, for an
-API alone (no workers) on two queued jobs, every answer a 304 from the poll cache, and for
-uvicorn serving an app that does nothing (bench.bare_asgi).
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
-import subprocess
 import sys
-import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import httpx
 import uvloop
 
-from bench.common import REPO, answers, cpu_seconds, free_port, serve, started
-from service.settings import Settings
+from bench.common import REPO, answers, started
 
 POLL_SECONDS = 0.2
 T = TypeVar("T")
@@ -173,26 +162,17 @@ async def subscriber(base: str, job_id: str, position: int, until: float) -> str
 
 
 async def load(
-    base: str,
-    ids: list[str],
-    positions: list[int],
-    *,
-    seconds: float,
-    clients: int,
-    subscribers: int = 0,
-    from_start: bool = False,
-    aligned: bool = False,
-) -> tuple[Samples, int, list[str]]:
-    """`clients` pollers and `subscribers` event streams for `seconds`, spread over the jobs;
-    `positions`: each job's step to follow from (pollers from the first step if `from_start`).
-    Returns the samples, the pollers' errors and each subscriber's count of events."""
+    base: str, ids: list[str], positions: list[int], *, seconds: float, clients: int,
+    subscribers: int,
+) -> tuple[Samples, int, list[str]]:  # fmt: skip
+    """`clients` pollers and `subscribers` event streams for `seconds`, spread over the jobs, each
+    following its job from `positions`. Returns the samples, the pollers' errors and each
+    subscriber's count of events."""
     until = time.monotonic() + seconds
     samples: Samples = defaultdict(list)
-    # Independent clients are not in step: their 200 ms cycles start spread over one period
-    # (`aligned` starts them all at once, a burst of every client every 200 ms).
-    spread = 0.0 if aligned else POLL_SECONDS / clients
-    pollers = [poller(base, ids[i % len(ids)], until, samples,
-                      -1 if from_start else positions[i % len(ids)], i * spread)
+    # Independent clients are not in step: their 200 ms cycles start spread over one period.
+    spread = POLL_SECONDS / clients
+    pollers = [poller(base, ids[i % len(ids)], until, samples, positions[i % len(ids)], i * spread)
                for i in range(clients)]  # fmt: skip
     streams = [subscriber(base, ids[i % len(ids)], positions[i % len(ids)], until)
                for i in range(subscribers)]  # fmt: skip
@@ -206,54 +186,6 @@ def run(main: Coroutine[Any, Any, T]) -> T:
         return runner.run(main)
 
 
-# A stand-in for a training job: one core's worth of minibatch products over a CIFAR-sized slab,
-# at the workers' niceness, for argv[1] seconds.
-BUSY_CORE = """
-import os, sys, time
-import numpy as np
-os.nice(int(sys.argv[2]))
-rng = np.random.default_rng(0)
-X = rng.random((4096, 3073), dtype=np.float32)
-W = rng.random((3073, 10), dtype=np.float32)
-end = time.monotonic() + float(sys.argv[1])
-while time.monotonic() < end:
-    (X[rng.integers(0, 4096, 200)] @ W).sum()
-"""
-
-
-@dataclass(frozen=True)
-class Floor:
-    """The same polls when nothing changes: answers, 304s, and the CPU of each side (cores)."""
-
-    answers: int
-    unchanged: int
-    server: float
-    generator: float
-    seconds: float
-
-    def ms(self, cores: float) -> float:
-        """Milliseconds of CPU a request, of `cores` used over the window."""
-        return 1000 * cores * self.seconds / max(1, self.answers)
-
-
-def polled(base: str, pid: int, ids: list[str], args: argparse.Namespace, busy: bool) -> Floor:
-    """`args.clients` pollers for `args.seconds` on idle cores, or beside two BUSY_CORE."""
-    command = [sys.executable, "-c", BUSY_CORE, str(args.seconds + 2), str(Settings().worker_nice)]
-    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
-    hogs = [subprocess.Popen(command, env=env) for _ in range(2 if busy else 0)]
-    time.sleep(1.0 if busy else 0.0)  # their slabs made
-    began, cpu, own = time.monotonic(), cpu_seconds(pid), time.process_time()
-    samples, _, _ = run(load(base, ids, [-1, -1], seconds=args.seconds, clients=args.clients))
-    elapsed = time.monotonic() - began
-    server = (cpu_seconds(pid) - cpu) / elapsed
-    generator = (time.process_time() - own) / elapsed
-    for hog in hogs:
-        hog.wait()
-    answered = len(samples["job"]) + len(samples["loss"])
-    unchanged = len(samples["job 304"]) + len(samples["loss 304"])
-    return Floor(answered, unchanged, server, generator, elapsed)
-
-
 @contextmanager
 def bare_server(port: int) -> Iterator[tuple[str, int]]:
     """(base URL, pid) of uvicorn serving bench.bare_asgi (a 304 for everything), as `descent
@@ -263,36 +195,3 @@ def bare_server(port: int) -> Iterator[tuple[str, int]]:
     base = f"http://127.0.0.1:{port}"
     with started(command, lambda: answers(base, 304), env=dict(os.environ), cwd=REPO) as pid:
         yield base, pid
-
-
-def serving_floor(args: argparse.Namespace, spec: dict[str, Any]) -> tuple[str, Floor]:
-    """The report's paragraph on the floor, and the bare server's floor with the cores busy;
-    the API alone polls two queued jobs of `spec`."""
-    env = {"DESCENT_POLL_CACHE_BYTES": str(args.poll_cache_bytes)}
-    with tempfile.TemporaryDirectory() as tmp, serve(Path(tmp), env, workers=0) as (base, pid):
-        with httpx.Client(base_url=base, timeout=30) as api:
-            ids = [api.post("/jobs", json=spec).json()["id"] for _ in range(2)]
-        descent = [polled(base, pid, ids, args, busy) for busy in (False, True)]
-    with bare_server(free_port()) as (base, pid):
-        bare = [polled(base, pid, ["a", "b"], args, busy) for busy in (False, True)]
-
-    def measured(floors: list[Floor], server: str) -> str:
-        return "; ".join(
-            f"with {where}, {f.unchanged} of {f.answers} answers 304s, {server} used "
-            f"{f.server:.2f} cores ({f.ms(f.server):.2f} ms a request) and the generator "
-            f"{f.generator:.2f} ({f.ms(f.generator):.2f} ms)"
-            for f, where in zip(floors, ("idle cores", "both cores busy"), strict=True)
-        )
-
-    busy = bare[1]
-    paragraph = (
-        f"With nothing changing (the same {args.clients} pollers for {args.seconds:g} s; busy: two "
-        "processes computing minibatch products at the workers' niceness, stand-ins for two "
-        f"jobs). Descent's API alone on two queued jobs, answers from the poll cache: "
-        f"{measured(descent, 'the API')}. The same polls against uvicorn serving an app that "
-        f"does nothing (bench/bare_asgi.py, a 304 for everything): {measured(bare, 'uvicorn')}. "
-        f"With the cores busy, that floor alone takes {busy.server + busy.generator:.2f} cores, "
-        f"{50 * (busy.server + busy.generator):.1f}% of the two, before any of Descent's code "
-        "runs."
-    )
-    return paragraph, busy

@@ -3,8 +3,8 @@ CIFAR-10 (64 trials of the README's recipe, 1,500 steps), through POST /sweeps.
 
     .venv/bin/python -m bench.population
 
-Candidates, each a real `descent serve` on a temporary SQLite database, warmed up first (kernels
-compiled, CIFAR-10 prepared) with one tiny job per worker:
+Candidates, each a real `descent serve` on a temporary SQLite database (its kernels loaded from
+bench.common's filled cache), warmed up first (CIFAR-10 prepared) with one tiny job per worker:
 - population: `--workers 1`, default settings (up to DESCENT_POPULATION_SIZE trials together),
   and `--workers 2` (each worker takes half of the trials: its share of the cores);
 - separate jobs: `--workers 2`, DESCENT_POPULATION_SIZE=1: every trial a job of its own, two at
@@ -126,8 +126,7 @@ def report(rate: float, results: dict[str, dict[str, Any]], course: tuple[float,
 def main() -> None:
     cifar10 = require_cifar10()
     workdir = Path(tempfile.mkdtemp(prefix="descent-population-"))
-    env = {"DESCENT_CIFAR10_DIR": str(cifar10),
-           "DESCENT_KERNEL_CACHE_DIR": str(workdir / "kernels")}  # fmt: skip
+    env = {"DESCENT_CIFAR10_DIR": str(cifar10)}
     before = gemm_rate()
     results = {
         "population": through_the_api(workdir / "population", 1, env),

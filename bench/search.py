@@ -94,21 +94,6 @@ def sequential_local(X: Array, y: Array, n: int) -> tuple[Array, Array, Array]:
     return np.array(losses), np.array(accepted), W
 
 
-def square_sgemm_gflops(size: int = 4096, repeats: int = 3) -> float:
-    """This machine's float32 GEMM rate on a large square product, for scale."""
-    a = np.random.default_rng(0).random((size, size), dtype=np.float32)
-    seconds = min(t.seconds for t in interleaved([("square", lambda: a @ a)], repeats=repeats))
-    return 2 * size**3 / seconds / 1e9
-
-
-def products_only(X: Array, y: Array, n: int) -> None:
-    """The blocked runs' matrix products alone: block_size candidates x (C - 1) rows each."""
-    stack = np.zeros((RANDOM.block_size * (N_CLASSES - 1), X.shape[1]), dtype=X.dtype)
-    out = np.empty((stack.shape[0], X.shape[0]), dtype=X.dtype)
-    for _ in range(-(-n // RANDOM.block_size)):
-        np.matmul(stack, X.T, out=out)
-
-
 COURSE, RANDOM_ONE, LOCAL_ONE = (
     "random, one at a time, the course's loss",
     "random, one at a time",
@@ -120,7 +105,6 @@ RUNS: dict[str, tuple[Callable[[Array, Array, int], Any], str]] = {  # name: (ru
     "random, blocked": (blocked_random, RANDOM_ONE),
     LOCAL_ONE: (sequential_local, LOCAL_ONE),
     "local, blocked": (blocked_local, LOCAL_ONE),
-    "products only": (products_only, RANDOM_ONE),
 }
 
 
@@ -171,10 +155,6 @@ def main(argv: list[str] | None = None) -> None:
     np.testing.assert_array_equal(fast_W, slow_W)
     local_diff = float(np.max(np.abs(fast_l - slow_l) / slow_l))
     sliced = timed(X, y, args.slice, args.repeats, {})
-    rows_per_block = RANDOM.block_size * (N_CLASSES - 1)
-    flops = 2 * rows_per_block * X.shape[1] * X.shape[0] * -(-args.slice // RANDOM.block_size)
-    products_rate = flops / sliced["products only"].seconds / 1e9
-    peak = square_sgemm_gflops()
 
     header = ["run", "seconds (min)", "ms / candidate", "runs", "speed-up",
               "vs the course's loss"]  # fmt: skip
@@ -200,9 +180,6 @@ def main(argv: list[str] | None = None) -> None:
 - "speed-up": against the run's own one-at-a-time baseline; "vs the course's loss": against
   the note's loop as the course writes it. SVM, delta 1, reg 0, seed 0; test accuracy on the
   first 1,000 test images (the note used 10,000).
-- "products only": the blocked runs' matrix products alone (block_size {RANDOM.block_size}:
-  {RANDOM.block_size * (N_CLASSES - 1)} x 3,073 by 3,073 x 49,000 per block), at
-  {products_rate:.0f} GFLOP/s; a 4096^3 float32 product runs at {peak:.0f} GFLOP/s here.
 """
     write_report("search", "Random search and random local search: blocked vs one at a time",
                  "python -m bench.search", body)  # fmt: skip

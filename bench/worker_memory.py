@@ -22,7 +22,6 @@ import httpx
 
 from bench.common import (
     RECIPE,
-    REPO,
     descendants,
     require_cifar10,
     serve,
@@ -47,9 +46,8 @@ def memory_kib(pid: int) -> tuple[int, int]:
 def run_variant(env: dict[str, str], workers: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as workdir:
         home = Path(workdir)
-        full = {"DESCENT_KERNEL_CACHE_DIR": str(REPO / "var" / "data" / "kernels"), **env}
         with (
-            serve(home, full, workers=workers) as (base, pid),
+            serve(home, env, workers=workers) as (base, pid),
             httpx.Client(base_url=base, timeout=30) as api,
         ):
             ids = [
@@ -61,7 +59,7 @@ def run_variant(env: dict[str, str], workers: int) -> dict[str, Any]:
             sizes = [memory_kib(kid) for kid in kids]
         # A new server on the same data directory: its worker has prepared nothing yet.
         with (
-            serve(home, full, workers=1) as (base, _),
+            serve(home, env, workers=1) as (base, _),
             httpx.Client(base_url=base, timeout=30) as api,
         ):
             later = api.post("/jobs", json={**RECIPE, "seed": workers}).json()["id"]
