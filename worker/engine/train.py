@@ -4,6 +4,9 @@ W is (C, D) classes x features with the bias last; X is (N, D) already preproces
 dtype (floats, or rows kept as bytes: worker.engine.byte_rows); y is int64 (N,). `run` mutates a
 TrainState (W, update-rule state, Generator, step) so the caller can checkpoint it between chunks
 and resume with identical results.
+
+One module, longer than most, because the loop's state, its chunks, its history and its
+divergence check are read together: what a resumed run repeats is decided in all of them.
 """
 
 import math
