@@ -34,7 +34,7 @@ COMPILING = "compiling kernels"  # the job's progress.phase while numba compiles
 
 class WarmUp:
     """`prepare` in a thread of its own, started by the constructor, which returns once the
-    kernels are loaded from the disk cache (about a second: the first claim waits for it) or as
+    kernels are loaded from the disk cache (quick: the first claim waits for it) or as
     soon as readying them turns out slow: a compilation starts (a machine's first start, a cache
     an interrupted start left half-filled) or another worker is filling the cache. The worker
     then claims jobs while the thread goes on; a job that calls a kernel not compiled yet
@@ -77,7 +77,7 @@ def prepare(
     loaded from or compiled into backend.kernel_cache, asking `stop()` between kernels; the
     seconds it took. `backend` is what accel.configure returned: nothing to do on NumPy.
     `slow()` is called when it turns out to take long: a compilation starts (loads from the
-    disk cache take about a second in all), or another process is filling the cache."""
+    disk cache are quick), or another process is filling the cache."""
     if not backend.compiled:
         log.info("the engine runs on NumPy (DESCENT_FUSED_KERNELS, or no numba): no warm-up")
         return 0.0
