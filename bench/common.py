@@ -134,26 +134,14 @@ def serve(home: Path, env: dict[str, str], *, workers: int = 1) -> Iterator[tupl
         yield base, pid
 
 
-# Every kernel a worker warms up, into the cache in argv[1], on as many threads as a worker uses.
-FILL_KERNEL_CACHE = """
-import os, sys
-from pathlib import Path
-from worker import compiled_kernels
-from worker.engine import accel
-backend = accel.configure("compiled", Path(sys.argv[1]))
-compiled_kernels.prepare(backend, os.cpu_count() or 1, lambda: False)
-"""
-
-
 @functools.cache
 def filled_kernel_cache() -> Path:
     """KERNEL_CACHE holding every kernel workers warm up, compiled into it first where it does
     not (a machine's first run). The workers the benchmarks start then load them before their
     first claim, as on any start but a machine's first (bench.cold_start measures that one),
     rather than compile them while the measured jobs run."""
-    subprocess.run(
-        [sys.executable, "-c", FILL_KERNEL_CACHE, str(KERNEL_CACHE)], cwd=REPO, check=True
-    )
+    fill = [sys.executable, "-m", "worker.compiled_kernels", str(KERNEL_CACHE)]
+    subprocess.run(fill, cwd=REPO, check=True)
     return KERNEL_CACHE
 
 
@@ -175,9 +163,10 @@ def output_to(path: Path) -> Iterator[None]:
 
 def wait_finished(api: Any, path: str, every: float = 0.5) -> dict[str, Any]:
     """GET `path` (a job or a sweep) on the httpx client `api` until its status is final."""
+    found: dict[str, Any]
     while (found := api.get(path).json())["status"] not in FINAL:
         time.sleep(every)
-    return dict(found)
+    return found
 
 
 def migrated(url: str, data_dir: Path, **settings: Any) -> tuple[Database, Settings]:

@@ -224,9 +224,10 @@ class Soak:
             job["optimizer"]["iterations"] = rng.randrange(100_000, 200_000)
         response = self.call(client, "submit", "a training job", "POST /jobs", 202, json=job)
         if response is not None and response.status_code == 202:
+            job_id = str(response.json()["id"])
             with self.lock:
-                self.specs[response.json()["id"]] = job
-                self.order.append(response.json()["id"])
+                self.specs[job_id] = job
+                self.order.append(job_id)
 
     def submitter(self) -> None:
         rng = random.Random(self.rng.random())
@@ -465,11 +466,12 @@ class Soak:
             page = self.call(client, "check", "loss page", request, 200)
             if page is None or page.status_code != 200:
                 return "loss history unreadable"
-            for point in page.json()["points"]:
+            found = page.json()
+            for point in found["points"]:
                 if not math.isfinite(point["loss"]):
                     return f"loss {point['loss']!r} at step {point['step']}"
                 steps.append(point["step"])
-            after = page.json()["next_after"]
+            after = found["next_after"]
         if steps != expected_loss_steps(self.specs[job["id"]]):
             return f"{len(steps)} loss points, not the spec's steps"
         return None

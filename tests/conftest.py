@@ -24,21 +24,8 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_CIFAR10 = REPO.parent / "shared" / "data" / "cifar-10-batches-py"
 # The compiled-kernel cache of every worker process the tests start (descent serve, python -m
 # worker), kept between runs: each would otherwise compile all the kernels into its own fresh
-# data directory before its first claim.
+# data directory.
 TEST_KERNEL_CACHE = REPO / "var" / "test-kernels"
-
-
-# Fills (or, when it is full, just checks) that cache before the first test: on a fresh checkout
-# the compilation then happens once, here, instead of inside the first test that starts a server,
-# whose own time limits are set for servers that start in seconds.
-WARM_KERNELS = """
-import os, sys
-from pathlib import Path
-from worker import compiled_kernels
-from worker.engine import accel
-backend = accel.configure("compiled", Path(sys.argv[1]))
-compiled_kernels.prepare(backend, os.cpu_count() or 1, lambda: False)
-"""
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -51,11 +38,15 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture(scope="session", autouse=True)
 def shared_kernel_cache() -> Iterator[None]:
+    """Fills (or, when it is full, just checks) that cache before the first test: on a fresh
+    checkout the compilation then happens once, here, instead of beside the first tests that
+    start a server, whose own time limits are set for servers that start in seconds."""
     with pytest.MonkeyPatch.context() as patch:
         if not os.environ.get("DESCENT_KERNEL_CACHE_DIR"):
             patch.setenv("DESCENT_KERNEL_CACHE_DIR", str(TEST_KERNEL_CACHE))
         cache = os.environ["DESCENT_KERNEL_CACHE_DIR"]
-        subprocess.run([sys.executable, "-c", WARM_KERNELS, cache], check=True, timeout=1200)
+        fill = [sys.executable, "-m", "worker.compiled_kernels", cache]
+        subprocess.run(fill, check=True, timeout=1200)
         yield
 
 

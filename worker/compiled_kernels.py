@@ -16,6 +16,7 @@ import fcntl
 import logging
 import multiprocessing
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -190,3 +191,11 @@ def watch(report: Callable[[str | None], None]) -> AbstractContextManager[None]:
     from worker.engine.accel import jit
 
     return jit.compiling(lambda active: report(COMPILING if active else None))
+
+
+if __name__ == "__main__":
+    # `python -m worker.compiled_kernels DIR`: fills the kernel cache DIR with every kernel a
+    # worker warms up (or finds them there), on as many threads as a worker uses. A process of
+    # its own, so that the backend is configured before any kernel is defined; the tests and the
+    # benchmarks run it before they start workers.
+    prepare(accel.configure("compiled", Path(sys.argv[1])), os.cpu_count() or 1, lambda: False)

@@ -114,8 +114,8 @@ class Worker:
                 self.jobs_done += len(claimed)
         finally:
             waiter.close()
-            if self._warming is not None:  # stopping: it ends after the kernel it is compiling
-                self._warming.join()
+        if self._warming is not None:  # stopping ends it after the kernel it is compiling
+            self._warming.join()
         log.info("worker %s stopped after %d jobs", self.owner, self.jobs_done)
         return self.jobs_done
 

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -198,7 +199,7 @@ def test_a_worker_that_has_to_compile_the_kernels_runs_jobs_meanwhile(
                 seen.append(job_status(session, job_id))
             if seen[-1] == "succeeded":
                 break
-            threading.Event().wait(0.1)
+            time.sleep(0.1)
         return []
 
     monkeypatch.setattr(accel, "configure", lambda *_args: Backend("compiled", None))
