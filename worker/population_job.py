@@ -27,10 +27,17 @@ from service.settings import Settings
 from worker.context import JobContext, Outcome, Resume
 from worker.engine.population import Population, can_share_steps, from_states, run_population
 from worker.engine.population_chunks import PopulationChunk
+from worker.engine.population_steps import predict_all
 from worker.engine.train import TrainData
 from worker.prepared_data import PreparedData
 from worker.pruning import Pruner, pruner_for
-from worker.train_job import History, initial_state, state_to_checkpoint, succeeded
+from worker.train_job import (
+    History,
+    initial_state,
+    state_to_checkpoint,
+    succeeded,
+    unscaled_from_checkpoint,
+)
 from worker.training import train_config
 
 
@@ -117,7 +124,11 @@ class PopulationRun:
             state, history = initial_state(config, data, resume)
             states.append(state)
             self.members.append(_Member(context, history))
-        self.population: Population = from_states(configs, states)
+        unscaled = [None if r is None else unscaled_from_checkpoint(r.payload) for r in resumes]
+        held = [u for u in unscaled if u is not None]
+        self.population: Population = from_states(
+            configs, states, held if len(held) == len(states) else None
+        )
         for index, member in enumerate(self.members):
             member.pruner = pruner_for(
                 member.context, start=self.population.step, step=lambda: self.population.step,
@@ -154,12 +165,18 @@ class PopulationRun:
             self._seen(writes.settle())
         finally:
             writes.settle()  # whatever ends the run, its last write is done (or raises) first
-        for index in list(population.members):
+        # The test split, which training never scores, in one wide product for every trial
+        # (each trial's own evaluation would predict it with a product of C columns).
+        finishing = list(population.members)
+        if finishing:
+            test_labels = predict_all(population.Wt, data.X_test, data.n_classes)
+        for position, index in enumerate(finishing):
             member, state = self.members[index], population.member_state(index)
             history = member.history
+            predicted = {**(history.predictions or {}), "test": test_labels[:, position]}
             try:
                 self.outcomes[index] = succeeded(member.context, data, state.W, state.step,
-                                                 history.metrics, history.predictions)  # fmt: skip
+                                                 history.metrics, predicted)  # fmt: skip
             except LeaseLost:
                 self._lost(index)
         return {
@@ -184,7 +201,8 @@ class PopulationRun:
             checkpoint = weights = None
             if due and index in training:
                 state = self.population.member_state(index)
-                checkpoint = state_to_checkpoint(state, member.history.metrics)
+                unscaled = self.population.member_unscaled(index)
+                checkpoint = state_to_checkpoint(state, member.history.metrics, unscaled)
                 weights = state.W
                 member.context.checkpointed(step)
             # A trial that diverged stops at the step of its non-finite loss, as it would alone.

@@ -53,11 +53,25 @@ class History:
         return points
 
 
-def state_to_checkpoint(state: TrainState, metrics: dict[str, float]) -> bytes:
+def state_to_checkpoint(
+    state: TrainState, metrics: dict[str, float], unscaled: tuple[np.ndarray, float] | None = None
+) -> bytes:
+    """`unscaled`: a population member's W as its population holds it (block and factor), kept
+    beside W so that the population resumes bit for bit (a run resumed alone reads W)."""
     arrays = {"W": state.W, **{f"rule.{key}": value for key, value in state.rule_state.items()}}
     meta = {"kind": "train", "step": state.step, "rng": generator_state(state.rng),
             "metrics": metrics}  # fmt: skip
+    if unscaled is not None:
+        arrays["population.unscaled"], meta["population_scale"] = unscaled
     return pack(arrays, meta)
+
+
+def unscaled_from_checkpoint(payload: bytes) -> tuple[np.ndarray, float] | None:
+    """A population member's `unscaled` W, if its checkpoint holds one."""
+    arrays, meta = unpack(payload)
+    if "population.unscaled" not in arrays:
+        return None
+    return arrays["population.unscaled"], float(meta["population_scale"])
 
 
 def state_from_checkpoint(payload: bytes) -> tuple[TrainState, dict[str, float]]:

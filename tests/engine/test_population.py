@@ -93,6 +93,24 @@ def test_each_member_follows_its_run_alone(data: TrainData, common: dict[str, An
         assert np.mean(final["val"] != solo[-1].predictions["val"]) <= 0.02  # near-ties only
 
 
+def test_members_whose_weight_decay_is_strong_follow_their_runs_alone(data: TrainData) -> None:
+    # A plain-SGD member's W is a factor times its block of Wt; the factor shrinks by
+    # 1 - 2 lr reg a step and is multiplied into the block when it gets small (here every few
+    # steps), zero (lr reg = 0.5) or negative.
+    cfgs = [
+        TrainConfig(
+            loss="svm", iterations=120, batch_size=40, learning_rate=lr, reg=reg, eval_every=0
+        )
+        for lr, reg in ((1e-2, 10.0), (0.1, 5.0), (0.1, 7.5))
+    ]
+    population, _ = together(cfgs, data)
+    for member, config in enumerate(cfgs):
+        state, _ = alone(config, data)
+        W = population.member_state(member).W
+        np.testing.assert_allclose(W, state.W, rtol=RTOL, atol=RTOL * np.abs(state.W).max())
+        np.testing.assert_array_equal(population.member_state(member).W, W)  # reading is pure
+
+
 def test_a_member_taken_out_leaves_the_others_on_their_path(data: TrainData) -> None:
     cfgs = configs(loss="svm")
     population = from_states(cfgs, [init_state(config, C, D) for config in cfgs])

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import functools
 import itertools
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
 
+from worker.engine.accel.blas import gemm_at, gemm_routine
 from worker.engine.accel.parallel import max_threads, run_parallel, single_threaded_blas
 from worker.engine.arrays import FloatArray, IntArray
 from worker.engine.byte_rows import Features, as_float, rows_of
@@ -22,6 +23,10 @@ from worker.engine.train import TrainData
 
 if TYPE_CHECKING:
     from worker.engine.population import Population
+
+# A member's factor (worker.engine.population) below which it is multiplied into its V (a pass
+# over that V) and restarts at 1: V never grows more than 1 / MIN_SCALE times W.
+MIN_SCALE = 2.0**-8
 
 # Rows scored per product when a population predicts a whole split, which bounds the scores'
 # memory (rows x K*C) whatever the split's size.
@@ -55,7 +60,8 @@ class PopulationSteps:
         self.loss_name = config.make_loss().name
         self.rule = config.make_rule()
         self.plain_sgd = isinstance(self.rule, SGD)
-        self._buffers: dict[object, FloatArray] = {}
+        self._gradients: FloatArray | None = None
+        gemm_routine(population.Wt.dtype)  # loaded here, before any step caps BLAS's threads
         self.schedules = [c.make_schedule() for c in population.configs]
         self.regs = np.array([c.reg for c in population.configs])
         # A full batch is the whole X each step: rows kept as bytes are decoded once, here.
@@ -67,42 +73,47 @@ class PopulationSteps:
         self.eval_train = eval_split(data.X_train, data.y_train, sample)
         self.eval_val = eval_split(data.X_val, data.y_val, sample)
 
-    def _buffer(self, key: object, shape: tuple[int, ...], dtype: np.dtype[Any]) -> FloatArray:
-        """A buffer for a product, kept from step to step (a fresh one each step would be mapped
-        in afresh by the kernel, page by page)."""
-        buffer = self._buffers.get(key)
-        if buffer is None or buffer.shape != shape or buffer.dtype != dtype:
-            buffer = self._buffers[key] = np.empty(shape, dtype=dtype)
-        return buffer
+    def _gradient_buffer(self, Wt: FloatArray) -> FloatArray:
+        """The members' gradients, laid out as Wt, kept from step to step (a fresh array each
+        step would be mapped in afresh by the products, page by page)."""
+        G = self._gradients
+        if G is None or G.shape != Wt.shape or G.dtype != Wt.dtype:
+            G = self._gradients = np.empty_like(Wt, order="F")
+        return G
 
-    def step(self, population: Population) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    def step(self, population: Population, *, prefetch_next: bool = False) -> tuple[
+        NDArray[np.float64], NDArray[np.float64]
+    ]:  # fmt: skip
         """One update of every member; the members' losses (before it) and learning rates. A
-        member whose loss is not finite gets a W of no use: the caller takes it out.
+        member whose loss is not finite gets a W of no use: the caller takes it out. With
+        `prefetch_next`, the next step's batch is drawn and gathered meanwhile (the next call
+        must then be that step's).
 
         The members are split into one slab per thread the engine may use (`max_threads`), and
         each thread runs its slab's products on one-threaded BLAS: no thread waits for another
         inside a product, which on a busy machine (the job's writer, the API) costs a threaded
         BLAS call far more than the work it shares out.
         """
-        members, C = population.members, population.n_classes
+        members = population.members
         X_batch, y_batch = self.sampler.batch(population.step, population.rng)
         X_batch = np.asarray(as_float(X_batch))  # a memmap as a plain array
+        if prefetch_next:
+            self.sampler.prefetch(population.step + 1, population.rng)
         lrs = np.array([self.schedules[m](population.step) for m in members])
         regs = self.regs[members]
         losses = np.empty(len(members))
         bounds = np.linspace(0, len(members), min(max_threads(), len(members)) + 1).astype(int)
-        slabs = [(int(a), int(b)) for a, b in itertools.pairwise(bounds) if b > a]
-        G = None if self.plain_sgd else self._buffer("G", population.Wt.shape, population.Wt.dtype)
+        slabs = [slice(int(a), int(b)) for a, b in itertools.pairwise(bounds) if b > a]
+        G = None if self.plain_sgd else self._gradient_buffer(population.Wt)
 
         def slab(index: int, _slot: int) -> None:
-            start, stop = slabs[index]
-            losses[start:stop] = self._slab(population, X_batch, y_batch, slice(start, stop),
-                                            lrs[start:stop], regs[start:stop], G)  # fmt: skip
+            at = slabs[index]
+            losses[at] = self._slab(population, X_batch, y_batch, at, lrs[at], regs[at], G)
 
         with single_threaded_blas():
             run_parallel([functools.partial(slab, i) for i in range(len(slabs))], len(slabs))
         if G is not None:
-            Wt = population.Wt
+            C, Wt = population.n_classes, population.Wt
             G += np.repeat(2.0 * regs, C).astype(Wt.dtype) * Wt
             population.Wt, population.rule_state = self.rule.update(
                 G,
@@ -127,24 +138,30 @@ class PopulationSteps:
         in place, else their gradients written into G."""
         C, n_rows = population.n_classes, X_batch.shape[0]
         columns = slice(positions.start * C, positions.stop * C)
-        W = population.Wt[:, columns]  # a view: the products read and write it in place
-        dtype = W.dtype
-        S = X_batch @ W
+        V = population.Wt[:, columns]  # a view: the products read and write it in place
+        dtype = V.dtype
+        scales = population.scales[positions]  # each member's W is its factor times its V
+        S = X_batch @ V
+        if (scales != 1.0).any():
+            S *= np.repeat(scales, C).astype(dtype)
         # S becomes each member's score gradient dS, in place.
         losses = data_losses(self.loss_name, self.config.delta, S, y_batch, C)
-        # In W's dtype, as a run alone sums its reg term (which then overflows at the same W).
-        squares = np.einsum("ij,ij->j", W, W).reshape(-1, C).sum(axis=1)
-        total: NDArray[np.float64] = losses / n_rows + regs * squares
-        if G is None:
-            # W -= lr (dS.T X / N + 2 reg W): W decays by 1 - 2 lr reg, then takes the product
-            # of X with dS scaled by -lr / N per member.
-            S *= np.repeat(-lrs / n_rows, C).astype(dtype)
-            if regs.any():
-                W *= np.repeat(1.0 - 2.0 * lrs * regs, C).astype(dtype)
-            W += np.matmul(X_batch.T, S, out=self._buffer(positions.start, W.shape, dtype))
-        else:
-            S *= dtype.type(1.0 / n_rows)
-            np.matmul(X_batch.T, S, out=G[:, columns])
+        # Each column's sum of squares, a BLAS dot per column (V's columns are contiguous).
+        squares = np.vecdot(V.T, V.T).reshape(-1, C).sum(axis=1, dtype=np.float64)
+        total: NDArray[np.float64] = losses / n_rows + regs * (scales * scales * squares)
+        if G is not None:
+            gemm_at(G[:, columns], X_batch, S, alpha=1.0 / n_rows, beta=0.0)
+            return total
+        # W <- (1 - 2 lr reg) W - (lr / N) X^T dS, as W = scale V: the decay goes into the
+        # member's factor, the data gradient into V, divided by the new factor.
+        decayed = scales * (1.0 - 2.0 * lrs * regs)
+        fold = decayed < MIN_SCALE  # small, zero or negative: put it into V and restart at 1
+        for position in np.flatnonzero(fold):
+            V[:, position * C : (position + 1) * C] *= dtype.type(decayed[position])
+        decayed[fold] = 1.0
+        S *= np.repeat(-lrs / (n_rows * decayed), C).astype(dtype)
+        gemm_at(V, X_batch, S, alpha=1.0, beta=1.0)
+        population.scales[positions] = decayed
         return total
 
     def evaluate(self, population: Population, step: int, *, every_row: bool) -> tuple[

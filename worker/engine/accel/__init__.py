@@ -9,6 +9,7 @@
   jit: numba's decorators, its process settings, the kernels' disk cache; warmup: compiling
   or loading them when a worker starts.
 - parallel: the engine's own threads (a cap per context, one pool of helpers) and BLAS's cap.
+- blas: a product added into an array in place (BLAS's gemm, through SciPy), for populations.
 
 Only this package imports numba and llvmlite (an import contract checks the rest of the engine
 and the service), and nothing here does at import but jit and the kernel modules (fused,

@@ -1,10 +1,13 @@
-"""Threads for the engine's passes: a per-context cap and one process-wide pool of helpers.
+"""Threads for the engine's passes: a per-context cap, a process-wide pool of helpers, and one
+thread for work that overlaps them.
 
 NumPy releases the GIL inside BLAS calls made by np.dot and inside ufunc loops over more than a
 few hundred elements, so Python threads can multiply in parallel. `limit_threads(n)` caps the
 threads of the passes run inside it, the way threadpoolctl caps OpenBLAS's; by default a pass may
 use every CPU the process may run on. The helper threads live in one pool, created on first use
-(and again in a forked child); idle, they wait on a queue and cost nothing.
+(and again in a forked child); idle, they wait on a queue and cost nothing. `background` work
+(the next minibatch's gather) runs on a thread of its own, so that it overlaps passes that keep
+every helper busy (a population's slabs) instead of waiting behind them.
 
 While the engine runs threads of its own, BLAS must not add its own on top: OpenBLAS threads
 each call of a few million multiply-adds, and two engine threads each calling a 2-thread BLAS put
@@ -58,6 +61,11 @@ def _blas_controller() -> ThreadpoolController:
     return ThreadpoolController()  # scans the loaded libraries once (about a millisecond)
 
 
+def blas_libraries_changed() -> None:
+    """A BLAS library was loaded after the first scan (SciPy's, accel.blas): scan again."""
+    _blas_controller.cache_clear()
+
+
 _blas_single: contextvars.ContextVar[bool] = contextvars.ContextVar(
     "descent_blas_single", default=False
 )
@@ -101,11 +109,12 @@ class _Helpers:
 
 
 _helpers = _Helpers()
+_background = _Helpers()
 
 
 def background(fn: Callable[..., T], *args: Any) -> "Future[T]":
     """fn(*args), started now on a helper thread (for work that overlaps the caller's)."""
-    return _helpers.pool(1).submit(fn, *args)
+    return _background.pool(1).submit(fn, *args)
 
 
 def run_parallel(tasks: Sequence[Callable[[int], T]], threads: int) -> list[T]:
