@@ -9,7 +9,6 @@ W equal an uninterrupted run of the same spec (an in-process worker on a second 
 
 from __future__ import annotations
 
-import argparse
 import os
 import random
 import signal
@@ -24,17 +23,8 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from bench.common import (
-    POSTGRES_PLACEHOLDER,
-    expected_loss_steps,
-    filled_kernel_cache,
-    migrated,
-    random_job_spec,
-    stop,
-    submit,
-    table,
-    write_report,
-)
+from bench import common
+from bench.common import expected_loss_steps, migrated, submit
 from service.db.models import Job, JobArray, MetricPoint
 from service.db.session import Database
 from worker.runner import Worker
@@ -50,31 +40,6 @@ LEASES = {
     # more than the default 3 times (tests/reliability checks that policy on its own).
     "DESCENT_MAX_WORKER_LOSSES": "1000",
 }
-
-
-class Fleet:
-    def __init__(self, database_url: str, size: int) -> None:
-        self.env = {**os.environ, **LEASES, "DESCENT_DATABASE_URL": database_url,
-                    "DESCENT_KERNEL_CACHE_DIR": str(filled_kernel_cache())}  # fmt: skip
-        self.processes = [self.start() for _ in range(size)]
-        self.kills: Counter[str] = Counter()
-
-    def start(self) -> subprocess.Popen[bytes]:
-        return subprocess.Popen([sys.executable, "-m", "worker"], env=self.env)
-
-    def strike(self, rng: random.Random) -> None:
-        index = rng.randrange(len(self.processes))
-        victim = self.processes[index]
-        how = signal.SIGKILL if rng.random() < 0.6 else signal.SIGTERM
-        stop(victim, how)
-        self.kills[how.name] += 1
-        self.processes[index] = self.start()
-
-    def stop(self) -> None:
-        for process in self.processes:
-            process.send_signal(signal.SIGTERM)
-        for process in self.processes:
-            process.wait(timeout=60)
 
 
 def history(database: Database, job_id: str) -> list[tuple[str, int, float]]:
@@ -93,14 +58,17 @@ def weights(database: Database, job_id: str) -> bytes | None:
         return None if array is None else bytes(array.data)
 
 
-def run(minutes: float, workers: int, database_url: str | None, seed: int) -> dict[str, Any]:
-    rng = random.Random(seed)
+def run(minutes: float, workers: int, database_url: str | None) -> dict[str, Any]:
+    rng = random.Random(0)
     workdir = Path(tempfile.mkdtemp(prefix="descent-chaos-"))
     url = database_url or f"sqlite:///{workdir / 'chaos.db'}"
     database, settings = migrated(url, workdir / "data")
     reference_db, reference_settings = migrated(f"sqlite:///{workdir / 'reference.db'}",
                                                 workdir / "data")  # fmt: skip
-    fleet = Fleet(url, workers)
+    env = {**os.environ, **LEASES, "DESCENT_DATABASE_URL": url,
+           "DESCENT_KERNEL_CACHE_DIR": str(common.filled_kernel_cache())}  # fmt: skip
+    fleet = [subprocess.Popen([sys.executable, "-m", "worker"], env=env) for _ in range(workers)]
+    kills: Counter[str] = Counter()
     submitted: dict[str, dict[str, Any]] = {}
     stop_submitting = threading.Event()
 
@@ -112,7 +80,7 @@ def run(minutes: float, workers: int, database_url: str | None, seed: int) -> di
         # Keep a short queue: a chaos run measures what kills do, not how long a backlog takes.
         while not stop_submitting.wait(rng.uniform(0.2, 0.8)):
             if count("queued") < 2 * workers:
-                spec = random_job_spec(rng)
+                spec = common.random_job_spec(rng)
                 submitted[submit(database, settings, spec)] = spec
 
     submitter = threading.Thread(target=client)
@@ -120,13 +88,20 @@ def run(minutes: float, workers: int, database_url: str | None, seed: int) -> di
     deadline = time.monotonic() + minutes * 60
     while time.monotonic() < deadline:
         time.sleep(rng.uniform(0.5, 2.5))
-        fleet.strike(rng)
+        index = rng.randrange(len(fleet))  # a strike: one worker stopped, a new one started
+        how = signal.SIGKILL if rng.random() < 0.6 else signal.SIGTERM
+        common.stop(fleet[index], how)
+        kills[how.name] += 1
+        fleet[index] = subprocess.Popen([sys.executable, "-m", "worker"], env=env)
     stop_submitting.set()
     submitter.join()
     drain_deadline = time.monotonic() + 600
     while count("queued", "running") and time.monotonic() < drain_deadline:
         time.sleep(0.5)
-    fleet.stop()
+    for process in fleet:
+        process.send_signal(signal.SIGTERM)
+    for process in fleet:
+        process.wait(timeout=60)
 
     twin = {job_id: submit(reference_db, reference_settings, spec)
             for job_id, spec in submitted.items()}  # fmt: skip
@@ -153,32 +128,28 @@ def run(minutes: float, workers: int, database_url: str | None, seed: int) -> di
         "minutes": minutes,
         "workers": workers,
         "database": "PostgreSQL" if url.startswith("postgresql") else "SQLite",
-        "SIGKILL": fleet.kills["SIGKILL"],
-        "SIGTERM": fleet.kills["SIGTERM"],
+        "SIGKILL": kills["SIGKILL"],
+        "SIGTERM": kills["SIGTERM"],
         "jobs": len(submitted),
         **{key: found[key] for key in ("resumed", *FAILURES)},
     }
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.chaos", description=__doc__)
-    parser.add_argument("--minutes", type=float, default=1.0)
-    parser.add_argument("--workers", type=int, default=3)
-    parser.add_argument("--database-url", default=None, help="default: a temporary SQLite file")
-    args = parser.parse_args(argv if argv is not None else [])
-    result = run(args.minutes, args.workers, args.database_url, seed=0)
+def main() -> None:
+    args = common.options(__doc__, minutes=1.0, workers=3, database_url=None)
+    result = run(args.minutes, args.workers, args.database_url)
     ok = all(result[key] == 0 for key in FAILURES)
-    body = table(list(result), [list(result.values())])
     verdict = "All zero: nothing lost, nothing done twice." if ok else "FAILURES above."
     command = f"python -m bench.chaos --minutes {args.minutes} --workers {args.workers}"
     if args.database_url:
-        command += f" --database-url {POSTGRES_PLACEHOLDER}"
+        command += f" --database-url {common.POSTGRES_PLACEHOLDER}"
+    body = common.table(list(result), [list(result.values())]) + "\n\n" + verdict
     variant = None if result["database"] == "SQLite" else "postgresql"
-    write_report("chaos", f"Chaos: workers killed at random ({result['database']})", command,
-                 body + "\n\n" + verdict, variant=variant)  # fmt: skip
+    title = f"Chaos: workers killed at random ({result['database']})"
+    common.write_report("chaos", title, command, body, variant=variant)
     if not ok:
         raise SystemExit(1)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main()

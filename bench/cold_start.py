@@ -1,18 +1,16 @@
 """Cold start: the first CIFAR-10 job after `descent serve` starts, with an empty kernel cache and
 again after restarts on the same data directory.
 
-    python -m bench.cold_start [--restarts 3]
+    python -m bench.cold_start
 
 Round 1 starts `descent serve --workers 1` on a fresh data directory: its worker compiles the
-engine's kernels into DESCENT_KERNEL_CACHE_DIR while it runs the job, which compiles the ones it
-calls first; the server stops once they are all compiled. Each restart starts another server on
-the same directory, whose worker loads them from there before it claims the job. Each round submits
-the course's recipe cut to 10 steps; the target is judged on the restarts' median run_s.
+kernels into DESCENT_KERNEL_CACHE_DIR while it runs the job. Each restart starts another server on
+the same directory, whose worker loads them before it claims the job. Each round submits the
+course's recipe cut to 10 steps; the target is judged on the restarts' median run_s.
 """
 
 from __future__ import annotations
 
-import argparse
 import re
 import statistics
 import tempfile
@@ -22,7 +20,9 @@ from pathlib import Path
 import httpx
 
 from bench.common import (
+    LOCK,
     RECIPE,
+    options,
     output_to,
     require_cifar10,
     serve,
@@ -31,7 +31,7 @@ from bench.common import (
     write_report,
 )
 
-COMMAND = "flock /tmp/descent-bench.lock .venv/bin/python -m bench.cold_start"
+RESTARTS = 3
 SPEC = {
     **RECIPE,
     "name": "svm-sgd-cold-start",
@@ -71,10 +71,8 @@ def one_round(name: str, home: Path, env: dict[str, str]) -> tuple[list[str], fl
     return row, t["run_s"]
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--restarts", type=int, default=3, help="rounds after the first")
-    args = parser.parse_args(argv)
+def main() -> None:
+    options(__doc__)
     require_cifar10()
     home = Path(tempfile.mkdtemp(prefix="descent-cold-start-"))
     cache = home / "data" / "kernels"
@@ -84,7 +82,7 @@ def main(argv: list[str] | None = None) -> None:
     }
     rounds = [one_round("first start, empty kernel cache", home, env)]
     files = [p for p in cache.rglob("*") if p.suffix in (".nbi", ".nbc")]
-    for restart in range(1, args.restarts + 1):
+    for restart in range(1, RESTARTS + 1):
         rounds.append(one_round(f"restart {restart}, same data directory", home, env))
     run_s = statistics.median(seconds for _, seconds in rounds[1:])
     verdict = "met" if run_s < TARGET_RUN_S else "not met"
@@ -102,10 +100,11 @@ the job runs; each server stops once its warm-up has ended.
         "run_s", "submit → succeeded (s)", "last loss"], [row for row, _ in rounds])}
 
 Target: run_s < {TARGET_RUN_S:.0f} s for the first job after a restart: **{verdict}** (median of
-the {args.restarts} restarts: {run_s:.3f} s). After round 1 the kernel cache held {len(files)}
+the {RESTARTS} restarts: {run_s:.3f} s). After round 1 the kernel cache held {len(files)}
 files (numba's .nbi indexes and .nbc code).
 """  # fmt: skip
-    write_report("cold_start", "Cold start: the first job after a (re)start", COMMAND, body)
+    write_report("cold_start", "Cold start: the first job after a (re)start",
+                 f"{LOCK} .venv/bin/python -m bench.cold_start", body)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -6,6 +6,8 @@ minimum is kept, so a noisy neighbour slows both sides alike.
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import functools
 import os
 import platform
@@ -17,17 +19,18 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 if TYPE_CHECKING:
     from service.db.session import Database
     from service.settings import Settings
 
+Array = NDArray[Any]
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs" / "benchmarks"
 SHARED_CIFAR10 = REPO.parent / "shared" / "data" / "cifar-10-batches-py"
@@ -35,6 +38,7 @@ KERNEL_CACHE = REPO / "var" / "data" / "kernels"  # `make serve`'s
 LOCK = "flock /tmp/descent-bench.lock"
 POSTGRES_PLACEHOLDER = "postgresql+psycopg://USER@HOST/EMPTY_DB"
 FINAL = ("succeeded", "failed", "cancelled")
+SETTLE = 0.3  # idle before each timed run: OpenBLAS's threads spin on after a threaded call
 RECIPE: dict[str, Any] = {  # the course's SGD recipe as docs/USAGE.md writes it
     "name": "svm-sgd-baseline",
     "dataset": {"name": "cifar10"},
@@ -43,11 +47,19 @@ RECIPE: dict[str, Any] = {  # the course's SGD recipe as docs/USAGE.md writes it
 }
 
 
+def options(description: str | None, **defaults: Any) -> argparse.Namespace:
+    """The command line: an option `--name` for each default, of its type (None: a string)."""
+    parser = argparse.ArgumentParser(description=description)
+    for name, default in defaults.items():
+        kind = str if default is None else type(default)
+        parser.add_argument(f"--{name.replace('_', '-')}", type=kind, default=default)
+    return parser.parse_args()
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+        return int(sock.getsockname()[1])
 
 
 def cpu_seconds(pid: int) -> float:
@@ -63,10 +75,8 @@ def children(pid: int) -> list[int]:
     """The child processes of `pid`, whichever of its threads started them (Linux /proc)."""
     kids: list[int] = []
     for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
+        with contextlib.suppress(OSError):  # the thread or the process ended meanwhile
             kids += [int(kid) for kid in (task / "children").read_text().split()]
-        except OSError:  # the thread or the process ended meanwhile
-            continue
     return kids
 
 
@@ -74,7 +84,7 @@ def descendants(pid: int) -> list[int]:
     return [kid for child in children(pid) for kid in (child, *descendants(child))]
 
 
-@contextmanager
+@contextlib.contextmanager
 def started(
     command: list[str], ready: Callable[[], bool], *, env: dict[str, str], cwd: Path
 ) -> Iterator[int]:
@@ -111,7 +121,7 @@ def answers(url: str, status: int = 200) -> bool:
         return False
 
 
-@contextmanager
+@contextlib.contextmanager
 def serve(home: Path, env: dict[str, str], *, workers: int = 1) -> Iterator[tuple[str, int]]:
     """(base URL, pid) of a ready `descent serve` in `home` on its own SQLite database; `env`
     adds to the environment."""
@@ -136,19 +146,16 @@ def serve(home: Path, env: dict[str, str], *, workers: int = 1) -> Iterator[tupl
 
 @functools.cache
 def filled_kernel_cache() -> Path:
-    """KERNEL_CACHE holding every kernel workers warm up, compiled into it first where it does
-    not (a machine's first run). The workers the benchmarks start then load them before their
-    first claim, as on any start but a machine's first (bench.cold_start measures that one),
-    rather than compile them while the measured jobs run."""
+    """KERNEL_CACHE holding every kernel workers warm up, compiled into it first if it does not
+    (a machine's first run), so that no measured job runs beside a compilation."""
     fill = [sys.executable, "-m", "worker.compiled_kernels", str(KERNEL_CACHE)]
     subprocess.run(fill, cwd=REPO, check=True)
     return KERNEL_CACHE
 
 
-@contextmanager
+@contextlib.contextmanager
 def output_to(path: Path) -> Iterator[None]:
-    """This process's stdout and stderr, and so its children's (the server, its workers), into
-    `path`."""
+    """This process's stdout and stderr, and so its children's, into `path`."""
     saved = [os.dup(fd) for fd in (1, 2)]
     with path.open("ab") as file:
         for fd in (1, 2):

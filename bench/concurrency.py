@@ -1,7 +1,7 @@
 """Two SGD-recipe trainings at once, in two processes, against one alone: steps/s with 1, 2 or
 every core's threads per job, so that the worker can choose its thread count.
 
-    python -m bench.concurrency [--repeats 2]
+    python -m bench.concurrency
 
 Each job is a fresh (spawned) process that loads the prepared CIFAR-10 training set, caps
 OpenBLAS's and the engine's threads to the same n ("default": both at every core), waits at a
@@ -11,7 +11,7 @@ or the course's training loop (bench.step).
 
 from __future__ import annotations
 
-import argparse
+import contextlib
 import multiprocessing as mp
 import os
 import tempfile
@@ -21,11 +21,10 @@ from typing import Any
 
 import numpy as np
 
-from bench.common import table, write_report
+from bench.common import options, table, write_report
 from bench.step import cifar10_prepared
 
-COMMAND = ".venv/bin/python -m bench.concurrency"
-STEPS = 1500
+REPEATS, STEPS = 2, 1500
 
 
 def _job(kind: str, threads: int | None, data_dir: str, barrier: Any, results: Any) -> None:
@@ -47,18 +46,15 @@ def _job(kind: str, threads: int | None, data_dir: str, barrier: Any, results: A
         else:
             train(recipe("float32"), data, prefetch=True)
 
-    def timed() -> float:
+    with contextlib.ExitStack() as capped:
+        if threads is not None:
+            capped.enter_context(threadpool_limits(threads))
+            capped.enter_context(limit_threads(threads))
         training()  # warm-up, alone
         barrier.wait()
         start = time.perf_counter()
         training()
-        return STEPS / (time.perf_counter() - start)
-
-    if threads is None:
-        rate = timed()
-    else:
-        with threadpool_limits(threads), limit_threads(threads):
-            rate = timed()
+        rate = STEPS / (time.perf_counter() - start)
     results.put((kind, threads, rate))
 
 
@@ -76,10 +72,8 @@ def _case(ctx: Any, kind: str, threads: int | None, jobs: int, data_dir: str) ->
     return rates
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--repeats", type=int, default=2)
-    args = parser.parse_args(argv)
+def main() -> None:
+    options(__doc__)
     X, labels = cifar10_prepared(("float32",))
     ctx = mp.get_context("spawn")
     cases = [(kind, threads, jobs) for kind in ("engine", "course")
@@ -89,7 +83,7 @@ def main(argv: list[str] | None = None) -> None:
         np.save(Path(data_dir) / "X.npy", X["float32"]["train"])
         np.save(Path(data_dir) / "y.npy", labels["train"])
         del X
-        for repeat in range(args.repeats):
+        for repeat in range(REPEATS):
             for case in cases:
                 print(f"repeat {repeat}: {case} ...", flush=True)
                 rates = _case(ctx, case[0], case[1], case[2], data_dir)
@@ -105,7 +99,7 @@ def main(argv: list[str] | None = None) -> None:
                      f"{alone / mean:.2f}"])  # fmt: skip
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     body = f"""
-{cores} cores. Each cell: the best of {args.repeats} repeats (by total steps/s). "threads" caps
+{cores} cores. Each cell: the best of {REPEATS} repeats (by total steps/s). "threads" caps
 both OpenBLAS (threadpoolctl) and the engine's own threads (limit_threads: passes, prefetch);
 "default" leaves both at every core. slowdown = steps/s of one job alone / mean steps/s of a
 job in the pair, same threads.
@@ -113,7 +107,8 @@ job in the pair, same threads.
 {table(["code", "threads per job", "jobs at once", "steps/s of each job", "total steps/s",
         "slowdown per job"], rows)}
 """  # fmt: skip
-    write_report("concurrency", "Two trainings at once: threads per job", COMMAND, body)
+    write_report("concurrency", "Two trainings at once: threads per job",
+                 ".venv/bin/python -m bench.concurrency", body)  # fmt: skip
 
 
 if __name__ == "__main__":

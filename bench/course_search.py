@@ -2,10 +2,9 @@
 
     .venv/bin/python -m bench.course_search
 
-Starts a real `descent serve --workers 2` on a temporary SQLite database, submits the SVM and the
-softmax learning-rate x regularization grids with the SGD recipe (batch 200, 1,500 iterations),
-waits for both sweeps, and writes docs/benchmarks/course_search.md with the best validation and
-test accuracy of each and the exact request that produced them.
+A real `descent serve --workers 2` on a temporary SQLite database runs the SVM and the softmax
+learning-rate x regularization grids with the SGD recipe (batch 200, 1,500 iterations); the
+report gives each one's best validation and test accuracy and the request that produced them.
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from bench.common import require_cifar10, serve, table, wait_finished, write_report
+from bench.common import options, require_cifar10, serve, table, wait_finished, write_report
 
 # The course's grid (learning rates 1e-7 and 5e-7, strengths 2.5e4 and 5e4), a little wider and
 # finer: 4 log-spaced rates from 5e-8 to 5e-7, and 1e4 besides 2.5e4 and 5e4.
@@ -46,16 +45,13 @@ def sweep(loss: str) -> dict[str, Any]:
 def report(results: dict[str, dict[str, Any]], elapsed: float) -> str:
     rows = []
     for loss, found in results.items():
-        best = found["best"]
-        params = best["params"]
+        best, params = found["best"], found["best"]["params"]
         rows.append([loss, f"{params['optimizer.learning_rate']:.3g}",
                      f"{params['model.reg']:.3g}", f"{best['val_accuracy']:.3f}",
                      f"{best['test_accuracy']:.3f}", found["counts"]["succeeded"]])  # fmt: skip
+    header = ["loss", "best learning rate", "best reg", "val accuracy", "test accuracy", "trials"]
     parts = [
-        table(
-            ["loss", "best learning rate", "best reg", "val accuracy", "test accuracy", "trials"],
-            rows,
-        ),
+        table(header, rows),
         f"Both sweeps ran on one `descent serve --workers 2` in {elapsed:.0f} s. Validation is"
         " the course's 1,000 images after the first 49,000 training images; test is the first"
         " 1,000 test images. The course expects about 0.38-0.40 (SVM) and 0.35-0.40 (softmax)"
@@ -73,12 +69,10 @@ def report(results: dict[str, dict[str, Any]], elapsed: float) -> str:
 
 
 def main() -> None:
+    options(__doc__)
     require_cifar10()
     workdir = Path(tempfile.mkdtemp(prefix="descent-course-search-"))
-    with (
-        serve(workdir, {}, workers=2) as (base, _),
-        httpx.Client(base_url=base, timeout=60) as api,
-    ):
+    with serve(workdir, {}, workers=2) as (base, _), httpx.Client(base_url=base, timeout=60) as api:
         started = time.perf_counter()
         ids = {}
         for loss in ("svm", "softmax"):
@@ -87,12 +81,9 @@ def main() -> None:
             ids[loss] = response.json()["id"]
         results = {loss: wait_finished(api, f"/sweeps/{i}", 1.0) for loss, i in ids.items()}
         elapsed = time.perf_counter() - started
-    write_report(
-        "course_search",
-        "The course's learning-rate x regularization search on CIFAR-10, as two sweeps",
-        ".venv/bin/python -m bench.course_search",
-        report(results, elapsed),
-    )
+    write_report("course_search",
+                 "The course's learning-rate x regularization search on CIFAR-10, as two sweeps",
+                 ".venv/bin/python -m bench.course_search", report(results, elapsed))  # fmt: skip
 
 
 if __name__ == "__main__":

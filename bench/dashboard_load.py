@@ -3,26 +3,22 @@
     python -m bench.dashboard_load [--seconds 20] [--rounds 3] [--clients 50] [--subscribers 5]
 
 `descent serve --workers 2` on SQLite trains two long jobs (the CIFAR-10 SVM recipe, else
-digits) through quiet and loaded windows in turn, starting and ending quiet; each loaded window
-is compared with the mean of the quiet windows on both sides, so drift shows as a gap between
-quiet windows rather than as load. A job's speed in a window is taken between its first and last
-flush inside it (the database's progress and `updated_at`). Loaded: `clients` pollers and
-`subscribers` event streams (bench.pollers). Then the floor, in the same run: the same pollers
-against uvicorn serving bench/bare_asgi.py (no event streams) while the jobs still train in
-Descent, written to the report's "bare" section; the target is the gap between the two drops.
+digits) through quiet and loaded windows in turn (bench.pollers' pollers and event streams),
+each loaded window compared with the quiet ones around it; a job's speed in a window is taken
+between its first and last flush inside it. Then the floor, in the same run: the same pollers
+against bench/bare_asgi.py, written to the report's "bare" section.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import itertools
 import os
 import statistics
-import sys
 import tempfile
 import time
+from argparse import Namespace
 from collections import defaultdict
 from collections.abc import Coroutine
 from dataclasses import dataclass
@@ -33,18 +29,8 @@ import httpx
 import numpy as np
 from sqlalchemy import select
 
-from bench import pollers
-from bench.common import (
-    children,
-    cifar10_dir,
-    cpu_seconds,
-    descendants,
-    free_port,
-    percentiles_ms,
-    serve,
-    table,
-    write_report,
-)
+from bench import common, pollers
+from bench.common import cpu_seconds, percentiles_ms, table
 from bench.pollers import Samples, run
 from service.db.models import Job
 from service.db.session import Database
@@ -59,7 +45,7 @@ Flushes = list[tuple[int, float]]  # each job's step as of a flush, and its `upd
 
 def job_spec(seed: int) -> tuple[str, dict[str, Any]]:
     """The CIFAR-10 SVM recipe when the batches are here, else softmax on digits; both SGD."""
-    cifar = cifar10_dir() is not None
+    cifar = common.cifar10_dir() is not None
     model = {"loss": "svm", "reg": 25000} if cifar else {"loss": "softmax", "reg": 1e-4}
     spec = {"name": f"load-{seed}", "dataset": {"name": "cifar10" if cifar else "digits"},
             "model": model, "seed": seed, "log_every": 1, "eval_every": 0,
@@ -122,7 +108,7 @@ def first_flushes_after(database: Database, ids: list[str], wall: float) -> Flus
 def read_mark(database: Database, ids: list[str], pid: int, server: int) -> Mark:
     """A boundary now: `pid` is `descent serve` (its workers are its descendants), `server` the
     process the clients poll (the same, or the bare app's server)."""
-    workers = sum(cpu_seconds(kid) for kid in descendants(pid))
+    workers = sum(cpu_seconds(kid) for kid in common.descendants(pid))
     flushed = flushes(database, ids)
     return Mark(time.monotonic(), time.time(), flushed, cpu_seconds(server), workers,
                 stolen_seconds())  # fmt: skip
@@ -151,14 +137,9 @@ def round_drops(windows: list[Window]) -> list[list[float]]:
             for before, loaded, after in rounds(windows)]  # fmt: skip
 
 
-@dataclass
-class Traffic:
-    """What the loaded windows' clients saw, and the generator's own CPU (cores, per window)."""
-
-    samples: Samples
-    errors: int
-    events: list[list[str]]
-    generator: list[float]
+def slower_drop(windows: list[Window]) -> float:
+    """The slower job's steps/s drop, mean of the rounds."""
+    return float(np.mean(round_drops(windows), axis=0).max())
 
 
 async def loaded(
@@ -170,34 +151,22 @@ async def loaded(
     return result, await first
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--seconds", type=float, default=20.0, help="length of each window")
-    parser.add_argument("--rounds", type=int, default=3, help="loaded windows (between quiet ones)")
-    parser.add_argument("--clients", type=int, default=50)
-    parser.add_argument("--subscribers", type=int, default=5)
-    args = parser.parse_args([] if argv is None else argv)  # `python -m bench` passes none
-    if args.rounds < 1:
-        parser.error("--rounds must be at least 1")
-    descent = measure(args, bare=False)
-    floor = measure(args, bare=True)
-    report(args, descent, floor_drop=slower_drop(floor.windows))
-    report(args, floor)
-
-
 @dataclass(frozen=True)
 class Run:
     """One run's measures: against Descent's API, or against the bare app (the floor)."""
 
     bare: bool
     label: str
-    single: Samples
-    traffic: Traffic
+    single: Samples  # one client alone, before the windows
+    samples: Samples  # what the loaded windows' clients saw
+    errors: int
+    events: list[list[str]]
+    generator: list[float]  # the load generator's own CPU (cores, per window)
     windows: list[Window]
     load: tuple[float, str]  # the 1-minute load average before the run, and a line on the load
 
 
-def measure(args: argparse.Namespace, *, bare: bool) -> Run:
+def measure(args: Namespace, *, bare: bool) -> Run:
     """Quiet and loaded windows of two jobs training in Descent, the pollers (and, against
     Descent's API, the event streams) polling Descent's API or the bare app."""
     subscribers = 0 if bare else args.subscribers  # the bare app has no event streams
@@ -205,12 +174,12 @@ def measure(args: argparse.Namespace, *, bare: bool) -> Run:
     label, _ = job_spec(0)
     with (
         tempfile.TemporaryDirectory() as tmp,
-        serve(Path(tmp), {}, workers=2) as (base, pid),
+        common.serve(Path(tmp), {}, workers=2) as (base, pid),
         contextlib.ExitStack() as stack,
     ):
         target, server = base, pid  # what the clients poll, and its process
         if bare:
-            target, server = stack.enter_context(pollers.bare_server(free_port()))
+            target, server = stack.enter_context(pollers.bare_server(common.free_port()))
         database = Database(f"sqlite:///{Path(tmp) / 'descent.db'}")
         api = httpx.Client(base_url=base, timeout=30)
         ids = [api.post("/jobs", json=job_spec(seed)[1]).json()["id"] for seed in (1, 2)]
@@ -221,7 +190,8 @@ def measure(args: argparse.Namespace, *, bare: bool) -> Run:
             time.sleep(0.5)
         single: Samples = defaultdict(list)
         run(pollers.poller(target, ids[0], time.monotonic() + 5, single))
-        traffic = Traffic(defaultdict(list), 0, [], [])
+        traffic: Samples = defaultdict(list)
+        errors, events, generator = 0, [], []
         marks = [read_mark(database, ids, pid, server)]
         firsts = []
         for _ in range(args.rounds):
@@ -232,16 +202,16 @@ def measure(args: argparse.Namespace, *, bare: bool) -> Run:
             positions = [step - 1 for step, _ in marks[-1].last]
             clients = pollers.load(target, ids, positions, seconds=args.seconds,
                                    clients=args.clients, subscribers=subscribers)  # fmt: skip
-            (samples, errors, events), first = run(loaded(database, ids, marks[-1].wall, clients))
-            traffic.generator.append((time.process_time() - cpu) / args.seconds)
+            (samples, failed, streams), first = run(loaded(database, ids, marks[-1].wall, clients))
+            generator.append((time.process_time() - cpu) / args.seconds)
             marks.append(read_mark(database, ids, pid, server))
             firsts.append(first)
             for name, values in samples.items():
-                traffic.samples[name] += values
-            traffic.errors += errors
-            traffic.events.append(events)
+                traffic[name] += values
+            errors += failed
+            events.append(streams)
         load_during = os.getloadavg()
-        nice = [os.getpriority(os.PRIO_PROCESS, kid) for kid in children(pid)]
+        nice = [os.getpriority(os.PRIO_PROCESS, kid) for kid in common.children(pid)]
         firsts.append(first_flushes_after(database, ids, marks[-1].wall))
         time.sleep(max(0.0, marks[-1].at + args.seconds - time.monotonic()))
         marks.append(read_mark(database, ids, pid, server))
@@ -256,12 +226,8 @@ def measure(args: argparse.Namespace, *, bare: bool) -> Run:
         f"end of the last loaded window: {', '.join(f'{v:.2f}' for v in load_during)} "
         f"({os.cpu_count()} cores). Worker processes' niceness: {nice}."
     )
-    return Run(bare, label, single, traffic, windows, (load_before[0], machine))
-
-
-def slower_drop(windows: list[Window]) -> float:
-    """The slower job's steps/s drop, mean of the rounds."""
-    return float(np.mean(round_drops(windows), axis=0).max())
+    return Run(bare, label, single, traffic, errors, events, generator, windows,
+               (load_before[0], machine))  # fmt: skip
 
 
 def percentiles(values: list[float]) -> list[str]:
@@ -306,24 +272,16 @@ def disturbance(windows: list[Window], load_at_start: float) -> list[str]:
     return lines
 
 
-def report(args: argparse.Namespace, run: Run, floor_drop: float | None = None) -> None:
+def report(args: Namespace, run: Run, floor_drop: float | None = None) -> None:
     """Write the run's section of the report; Descent's run is judged against `floor_drop`."""
-    bare, label, single, traffic, windows, load = (
-        run.bare,
-        run.label,
-        run.single,
-        run.traffic,
-        run.windows,
-        run.load,
-    )
+    bare, samples, windows = run.bare, run.samples, run.windows
     subscribers = 0 if bare else args.subscribers
     server = "uvicorn (bare app)" if bare else "API"
-    samples = traffic.samples
     every = samples["job"] + samples["loss"]
+    single = run.single["job"] + run.single["loss"]
     rows = [[name, len(values), *percentiles(values)] for name, values in
             (("GET /jobs/{id}", samples["job"]), ("GET /jobs/{id}/loss?after=", samples["loss"]),
-             ("all", every),
-             ("one client alone, before", single["job"] + single["loss"]))]  # fmt: skip
+             ("all", every), ("one client alone, before", single))]  # fmt: skip
     latency = table(["requests", "count", "p50 ms", "p95 ms", "p99 ms", "max ms"], rows)
     drops = round_drops(windows)
     drop = slower_drop(windows)
@@ -341,7 +299,7 @@ def report(args: argparse.Namespace, run: Run, floor_drop: float | None = None) 
         # Against the bare app the targets are not its to meet: its figures are their floor.
         return "the floor under the target" if bare else "met" if ok else "MISSED"
 
-    streams = "; ".join(", ".join(events) for events in traffic.events) if subscribers else ""
+    streams = "; ".join(", ".join(events) for events in run.events) if subscribers else ""
     against_floor = ""
     if floor_drop is not None:
         above = drop - floor_drop
@@ -356,15 +314,15 @@ def report(args: argparse.Namespace, run: Run, floor_drop: float | None = None) 
         f"- Steps/s drop of the slower job, mean of {args.rounds} rounds: {100 * drop:.1f}%"
         f"{against_floor}. Each round's worse job: "
         f"{', '.join(f'{100 * max(d):.1f}%' for d in drops)}.",
-        f"- Poll errors: {traffic.errors}."
+        f"- Poll errors: {run.errors}."
         + (f" SSE events received per subscriber, round by round: {streams}." if streams else ""),
         f"- The {server} spent {1000 * per_request:.2f} ms of CPU per request"
         f"{'' if bare else ' (SSE included)'}: the "
         f"{rate:.0f} requests/s asked for need {per_request * rate:.2f} cores. The load "
-        f"generator used {statistics.fmean(traffic.generator):.2f} cores. Unchanged answers "
+        f"generator used {statistics.fmean(run.generator):.2f} cores. Unchanged answers "
         f"(304): {unchanged}.",
-        load[1],
-        *disturbance(windows, load[0]),
+        run.load[1],
+        *disturbance(windows, run.load[0]),
     ]
     polled = (
         "uvicorn serving an app that does nothing (bench/bare_asgi.py, a 304 for everything) "
@@ -377,7 +335,7 @@ def report(args: argparse.Namespace, run: Run, floor_drop: float | None = None) 
 {pollers.POLL_SECONDS * 1000:.0f} ms each, following the cursor from the job's current step, as
 the dashboard does after its overview; their cycles spread evenly over one period) and
 {subscribers} SSE subscribers (GET /jobs/{{id}}/events) against {polled} (SQLite, the
-default poll cache) while two jobs train ({label}, a loss point every step). Windows of
+default poll cache) while two jobs train ({run.label}, a loss point every step). Windows of
 {args.seconds:g} s, quiet and loaded in turn ({args.rounds} loaded), starting and ending quiet.
 The load generator runs on the same two cores. "stolen": cores' worth of time the hypervisor
 gave other guests.
@@ -401,8 +359,18 @@ gave other guests.
     if "DESCENT_FLUSH_SECONDS" in os.environ:  # the workers' write interval (inherited)
         command = f"DESCENT_FLUSH_SECONDS={os.environ['DESCENT_FLUSH_SECONDS']} {command}"
     title = "The floor: dashboard load against an app doing nothing" if bare else "Dashboard load"
-    write_report("dashboard_load", title, command, body, variant="bare" if bare else None)
+    common.write_report("dashboard_load", title, command, body, variant="bare" if bare else None)
+
+
+def main() -> None:
+    args = common.options(__doc__, seconds=20.0, rounds=3, clients=50, subscribers=5)
+    if args.rounds < 1:
+        raise SystemExit("--rounds must be at least 1")
+    descent = measure(args, bare=False)
+    floor = measure(args, bare=True)
+    report(args, descent, floor_drop=slower_drop(floor.windows))
+    report(args, floor)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main()

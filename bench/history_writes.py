@@ -1,6 +1,6 @@
 """What streaming every step's history into the database costs a training run.
 
-    python -m bench.history_writes [--repeats N]
+    python -m bench.history_writes
 
 The same spec (a loss and a learning-rate point every step) run (a) straight through the engine,
 history discarded, then its final W scored on every split as every job ends, and (b) as a job by
@@ -11,7 +11,6 @@ also run beside the same job without evaluation or history. Target: <= 1.15 x th
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import tempfile
@@ -20,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import RECIPE as RECIPE_AS_WRITTEN
-from bench.common import cifar10_dir, migrated, submit, table, write_report
+from bench.common import cifar10_dir, migrated, options, submit, table, write_report
 from service.jobs import service
 from service.jobs.spec import JobSpec
 from service.settings import Settings
@@ -30,6 +29,7 @@ from worker.prepare import DataPreparer
 from worker.runner import Worker
 from worker.training import train_config
 
+REPEATS = 5  # interleaved runs of each side
 TOY: dict[str, Any] = {
     "dataset": {"name": "toy"},
     "optimizer": {"type": "sgd", "learning_rate": 0.1, "iterations": 100_000},
@@ -41,14 +41,14 @@ LEAN = {**RECIPE_AS_WRITTEN, "eval_every": 0, "log_every": 1500}
 EVERY_ROW = {**RECIPE_AS_WRITTEN, "eval_sample": None}  # accuracies on every row, every 100 steps
 
 
-def defaults_section(workdir: Path, repeats: int) -> str:
+def defaults_section(workdir: Path) -> str:
     """The recipe as users write it against the same job without evaluation or history."""
     cases = [("as written (defaults)", RECIPE_AS_WRITTEN),
              ("without evaluation or history", LEAN),
              ("defaults, but `eval_sample: null`", EVERY_ROW)]  # fmt: skip
     as_job(LEAN, workdir)  # warm-up
     runs: dict[str, list[float]] = {name: [] for name, _ in cases}
-    for _ in range(repeats):  # interleaved
+    for _ in range(REPEATS):  # interleaved
         for name, spec in cases:
             runs[name].append(as_job(spec, workdir)[0])
     lean = min(runs["without evaluation or history"])
@@ -60,7 +60,7 @@ def defaults_section(workdir: Path, repeats: int) -> str:
         "\n\n## The recipe as users write it\n\n"
         + table(["job", "run_s, min (s)", "run_s, median (s)", "to the lean job (min)"], rows)
         + f"\n\nTarget: the default job <= 1.15x the lean one: **{verdict}** ({ratio:.2f}x)."
-        f" Each job a Worker on a fresh SQLite database; min and median of {repeats}"
+        f" Each job a Worker on a fresh SQLite database; min and median of {REPEATS}"
         " interleaved runs each. The lean job is the same spec with `eval_every: 0` and"
         " `log_every: 1500`."
     )
@@ -102,9 +102,7 @@ def load_average() -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=5, help="interleaved runs of each side")
-    repeats = parser.parse_args().repeats
+    options(__doc__.splitlines()[0])
     settings = Settings()  # the jobs' too: DESCENT_FLUSH_SECONDS, DESCENT_HISTORY_WRITER
     every = settings.flush_seconds
     workdir = Path(tempfile.mkdtemp(prefix="descent-history-"))
@@ -117,7 +115,7 @@ def main() -> None:
     for name, spec in cases:
         engine_only(spec, preparer, every)  # warm-up: data prepared, code paths hot
         bare, scored, persisted, waits = [], [], [], []
-        for _ in range(repeats):  # interleaved
+        for _ in range(REPEATS):  # interleaved
             train_s, score_s = engine_only(spec, preparer, every)
             bare.append(train_s)
             scored.append(train_s + score_s)
@@ -133,22 +131,20 @@ def main() -> None:
               "job with history (s)", "of which waiting for writes (s, median)", "ratio",
               "ratio of medians", "target 1.10x (ratio)"]  # fmt: skip
     body = table(header, rows)
-    section = defaults_section(workdir, repeats) if cifar10_dir() is not None else ""
+    section = defaults_section(workdir) if cifar10_dir() is not None else ""
     writer = {"process": "the worker's writer process", "thread": "a thread of the worker"}
     body += (
         f"\n\nTraining loop alone: consumed in {every:g} s chunks, history discarded; the engine"
         " run adds the final scoring every job ends with. Job: a Worker on a fresh SQLite"
         f" database, its writes by {writer[settings.history_writer]} every {every:g} s"
         " (DESCENT_FLUSH_SECONDS). `Waiting for writes`: the job's `timings.write_wait_s`."
-        f" Ratio: job / engine run, the target's measure. Min of {repeats} interleaved runs"
+        f" Ratio: job / engine run, the target's measure. Min of {REPEATS} interleaved runs"
         f" each. Load average (1, 5, 15 min) {load_before} before, {load_average()} after."
     ) + section
     command = "python -m bench.history_writes"
     for variable in ("DESCENT_HISTORY_WRITER", "DESCENT_FLUSH_SECONDS"):
         if variable in os.environ:
             command = f"{variable}={os.environ[variable]} {command}"
-    if repeats != 5:
-        command += f" --repeats {repeats}"
     write_report("history_writes", "The cost of writing the history", command, body)
 
 

@@ -4,24 +4,21 @@ success is counted.
 
     python -m bench.hostile_soak [--minutes 3] [--database-url postgresql+psycopg://...]
 
-The traffic: the rows of tests.fuzz.test_malformed.TABLE and EXTRA below (`{job}`: a job the soak
-never deletes), raw NUL bytes in the request line, stalled bodies, event streams never read, rare
-cancels and deletes, and a submitter that keeps both workers training. After each SIGKILL
-/readyz must turn 503, then 200 once the server has started a replacement. `--database-url`
-writes the report's "postgresql" section. Exits 1 if a target is missed. (Over 500 lines: the
-request catalogue, its senders and the checks of every answer and job are one benchmark.)
+The requests: tests.fuzz.test_malformed.TABLE and EXTRA below (`{job}`: a job the soak never
+deletes), raw NUL bytes, stalled bodies, unread event streams, rare cancels and deletes, and a
+submitter that keeps both workers training. `--database-url` writes the report's "postgresql"
+section. Exits 1 if a target is missed. (Over 500 lines: the request catalogue, its senders and
+the checks of every answer and job are one benchmark.)
 """
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import random
 import signal
 import socket
 import statistics
-import sys
 import tempfile
 import threading
 import time
@@ -34,18 +31,8 @@ from typing import Any
 import httpx
 import numpy as np
 
-from bench.common import (
-    FINAL,
-    LOCK,
-    POSTGRES_PLACEHOLDER,
-    children,
-    expected_loss_steps,
-    output_to,
-    random_job_spec,
-    serve,
-    table,
-    write_report,
-)
+from bench import common
+from bench.common import FINAL, table
 from service.processes import MAX_RESTART_DELAY
 from service.settings import Settings
 from tests.fuzz.test_malformed import JSON, JSON_LIMIT, LIMIT, TABLE, optimizer, spec
@@ -144,8 +131,8 @@ class Outcome:
     name: str  # which request of its class
     request: str  # method and path as sent
     status: int | None  # None: no answer (a hang, or the connection failed)
-    problem: str | None = None  # why the answer is wrong (None: as expected)
-    detail: str = ""  # the start of the answer's body, or the client's error
+    problem: str | None  # why the answer is wrong (None: as expected)
+    detail: str  # the start of the answer's body, or the client's error
 
 
 @dataclass
@@ -158,10 +145,10 @@ class Kill:
 
 
 class Soak:
-    def __init__(self, base: str, serve_pid: int, seed: int) -> None:
+    def __init__(self, base: str, serve_pid: int) -> None:
         self.base, self.serve_pid = base, serve_pid
         self.port = int(base.rsplit(":", 1)[1])
-        self.rng = random.Random(seed)
+        self.rng = random.Random(0)
         self.lock = threading.Lock()
         self.stop = threading.Event()  # the end of the hostile phase
         self.outcomes: list[Outcome] = []
@@ -219,7 +206,7 @@ class Soak:
         return httpx.Client(base_url=self.base, timeout=CLIENT_TIMEOUT_SECONDS)
 
     def submit(self, client: httpx.Client, rng: random.Random) -> None:
-        job = {**random_job_spec(rng), "name": f"soak-{len(self.order)}"}
+        job = {**common.random_job_spec(rng), "name": f"soak-{len(self.order)}"}
         if rng.random() < 0.15:  # a long one, likely to lose its worker at least once
             job["optimizer"]["iterations"] = rng.randrange(100_000, 200_000)
         response = self.call(client, "submit", "a training job", "POST /jobs", 202, json=job)
@@ -352,7 +339,7 @@ class Soak:
 
     def worker_pids(self) -> list[int]:
         found = []
-        for kid in children(self.serve_pid):
+        for kid in common.children(self.serve_pid):
             try:
                 argv = Path(f"/proc/{kid}/cmdline").read_bytes().split(b"\0")
             except OSError:
@@ -472,7 +459,7 @@ class Soak:
                     return f"loss {point['loss']!r} at step {point['step']}"
                 steps.append(point["step"])
             after = found["next_after"]
-        if steps != expected_loss_steps(self.specs[job["id"]]):
+        if steps != common.expected_loss_steps(self.specs[job["id"]]):
             return f"{len(steps)} loss points, not the spec's steps"
         return None
 
@@ -597,32 +584,30 @@ def report(
     return "\n\n".join(parts), all(met for _, met, _ in targets)
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.hostile_soak", description=__doc__)
-    parser.add_argument("--minutes", type=float, default=3.0)
-    parser.add_argument("--database-url", default=None, help="default: a temporary SQLite file")
-    args = parser.parse_args(argv if argv is not None else [])
+def main() -> None:
+    args = common.options(__doc__, minutes=3.0, database_url=None)
     home = Path(tempfile.mkdtemp(prefix="descent-soak-"))
     env = {**ENV, **({"DESCENT_DATABASE_URL": args.database_url} if args.database_url else {})}
     database = "PostgreSQL" if args.database_url else "SQLite"
     log = home / "serve.log"
     print(f"hostile soak: {args.minutes:g} min on {database}; server log {log}", flush=True)
-    with output_to(log), serve(home, env, workers=WORKERS) as (base, pid):
-        soak = Soak(base, pid, seed=0)
+    with common.output_to(log), common.serve(home, env, workers=WORKERS) as (base, pid):
+        soak = Soak(base, pid)
         soak.warm_up()
         soak.run(args.minutes)
         jobs, drained = soak.drain()
         body, ok = report(soak, jobs, drained, args.minutes, database)
     tracebacks = log.read_text(errors="replace").count("Traceback")
     body += f"\n\nThe server's log (its workers' too) holds {tracebacks} tracebacks."
-    command = f"{LOCK} .venv/bin/python -m bench.hostile_soak --minutes {args.minutes:g}"
+    command = f"{common.LOCK} .venv/bin/python -m bench.hostile_soak --minutes {args.minutes:g}"
     if args.database_url:
-        command += f" --database-url {POSTGRES_PLACEHOLDER}"
-    write_report("hostile_soak", f"Hostile soak: malformed traffic while workers die ({database})",
-                 command, body, variant=None if database == "SQLite" else "postgresql")  # fmt: skip
+        command += f" --database-url {common.POSTGRES_PLACEHOLDER}"
+    title = f"Hostile soak: malformed traffic while workers die ({database})"
+    variant = None if database == "SQLite" else "postgresql"
+    common.write_report("hostile_soak", title, command, body, variant=variant)
     if not ok:
         raise SystemExit(1)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main()

@@ -1,6 +1,6 @@
 """Numerical gradients on CIFAR-10: finite differences through the linear scores vs the loop.
 
-    python -m bench.numerical [--sample 16] [--repeats 3]
+    python -m bench.numerical
 
 Float64, the 49,000 x 3,073 training set, W = 0.001 randn (seed 0), reg 0. The per-entry loop
 (worker.engine.gradients.numerical_gradient) is timed on a sample of entries and extrapolated;
@@ -9,21 +9,17 @@ the structured version (worker.engine.numerical) computes every entry.
 
 from __future__ import annotations
 
-import argparse
-import sys
 from functools import partial
-from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
 
-from bench.common import interleaved, table, write_report
+from bench.common import Array, interleaved, options, table, write_report
 from bench.step import cifar10_prepared
 from worker.engine.gradients import numerical_gradient
 from worker.engine.losses import LossFunction, make_loss
 from worker.engine.numerical import loss_and_numerical_gradient, svm_centered_with_kinks
 
-Array = NDArray[Any]
+SAMPLE, REPEATS = 16, 3
 H = 1e-5
 EPS = float(np.finfo(np.float64).eps)
 
@@ -48,17 +44,13 @@ def sampled_loop(loss: LossFunction, W: Array, X: Array, y: Array, flat: Array) 
     return numerical_gradient(f, view[flat].copy(), h=H, difference="centered")
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--sample", type=int, default=16)
-    parser.add_argument("--repeats", type=int, default=3)
-    args = parser.parse_args(argv or [])
+def main() -> None:
+    options(__doc__)
     prepared, labels = cifar10_prepared(("float64",))
     X, y = prepared["float64"]["train"], labels["train"]
     rng = np.random.default_rng(0)
     W = 0.001 * rng.standard_normal((10, X.shape[1]))
-    flat = sample_entries(rng, W.shape, args.sample)
-
+    flat = sample_entries(rng, W.shape, SAMPLE)
     results: dict[tuple[str, str], Array] = {}
 
     def run(name: str, kind: str, loss: LossFunction) -> None:
@@ -72,10 +64,10 @@ def main(argv: list[str] | None = None) -> None:
     # do not agree within 1e-8).
     candidates = [(f"{name} {kind}", partial(run, name, kind, make_loss(name, 0.0)))
                   for name in ("svm", "softmax") for kind in ("structured", "loop")]  # fmt: skip
-    timings = {t.name: t.seconds for t in interleaved(candidates, repeats=args.repeats, warmup=0)}
+    timings = {t.name: t.seconds for t in interleaved(candidates, repeats=REPEATS, warmup=0)}
     rows = []
     for name in ("svm", "softmax"):
-        per_loss = timings[f"{name} loop"] / (2 * args.sample)  # two losses an entry
+        per_loss = timings[f"{name} loop"] / (2 * SAMPLE)  # two losses an entry
         full_loop = per_loss * 2 * W.size
         s = results[(name, "structured")].reshape(-1)[flat]
         n = results[(name, "loop")]
@@ -90,17 +82,15 @@ def main(argv: list[str] | None = None) -> None:
             f"{np.median(relative):.1e}", f"{scaled:.1e}", f"{int(within.sum())}/{len(flat)}",
         ])  # fmt: skip
     _, kinks = svm_centered_with_kinks(make_loss("svm"), W, X, y, h=H)
-    header = [
-        "loss", "structured s", "loop s / loss", "loop s (all entries)",
-        "speed-up", "max rel. diff", "median rel. diff", "max diff / max grad",
-        "within 1e-8 rel. + loop noise",
-    ]  # fmt: skip
+    header = ["loss", "structured s", "loop s / loss", "loop s (all entries)", "speed-up",
+              "max rel. diff", "median rel. diff", "max diff / max grad",
+              "within 1e-8 rel. + loop noise"]  # fmt: skip
     body = f"""
 {table(header, rows)}
 
 - {W.size:,} entries, centered differences; the loop (two full losses an entry) was timed on
   {len(flat)} sampled entries (flat indices {flat.tolist()}, the bias column among them) and
-  extrapolated. Min of {args.repeats} interleaved runs each.
+  extrapolated. Min of {REPEATS} interleaved runs each.
 - Agreement on the sampled entries: |s - n| / max(|s|, |n|), and the largest difference over
   the largest sampled derivative; "loop noise" is the loop's own rounding, about eps * L / h
   ({4 * EPS * 9 / H:.0e} for the SVM's L of about 9).
@@ -112,4 +102,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main()

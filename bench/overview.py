@@ -18,12 +18,9 @@ from pathlib import Path
 import numpy as np
 from fastapi.testclient import TestClient
 
-from bench.common import submit, table, write_report
+from bench.common import migrated, options, submit, table, write_report
 from service.app import create_app
-from service.db import migrate
-from service.db.session import Database
 from service.history import writes
-from service.settings import Settings
 
 SIZES = (10_000, 100_000, 1_000_000, 10_000_000)
 SPEC = {"dataset": {"name": "blobs"}, "optimizer": {"type": "sgd", "iterations": 1_000_000}}
@@ -41,11 +38,9 @@ def best_ms(client: TestClient, url: str, repeats: int = 3) -> tuple[float, int]
 
 
 def main() -> None:
+    options(__doc__)
     workdir = Path(tempfile.mkdtemp(prefix="descent-overview-"))
-    url = f"sqlite:///{workdir / 'overview.db'}"
-    migrate.upgrade(url)
-    database = Database(url)
-    settings = Settings(database_url=url, data_dir=workdir / "data")
+    database, settings = migrated(f"sqlite:///{workdir / 'overview.db'}", workdir / "data")
     job_id = submit(database, settings, SPEC)
     rows = []
     for n in SIZES:
@@ -71,6 +66,13 @@ def main() -> None:
 SQLite, in process (no HTTP server, no network): the cost of the read and the response alone.
 
 {table(["points stored", "read", "points returned", "ms (min of 3)"], rows)}
+
+A downsampled read takes the window's first and last point, then each bucket's extremes from the
+rollups the writer keeps (service/history/rollup.py): per-block minima and maxima at levels of 16,
+256, ... 16**6 steps, read from the coarsest level whose blocks still fit in a bucket. A window of
+up to 16 points a bucket is read point by point. Either way it reads at most about 16 rows a
+bucket, however long the history: the whole-curve overview, a zoom and a page cost about the same
+at every length.
 """
     write_report("overview", "Reading long curves", "python -m bench overview", body)
 

@@ -1,18 +1,15 @@
 """The engine against scikit-learn's SGDClassifier (hinge) on standardized CIFAR-10: the same test
 accuracy (the course's 1,000 test images) in at most half of scikit-learn's fit time.
 
-    python -m bench.peer [--repeats 3]
+    python -m bench.peer
 
-Both get the course's split, centred and standardized with the training images' statistics, bias
-column appended; scikit-learn in float64 (what SGDClassifier computes in), the engine in float32.
-SKLEARN is the scikit-learn variant with the best validation accuracy among those tried (the
-others are reported too, one fit each); the fit times are interleaved, min of `repeats`.
-SGDClassifier's defaults oscillate around 0.35-0.36 and run for minutes here.
+Both on the course's split, standardized, bias column appended; scikit-learn in float64, the
+engine in float32. SKLEARN is the variant with the best validation accuracy among those tried
+(SGDClassifier's defaults oscillate around 0.35-0.36 and run for minutes here).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 import warnings
@@ -20,15 +17,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from bench import sgd
-from bench.common import interleaved, table, write_report
+from bench.common import interleaved, options, table, write_report
 from bench.step import cifar10_prepared
 from worker.engine.metrics import accuracy
-from worker.engine.train import TrainData, TrainState
+from worker.engine.train import TrainData
 from worker.engine.train_config import TrainConfig
 
-COMMAND = ".venv/bin/python -m bench.peer"
+REPEATS = 3
 SPLITS = ("val", "test")
-
 SKLEARN: Mapping[str, Any] = {"loss": "hinge", "average": True, "max_iter": 1, "tol": None}
 SKLEARN_OTHERS: tuple[Mapping[str, Any], ...] = (
     {"loss": "hinge", "alpha": 1e-3, "average": True, "max_iter": 1, "tol": None},
@@ -46,17 +42,11 @@ SPEC: Mapping[str, Any] = {
 }
 
 
-def train(spec: Mapping[str, Any], data: TrainData) -> TrainState:
-    return sgd.train(TrainConfig(dtype="float32", seed=0, **spec), data, prefetch=True)[0]
-
-
-def main(argv: list[str] | None = None) -> None:
+def main() -> None:
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import SGDClassifier
 
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--repeats", type=int, default=3)
-    args = parser.parse_args(argv)
+    options(__doc__)
     X, y = cifar10_prepared(("float32", "float64"), standardize=True)
     data = TrainData(X["float32"]["train"], y["train"], X["float32"]["val"], y["val"])
     fitted: dict[str, Any] = {}
@@ -71,16 +61,13 @@ def main(argv: list[str] | None = None) -> None:
         fitted["sklearn"] = sklearn(SKLEARN)
 
     def engine_fit() -> None:
-        fitted["engine"] = train(SPEC, data)
+        config = TrainConfig(dtype="float32", seed=0, **SPEC)
+        fitted["engine"] = sgd.train(config, data, prefetch=True)[0]
 
     print("timing scikit-learn and the engine ...", flush=True)
-    timings = {t.name: t for t in interleaved(
-        [("scikit-learn SKLEARN", sklearn_fit), ("engine train.run", engine_fit)],
-        repeats=args.repeats,
-    )}  # fmt: skip
+    candidates = [("scikit-learn SKLEARN", sklearn_fit), ("engine train.run", engine_fit)]
+    sk_time, en_time = (timing.seconds for timing in interleaved(candidates, repeats=REPEATS))
     clf, state = fitted["sklearn"], fitted["engine"]
-    sk_time = timings["scikit-learn SKLEARN"].seconds
-    en_time = timings["engine train.run"].seconds
     sk_acc = {s: float(clf.score(X["float64"][s], y[s])) for s in SPLITS}
     en_acc = {s: accuracy(state.W, X["float32"][s], y[s]) for s in SPLITS}
     rows = [
@@ -90,7 +77,6 @@ def main(argv: list[str] | None = None) -> None:
          f"{en_acc['val']:.3f}", f"**{en_acc['test']:.3f}**",
          f"{SPEC['iterations'] * SPEC['batch_size'] / 49000:.1f} epochs"],
     ]  # fmt: skip
-
     sk_others = []
     for params in SKLEARN_OTHERS:
         start = time.perf_counter()
@@ -104,7 +90,7 @@ SKLEARN: `SGDClassifier(random_state=0, **{json.dumps(dict(SKLEARN))})` (float64
 
 SPEC (engine, float32, seed 0): `TrainConfig(**{json.dumps(dict(SPEC))})`
 
-Fit times interleaved, min of {args.repeats}; accuracy on the course's 1,000 validation and
+Fit times interleaved, min of {REPEATS}; accuracy on the course's 1,000 validation and
 1,000 test images. Target: the engine's test accuracy >= scikit-learn's in <= 0.5x its fit
 time: **{"reached" if reached else "NOT reached"}**.
 
@@ -114,7 +100,8 @@ time: **{"reached" if reached else "NOT reached"}**.
 
 {table(["SGDClassifier(random_state=0, ...)", "fit s", "val acc", "test acc"], sk_others)}
 """  # fmt: skip
-    write_report("peer", "The engine vs scikit-learn's SGDClassifier", COMMAND, body)
+    write_report("peer", "The engine vs scikit-learn's SGDClassifier",
+                 ".venv/bin/python -m bench.peer", body)  # fmt: skip
 
 
 if __name__ == "__main__":

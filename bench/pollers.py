@@ -1,10 +1,9 @@
 """bench.dashboard_load's load generator, and the bare server of its floor.
 
-The generator runs pollers and SSE subscribers on one uvloop process: the pollers revalidate
-with If-None-Match, as a browser does, through a bare keep-alive HTTP/1.1 protocol; the
-subscribers count their streams' `event:` lines unparsed. It shares the cores with the server
-and the jobs, so its own CPU is part of what is measured: httpx would spend several times the
-server's CPU per request on its side.
+Pollers and SSE subscribers on one uvloop process: the pollers revalidate with If-None-Match, as
+a browser does, through a bare keep-alive HTTP/1.1 protocol (the generator shares the cores with
+the server and the jobs, and httpx would spend several times the server's CPU per request); the
+subscribers count their streams' `event:` lines unparsed.
 """
 
 from __future__ import annotations

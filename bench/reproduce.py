@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from bench.common import require_cifar10, serve, table, wait_finished, write_report
+from bench.common import options, require_cifar10, serve, table, wait_finished, write_report
 
 CIFAR = {"name": "cifar10"}
 RUNS: dict[str, dict[str, Any]] = {
@@ -107,12 +107,10 @@ def summarize(api: httpx.Client, jobs: dict[str, dict[str, Any]]) -> list[list[s
          f"{(diverged['error'] or {}).get('step')}"],
         ["step-size sweep: best step size", "≈ 1e-6, then ≈ 10x worse per decade",
          f"{best['step_size']:g} (loss {fmt(sweep['loss_original'])} → {fmt(best['loss'])})"],
-        ["gradient check, SVM (kinks allowed < 1e-4)", "< 1e-7 away from kinks",
-         check(svm)],
+        ["gradient check, SVM (kinks allowed < 1e-4)", "< 1e-7 away from kinks", check(svm)],
         ["gradient check, SVM on 500 examples (the course's dev set size)",
          "< 1e-7 away from kinks", check(dev)],
-        ["gradient check, softmax", "< 1e-7",
-         check(softmax)],
+        ["gradient check, softmax", "< 1e-7", check(softmax)],
         ["landscape, one example (1-D)", "piecewise linear bowl",
          f"{len(one['loss'])} points, min {fmt(min(v for v in one['loss'] if v is not None))}"],
         ["landscape, all examples (2-D)", "a smooth-looking bowl",
@@ -129,12 +127,10 @@ its hinge's kink can exceed the notes' 1e-4 "acceptable for kinks" (the notes' o
 
 
 def main() -> None:
+    options(__doc__)
     require_cifar10()
     workdir = Path(tempfile.mkdtemp(prefix="descent-reproduce-"))
-    with (
-        serve(workdir, {}) as (base, _),
-        httpx.Client(base_url=base, timeout=60) as api,
-    ):
+    with serve(workdir, {}) as (base, _), httpx.Client(base_url=base, timeout=60) as api:
         started = time.perf_counter()
         ids = {name: api.post("/jobs", json={**spec, "name": name}).json()["id"]
                for name, spec in RUNS.items()}  # fmt: skip

@@ -1,6 +1,6 @@
 """Random search and random local search on CIFAR-10: candidates in blocks vs one at a time.
 
-    python -m bench.search [--slice 256] [--repeats 5]
+    python -m bench.search
 
 1,000 trials / iterations on the 49,000 x 3,073 float32 training set, SVM, the note's settings,
 run once each for the results (asserted equal); speed from shorter interleaved runs, min-of-k.
@@ -11,17 +11,14 @@ is worker.engine.search. All draw from the same random stream.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import sys
 from collections.abc import Callable
 from functools import partial
 from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
 
-from bench.common import Timing, interleaved, table, write_report
+from bench.common import Array, interleaved, options, table, write_report
 from bench.step import cifar10_prepared
 from worker.engine.losses import svm_loss
 from worker.engine.metrics import accuracy
@@ -34,7 +31,7 @@ from worker.engine.search import (
     run_random_search,
 )
 
-Array = NDArray[Any]
+SLICE, REPEATS = 256, 5  # candidates per timed run, timed runs of each (min kept)
 RANDOM = RandomSearchConfig(trials=1000, scale=1e-4)
 LOCAL = LocalSearchConfig(iterations=1000, init_scale=0.001, step_size=1e-4)
 N_CLASSES = 10
@@ -94,11 +91,8 @@ def sequential_local(X: Array, y: Array, n: int) -> tuple[Array, Array, Array]:
     return np.array(losses), np.array(accepted), W
 
 
-COURSE, RANDOM_ONE, LOCAL_ONE = (
-    "random, one at a time, the course's loss",
-    "random, one at a time",
-    "local, sequential",
-)
+COURSE, RANDOM_ONE, LOCAL_ONE = ("random, one at a time, the course's loss",
+                                 "random, one at a time", "local, sequential")  # fmt: skip
 RUNS: dict[str, tuple[Callable[[Array, Array, int], Any], str]] = {  # name: (run, baseline)
     COURSE: (partial(one_at_a_time_random, course=True), COURSE),
     RANDOM_ONE: (one_at_a_time_random, RANDOM_ONE),
@@ -108,39 +102,30 @@ RUNS: dict[str, tuple[Callable[[Array, Array, int], Any], str]] = {  # name: (ru
 }
 
 
-def timed(X: Array, y: Array, n: int, repeats: int, results: dict[str, Any]) -> dict[str, Timing]:
-    candidates = [
-        (name, lambda name=name, fn=fn: results.__setitem__(name, fn(X, y, n)))
-        for name, (fn, _) in RUNS.items()
-    ]
-    return {t.name: t for t in interleaved(candidates, repeats=repeats, warmup=0)}
-
-
-def speed_rows(timings: dict[str, Timing], n: int) -> list[list[object]]:
+def timed(X: Array, y: Array, n: int, repeats: int, results: dict[str, Any]) -> str:
+    """The speed table of `repeats` interleaved runs of `n` candidates each."""
+    candidates = [(name, lambda name=name, fn=fn: results.__setitem__(name, fn(X, y, n)))
+                  for name, (fn, _) in RUNS.items()]  # fmt: skip
+    timings = {t.name: t for t in interleaved(candidates, repeats=repeats, warmup=0)}
     rows: list[list[object]] = []
     for name, (_, base) in RUNS.items():
         t = timings[name]
         runs = ", ".join(f"{r:.2f}" for r in t.runs)
-        ratio = timings[base].seconds / t.seconds
-        vs_course = timings[COURSE].seconds / t.seconds
-        per = 1000 * t.seconds / n
-        rows.append([name, f"{t.seconds:.2f}", f"{per:.1f}", runs, f"{ratio:.2f}x",
-                     f"{vs_course:.2f}x"])  # fmt: skip
-    return rows
+        rows.append([name, f"{t.seconds:.2f}", f"{1000 * t.seconds / n:.1f}", runs,
+                     f"{timings[base].seconds / t.seconds:.2f}x",
+                     f"{timings[COURSE].seconds / t.seconds:.2f}x"])  # fmt: skip
+    header = ["run", "seconds (min)", "ms / candidate", "runs", "speed-up", "vs the course's loss"]
+    return table(header, rows)
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--slice", type=int, default=256, help="candidates per timed run")
-    parser.add_argument("--repeats", type=int, default=5, help="timed runs of each (min kept)")
-    args = parser.parse_args(argv or [])
+def main() -> None:
+    options(__doc__)
     prepared, labels = cifar10_prepared(("float32",))
     X, y = prepared["float32"]["train"], labels["train"]
     X_test, y_test = prepared["float32"]["test"], labels["test"]
-
     full: dict[str, Any] = {}
     n_full = RANDOM.trials
-    full_timings = timed(X, y, n_full, 1, full)
+    full_table = timed(X, y, n_full, 1, full)
     fast_losses, fast_best = full["random, blocked"]
     slow_losses, slow_best = full["random, one at a time"]
     assert np.argmin(fast_losses) == np.argmin(slow_losses)
@@ -154,18 +139,15 @@ def main(argv: list[str] | None = None) -> None:
     np.testing.assert_array_equal(fast_acc, slow_acc)
     np.testing.assert_array_equal(fast_W, slow_W)
     local_diff = float(np.max(np.abs(fast_l - slow_l) / slow_l))
-    sliced = timed(X, y, args.slice, args.repeats, {})
-
-    header = ["run", "seconds (min)", "ms / candidate", "runs", "speed-up",
-              "vs the course's loss"]  # fmt: skip
+    sliced_table = timed(X, y, SLICE, REPEATS, {})
     body = f"""
-## Speed: {args.slice} candidates per run, min of {args.repeats} interleaved runs
+## Speed: {SLICE} candidates per run, min of {REPEATS} interleaved runs
 
-{table(header, speed_rows(sliced, args.slice))}
+{sliced_table}
 
 ## The full runs: {n_full:,} candidates each, one interleaved round
 
-{table(header, speed_rows(full_timings, n_full))}
+{full_table}
 
 - Random search: best loss {fast_losses.min():.4f} at trial {int(np.argmin(fast_losses))},
   test accuracy {accuracy(fast_best, X_test, y_test):.1%} (note: 15.5%); blocked and one at
@@ -186,4 +168,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main()

@@ -1,30 +1,27 @@
 """The course's SGD recipe on CIFAR-10 (SVM, lr 1e-7, reg 2.5e4, batch 200, 1,500 steps, sampling
 with replacement): the engine against the course's training loop, and where a step's time goes.
 
-    python -m bench.sgd [--repeats 5]
+    python -m bench.sgd
 
-Whole trainings interleaved, min of `repeats`: the course's LinearClassifier.train (bench.step)
-in float32 and float64, and the engine's loop as the worker runs it (train.run: each step's
-rows read in place by the gather kernels), gathered into a batch (the path of runs the gather
-kernels do not cover) with the next batch prefetched on a helper thread, gathered without
-prefetch (limit_threads(1)), and on X kept as bytes (ByteRows, as a worker holds CIFAR-10).
-Same batches and values: the final W must be bit-identical in every engine variant.
+Whole trainings interleaved: the course's LinearClassifier.train (bench.step) in float32 and
+float64, and the engine's loop as the worker runs it (train.run: each step's rows read in place
+by the gather kernels), gathered into a batch (the path of runs the gather kernels do not cover)
+with the next batch prefetched on a helper thread, gathered without prefetch (limit_threads(1)),
+and on X kept as bytes (ByteRows, as a worker holds CIFAR-10). Same batches and values: the
+final W must be bit-identical in every engine variant.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import math
 import time
 from collections.abc import Callable
-from typing import Any
 from unittest import mock
 
 import numpy as np
-from numpy.typing import NDArray
 
-from bench.common import interleaved, table, write_report
+from bench.common import SETTLE, Array, interleaved, options, table, write_report
 from bench.step import cifar10_prepared, cifar10_train_as_bytes, course_svm, course_train_svm
 from worker.engine import accel
 from worker.engine.accel.parallel import limit_threads, run_parallel
@@ -33,10 +30,7 @@ from worker.engine.metrics import accuracy
 from worker.engine.train import TrainData, TrainState, init_state, run
 from worker.engine.train_config import TrainConfig
 
-Array = NDArray[Any]
-COMMAND = ".venv/bin/python -m bench.sgd"
-# Idle before each timed run: OpenBLAS's threads spin on after a threaded call (the course's).
-SETTLE = 0.3
+REPEATS = 5
 HEADER = ["candidate", "s (min)", "ms/step", "course f32 / x", "course f64 / x", "last loss", "val"]
 VARIANTS = {  # name suffix -> (in place, prefetch, X kept as bytes)
     " (train.run)": (True, True, False),
@@ -69,7 +63,7 @@ def train(
     return state, float(chunks[-1].losses[-1])
 
 
-def _per_step(fn: Callable[[int], object], steps: int, repeats: int = 3) -> float:
+def per_step(fn: Callable[[int], object], steps: int, repeats: int = 3) -> str:
     """Microseconds per call of fn(step), min over repeats."""
     best = math.inf
     for _ in range(repeats):
@@ -77,7 +71,7 @@ def _per_step(fn: Callable[[int], object], steps: int, repeats: int = 3) -> floa
         for step in range(steps):
             fn(step)
         best = min(best, time.perf_counter() - start)
-    return best / steps * 1e6
+    return f"{best / steps * 1e6:.0f}"
 
 
 def breakdown(X: Array, y: Array, steps: int = 1500) -> list[list[object]]:
@@ -95,48 +89,41 @@ def breakdown(X: Array, y: Array, steps: int = 1500) -> list[list[object]]:
     _, full_grad = loss_fn.loss_grad(W, hot_X, hot_y)
     W_updated = W.copy()
     draw = np.random.default_rng(0)
+    packed = fused.pack(W)
     parts: dict[str, Callable[[int], object]] = {
         "draw rows: rng.choice(N, 200)": lambda s: draw.choice(X.shape[0], 200, replace=True),
-        "loss_grad_rows: 200 random rows read in place (gather kernel)": lambda s: (
-            loss_fn.loss_grad_rows(W, X, y64, rows[s])
-        ),
+        "loss_grad_rows: 200 random rows read in place (gather kernel)":
+            lambda s: loss_fn.loss_grad_rows(W, X, y64, rows[s]),
         "update W -= lr * grad": lambda s: rule.update(full_grad, {}, W_updated, 0.0),
-        "(gathered path) gather 200 random rows (np.take into a buffer)": lambda s: np.take(
-            X, rows[s], axis=0, out=batch, mode="clip"
-        ),
-        "(gathered path) loss_grad on a cached batch (slab kernel)": lambda s: loss_fn.loss_grad(
-            W, hot_X, hot_y
-        ),
-    }
-    packed = fused.pack(W)
-    parts["(inside loss_grad_rows) pack W tile-major (fused.pack)"] = lambda s: fused.pack(W)
-    parts["(inside loss_grad_rows) unpack the gradient (fused.unpack)"] = lambda s: fused.unpack(
-        packed, X.shape[1]
-    )
+        "(gathered path) gather 200 random rows (np.take into a buffer)":
+            lambda s: np.take(X, rows[s], axis=0, out=batch, mode="clip"),
+        "(gathered path) loss_grad on a cached batch (slab kernel)":
+            lambda s: loss_fn.loss_grad(W, hot_X, hot_y),
+        "(inside loss_grad_rows) pack W tile-major (fused.pack)": lambda s: fused.pack(W),
+        "(inside loss_grad_rows) unpack the gradient (fused.unpack)":
+            lambda s: fused.unpack(packed, X.shape[1]),
+    }  # fmt: skip
     with limit_threads(1):
-        found: list[list[object]] = [
-            [name, f"{_per_step(fn, steps):.0f}"] for name, fn in parts.items()
-        ]
+        found: list[list[object]] = [[name, per_step(fn, steps)] for name, fn in parts.items()]
     # Two threads: the pass itself, and what handing the second slab to the other thread costs
     # with nothing to compute (numba's threads, and Python's where numba has no thread-safe layer).
     with limit_threads(2):
-        two = _per_step(lambda s: loss_fn.loss_grad_rows(W, X, y64, rows[s]), steps)
-    found.append(["(2 threads) loss_grad_rows, slabs on numba's threads", f"{two:.0f}"])
+        two = per_step(lambda s: loss_fn.loss_grad_rows(W, X, y64, rows[s]), steps)
+    found.append(["(2 threads) loss_grad_rows, slabs on numba's threads", two])
     if jit.parallel_ready(2):
         spans, losses = np.zeros((2, 2), np.int64), np.empty(2)
-        nothing = np.empty((2, 0, 0, 0), X.dtype)
-        delta = X.dtype.type(1.0)
-        launch = _per_step(
+        nothing, delta = np.empty((2, 0, 0, 0), X.dtype), X.dtype.type(1.0)
+        launch = per_step(
             lambda s: fused_c10.svm_gather_slabs(
                 X, y64, rows[s], packed, spans, nothing, fused.CHUNK, False, delta, losses
             ),
             steps,
         )
-        found.append(["(2 threads) launch: the driver on two empty slabs", f"{launch:.0f}"])
+        found.append(["(2 threads) launch: the driver on two empty slabs", launch])
     empty = [lambda slot: None, lambda slot: None]
-    handoff = _per_step(lambda s: run_parallel(empty, 2), steps)
+    handoff = per_step(lambda s: run_parallel(empty, 2), steps)
     name = "(2 threads) hand-off: run_parallel of two empty tasks (without numba's threads)"
-    return [*found, [name, f"{handoff:.0f}"]]
+    return [*found, [name, handoff]]
 
 
 def course_breakdown(X: Array, y: Array, steps: int = 1500) -> list[list[object]]:
@@ -152,13 +139,11 @@ def course_breakdown(X: Array, y: Array, steps: int = 1500) -> list[list[object]
         "gradient X_batch.T.dot(binary) (cached batch)": lambda s: hot_X.T.dot(binary),
         "whole svm_loss_vectorized (cached batch)": lambda s: course_svm(W, hot_X, hot_y, 2.5e4),
     }
-    return [[name, f"{_per_step(fn, steps):.0f}"] for name, fn in parts.items()]
+    return [[name, per_step(fn, steps)] for name, fn in parts.items()]
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--repeats", type=int, default=5)
-    args = parser.parse_args(argv)
+def main() -> None:
+    options(__doc__)
     accel.configure("compiled")  # the engine's kernels, as a worker runs them
     X, labels = cifar10_prepared(("float32", "float64"))
     y, y_val = labels["train"], labels["val"]
@@ -186,11 +171,11 @@ def main(argv: list[str] | None = None) -> None:
 
         return go
 
-    cands = [("course float32", course("float32")), ("course float64", course("float64"))]
-    for dtype in ("float32", "float64"):
-        cands += [(f"engine {dtype}{variant}", engine(dtype, variant)) for variant in VARIANTS]
+    cands = [(f"course {dt}", course(dt)) for dt in ("float32", "float64")]
+    cands += [(f"engine {dt}{variant}", engine(dt, variant))
+              for dt in ("float32", "float64") for variant in VARIANTS]  # fmt: skip
     print("timing the recipe ...", flush=True)
-    timings = interleaved(cands, repeats=args.repeats, settle_seconds=SETTLE)
+    timings = interleaved(cands, repeats=REPEATS, settle_seconds=SETTLE)
     t = {timing.name: timing.seconds for timing in timings}
     rows = []
     for timing in timings:
@@ -208,7 +193,7 @@ def main(argv: list[str] | None = None) -> None:
     course_parts = course_breakdown(X["float32"]["train"], y)
     body = f"""
 SVM, {RECIPE}, sampling with replacement; val = the course's 1,000 validation images. Min of
-{args.repeats} interleaved runs, each after {SETTLE} s idle. The engine runs on its default
+{REPEATS} interleaved runs, each after {SETTLE} s idle. The engine runs on its default
 threads, the course's code on OpenBLAS's (every core). Final W bit-identical in the engine's
 variants: **{same}**.
 
@@ -225,7 +210,8 @@ Course (OpenBLAS default threads):
 
 {table(["part", "us / step"], course_parts)}
 """  # fmt: skip
-    write_report("sgd", "SGD recipe: engine vs the course's training loop", COMMAND, body)
+    write_report("sgd", "SGD recipe: engine vs the course's training loop",
+                 ".venv/bin/python -m bench.sgd", body)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Full-batch loss + gradient on CIFAR-10 (49,000 x 3,073, 10 classes): the engine against the
 course's vectorized code, one read of X and the two bare BLAS products.
 
-    python -m bench.step [--repeats 7]
+    python -m bench.step
 
 The course's code (assignment 1, W (D, C)) lives here; bench.sgd reuses it. "BLAS default" is
 OpenBLAS's own thread count; the engine's passes use every core unless limit_threads(1).
@@ -9,17 +9,16 @@ OpenBLAS's own thread count; the engine's passes use every core unless limit_thr
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
 from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
 from threadpoolctl import threadpool_limits
 
-from bench.common import Timing, interleaved, require_cifar10, table, write_report
+from bench import common
+from bench.common import SETTLE, Array, Timing, interleaved, options, table, write_report
 from worker.engine import accel
 from worker.engine.accel.parallel import limit_threads
 from worker.engine.byte_rows import ByteRows
@@ -27,10 +26,7 @@ from worker.engine.datasets import load_builtin
 from worker.engine.losses import softmax_loss_grad, svm_loss_grad
 from worker.engine.preprocess import Preprocessor
 
-Array = NDArray[Any]
-COMMAND = ".venv/bin/python -m bench.step"
-# Idle before each timed run: OpenBLAS's threads spin on after a threaded call (the course's).
-SETTLE = 0.3
+REPEATS = 7
 OFF = ", fused off"  # the engine's NumPy pass (DESCENT_FUSED_KERNELS=0)
 BYTES = ", bytes"  # X kept as bytes (ByteRows), as jobs on CIFAR-10 hold it
 
@@ -68,16 +64,9 @@ def course_softmax(W: Array, X: Array, y: Array, reg: float) -> tuple[Any, Array
     return loss, dW
 
 
-def course_train_svm(
-    X: Array,
-    y: Array,
-    *,
-    learning_rate: float = 1e-7,
-    reg: float = 2.5e4,
-    num_iters: int = 1500,
-    batch_size: int = 200,
-    seed: int = 0,
-) -> tuple[Array, float]:
+def course_train_svm(X: Array, y: Array, *, learning_rate: float = 1e-7, reg: float = 2.5e4,
+                     num_iters: int = 1500, batch_size: int = 200, seed: int = 0
+                     ) -> tuple[Array, float]:  # fmt: skip
     """LinearClassifier.train with the SVM loss, in X's dtype. Returns W (D, C), last loss."""
     num_train, dim = X.shape
     np.random.seed(seed)
@@ -95,11 +84,9 @@ def course_train_svm(
 def cifar10_prepared(
     dtypes: tuple[str, ...], *, standardize: bool = False
 ) -> tuple[dict[str, dict[str, Array]], dict[str, Array]]:
-    """The course's split, mean-centred (optionally standardized), bias column appended.
-
-    Returns ({dtype: {"train", "val", "test"}}, {"train", "val", "test"} labels).
-    """
-    dataset = load_builtin("cifar10", cifar10_dir=require_cifar10())
+    """The course's split, mean-centred (optionally standardized), bias column appended:
+    ({dtype: {"train", "val", "test"}}, {"train", "val", "test"} labels)."""
+    dataset = load_builtin("cifar10", cifar10_dir=common.require_cifar10())
     pre = Preprocessor.fit(dataset.X_train, center=True, standardize=standardize, bias=True)
     splits = {"train": dataset.X_train, "val": dataset.X_val, "test": dataset.X_test}
     X = {dt: {name: pre.transform(raw, dt) for name, raw in splits.items()} for dt in dtypes}
@@ -109,7 +96,7 @@ def cifar10_prepared(
 
 def cifar10_train_as_bytes(dtypes: tuple[str, ...]) -> dict[str, ByteRows]:
     """cifar10_prepared's training rows kept as bytes, as a worker holds them: {dtype: rows}."""
-    dataset = load_builtin("cifar10", cifar10_dir=require_cifar10())
+    dataset = load_builtin("cifar10", cifar10_dir=common.require_cifar10())
     pre = Preprocessor.fit(dataset.X_train, center=True, standardize=False, bias=True)
     return {dt: ByteRows.encode(dataset.X_train, pre.mean, pre.std, pre.bias, dt) for dt in dtypes}
 
@@ -162,20 +149,14 @@ def _candidates(
         ("copy X into a buffer", lambda: np.copyto(copy, X)),
         ("bare products X.dot(W), X.T.dot(dS)", lambda: (X.dot(Wc), X.T.dot(dS))),
     ]
-    for threads in (None, 1):
-        tag = "" if threads is None else ", 1 thread"
+    for n in (None, 1):
+        tag = "" if n is None else ", 1 thread"
         for name, course, engine in LOSSES:
             cands += [
-                (f"course {name}{tag}", _threads(threads, partial(course, Wc, X, y, reg))),
-                (f"engine {name}{tag}", _threads(threads, partial(engine, W, X, y, reg))),
-                (
-                    f"engine {name}{tag}{OFF}",
-                    _threads(threads, _off(partial(engine, W, X, y, reg))),
-                ),
-                (
-                    f"engine {name}{tag}{BYTES}",
-                    _threads(threads, partial(engine, W, X_bytes, y, reg)),
-                ),
+                (f"course {name}{tag}", _threads(n, partial(course, Wc, X, y, reg))),
+                (f"engine {name}{tag}", _threads(n, partial(engine, W, X, y, reg))),
+                (f"engine {name}{tag}{OFF}", _threads(n, _off(partial(engine, W, X, y, reg)))),
+                (f"engine {name}{tag}{BYTES}", _threads(n, partial(engine, W, X_bytes, y, reg))),
             ]
     return cands
 
@@ -204,9 +185,7 @@ def _section(dtype: str, timings: list[Timing]) -> str:
     read, products = t["read X: X.sum()"], t["bare products X.dot(W), X.T.dot(dS)"]
     rows = []
     for timing in timings:
-        s = timing.seconds
-        course_ratio = ""
-        float_ratio = ""
+        s, course_ratio, float_ratio = timing.seconds, "", ""
         if timing.name.startswith("engine"):
             course = timing.name.replace("engine", "course").replace(OFF, "").replace(BYTES, "")
             course_ratio = f"**{t[course] / s:.2f}x**"
@@ -219,10 +198,8 @@ def _section(dtype: str, timings: list[Timing]) -> str:
     return f"### {dtype}\n\n" + table(header, rows)
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--repeats", type=int, default=7)
-    args = parser.parse_args(argv)
+def main() -> None:
+    options(__doc__)
     accel.configure("compiled")  # the engine's kernels, as a worker runs them
     reg = 2.5e4
     dtypes = ("float32", "float64")
@@ -234,14 +211,14 @@ def main(argv: list[str] | None = None) -> None:
         X, X_bytes = X_by_dtype[dtype]["train"], bytes_by_dtype[dtype]
         print(f"timing {dtype} {X.shape} ...", flush=True)
         cands = _candidates(X, X_bytes, y, reg)
-        timings = interleaved(cands, repeats=args.repeats, settle_seconds=SETTLE)
+        timings = interleaved(cands, repeats=REPEATS, settle_seconds=SETTLE)
         sections.append(_section(dtype, timings))
         if dtype == "float32":
             agreement = _agreement(X, y, reg)
         del X_by_dtype[dtype], bytes_by_dtype[dtype]
     body = f"""
 Loss + gradient over the whole training set (N = 49,000, D = 3,073, C = 10), reg = {reg:g},
-W = 0.001 * randn (every SVM margin active, as at the first step); min of {args.repeats}
+W = 0.001 * randn (every SVM margin active, as at the first step); min of {REPEATS}
 interleaved runs after a warm-up, each after {SETTLE} s idle. **course**: assignment 1's
 `svm_loss_vectorized` / `softmax_loss_vectorized`; **engine**: `worker.engine.losses` on the
 compiled kernels; **fused off**: its NumPy pass; **bytes**: the engine on X kept as bytes
@@ -261,7 +238,8 @@ Relative error of the loss, and max |grad - ref| / max |ref|.
 {table(["loss", "float64 loss", "course loss err", "engine loss err", "fused off loss err",
         "course grad err", "engine grad err", "fused off grad err"], agreement)}
 """  # fmt: skip
-    write_report("step", "Full-batch step: engine vs the course's vectorized code", COMMAND, body)
+    write_report("step", "Full-batch step: engine vs the course's vectorized code",
+                 ".venv/bin/python -m bench.step", body)  # fmt: skip
 
 
 if __name__ == "__main__":

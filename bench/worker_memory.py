@@ -12,7 +12,6 @@ are summed, and a new server on the same directory reports its first job's `load
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 import time
 from pathlib import Path
@@ -20,15 +19,8 @@ from typing import Any
 
 import httpx
 
-from bench.common import (
-    RECIPE,
-    descendants,
-    require_cifar10,
-    serve,
-    table,
-    wait_finished,
-    write_report,
-)
+from bench import common
+from bench.common import RECIPE, serve, wait_finished
 
 VARIANTS = {"per process": {"DESCENT_PREPARED_CACHE_BYTES": "0"}, "per machine": {}}
 
@@ -55,7 +47,7 @@ def run_variant(env: dict[str, str], workers: int) -> dict[str, Any]:
             ]
             jobs = [wait_finished(api, f"/jobs/{job_id}") for job_id in ids]
             time.sleep(1.0)  # let the writers settle after the last flush
-            kids = descendants(pid)
+            kids = common.descendants(pid)
             sizes = [memory_kib(kid) for kid in kids]
         # A new server on the same data directory: its worker has prepared nothing yet.
         with (
@@ -76,40 +68,27 @@ def run_variant(env: dict[str, str], workers: int) -> dict[str, Any]:
     }
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--workers", type=int, default=2)
-    args = parser.parse_args(argv)
-    require_cifar10()
-    results = {name: run_variant(env, args.workers) for name, env in VARIANTS.items()}
+def main() -> None:
+    workers = common.options(__doc__.split("\n\n")[0], workers=2).workers
+    common.require_cifar10()
+    results = {name: run_variant(env, workers) for name, env in VARIANTS.items()}
     base = results["per process"]["pss_mib"]
-    rows = [
-        [
-            name,
-            f"{found['pss_mib']:.0f}",
-            f"{found['pss_mib'] / base:.2f}x",
-            f"{found['rss_mib']:.0f}",
-            " / ".join(f"{s:.3f}" for s in found["first_load_s"]),
-            f"{found['later_load_s']:.3f}",
-            " / ".join(f"{v:.3f}" for v in found["val"]),
-        ]
-        for name, found in results.items()
-    ]
+    rows = [[name, f"{found['pss_mib']:.0f}", f"{found['pss_mib'] / base:.2f}x",
+             f"{found['rss_mib']:.0f}", " / ".join(f"{s:.3f}" for s in found["first_load_s"]),
+             f"{found['later_load_s']:.3f}", " / ".join(f"{v:.3f}" for v in found["val"])]
+            for name, found in results.items()]  # fmt: skip
     header = ["data", "workers' PSS (MiB)", "to per process", "workers' RSS (MiB)",
               "first jobs' load_s (s)", "after a restart: load_s (s)", "val accuracy"]  # fmt: skip
     processes = results["per machine"]["processes"]
     body = (
-        table(header, rows)
-        + f"\n\n`descent serve --workers {args.workers}`; memory summed over its {processes} child"
+        common.table(header, rows)
+        + f"\n\n`descent serve --workers {workers}`; memory summed over its {processes} child"
         " processes (the workers and their history writers) after each worker ran one job. After"
         " a restart: the first job of a new `descent serve --workers 1` on the same directory.\n"
     )
-    write_report(
-        "worker_memory",
-        f"The memory of {args.workers} workers, and how fast a worker gets its data",
-        f".venv/bin/python -m bench.worker_memory --workers {args.workers}",
-        body,
-    )
+    title = f"The memory of {workers} workers, and how fast a worker gets its data"
+    command = f".venv/bin/python -m bench.worker_memory --workers {workers}"
+    common.write_report("worker_memory", title, command, body)
 
 
 if __name__ == "__main__":
