@@ -32,7 +32,6 @@ from service.db import bulk
 from service.db.session import Database
 from service.history import writes as history_writes
 from service.jobs import queue
-from service.jobs.queue import LeaseLost
 from service.settings import Settings
 from worker.retry import describe, in_transaction
 
@@ -68,43 +67,38 @@ class WriterDied(WriteFailed):
     which resumes from its last checkpoint."""
 
 
-def write(session: Session, flush: Flush, writes: Sequence[bulk.Statement] | None = None) -> bool:
-    """Renew the lease, then write the flush, in the session's transaction; True if a cancel was
-    requested. Raises LeaseLost (and writes nothing) if another worker holds the job.
-
-    `writes`: history_writes.point_writes of the flush's points, if the caller built them
-    already."""
-    cancel = queue.renew(session, flush.job_id, flush.owner, flush.lease_seconds,
-                         progress_step=flush.step, metrics=flush.metrics)  # fmt: skip
-    if writes is None:
-        dialect = session.get_bind().dialect.name
-        writes = history_writes.point_writes(dialect, flush.job_id, flush.points)
-    history_writes.write_points(session, writes)
-    if flush.checkpoint is not None:
-        queue.put_checkpoint(session, flush.job_id, flush.attempt, flush.step, flush.checkpoint)
-    if flush.weights is not None:
-        queue.put_array(session, flush.job_id, "W", flush.weights, flush.step)
-    return cancel
-
-
 def write_all(
     session: Session,
     flushes: Sequence[Flush],
     writes: Sequence[Sequence[bulk.Statement] | None] | None = None,
 ) -> list[bool | None]:
-    """`write` each flush (of one job or of a population's jobs) in the session's transaction:
-    per flush, whether a cancel was requested, or None where another worker holds that job (its
-    renewal matched nothing, so nothing of it was written)."""
+    """Renew the leases of the flushes' jobs (one job, or a population's), then write each
+    flush whose job this worker still holds, in the session's transaction: per flush, whether a
+    cancel was requested, or None where another worker holds that job (its renewal matched
+    nothing, so nothing of it was written).
+
+    `writes`: history_writes.point_writes of each flush's points, if the caller built them
+    already."""
+    renewals = [queue.Renewal(f.job_id, f.owner, f.lease_seconds, f.step, f.metrics)
+                for f in flushes]  # fmt: skip
+    held = queue.renew_many(session, renewals)
+    dialect = session.get_bind().dialect.name
     results: list[bool | None] = []
     for position, flush in enumerate(flushes):
-        try:
-            results.append(write(session, flush, None if writes is None else writes[position]))
-        except LeaseLost:
-            results.append(None)
+        results.append(held.get(flush.job_id))
+        if flush.job_id not in held:
+            continue
+        statements = None if writes is None else writes[position]
+        if statements is None:
+            statements = history_writes.point_writes(dialect, flush.job_id, flush.points)
+        history_writes.write_points(session, statements)
+        if flush.checkpoint is not None:
+            queue.put_checkpoint(session, flush.job_id, flush.attempt, flush.step, flush.checkpoint)
+        if flush.weights is not None:
+            queue.put_array(session, flush.job_id, "W", flush.weights, flush.step)
     return results
 
 
-# ---- in the writer process -------------------------------------------------------------------
 def _serve(connection: Connection) -> None:
     """Answer each (database URL, busy timeout, flushes) received until the worker closes its
     end of the pipe."""

@@ -8,7 +8,7 @@ from collections import Counter
 
 import numpy as np
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from service.db.models import Job, JobArray, MetricPoint
 from service.db.session import Database
@@ -81,6 +81,29 @@ def test_a_job_whose_lease_expired_is_claimed_again(settings: Settings, database
             queue.renew(session, job_id, "lost-worker", 60)
         assert not queue.finish(session, job_id, "lost-worker", "succeeded")
         assert queue.renew(session, job_id, "new-worker", 60) is False
+
+
+def test_renewing_many_leases_sets_only_the_jobs_this_worker_still_holds(
+    settings: Settings, database: Database
+) -> None:
+    mine, cancelled, lost = (submit(database, settings) for _ in range(3))
+    with database.transaction() as session:
+        for _ in range(3):
+            queue.claim(session, "w", lease_seconds=60)
+        session.execute(update(Job).where(Job.id == cancelled).values(cancel_requested=True))
+        session.execute(update(Job).where(Job.id == lost).values(lease_owner="other"))
+    with database.transaction() as session:
+        held = queue.renew_many(session, [
+            queue.Renewal(job_id, "w", 90, 7, {"loss": float(n)})
+            for n, job_id in enumerate((mine, cancelled, lost))
+        ])  # fmt: skip
+    assert held == {mine: False, cancelled: True}
+    with database.read() as session:
+        jobs = {job.id: job for job in session.scalars(select(Job))}
+    assert (jobs[mine].progress_step, jobs[mine].metrics) == (7, {"loss": 0.0})
+    assert (jobs[cancelled].progress_step, jobs[cancelled].metrics) == (7, {"loss": 1.0})
+    assert jobs[lost].metrics != {"loss": 2.0} and jobs[lost].lease_owner == "other"
+    assert jobs[mine].lease_expires_at > jobs[lost].lease_expires_at  # 90 s against 60 s
 
 
 def test_a_running_job_with_a_live_lease_is_not_claimed(
