@@ -9,6 +9,8 @@ bench.common's filled cache), warmed up first (CIFAR-10 prepared) with one tiny 
   and `--workers 2` (each worker takes half of the trials: its share of the cores);
 - separate jobs: `--workers 2`, DESCENT_POPULATION_SIZE=1: every trial a job of its own, two at
   a time, as before populations;
+- the products alone: the population step's two products per slab, 1,500 times, in this
+  process (no API, no loss, no evaluation): the ceiling of the population's layout;
 - the course's loop: LinearClassifier.train (bench.step's copy) in this process, on one row of the
   grid (8 trials), scaled to 64.
 Each time runs from POST /sweeps to the sweep's final status. The machine's float32 GEMM rate is
@@ -19,6 +21,8 @@ columns, B = 200, D = 3,073, C = 10).
 
 from __future__ import annotations
 
+import functools
+import itertools
 import json
 import tempfile
 import time
@@ -28,8 +32,18 @@ from typing import Any
 import httpx
 import numpy as np
 
-from bench.common import RECIPE, require_cifar10, serve, table, wait_finished, write_report
+from bench.common import (
+    RECIPE,
+    options,
+    require_cifar10,
+    serve,
+    table,
+    wait_finished,
+    write_report,
+)
 from bench.step import cifar10_prepared, course_train_svm
+from worker.engine.accel.blas import gemm_at, gemm_routine
+from worker.engine.accel.parallel import max_threads, run_parallel, single_threaded_blas
 
 RATE_RANGE, STRENGTH_RANGE, GRID_POINTS = (1e-8, 1e-6), (1e3, 1e5), 8
 TRIALS, STEPS, BATCH, FEATURES, CLASSES = 64, 1500, 200, 3073, 10
@@ -81,6 +95,31 @@ def through_the_api(workdir: Path, workers: int, env: dict[str, str]) -> dict[st
     return {"elapsed": elapsed, "sweep": done, "run_s": max(t.get("run_s", 0.0) for t in runs)}
 
 
+def products_alone() -> float:
+    """Seconds for the population's products alone: 1,500 steps of the two products of a
+    B x D minibatch with the 64 trials' K*C columns, one slab of trials per engine thread on
+    one-threaded BLAS, as the population's step runs them (the ceiling of that layout)."""
+    rng = np.random.default_rng(0)
+    # Centred pixels and weights of the scale the recipe trains (its initial 1e-4 * randn).
+    X = (rng.integers(0, 256, (BATCH, FEATURES)) - 128).astype(np.float32)
+    Wt = np.asfortranarray(1e-4 * rng.standard_normal((FEATURES, TRIALS * CLASSES)), np.float32)
+    # An SVM score gradient's 0/1 pattern, times the recipe's lr / B.
+    dS = (rng.integers(0, 2, (BATCH, TRIALS * CLASSES)) * -5e-10).astype(np.float32)
+    bounds = np.linspace(0, TRIALS, min(max_threads(), TRIALS) + 1).astype(int) * CLASSES
+    slabs = [(Wt[:, a:b], dS[:, a:b].copy()) for a, b in itertools.pairwise(bounds)]
+
+    def step(slab: np.ndarray, dS: np.ndarray, _slot: int) -> None:
+        X @ slab  # the scores
+        gemm_at(slab, X, dS, alpha=1.0, beta=1.0)  # W += X^T dS
+
+    gemm_routine(Wt.dtype)  # SciPy's BLAS loaded before single_threaded_blas caps it
+    with single_threaded_blas():
+        started = time.perf_counter()
+        for _ in range(STEPS):
+            run_parallel([functools.partial(step, W, dW) for W, dW in slabs], len(slabs))
+        return time.perf_counter() - started
+
+
 def course_loop() -> tuple[float, float]:
     """Seconds for the 64 trials at the rate of COURSE_TRIALS of them, and their best val."""
     X, y = cifar10_prepared(("float32",))
@@ -96,7 +135,9 @@ def course_loop() -> tuple[float, float]:
     return (time.perf_counter() - started) * TRIALS / COURSE_TRIALS, best
 
 
-def report(rate: float, results: dict[str, dict[str, Any]], course: tuple[float, float]) -> str:
+def report(
+    rate: float, results: dict[str, dict[str, Any]], products: float, course: tuple[float, float]
+) -> str:
     separate = results["separate jobs"]["elapsed"]
     rows = []
     for name, found in results.items():
@@ -105,6 +146,10 @@ def report(rate: float, results: dict[str, dict[str, Any]], course: tuple[float,
         rows.append([name, f"{seconds:.1f}", f"{FLOPS / seconds / 1e9:.0f}",
                      f"{FLOPS / seconds / rate:.2f}", f"{separate / seconds:.2f}",
                      sweep["counts"]["succeeded"], f"{best_val:.3f}"])  # fmt: skip
+    seconds = products
+    rows.append(["the products alone (engine, no API)", f"{seconds:.1f}",
+                 f"{FLOPS / seconds / 1e9:.0f}", f"{FLOPS / seconds / rate:.2f}",
+                 f"{separate / seconds:.2f}", "-", "-"])  # fmt: skip
     seconds, best = course
     rows.append([f"the course's loop ({COURSE_TRIALS} trials, x {TRIALS // COURSE_TRIALS})",
                  f"{seconds:.1f}", f"{FLOPS / seconds / 1e9:.0f}", f"{FLOPS / seconds / rate:.2f}",
@@ -124,6 +169,7 @@ def report(rate: float, results: dict[str, dict[str, Any]], course: tuple[float,
 
 
 def main() -> None:
+    options(__doc__)
     cifar10 = require_cifar10()
     workdir = Path(tempfile.mkdtemp(prefix="descent-population-"))
     env = {"DESCENT_CIFAR10_DIR": str(cifar10)}
@@ -135,13 +181,14 @@ def main() -> None:
             workdir / "separate", 2, {**env, "DESCENT_POPULATION_SIZE": "1"}
         ),
     }
+    products = products_alone()
     course = course_loop()
     rate = max(before, gemm_rate())
     write_report(
         "population",
         "The course's 8 x 8 grid as one population, as separate jobs, and in the course's loop",
         ".venv/bin/python -m bench.population",
-        report(rate, results, course),
+        report(rate, results, products, course),
     )
 
 
