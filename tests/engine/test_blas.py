@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from worker.engine.accel.blas import gemm_at
+from worker.engine.arrays import FloatArray
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -15,8 +16,9 @@ def test_a_product_is_added_into_a_column_block_and_nothing_else(
 ) -> None:
     k, m, n = shape
     rng = np.random.default_rng(0)
-    A, B = rng.standard_normal((k, m)).astype(dtype), rng.standard_normal((k, n)).astype(dtype)
-    whole = np.asfortranarray(rng.standard_normal((m, n + 5)).astype(dtype))
+    A: FloatArray = rng.standard_normal((k, m)).astype(dtype)
+    B: FloatArray = rng.standard_normal((k, n)).astype(dtype)
+    whole: FloatArray = np.asfortranarray(rng.standard_normal((m, n + 5)).astype(dtype))
     before = whole.copy()
     block = whole[:, 2 : 2 + n]
     gemm_at(block, A, B, alpha=0.5, beta=1.0)
