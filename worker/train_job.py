@@ -56,13 +56,13 @@ class History:
 def state_to_checkpoint(
     state: TrainState, metrics: dict[str, float], unscaled: tuple[np.ndarray, float] | None = None
 ) -> bytes:
-    """`unscaled`: a population member's W as its population holds it (block and factor),
-    stored instead of W so that the population resumes bit for bit (W is their product)."""
+    """`unscaled`: a population member's W as its population holds it (block and factor), kept
+    beside W so that the population resumes bit for bit (a run resumed alone, or a worker that
+    knows nothing of populations, reads W)."""
     arrays = {"W": state.W, **{f"rule.{key}": value for key, value in state.rule_state.items()}}
     meta = {"kind": "train", "step": state.step, "rng": generator_state(state.rng),
             "metrics": metrics}  # fmt: skip
     if unscaled is not None:
-        del arrays["W"]
         arrays["population.unscaled"], meta["population_scale"] = unscaled
     return pack(arrays, meta)
 
@@ -80,13 +80,8 @@ def state_from_checkpoint(payload: bytes) -> tuple[TrainState, dict[str, float]]
     if meta.get("kind") != "train":
         raise ValueError(f"not a train checkpoint: {meta.get('kind')!r}")
     rule_state = {key[5:]: value for key, value in arrays.items() if key.startswith("rule.")}
-    W = arrays.get("W")
-    if W is None:  # a population member's: W is its block times its factor
-        W = arrays["population.unscaled"] * arrays["population.unscaled"].dtype.type(
-            meta["population_scale"]
-        )
     state = TrainState(
-        W=W, rule_state=rule_state, rng=restore_generator(meta["rng"]), step=meta["step"]
+        W=arrays["W"], rule_state=rule_state, rng=restore_generator(meta["rng"]), step=meta["step"]
     )
     return state, dict(meta["metrics"])
 
