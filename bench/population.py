@@ -22,7 +22,6 @@ columns, B = 200, D = 3,073, C = 10).
 from __future__ import annotations
 
 import functools
-import itertools
 import json
 import tempfile
 import time
@@ -43,7 +42,8 @@ from bench.common import (
 )
 from bench.step import cifar10_prepared, course_train_svm
 from worker.engine.accel.blas import gemm_at, gemm_routine
-from worker.engine.accel.parallel import max_threads, run_parallel, single_threaded_blas
+from worker.engine.accel.parallel import run_parallel, single_threaded_blas
+from worker.engine.population_steps import member_slabs
 
 RATE_RANGE, STRENGTH_RANGE, GRID_POINTS = (1e-8, 1e-6), (1e3, 1e5), 8
 TRIALS, STEPS, BATCH, FEATURES, CLASSES = 64, 1500, 200, 3073, 10
@@ -105,8 +105,8 @@ def products_alone() -> float:
     Wt = np.asfortranarray(1e-4 * rng.standard_normal((FEATURES, TRIALS * CLASSES)), np.float32)
     # An SVM score gradient's 0/1 pattern, times the recipe's lr / B.
     dS = (rng.integers(0, 2, (BATCH, TRIALS * CLASSES)) * -5e-10).astype(np.float32)
-    bounds = np.linspace(0, TRIALS, min(max_threads(), TRIALS) + 1).astype(int) * CLASSES
-    slabs = [(Wt[:, a:b], dS[:, a:b].copy()) for a, b in itertools.pairwise(bounds)]
+    columns = [slice(s.start * CLASSES, s.stop * CLASSES) for s in member_slabs(TRIALS)]
+    slabs = [(Wt[:, at], dS[:, at].copy()) for at in columns]
 
     def step(slab: np.ndarray, dS: np.ndarray, _slot: int) -> None:
         X @ slab  # the scores

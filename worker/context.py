@@ -253,12 +253,12 @@ class Heartbeat:
         in_transaction(self.leader.database, lambda session: self._renew_each(session, values))
 
     def _renew_each(self, session: Session, values: dict[str, Any]) -> None:
-        for context in self.contexts:
-            if context.lease_lost.is_set():
-                continue
-            try:
-                context.renew(session, **values)
-            except LeaseLost:  # renewing it matched nothing: the others go on
+        held = [context for context in self.contexts if not context.lease_lost.is_set()]
+        renewed = queue.renew_many(session, [
+            queue.Renewal(c.job_id, c.owner, c.settings.lease_seconds, values) for c in held
+        ])  # fmt: skip
+        for context in held:
+            if context.job_id not in renewed:  # renewing it matched nothing: the others go on
                 log.warning("job %s: lease lost", context.job_id,
                             extra={"job_id": context.job_id})  # fmt: skip
                 context.lease_lost.set()

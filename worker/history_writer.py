@@ -79,8 +79,12 @@ def write_all(
 
     `writes`: history_writes.point_writes of each flush's points, if the caller built them
     already."""
-    renewals = [queue.Renewal(f.job_id, f.owner, f.lease_seconds, f.step, f.metrics)
-                for f in flushes]  # fmt: skip
+    renewals = [
+        queue.Renewal(
+            f.job_id, f.owner, f.lease_seconds, {"progress_step": f.step, "metrics": f.metrics}
+        )
+        for f in flushes
+    ]
     held = queue.renew_many(session, renewals)
     dialect = session.get_bind().dialect.name
     results: list[bool | None] = []

@@ -31,13 +31,7 @@ from worker.engine.population_steps import predict_all
 from worker.engine.train import TrainData
 from worker.prepared_data import PreparedData
 from worker.pruning import Pruner, pruner_for
-from worker.train_job import (
-    History,
-    initial_state,
-    state_to_checkpoint,
-    succeeded,
-    unscaled_from_checkpoint,
-)
+from worker.train_job import History, Unscaled, initial_state, state_to_checkpoint, succeeded
 from worker.training import train_config
 
 
@@ -120,14 +114,16 @@ class PopulationRun:
         self.data = data
         configs = [train_config(context.spec) for context in contexts]
         states, self.members = [], []
+        unscaled: list[Unscaled | None] = []
         for context, config, resume in zip(contexts, configs, resumes, strict=True):
-            state, history = initial_state(config, data, resume)
+            state, history, held = initial_state(config, data, resume)
             states.append(state)
+            unscaled.append(held)
             self.members.append(_Member(context, history))
-        unscaled = [None if r is None else unscaled_from_checkpoint(r.payload) for r in resumes]
-        held = [u for u in unscaled if u is not None]
+        # Every trial's block and factor when a population's checkpoints hold them, else W.
+        blocks = [u for u in unscaled if u is not None]
         self.population: Population = from_states(
-            configs, states, held if len(held) == len(states) else None
+            configs, states, blocks if len(blocks) == len(states) else None
         )
         for index, member in enumerate(self.members):
             member.pruner = pruner_for(

@@ -53,12 +53,15 @@ class History:
         return points
 
 
+# A population member's W as its population holds it: its block and its factor.
+Unscaled = tuple[np.ndarray, float]
+
+
 def state_to_checkpoint(
-    state: TrainState, metrics: dict[str, float], unscaled: tuple[np.ndarray, float] | None = None
+    state: TrainState, metrics: dict[str, float], unscaled: Unscaled | None = None
 ) -> bytes:
-    """`unscaled`: a population member's W as its population holds it (block and factor), kept
-    beside W so that the population resumes bit for bit (a run resumed alone, or a worker that
-    knows nothing of populations, reads W)."""
+    """`unscaled`: a population member's, kept beside W so that the population resumes bit for
+    bit (a run resumed alone, or a worker that knows nothing of populations, reads W)."""
     arrays = {"W": state.W, **{f"rule.{key}": value for key, value in state.rule_state.items()}}
     meta = {"kind": "train", "step": state.step, "rng": generator_state(state.rng),
             "metrics": metrics}  # fmt: skip
@@ -67,15 +70,8 @@ def state_to_checkpoint(
     return pack(arrays, meta)
 
 
-def unscaled_from_checkpoint(payload: bytes) -> tuple[np.ndarray, float] | None:
-    """A population member's `unscaled` W, if its checkpoint holds one."""
-    arrays, meta = unpack(payload)
-    if "population.unscaled" not in arrays:
-        return None
-    return arrays["population.unscaled"], float(meta["population_scale"])
-
-
-def state_from_checkpoint(payload: bytes) -> tuple[TrainState, dict[str, float]]:
+def state_from_checkpoint(payload: bytes) -> tuple[TrainState, dict[str, float], Unscaled | None]:
+    """The state, the metrics, and the `unscaled` W of a population member's checkpoint."""
     arrays, meta = unpack(payload)
     if meta.get("kind") != "train":
         raise ValueError(f"not a train checkpoint: {meta.get('kind')!r}")
@@ -83,21 +79,24 @@ def state_from_checkpoint(payload: bytes) -> tuple[TrainState, dict[str, float]]
     state = TrainState(
         W=arrays["W"], rule_state=rule_state, rng=restore_generator(meta["rng"]), step=meta["step"]
     )
-    return state, dict(meta["metrics"])
+    unscaled = None
+    if "population.unscaled" in arrays:
+        unscaled = arrays["population.unscaled"], float(meta["population_scale"])
+    return state, dict(meta["metrics"]), unscaled
 
 
 def initial_state(
     config: TrainConfig, data: PreparedData, resume: Resume | None
-) -> tuple[TrainState, History]:
+) -> tuple[TrainState, History, Unscaled | None]:
     if resume is None:
-        return init_state(config, data.n_classes, data.X_train.shape[1]), History()
-    state, metrics = state_from_checkpoint(resume.payload)
-    return state, History(metrics)
+        return init_state(config, data.n_classes, data.X_train.shape[1]), History(), None
+    state, metrics, unscaled = state_from_checkpoint(resume.payload)
+    return state, History(metrics), unscaled
 
 
 def run_train(context: JobContext, data: PreparedData, resume: Resume | None) -> Outcome:
     config = train_config(context.spec)
-    state, history = initial_state(config, data, resume)
+    state, history, _ = initial_state(config, data, resume)  # alone: W, whatever wrote it
     train_data = TrainData(data.X_train, data.y_train, data.X_val, data.y_val)
     pruner = pruner_for(context, start=state.step, step=lambda: state.step,
                         weights=lambda: state.W, metrics=lambda: history.metrics)  # fmt: skip

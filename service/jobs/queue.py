@@ -12,7 +12,7 @@ statements stay in one module, longer than most, so that every guard can be chec
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple, cast
@@ -213,40 +213,25 @@ def has_claimable(session: Session) -> bool:
     return session.execute(stmt).first() is not None
 
 
-def renew(session: Session, job_id: str, owner: str, lease_seconds: float, **values: Any) -> bool:
-    """Renew the lease and set `values`; whether a cancel was requested. Raises LeaseLost (and
-    sets nothing) if another worker holds the job now."""
-    now = database_now(session)
-    stmt = (
-        update(Job)
-        .where(Job.id == job_id, Job.lease_owner == owner, Job.status == "running")
-        .values(lease_expires_at=now + timedelta(seconds=lease_seconds), updated_at=now, **values)
-        .returning(Job.cancel_requested)
-        .execution_options(synchronize_session=False)
-    )
-    row = session.execute(stmt).one_or_none()
-    if row is None:
-        raise LeaseLost(job_id)
-    return bool(row.cancel_requested)
-
-
 class Renewal(NamedTuple):
-    """One job's lease renewal in `renew_many`, and the values set with it."""
+    """One job's lease renewal in `renew_many`, and the columns set with it."""
 
     job_id: str
     owner: str
     lease_seconds: float
-    progress_step: int
-    metrics: dict[str, Any]
+    values: Mapping[str, Any]
 
 
 def renew_many(session: Session, renewals: Sequence[Renewal]) -> dict[str, bool]:
-    """`renew` for many jobs (a population's flush) in two statements: one UPDATE run for every
-    job (executemany), then one SELECT of the rows it renewed. Returns, for each job renewed,
-    whether a cancel was requested; a job another worker holds now is absent (nothing of it is
-    set)."""
+    """Renew these leases and set each one's `values` (the same columns for every job), in two
+    statements whatever their number: one UPDATE run for every job (executemany), then one
+    SELECT of the rows it renewed. Returns, for each job renewed, whether a cancel was requested;
+    a job another worker holds now is absent (nothing of it is set)."""
     if not renewals:
         return {}
+    columns = sorted(renewals[0].values)
+    if any(sorted(r.values) != columns for r in renewals):
+        raise ValueError("every renewal of one call must set the same columns")
     now = database_now(session)
     held_by_owner = and_(
         Job.id == bindparam("job"), Job.lease_owner == bindparam("owner"), Job.status == "running"
@@ -257,13 +242,12 @@ def renew_many(session: Session, renewals: Sequence[Renewal]) -> dict[str, bool]
         .values(
             lease_expires_at=bindparam("expires"),
             updated_at=now,
-            progress_step=bindparam("step"),
-            metrics=bindparam("values"),
+            **{column: bindparam(f"set_{column}") for column in columns},
         )
     )
     session.connection().execute(stmt, [
         {"job": r.job_id, "owner": r.owner, "expires": now + timedelta(seconds=r.lease_seconds),
-         "step": r.progress_step, "values": r.metrics}
+         **{f"set_{column}": r.values[column] for column in columns}}
         for r in renewals
     ])  # fmt: skip
     owners = {r.job_id: r.owner for r in renewals}
@@ -273,6 +257,15 @@ def renew_many(session: Session, renewals: Sequence[Renewal]) -> dict[str, bool]
         )
     )
     return {row.id: bool(row.cancel_requested) for row in rows if row.lease_owner == owners[row.id]}
+
+
+def renew(session: Session, job_id: str, owner: str, lease_seconds: float, **values: Any) -> bool:
+    """`renew_many` of one job; raises LeaseLost (and sets nothing) if another worker holds it
+    now."""
+    held = renew_many(session, [Renewal(job_id, owner, lease_seconds, values)])
+    if job_id not in held:
+        raise LeaseLost(job_id)
+    return held[job_id]
 
 
 def _upsert(session: Session, model: type[Base], values: dict[str, Any]) -> None:

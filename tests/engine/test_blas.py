@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from worker.engine.accel.blas import gemm_at
+from worker.engine.accel import blas
+from worker.engine.accel.blas import gemm_at, gemm_routine
+from worker.engine.accel.parallel import single_threaded_blas
 from worker.engine.arrays import FloatArray
 
 
@@ -51,3 +53,13 @@ def test_layouts_and_dtypes_it_cannot_write_in_place_are_refused() -> None:
     with pytest.raises(ValueError, match="row of A and B"):
         gemm_at(np.zeros((4, 2), dtype=np.float32, order="F"), np.ones((4, 3), np.float32).T, B,
                 alpha=1.0, beta=0.0)  # fmt: skip
+
+
+def test_loading_the_blas_inside_a_capped_block_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The block would not cap a library loaded after it started: the product would run threaded.
+    monkeypatch.setattr(blas, "_loaded", {})
+    with single_threaded_blas(), pytest.raises(RuntimeError, match="before entering"):
+        gemm_routine(np.dtype(np.float32))
+    gemm_routine(np.dtype(np.float32))  # outside one, it loads
+    with single_threaded_blas():
+        gemm_routine(np.dtype(np.float32))  # and, loaded, is found inside one

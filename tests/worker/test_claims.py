@@ -94,10 +94,13 @@ def test_renewing_many_leases_sets_only_the_jobs_this_worker_still_holds(
         session.execute(update(Job).where(Job.id == lost).values(lease_owner="other"))
     with database.transaction() as session:
         held = queue.renew_many(session, [
-            queue.Renewal(job_id, "w", 90, 7, {"loss": float(n)})
+            queue.Renewal(job_id, "w", 90, {"progress_step": 7, "metrics": {"loss": float(n)}})
             for n, job_id in enumerate((mine, cancelled, lost))
         ])  # fmt: skip
     assert held == {mine: False, cancelled: True}
+    with database.transaction() as session, pytest.raises(ValueError, match="same columns"):
+        queue.renew_many(session, [queue.Renewal(mine, "w", 90, {"progress_step": 8}),
+                                   queue.Renewal(cancelled, "w", 90, {})])  # fmt: skip
     with database.read() as session:
         jobs = {job.id: job for job in session.scalars(select(Job))}
     assert (jobs[mine].progress_step, jobs[mine].metrics) == (7, {"loss": 0.0})

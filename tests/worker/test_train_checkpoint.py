@@ -7,7 +7,7 @@ import numpy as np
 from worker.engine.population import from_states, run_population
 from worker.engine.train import TrainData, init_state
 from worker.engine.train_config import TrainConfig
-from worker.train_job import state_from_checkpoint, state_to_checkpoint, unscaled_from_checkpoint
+from worker.train_job import state_from_checkpoint, state_to_checkpoint
 
 
 def test_a_population_members_checkpoint_restores_its_w_and_its_population_form() -> None:
@@ -23,14 +23,13 @@ def test_a_population_members_checkpoint_restores_its_w_and_its_population_form(
 
     state = population.member_state(1)
     payload = state_to_checkpoint(state, {"loss": 1.0}, population.member_unscaled(1))
-    restored, metrics = state_from_checkpoint(payload)
+    restored, metrics, found = state_from_checkpoint(payload)
     assert metrics == {"loss": 1.0} and restored.step == 30
     np.testing.assert_array_equal(restored.W, state.W)  # a run resumed alone starts from W
     block, scale = population.member_unscaled(1)
-    found = unscaled_from_checkpoint(payload)
     assert found is not None and found[1] == scale
     np.testing.assert_array_equal(found[0], block)
 
-    alone = state_to_checkpoint(state, {})
-    assert unscaled_from_checkpoint(alone) is None
-    np.testing.assert_array_equal(state_from_checkpoint(alone)[0].W, state.W)
+    restored, _, found = state_from_checkpoint(state_to_checkpoint(state, {}))
+    assert found is None
+    np.testing.assert_array_equal(restored.W, state.W)

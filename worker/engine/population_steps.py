@@ -51,6 +51,12 @@ def _accuracies(labels: IntArray, y: IntArray) -> NDArray[np.float64]:
     return hits
 
 
+def member_slabs(n_members: int) -> list[slice]:
+    """The members' positions cut into one slab per thread the engine may use (`max_threads`)."""
+    bounds = np.linspace(0, n_members, min(max_threads(), n_members) + 1).astype(int)
+    return [slice(int(a), int(b)) for a, b in itertools.pairwise(bounds) if b > a]
+
+
 class PopulationSteps:
     """The population's fixed parts and its step."""
 
@@ -102,8 +108,7 @@ class PopulationSteps:
         lrs = np.array([self.schedules[m](population.step) for m in members])
         regs = self.regs[members]
         losses = np.empty(len(members))
-        bounds = np.linspace(0, len(members), min(max_threads(), len(members)) + 1).astype(int)
-        slabs = [slice(int(a), int(b)) for a, b in itertools.pairwise(bounds) if b > a]
+        slabs = member_slabs(len(members))
         G = None if self.plain_sgd else self._gradient_buffer(population.Wt)
 
         def slab(index: int, _slot: int) -> None:
@@ -142,8 +147,7 @@ class PopulationSteps:
         dtype = V.dtype
         scales = population.scales[positions]  # each member's W is its factor times its V
         S = X_batch @ V
-        if (scales != 1.0).any():
-            S *= np.repeat(scales, C).astype(dtype)
+        S *= np.repeat(scales, C).astype(dtype)
         # S becomes each member's score gradient dS, in place.
         losses = data_losses(self.loss_name, self.config.delta, S, y_batch, C)
         # Each column's sum of squares, a BLAS dot per column (V's columns are contiguous).

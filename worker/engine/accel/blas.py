@@ -12,7 +12,6 @@ one a noticeable start and memory), and the engine's BLAS cap is told of its lib
 from __future__ import annotations
 
 import ctypes
-import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -25,12 +24,27 @@ _ROUTINES = {np.dtype(np.float32): ("sgemm", ctypes.c_float),
              np.dtype(np.float64): ("dgemm", ctypes.c_double)}  # fmt: skip
 
 
-@functools.cache
+_loaded: dict[np.dtype[Any], Callable[..., None]] = {}
+
+
 def gemm_routine(dtype: np.dtype[Any]) -> Callable[..., None]:
     """The Fortran gemm of this dtype (arguments by reference, column-major), as a C function.
 
-    Its first call loads SciPy's BLAS: make it outside `single_threaded_blas` (which caps the
-    libraries loaded when it is entered)."""
+    The first call loads SciPy's BLAS. It must come before any `single_threaded_blas` block
+    that calls gemm_at is entered: such a block caps only the libraries loaded when it starts,
+    and a product on an uncapped, threaded BLAS inside it would oversubscribe the cores. Made
+    first inside one, it raises RuntimeError instead."""
+    routine = _loaded.get(dtype)
+    if routine is None:
+        if parallel.blas_capped():
+            raise RuntimeError(
+                "gemm_routine loads SciPy's BLAS: call it before entering single_threaded_blas"
+            )
+        routine = _loaded[dtype] = _load(dtype)
+    return routine
+
+
+def _load(dtype: np.dtype[Any]) -> Callable[..., None]:
     from scipy.linalg import cython_blas
 
     parallel.blas_libraries_changed()  # single_threaded_blas now caps SciPy's BLAS as well

@@ -71,6 +71,11 @@ _blas_single: contextvars.ContextVar[bool] = contextvars.ContextVar(
 )
 
 
+def blas_capped() -> bool:
+    """Whether a `single_threaded_blas` block is in effect (in this context)."""
+    return _blas_single.get()
+
+
 @contextmanager
 def single_threaded_blas() -> Iterator[None]:
     """BLAS on one thread inside this block (process-wide: every thread's BLAS calls).
