@@ -55,21 +55,11 @@ def svm_slab(
                 s0_2 = zero
                 s0_3 = zero
                 s0_4 = zero
-                s0_5 = zero
-                s0_6 = zero
-                s0_7 = zero
-                s0_8 = zero
-                s0_9 = zero
                 s1_0 = zero
                 s1_1 = zero
                 s1_2 = zero
                 s1_3 = zero
                 s1_4 = zero
-                s1_5 = zero
-                s1_6 = zero
-                s1_7 = zero
-                s1_8 = zero
-                s1_9 = zero
                 for d in range(width):
                     a0 = x0[u0 + d]
                     a1 = x1[u0 + d]
@@ -88,6 +78,29 @@ def svm_slab(
                     w = wk[4, d]
                     s0_4 += a0 * w
                     s1_4 += a1 * w
+                S[i - c0 + 0, 0] += s0_0
+                S[i - c0 + 0, 1] += s0_1
+                S[i - c0 + 0, 2] += s0_2
+                S[i - c0 + 0, 3] += s0_3
+                S[i - c0 + 0, 4] += s0_4
+                S[i - c0 + 1, 0] += s1_0
+                S[i - c0 + 1, 1] += s1_1
+                S[i - c0 + 1, 2] += s1_2
+                S[i - c0 + 1, 3] += s1_3
+                S[i - c0 + 1, 4] += s1_4
+                s0_5 = zero
+                s0_6 = zero
+                s0_7 = zero
+                s0_8 = zero
+                s0_9 = zero
+                s1_5 = zero
+                s1_6 = zero
+                s1_7 = zero
+                s1_8 = zero
+                s1_9 = zero
+                for d in range(width):
+                    a0 = x0[u0 + d]
+                    a1 = x1[u0 + d]
                     w = wk[5, d]
                     s0_5 += a0 * w
                     s1_5 += a1 * w
@@ -103,21 +116,11 @@ def svm_slab(
                     w = wk[9, d]
                     s0_9 += a0 * w
                     s1_9 += a1 * w
-                S[i - c0 + 0, 0] += s0_0
-                S[i - c0 + 0, 1] += s0_1
-                S[i - c0 + 0, 2] += s0_2
-                S[i - c0 + 0, 3] += s0_3
-                S[i - c0 + 0, 4] += s0_4
                 S[i - c0 + 0, 5] += s0_5
                 S[i - c0 + 0, 6] += s0_6
                 S[i - c0 + 0, 7] += s0_7
                 S[i - c0 + 0, 8] += s0_8
                 S[i - c0 + 0, 9] += s0_9
-                S[i - c0 + 1, 0] += s1_0
-                S[i - c0 + 1, 1] += s1_1
-                S[i - c0 + 1, 2] += s1_2
-                S[i - c0 + 1, 3] += s1_3
-                S[i - c0 + 1, 4] += s1_4
                 S[i - c0 + 1, 5] += s1_5
                 S[i - c0 + 1, 6] += s1_6
                 S[i - c0 + 1, 7] += s1_7
@@ -131,11 +134,6 @@ def svm_slab(
                 s0_2 = zero
                 s0_3 = zero
                 s0_4 = zero
-                s0_5 = zero
-                s0_6 = zero
-                s0_7 = zero
-                s0_8 = zero
-                s0_9 = zero
                 for d in range(width):
                     a0 = x0[u0 + d]
                     w = wk[0, d]
@@ -148,6 +146,18 @@ def svm_slab(
                     s0_3 += a0 * w
                     w = wk[4, d]
                     s0_4 += a0 * w
+                S[i - c0 + 0, 0] += s0_0
+                S[i - c0 + 0, 1] += s0_1
+                S[i - c0 + 0, 2] += s0_2
+                S[i - c0 + 0, 3] += s0_3
+                S[i - c0 + 0, 4] += s0_4
+                s0_5 = zero
+                s0_6 = zero
+                s0_7 = zero
+                s0_8 = zero
+                s0_9 = zero
+                for d in range(width):
+                    a0 = x0[u0 + d]
                     w = wk[5, d]
                     s0_5 += a0 * w
                     w = wk[6, d]
@@ -158,11 +168,6 @@ def svm_slab(
                     s0_8 += a0 * w
                     w = wk[9, d]
                     s0_9 += a0 * w
-                S[i - c0 + 0, 0] += s0_0
-                S[i - c0 + 0, 1] += s0_1
-                S[i - c0 + 0, 2] += s0_2
-                S[i - c0 + 0, 3] += s0_3
-                S[i - c0 + 0, 4] += s0_4
                 S[i - c0 + 0, 5] += s0_5
                 S[i - c0 + 0, 6] += s0_6
                 S[i - c0 + 0, 7] += s0_7
@@ -264,6 +269,11 @@ def svm_slab(
                     gk[2, d] += g0_2 * a0 + g1_2 * a1 + g2_2 * a2 + g3_2 * a3
                     gk[3, d] += g0_3 * a0 + g1_3 * a1 + g2_3 * a2 + g3_3 * a3
                     gk[4, d] += g0_4 * a0 + g1_4 * a1 + g2_4 * a2 + g3_4 * a3
+                for d in range(width):
+                    a0 = x0[u0 + d]
+                    a1 = x1[u0 + d]
+                    a2 = x2[u0 + d]
+                    a3 = x3[u0 + d]
                     gk[5, d] += g0_5 * a0 + g1_5 * a1 + g2_5 * a2 + g3_5 * a3
                     gk[6, d] += g0_6 * a0 + g1_6 * a1 + g2_6 * a2 + g3_6 * a3
                     gk[7, d] += g0_7 * a0 + g1_7 * a1 + g2_7 * a2 + g3_7 * a3
@@ -293,6 +303,8 @@ def svm_slab(
                     gk[2, d] += g0_2 * a0
                     gk[3, d] += g0_3 * a0
                     gk[4, d] += g0_4 * a0
+                for d in range(width):
+                    a0 = x0[u0 + d]
                     gk[5, d] += g0_5 * a0
                     gk[6, d] += g0_6 * a0
                     gk[7, d] += g0_7 * a0
@@ -344,21 +356,11 @@ def softmax_slab(
                 s0_2 = zero
                 s0_3 = zero
                 s0_4 = zero
-                s0_5 = zero
-                s0_6 = zero
-                s0_7 = zero
-                s0_8 = zero
-                s0_9 = zero
                 s1_0 = zero
                 s1_1 = zero
                 s1_2 = zero
                 s1_3 = zero
                 s1_4 = zero
-                s1_5 = zero
-                s1_6 = zero
-                s1_7 = zero
-                s1_8 = zero
-                s1_9 = zero
                 for d in range(width):
                     a0 = x0[u0 + d]
                     a1 = x1[u0 + d]
@@ -377,6 +379,29 @@ def softmax_slab(
                     w = wk[4, d]
                     s0_4 += a0 * w
                     s1_4 += a1 * w
+                S[i - c0 + 0, 0] += s0_0
+                S[i - c0 + 0, 1] += s0_1
+                S[i - c0 + 0, 2] += s0_2
+                S[i - c0 + 0, 3] += s0_3
+                S[i - c0 + 0, 4] += s0_4
+                S[i - c0 + 1, 0] += s1_0
+                S[i - c0 + 1, 1] += s1_1
+                S[i - c0 + 1, 2] += s1_2
+                S[i - c0 + 1, 3] += s1_3
+                S[i - c0 + 1, 4] += s1_4
+                s0_5 = zero
+                s0_6 = zero
+                s0_7 = zero
+                s0_8 = zero
+                s0_9 = zero
+                s1_5 = zero
+                s1_6 = zero
+                s1_7 = zero
+                s1_8 = zero
+                s1_9 = zero
+                for d in range(width):
+                    a0 = x0[u0 + d]
+                    a1 = x1[u0 + d]
                     w = wk[5, d]
                     s0_5 += a0 * w
                     s1_5 += a1 * w
@@ -392,21 +417,11 @@ def softmax_slab(
                     w = wk[9, d]
                     s0_9 += a0 * w
                     s1_9 += a1 * w
-                S[i - c0 + 0, 0] += s0_0
-                S[i - c0 + 0, 1] += s0_1
-                S[i - c0 + 0, 2] += s0_2
-                S[i - c0 + 0, 3] += s0_3
-                S[i - c0 + 0, 4] += s0_4
                 S[i - c0 + 0, 5] += s0_5
                 S[i - c0 + 0, 6] += s0_6
                 S[i - c0 + 0, 7] += s0_7
                 S[i - c0 + 0, 8] += s0_8
                 S[i - c0 + 0, 9] += s0_9
-                S[i - c0 + 1, 0] += s1_0
-                S[i - c0 + 1, 1] += s1_1
-                S[i - c0 + 1, 2] += s1_2
-                S[i - c0 + 1, 3] += s1_3
-                S[i - c0 + 1, 4] += s1_4
                 S[i - c0 + 1, 5] += s1_5
                 S[i - c0 + 1, 6] += s1_6
                 S[i - c0 + 1, 7] += s1_7
@@ -420,11 +435,6 @@ def softmax_slab(
                 s0_2 = zero
                 s0_3 = zero
                 s0_4 = zero
-                s0_5 = zero
-                s0_6 = zero
-                s0_7 = zero
-                s0_8 = zero
-                s0_9 = zero
                 for d in range(width):
                     a0 = x0[u0 + d]
                     w = wk[0, d]
@@ -437,6 +447,18 @@ def softmax_slab(
                     s0_3 += a0 * w
                     w = wk[4, d]
                     s0_4 += a0 * w
+                S[i - c0 + 0, 0] += s0_0
+                S[i - c0 + 0, 1] += s0_1
+                S[i - c0 + 0, 2] += s0_2
+                S[i - c0 + 0, 3] += s0_3
+                S[i - c0 + 0, 4] += s0_4
+                s0_5 = zero
+                s0_6 = zero
+                s0_7 = zero
+                s0_8 = zero
+                s0_9 = zero
+                for d in range(width):
+                    a0 = x0[u0 + d]
                     w = wk[5, d]
                     s0_5 += a0 * w
                     w = wk[6, d]
@@ -447,11 +469,6 @@ def softmax_slab(
                     s0_8 += a0 * w
                     w = wk[9, d]
                     s0_9 += a0 * w
-                S[i - c0 + 0, 0] += s0_0
-                S[i - c0 + 0, 1] += s0_1
-                S[i - c0 + 0, 2] += s0_2
-                S[i - c0 + 0, 3] += s0_3
-                S[i - c0 + 0, 4] += s0_4
                 S[i - c0 + 0, 5] += s0_5
                 S[i - c0 + 0, 6] += s0_6
                 S[i - c0 + 0, 7] += s0_7
@@ -552,6 +569,11 @@ def softmax_slab(
                     gk[2, d] += g0_2 * a0 + g1_2 * a1 + g2_2 * a2 + g3_2 * a3
                     gk[3, d] += g0_3 * a0 + g1_3 * a1 + g2_3 * a2 + g3_3 * a3
                     gk[4, d] += g0_4 * a0 + g1_4 * a1 + g2_4 * a2 + g3_4 * a3
+                for d in range(width):
+                    a0 = x0[u0 + d]
+                    a1 = x1[u0 + d]
+                    a2 = x2[u0 + d]
+                    a3 = x3[u0 + d]
                     gk[5, d] += g0_5 * a0 + g1_5 * a1 + g2_5 * a2 + g3_5 * a3
                     gk[6, d] += g0_6 * a0 + g1_6 * a1 + g2_6 * a2 + g3_6 * a3
                     gk[7, d] += g0_7 * a0 + g1_7 * a1 + g2_7 * a2 + g3_7 * a3
@@ -581,6 +603,8 @@ def softmax_slab(
                     gk[2, d] += g0_2 * a0
                     gk[3, d] += g0_3 * a0
                     gk[4, d] += g0_4 * a0
+                for d in range(width):
+                    a0 = x0[u0 + d]
                     gk[5, d] += g0_5 * a0
                     gk[6, d] += g0_6 * a0
                     gk[7, d] += g0_7 * a0
@@ -634,21 +658,11 @@ def svm_gather(
                 s0_2 = zero
                 s0_3 = zero
                 s0_4 = zero
-                s0_5 = zero
-                s0_6 = zero
-                s0_7 = zero
-                s0_8 = zero
-                s0_9 = zero
                 s1_0 = zero
                 s1_1 = zero
                 s1_2 = zero
                 s1_3 = zero
                 s1_4 = zero
-                s1_5 = zero
-                s1_6 = zero
-                s1_7 = zero
-                s1_8 = zero
-                s1_9 = zero
                 for d in range(width):
                     a0 = x0[u0 + d]
                     a1 = x1[u0 + d]
@@ -667,6 +681,29 @@ def svm_gather(
                     w = wk[4, d]
                     s0_4 += a0 * w
                     s1_4 += a1 * w
+                S[i - c0 + 0, 0] += s0_0
+                S[i - c0 + 0, 1] += s0_1
+                S[i - c0 + 0, 2] += s0_2
+                S[i - c0 + 0, 3] += s0_3
+                S[i - c0 + 0, 4] += s0_4
+                S[i - c0 + 1, 0] += s1_0
+                S[i - c0 + 1, 1] += s1_1
+                S[i - c0 + 1, 2] += s1_2
+                S[i - c0 + 1, 3] += s1_3
+                S[i - c0 + 1, 4] += s1_4
+                s0_5 = zero
+                s0_6 = zero
+                s0_7 = zero
+                s0_8 = zero
+                s0_9 = zero
+                s1_5 = zero
+                s1_6 = zero
+                s1_7 = zero
+                s1_8 = zero
+                s1_9 = zero
+                for d in range(width):
+                    a0 = x0[u0 + d]
+                    a1 = x1[u0 + d]
                     w = wk[5, d]
                     s0_5 += a0 * w
                     s1_5 += a1 * w
@@ -682,21 +719,11 @@ def svm_gather(
                     w = wk[9, d]
                     s0_9 += a0 * w
                     s1_9 += a1 * w
-                S[i - c0 + 0, 0] += s0_0
-                S[i - c0 + 0, 1] += s0_1
-                S[i - c0 + 0, 2] += s0_2
-                S[i - c0 + 0, 3] += s0_3
-                S[i - c0 + 0, 4] += s0_4
                 S[i - c0 + 0, 5] += s0_5
                 S[i - c0 + 0, 6] += s0_6
                 S[i - c0 + 0, 7] += s0_7
                 S[i - c0 + 0, 8] += s0_8
                 S[i - c0 + 0, 9] += s0_9
-                S[i - c0 + 1, 0] += s1_0
-                S[i - c0 + 1, 1] += s1_1
-                S[i - c0 + 1, 2] += s1_2
-                S[i - c0 + 1, 3] += s1_3
-                S[i - c0 + 1, 4] += s1_4
                 S[i - c0 + 1, 5] += s1_5
                 S[i - c0 + 1, 6] += s1_6
                 S[i - c0 + 1, 7] += s1_7
@@ -710,11 +737,6 @@ def svm_gather(
                 s0_2 = zero
                 s0_3 = zero
                 s0_4 = zero
-                s0_5 = zero
-                s0_6 = zero
-                s0_7 = zero
-                s0_8 = zero
-                s0_9 = zero
                 for d in range(width):
                     a0 = x0[u0 + d]
                     w = wk[0, d]
@@ -727,6 +749,18 @@ def svm_gather(
                     s0_3 += a0 * w
                     w = wk[4, d]
                     s0_4 += a0 * w
+                S[i - c0 + 0, 0] += s0_0
+                S[i - c0 + 0, 1] += s0_1
+                S[i - c0 + 0, 2] += s0_2
+                S[i - c0 + 0, 3] += s0_3
+                S[i - c0 + 0, 4] += s0_4
+                s0_5 = zero
+                s0_6 = zero
+                s0_7 = zero
+                s0_8 = zero
+                s0_9 = zero
+                for d in range(width):
+                    a0 = x0[u0 + d]
                     w = wk[5, d]
                     s0_5 += a0 * w
                     w = wk[6, d]
@@ -737,11 +771,6 @@ def svm_gather(
                     s0_8 += a0 * w
                     w = wk[9, d]
                     s0_9 += a0 * w
-                S[i - c0 + 0, 0] += s0_0
-                S[i - c0 + 0, 1] += s0_1
-                S[i - c0 + 0, 2] += s0_2
-                S[i - c0 + 0, 3] += s0_3
-                S[i - c0 + 0, 4] += s0_4
                 S[i - c0 + 0, 5] += s0_5
                 S[i - c0 + 0, 6] += s0_6
                 S[i - c0 + 0, 7] += s0_7
@@ -843,6 +872,11 @@ def svm_gather(
                     gk[2, d] += g0_2 * a0 + g1_2 * a1 + g2_2 * a2 + g3_2 * a3
                     gk[3, d] += g0_3 * a0 + g1_3 * a1 + g2_3 * a2 + g3_3 * a3
                     gk[4, d] += g0_4 * a0 + g1_4 * a1 + g2_4 * a2 + g3_4 * a3
+                for d in range(width):
+                    a0 = x0[u0 + d]
+                    a1 = x1[u0 + d]
+                    a2 = x2[u0 + d]
+                    a3 = x3[u0 + d]
                     gk[5, d] += g0_5 * a0 + g1_5 * a1 + g2_5 * a2 + g3_5 * a3
                     gk[6, d] += g0_6 * a0 + g1_6 * a1 + g2_6 * a2 + g3_6 * a3
                     gk[7, d] += g0_7 * a0 + g1_7 * a1 + g2_7 * a2 + g3_7 * a3
@@ -872,6 +906,8 @@ def svm_gather(
                     gk[2, d] += g0_2 * a0
                     gk[3, d] += g0_3 * a0
                     gk[4, d] += g0_4 * a0
+                for d in range(width):
+                    a0 = x0[u0 + d]
                     gk[5, d] += g0_5 * a0
                     gk[6, d] += g0_6 * a0
                     gk[7, d] += g0_7 * a0
@@ -924,21 +960,11 @@ def softmax_gather(
                 s0_2 = zero
                 s0_3 = zero
                 s0_4 = zero
-                s0_5 = zero
-                s0_6 = zero
-                s0_7 = zero
-                s0_8 = zero
-                s0_9 = zero
                 s1_0 = zero
                 s1_1 = zero
                 s1_2 = zero
                 s1_3 = zero
                 s1_4 = zero
-                s1_5 = zero
-                s1_6 = zero
-                s1_7 = zero
-                s1_8 = zero
-                s1_9 = zero
                 for d in range(width):
                     a0 = x0[u0 + d]
                     a1 = x1[u0 + d]
@@ -957,6 +983,29 @@ def softmax_gather(
                     w = wk[4, d]
                     s0_4 += a0 * w
                     s1_4 += a1 * w
+                S[i - c0 + 0, 0] += s0_0
+                S[i - c0 + 0, 1] += s0_1
+                S[i - c0 + 0, 2] += s0_2
+                S[i - c0 + 0, 3] += s0_3
+                S[i - c0 + 0, 4] += s0_4
+                S[i - c0 + 1, 0] += s1_0
+                S[i - c0 + 1, 1] += s1_1
+                S[i - c0 + 1, 2] += s1_2
+                S[i - c0 + 1, 3] += s1_3
+                S[i - c0 + 1, 4] += s1_4
+                s0_5 = zero
+                s0_6 = zero
+                s0_7 = zero
+                s0_8 = zero
+                s0_9 = zero
+                s1_5 = zero
+                s1_6 = zero
+                s1_7 = zero
+                s1_8 = zero
+                s1_9 = zero
+                for d in range(width):
+                    a0 = x0[u0 + d]
+                    a1 = x1[u0 + d]
                     w = wk[5, d]
                     s0_5 += a0 * w
                     s1_5 += a1 * w
@@ -972,21 +1021,11 @@ def softmax_gather(
                     w = wk[9, d]
                     s0_9 += a0 * w
                     s1_9 += a1 * w
-                S[i - c0 + 0, 0] += s0_0
-                S[i - c0 + 0, 1] += s0_1
-                S[i - c0 + 0, 2] += s0_2
-                S[i - c0 + 0, 3] += s0_3
-                S[i - c0 + 0, 4] += s0_4
                 S[i - c0 + 0, 5] += s0_5
                 S[i - c0 + 0, 6] += s0_6
                 S[i - c0 + 0, 7] += s0_7
                 S[i - c0 + 0, 8] += s0_8
                 S[i - c0 + 0, 9] += s0_9
-                S[i - c0 + 1, 0] += s1_0
-                S[i - c0 + 1, 1] += s1_1
-                S[i - c0 + 1, 2] += s1_2
-                S[i - c0 + 1, 3] += s1_3
-                S[i - c0 + 1, 4] += s1_4
                 S[i - c0 + 1, 5] += s1_5
                 S[i - c0 + 1, 6] += s1_6
                 S[i - c0 + 1, 7] += s1_7
@@ -1000,11 +1039,6 @@ def softmax_gather(
                 s0_2 = zero
                 s0_3 = zero
                 s0_4 = zero
-                s0_5 = zero
-                s0_6 = zero
-                s0_7 = zero
-                s0_8 = zero
-                s0_9 = zero
                 for d in range(width):
                     a0 = x0[u0 + d]
                     w = wk[0, d]
@@ -1017,6 +1051,18 @@ def softmax_gather(
                     s0_3 += a0 * w
                     w = wk[4, d]
                     s0_4 += a0 * w
+                S[i - c0 + 0, 0] += s0_0
+                S[i - c0 + 0, 1] += s0_1
+                S[i - c0 + 0, 2] += s0_2
+                S[i - c0 + 0, 3] += s0_3
+                S[i - c0 + 0, 4] += s0_4
+                s0_5 = zero
+                s0_6 = zero
+                s0_7 = zero
+                s0_8 = zero
+                s0_9 = zero
+                for d in range(width):
+                    a0 = x0[u0 + d]
                     w = wk[5, d]
                     s0_5 += a0 * w
                     w = wk[6, d]
@@ -1027,11 +1073,6 @@ def softmax_gather(
                     s0_8 += a0 * w
                     w = wk[9, d]
                     s0_9 += a0 * w
-                S[i - c0 + 0, 0] += s0_0
-                S[i - c0 + 0, 1] += s0_1
-                S[i - c0 + 0, 2] += s0_2
-                S[i - c0 + 0, 3] += s0_3
-                S[i - c0 + 0, 4] += s0_4
                 S[i - c0 + 0, 5] += s0_5
                 S[i - c0 + 0, 6] += s0_6
                 S[i - c0 + 0, 7] += s0_7
@@ -1132,6 +1173,11 @@ def softmax_gather(
                     gk[2, d] += g0_2 * a0 + g1_2 * a1 + g2_2 * a2 + g3_2 * a3
                     gk[3, d] += g0_3 * a0 + g1_3 * a1 + g2_3 * a2 + g3_3 * a3
                     gk[4, d] += g0_4 * a0 + g1_4 * a1 + g2_4 * a2 + g3_4 * a3
+                for d in range(width):
+                    a0 = x0[u0 + d]
+                    a1 = x1[u0 + d]
+                    a2 = x2[u0 + d]
+                    a3 = x3[u0 + d]
                     gk[5, d] += g0_5 * a0 + g1_5 * a1 + g2_5 * a2 + g3_5 * a3
                     gk[6, d] += g0_6 * a0 + g1_6 * a1 + g2_6 * a2 + g3_6 * a3
                     gk[7, d] += g0_7 * a0 + g1_7 * a1 + g2_7 * a2 + g3_7 * a3
@@ -1161,6 +1207,8 @@ def softmax_gather(
                     gk[2, d] += g0_2 * a0
                     gk[3, d] += g0_3 * a0
                     gk[4, d] += g0_4 * a0
+                for d in range(width):
+                    a0 = x0[u0 + d]
                     gk[5, d] += g0_5 * a0
                     gk[6, d] += g0_6 * a0
                     gk[7, d] += g0_7 * a0
@@ -1227,21 +1275,11 @@ def svm_bytes(
                 s0_2 = zero
                 s0_3 = zero
                 s0_4 = zero
-                s0_5 = zero
-                s0_6 = zero
-                s0_7 = zero
-                s0_8 = zero
-                s0_9 = zero
                 s1_0 = zero
                 s1_1 = zero
                 s1_2 = zero
                 s1_3 = zero
                 s1_4 = zero
-                s1_5 = zero
-                s1_6 = zero
-                s1_7 = zero
-                s1_8 = zero
-                s1_9 = zero
                 for d in range(width):
                     a0 = x0[u0 + d]
                     a1 = x1[u0 + d]
@@ -1260,6 +1298,29 @@ def svm_bytes(
                     w = wk[4, d]
                     s0_4 += a0 * w
                     s1_4 += a1 * w
+                S[i - c0 + 0, 0] += s0_0
+                S[i - c0 + 0, 1] += s0_1
+                S[i - c0 + 0, 2] += s0_2
+                S[i - c0 + 0, 3] += s0_3
+                S[i - c0 + 0, 4] += s0_4
+                S[i - c0 + 1, 0] += s1_0
+                S[i - c0 + 1, 1] += s1_1
+                S[i - c0 + 1, 2] += s1_2
+                S[i - c0 + 1, 3] += s1_3
+                S[i - c0 + 1, 4] += s1_4
+                s0_5 = zero
+                s0_6 = zero
+                s0_7 = zero
+                s0_8 = zero
+                s0_9 = zero
+                s1_5 = zero
+                s1_6 = zero
+                s1_7 = zero
+                s1_8 = zero
+                s1_9 = zero
+                for d in range(width):
+                    a0 = x0[u0 + d]
+                    a1 = x1[u0 + d]
                     w = wk[5, d]
                     s0_5 += a0 * w
                     s1_5 += a1 * w
@@ -1275,21 +1336,11 @@ def svm_bytes(
                     w = wk[9, d]
                     s0_9 += a0 * w
                     s1_9 += a1 * w
-                S[i - c0 + 0, 0] += s0_0
-                S[i - c0 + 0, 1] += s0_1
-                S[i - c0 + 0, 2] += s0_2
-                S[i - c0 + 0, 3] += s0_3
-                S[i - c0 + 0, 4] += s0_4
                 S[i - c0 + 0, 5] += s0_5
                 S[i - c0 + 0, 6] += s0_6
                 S[i - c0 + 0, 7] += s0_7
                 S[i - c0 + 0, 8] += s0_8
                 S[i - c0 + 0, 9] += s0_9
-                S[i - c0 + 1, 0] += s1_0
-                S[i - c0 + 1, 1] += s1_1
-                S[i - c0 + 1, 2] += s1_2
-                S[i - c0 + 1, 3] += s1_3
-                S[i - c0 + 1, 4] += s1_4
                 S[i - c0 + 1, 5] += s1_5
                 S[i - c0 + 1, 6] += s1_6
                 S[i - c0 + 1, 7] += s1_7
@@ -1303,11 +1354,6 @@ def svm_bytes(
                 s0_2 = zero
                 s0_3 = zero
                 s0_4 = zero
-                s0_5 = zero
-                s0_6 = zero
-                s0_7 = zero
-                s0_8 = zero
-                s0_9 = zero
                 for d in range(width):
                     a0 = x0[u0 + d]
                     w = wk[0, d]
@@ -1320,6 +1366,18 @@ def svm_bytes(
                     s0_3 += a0 * w
                     w = wk[4, d]
                     s0_4 += a0 * w
+                S[i - c0 + 0, 0] += s0_0
+                S[i - c0 + 0, 1] += s0_1
+                S[i - c0 + 0, 2] += s0_2
+                S[i - c0 + 0, 3] += s0_3
+                S[i - c0 + 0, 4] += s0_4
+                s0_5 = zero
+                s0_6 = zero
+                s0_7 = zero
+                s0_8 = zero
+                s0_9 = zero
+                for d in range(width):
+                    a0 = x0[u0 + d]
                     w = wk[5, d]
                     s0_5 += a0 * w
                     w = wk[6, d]
@@ -1330,11 +1388,6 @@ def svm_bytes(
                     s0_8 += a0 * w
                     w = wk[9, d]
                     s0_9 += a0 * w
-                S[i - c0 + 0, 0] += s0_0
-                S[i - c0 + 0, 1] += s0_1
-                S[i - c0 + 0, 2] += s0_2
-                S[i - c0 + 0, 3] += s0_3
-                S[i - c0 + 0, 4] += s0_4
                 S[i - c0 + 0, 5] += s0_5
                 S[i - c0 + 0, 6] += s0_6
                 S[i - c0 + 0, 7] += s0_7
@@ -1436,6 +1489,11 @@ def svm_bytes(
                     gk[2, d] += g0_2 * a0 + g1_2 * a1 + g2_2 * a2 + g3_2 * a3
                     gk[3, d] += g0_3 * a0 + g1_3 * a1 + g2_3 * a2 + g3_3 * a3
                     gk[4, d] += g0_4 * a0 + g1_4 * a1 + g2_4 * a2 + g3_4 * a3
+                for d in range(width):
+                    a0 = x0[u0 + d]
+                    a1 = x1[u0 + d]
+                    a2 = x2[u0 + d]
+                    a3 = x3[u0 + d]
                     gk[5, d] += g0_5 * a0 + g1_5 * a1 + g2_5 * a2 + g3_5 * a3
                     gk[6, d] += g0_6 * a0 + g1_6 * a1 + g2_6 * a2 + g3_6 * a3
                     gk[7, d] += g0_7 * a0 + g1_7 * a1 + g2_7 * a2 + g3_7 * a3
@@ -1465,6 +1523,8 @@ def svm_bytes(
                     gk[2, d] += g0_2 * a0
                     gk[3, d] += g0_3 * a0
                     gk[4, d] += g0_4 * a0
+                for d in range(width):
+                    a0 = x0[u0 + d]
                     gk[5, d] += g0_5 * a0
                     gk[6, d] += g0_6 * a0
                     gk[7, d] += g0_7 * a0
@@ -1529,21 +1589,11 @@ def softmax_bytes(
                 s0_2 = zero
                 s0_3 = zero
                 s0_4 = zero
-                s0_5 = zero
-                s0_6 = zero
-                s0_7 = zero
-                s0_8 = zero
-                s0_9 = zero
                 s1_0 = zero
                 s1_1 = zero
                 s1_2 = zero
                 s1_3 = zero
                 s1_4 = zero
-                s1_5 = zero
-                s1_6 = zero
-                s1_7 = zero
-                s1_8 = zero
-                s1_9 = zero
                 for d in range(width):
                     a0 = x0[u0 + d]
                     a1 = x1[u0 + d]
@@ -1562,6 +1612,29 @@ def softmax_bytes(
                     w = wk[4, d]
                     s0_4 += a0 * w
                     s1_4 += a1 * w
+                S[i - c0 + 0, 0] += s0_0
+                S[i - c0 + 0, 1] += s0_1
+                S[i - c0 + 0, 2] += s0_2
+                S[i - c0 + 0, 3] += s0_3
+                S[i - c0 + 0, 4] += s0_4
+                S[i - c0 + 1, 0] += s1_0
+                S[i - c0 + 1, 1] += s1_1
+                S[i - c0 + 1, 2] += s1_2
+                S[i - c0 + 1, 3] += s1_3
+                S[i - c0 + 1, 4] += s1_4
+                s0_5 = zero
+                s0_6 = zero
+                s0_7 = zero
+                s0_8 = zero
+                s0_9 = zero
+                s1_5 = zero
+                s1_6 = zero
+                s1_7 = zero
+                s1_8 = zero
+                s1_9 = zero
+                for d in range(width):
+                    a0 = x0[u0 + d]
+                    a1 = x1[u0 + d]
                     w = wk[5, d]
                     s0_5 += a0 * w
                     s1_5 += a1 * w
@@ -1577,21 +1650,11 @@ def softmax_bytes(
                     w = wk[9, d]
                     s0_9 += a0 * w
                     s1_9 += a1 * w
-                S[i - c0 + 0, 0] += s0_0
-                S[i - c0 + 0, 1] += s0_1
-                S[i - c0 + 0, 2] += s0_2
-                S[i - c0 + 0, 3] += s0_3
-                S[i - c0 + 0, 4] += s0_4
                 S[i - c0 + 0, 5] += s0_5
                 S[i - c0 + 0, 6] += s0_6
                 S[i - c0 + 0, 7] += s0_7
                 S[i - c0 + 0, 8] += s0_8
                 S[i - c0 + 0, 9] += s0_9
-                S[i - c0 + 1, 0] += s1_0
-                S[i - c0 + 1, 1] += s1_1
-                S[i - c0 + 1, 2] += s1_2
-                S[i - c0 + 1, 3] += s1_3
-                S[i - c0 + 1, 4] += s1_4
                 S[i - c0 + 1, 5] += s1_5
                 S[i - c0 + 1, 6] += s1_6
                 S[i - c0 + 1, 7] += s1_7
@@ -1605,11 +1668,6 @@ def softmax_bytes(
                 s0_2 = zero
                 s0_3 = zero
                 s0_4 = zero
-                s0_5 = zero
-                s0_6 = zero
-                s0_7 = zero
-                s0_8 = zero
-                s0_9 = zero
                 for d in range(width):
                     a0 = x0[u0 + d]
                     w = wk[0, d]
@@ -1622,6 +1680,18 @@ def softmax_bytes(
                     s0_3 += a0 * w
                     w = wk[4, d]
                     s0_4 += a0 * w
+                S[i - c0 + 0, 0] += s0_0
+                S[i - c0 + 0, 1] += s0_1
+                S[i - c0 + 0, 2] += s0_2
+                S[i - c0 + 0, 3] += s0_3
+                S[i - c0 + 0, 4] += s0_4
+                s0_5 = zero
+                s0_6 = zero
+                s0_7 = zero
+                s0_8 = zero
+                s0_9 = zero
+                for d in range(width):
+                    a0 = x0[u0 + d]
                     w = wk[5, d]
                     s0_5 += a0 * w
                     w = wk[6, d]
@@ -1632,11 +1702,6 @@ def softmax_bytes(
                     s0_8 += a0 * w
                     w = wk[9, d]
                     s0_9 += a0 * w
-                S[i - c0 + 0, 0] += s0_0
-                S[i - c0 + 0, 1] += s0_1
-                S[i - c0 + 0, 2] += s0_2
-                S[i - c0 + 0, 3] += s0_3
-                S[i - c0 + 0, 4] += s0_4
                 S[i - c0 + 0, 5] += s0_5
                 S[i - c0 + 0, 6] += s0_6
                 S[i - c0 + 0, 7] += s0_7
@@ -1737,6 +1802,11 @@ def softmax_bytes(
                     gk[2, d] += g0_2 * a0 + g1_2 * a1 + g2_2 * a2 + g3_2 * a3
                     gk[3, d] += g0_3 * a0 + g1_3 * a1 + g2_3 * a2 + g3_3 * a3
                     gk[4, d] += g0_4 * a0 + g1_4 * a1 + g2_4 * a2 + g3_4 * a3
+                for d in range(width):
+                    a0 = x0[u0 + d]
+                    a1 = x1[u0 + d]
+                    a2 = x2[u0 + d]
+                    a3 = x3[u0 + d]
                     gk[5, d] += g0_5 * a0 + g1_5 * a1 + g2_5 * a2 + g3_5 * a3
                     gk[6, d] += g0_6 * a0 + g1_6 * a1 + g2_6 * a2 + g3_6 * a3
                     gk[7, d] += g0_7 * a0 + g1_7 * a1 + g2_7 * a2 + g3_7 * a3
@@ -1766,6 +1836,8 @@ def softmax_bytes(
                     gk[2, d] += g0_2 * a0
                     gk[3, d] += g0_3 * a0
                     gk[4, d] += g0_4 * a0
+                for d in range(width):
+                    a0 = x0[u0 + d]
                     gk[5, d] += g0_5 * a0
                     gk[6, d] += g0_6 * a0
                     gk[7, d] += g0_7 * a0
@@ -1833,21 +1905,11 @@ def svm_bytes_gather(
                 s0_2 = zero
                 s0_3 = zero
                 s0_4 = zero
-                s0_5 = zero
-                s0_6 = zero
-                s0_7 = zero
-                s0_8 = zero
-                s0_9 = zero
                 s1_0 = zero
                 s1_1 = zero
                 s1_2 = zero
                 s1_3 = zero
                 s1_4 = zero
-                s1_5 = zero
-                s1_6 = zero
-                s1_7 = zero
-                s1_8 = zero
-                s1_9 = zero
                 for d in range(width):
                     a0 = x0[u0 + d]
                     a1 = x1[u0 + d]
@@ -1866,6 +1928,29 @@ def svm_bytes_gather(
                     w = wk[4, d]
                     s0_4 += a0 * w
                     s1_4 += a1 * w
+                S[i - c0 + 0, 0] += s0_0
+                S[i - c0 + 0, 1] += s0_1
+                S[i - c0 + 0, 2] += s0_2
+                S[i - c0 + 0, 3] += s0_3
+                S[i - c0 + 0, 4] += s0_4
+                S[i - c0 + 1, 0] += s1_0
+                S[i - c0 + 1, 1] += s1_1
+                S[i - c0 + 1, 2] += s1_2
+                S[i - c0 + 1, 3] += s1_3
+                S[i - c0 + 1, 4] += s1_4
+                s0_5 = zero
+                s0_6 = zero
+                s0_7 = zero
+                s0_8 = zero
+                s0_9 = zero
+                s1_5 = zero
+                s1_6 = zero
+                s1_7 = zero
+                s1_8 = zero
+                s1_9 = zero
+                for d in range(width):
+                    a0 = x0[u0 + d]
+                    a1 = x1[u0 + d]
                     w = wk[5, d]
                     s0_5 += a0 * w
                     s1_5 += a1 * w
@@ -1881,21 +1966,11 @@ def svm_bytes_gather(
                     w = wk[9, d]
                     s0_9 += a0 * w
                     s1_9 += a1 * w
-                S[i - c0 + 0, 0] += s0_0
-                S[i - c0 + 0, 1] += s0_1
-                S[i - c0 + 0, 2] += s0_2
-                S[i - c0 + 0, 3] += s0_3
-                S[i - c0 + 0, 4] += s0_4
                 S[i - c0 + 0, 5] += s0_5
                 S[i - c0 + 0, 6] += s0_6
                 S[i - c0 + 0, 7] += s0_7
                 S[i - c0 + 0, 8] += s0_8
                 S[i - c0 + 0, 9] += s0_9
-                S[i - c0 + 1, 0] += s1_0
-                S[i - c0 + 1, 1] += s1_1
-                S[i - c0 + 1, 2] += s1_2
-                S[i - c0 + 1, 3] += s1_3
-                S[i - c0 + 1, 4] += s1_4
                 S[i - c0 + 1, 5] += s1_5
                 S[i - c0 + 1, 6] += s1_6
                 S[i - c0 + 1, 7] += s1_7
@@ -1909,11 +1984,6 @@ def svm_bytes_gather(
                 s0_2 = zero
                 s0_3 = zero
                 s0_4 = zero
-                s0_5 = zero
-                s0_6 = zero
-                s0_7 = zero
-                s0_8 = zero
-                s0_9 = zero
                 for d in range(width):
                     a0 = x0[u0 + d]
                     w = wk[0, d]
@@ -1926,6 +1996,18 @@ def svm_bytes_gather(
                     s0_3 += a0 * w
                     w = wk[4, d]
                     s0_4 += a0 * w
+                S[i - c0 + 0, 0] += s0_0
+                S[i - c0 + 0, 1] += s0_1
+                S[i - c0 + 0, 2] += s0_2
+                S[i - c0 + 0, 3] += s0_3
+                S[i - c0 + 0, 4] += s0_4
+                s0_5 = zero
+                s0_6 = zero
+                s0_7 = zero
+                s0_8 = zero
+                s0_9 = zero
+                for d in range(width):
+                    a0 = x0[u0 + d]
                     w = wk[5, d]
                     s0_5 += a0 * w
                     w = wk[6, d]
@@ -1936,11 +2018,6 @@ def svm_bytes_gather(
                     s0_8 += a0 * w
                     w = wk[9, d]
                     s0_9 += a0 * w
-                S[i - c0 + 0, 0] += s0_0
-                S[i - c0 + 0, 1] += s0_1
-                S[i - c0 + 0, 2] += s0_2
-                S[i - c0 + 0, 3] += s0_3
-                S[i - c0 + 0, 4] += s0_4
                 S[i - c0 + 0, 5] += s0_5
                 S[i - c0 + 0, 6] += s0_6
                 S[i - c0 + 0, 7] += s0_7
@@ -2042,6 +2119,11 @@ def svm_bytes_gather(
                     gk[2, d] += g0_2 * a0 + g1_2 * a1 + g2_2 * a2 + g3_2 * a3
                     gk[3, d] += g0_3 * a0 + g1_3 * a1 + g2_3 * a2 + g3_3 * a3
                     gk[4, d] += g0_4 * a0 + g1_4 * a1 + g2_4 * a2 + g3_4 * a3
+                for d in range(width):
+                    a0 = x0[u0 + d]
+                    a1 = x1[u0 + d]
+                    a2 = x2[u0 + d]
+                    a3 = x3[u0 + d]
                     gk[5, d] += g0_5 * a0 + g1_5 * a1 + g2_5 * a2 + g3_5 * a3
                     gk[6, d] += g0_6 * a0 + g1_6 * a1 + g2_6 * a2 + g3_6 * a3
                     gk[7, d] += g0_7 * a0 + g1_7 * a1 + g2_7 * a2 + g3_7 * a3
@@ -2071,6 +2153,8 @@ def svm_bytes_gather(
                     gk[2, d] += g0_2 * a0
                     gk[3, d] += g0_3 * a0
                     gk[4, d] += g0_4 * a0
+                for d in range(width):
+                    a0 = x0[u0 + d]
                     gk[5, d] += g0_5 * a0
                     gk[6, d] += g0_6 * a0
                     gk[7, d] += g0_7 * a0
@@ -2136,21 +2220,11 @@ def softmax_bytes_gather(
                 s0_2 = zero
                 s0_3 = zero
                 s0_4 = zero
-                s0_5 = zero
-                s0_6 = zero
-                s0_7 = zero
-                s0_8 = zero
-                s0_9 = zero
                 s1_0 = zero
                 s1_1 = zero
                 s1_2 = zero
                 s1_3 = zero
                 s1_4 = zero
-                s1_5 = zero
-                s1_6 = zero
-                s1_7 = zero
-                s1_8 = zero
-                s1_9 = zero
                 for d in range(width):
                     a0 = x0[u0 + d]
                     a1 = x1[u0 + d]
@@ -2169,6 +2243,29 @@ def softmax_bytes_gather(
                     w = wk[4, d]
                     s0_4 += a0 * w
                     s1_4 += a1 * w
+                S[i - c0 + 0, 0] += s0_0
+                S[i - c0 + 0, 1] += s0_1
+                S[i - c0 + 0, 2] += s0_2
+                S[i - c0 + 0, 3] += s0_3
+                S[i - c0 + 0, 4] += s0_4
+                S[i - c0 + 1, 0] += s1_0
+                S[i - c0 + 1, 1] += s1_1
+                S[i - c0 + 1, 2] += s1_2
+                S[i - c0 + 1, 3] += s1_3
+                S[i - c0 + 1, 4] += s1_4
+                s0_5 = zero
+                s0_6 = zero
+                s0_7 = zero
+                s0_8 = zero
+                s0_9 = zero
+                s1_5 = zero
+                s1_6 = zero
+                s1_7 = zero
+                s1_8 = zero
+                s1_9 = zero
+                for d in range(width):
+                    a0 = x0[u0 + d]
+                    a1 = x1[u0 + d]
                     w = wk[5, d]
                     s0_5 += a0 * w
                     s1_5 += a1 * w
@@ -2184,21 +2281,11 @@ def softmax_bytes_gather(
                     w = wk[9, d]
                     s0_9 += a0 * w
                     s1_9 += a1 * w
-                S[i - c0 + 0, 0] += s0_0
-                S[i - c0 + 0, 1] += s0_1
-                S[i - c0 + 0, 2] += s0_2
-                S[i - c0 + 0, 3] += s0_3
-                S[i - c0 + 0, 4] += s0_4
                 S[i - c0 + 0, 5] += s0_5
                 S[i - c0 + 0, 6] += s0_6
                 S[i - c0 + 0, 7] += s0_7
                 S[i - c0 + 0, 8] += s0_8
                 S[i - c0 + 0, 9] += s0_9
-                S[i - c0 + 1, 0] += s1_0
-                S[i - c0 + 1, 1] += s1_1
-                S[i - c0 + 1, 2] += s1_2
-                S[i - c0 + 1, 3] += s1_3
-                S[i - c0 + 1, 4] += s1_4
                 S[i - c0 + 1, 5] += s1_5
                 S[i - c0 + 1, 6] += s1_6
                 S[i - c0 + 1, 7] += s1_7
@@ -2212,11 +2299,6 @@ def softmax_bytes_gather(
                 s0_2 = zero
                 s0_3 = zero
                 s0_4 = zero
-                s0_5 = zero
-                s0_6 = zero
-                s0_7 = zero
-                s0_8 = zero
-                s0_9 = zero
                 for d in range(width):
                     a0 = x0[u0 + d]
                     w = wk[0, d]
@@ -2229,6 +2311,18 @@ def softmax_bytes_gather(
                     s0_3 += a0 * w
                     w = wk[4, d]
                     s0_4 += a0 * w
+                S[i - c0 + 0, 0] += s0_0
+                S[i - c0 + 0, 1] += s0_1
+                S[i - c0 + 0, 2] += s0_2
+                S[i - c0 + 0, 3] += s0_3
+                S[i - c0 + 0, 4] += s0_4
+                s0_5 = zero
+                s0_6 = zero
+                s0_7 = zero
+                s0_8 = zero
+                s0_9 = zero
+                for d in range(width):
+                    a0 = x0[u0 + d]
                     w = wk[5, d]
                     s0_5 += a0 * w
                     w = wk[6, d]
@@ -2239,11 +2333,6 @@ def softmax_bytes_gather(
                     s0_8 += a0 * w
                     w = wk[9, d]
                     s0_9 += a0 * w
-                S[i - c0 + 0, 0] += s0_0
-                S[i - c0 + 0, 1] += s0_1
-                S[i - c0 + 0, 2] += s0_2
-                S[i - c0 + 0, 3] += s0_3
-                S[i - c0 + 0, 4] += s0_4
                 S[i - c0 + 0, 5] += s0_5
                 S[i - c0 + 0, 6] += s0_6
                 S[i - c0 + 0, 7] += s0_7
@@ -2344,6 +2433,11 @@ def softmax_bytes_gather(
                     gk[2, d] += g0_2 * a0 + g1_2 * a1 + g2_2 * a2 + g3_2 * a3
                     gk[3, d] += g0_3 * a0 + g1_3 * a1 + g2_3 * a2 + g3_3 * a3
                     gk[4, d] += g0_4 * a0 + g1_4 * a1 + g2_4 * a2 + g3_4 * a3
+                for d in range(width):
+                    a0 = x0[u0 + d]
+                    a1 = x1[u0 + d]
+                    a2 = x2[u0 + d]
+                    a3 = x3[u0 + d]
                     gk[5, d] += g0_5 * a0 + g1_5 * a1 + g2_5 * a2 + g3_5 * a3
                     gk[6, d] += g0_6 * a0 + g1_6 * a1 + g2_6 * a2 + g3_6 * a3
                     gk[7, d] += g0_7 * a0 + g1_7 * a1 + g2_7 * a2 + g3_7 * a3
@@ -2373,6 +2467,8 @@ def softmax_bytes_gather(
                     gk[2, d] += g0_2 * a0
                     gk[3, d] += g0_3 * a0
                     gk[4, d] += g0_4 * a0
+                for d in range(width):
+                    a0 = x0[u0 + d]
                     gk[5, d] += g0_5 * a0
                     gk[6, d] += g0_6 * a0
                     gk[7, d] += g0_7 * a0

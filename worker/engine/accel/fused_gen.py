@@ -2,10 +2,10 @@
 
     python -m worker.engine.accel.fused_gen 10
 
-The kernels hold the scores of R rows x C classes in R * C scalar accumulators (vector registers
-once LLVM vectorizes the loop over a tile's columns); numba has no fixed-size local arrays that
-stay in registers, so the C classes are unrolled here rather than looped over. A test checks that
-the committed file is what `render` writes.
+The kernels hold the scores of R rows x GROUP classes in R * GROUP scalar accumulators (vector
+registers once LLVM vectorizes the loop over a tile's columns); numba has no fixed-size local
+arrays that stay in registers, so the classes are unrolled here rather than looped over. A test
+checks that the committed file is what `render` writes.
 
 Each slab kernel (`svm_slab`, `softmax_slab`: rows r0 .. r1 of X) has a gather twin
 (`svm_gather`, `softmax_gather`: rows X[idx[r0 .. r1]], labels y[idx[...]]) generated from the
@@ -33,8 +33,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-ROWS = 2  # rows per score block: ROWS * C accumulators
-GRAD_ROWS = 4  # rows per gradient group: C loads and stores of the gradient tile per 4 C FMAs
+ROWS = 2  # rows per score block
+GRAD_ROWS = 4  # rows per gradient block: a load and a store of the gradient tile per 4 FMAs
+# Classes per pass over a tile's columns, in both blocks: a score block holds ROWS * GROUP
+# accumulators, a gradient block GRAD_ROWS * GROUP scores broadcast over the lanes. Blocks of all
+# C classes need more vector registers than AVX2 has (16), and the gradient's more than AVX-512
+# has (32): the spilled registers cost a load each per FMA. Grouping changes no sum: each score
+# and gradient entry adds the same terms in the same order.
+GROUP = 5
 PAD = 16
 
 # A NaN margin (scores overflowed to inf) makes the loss NaN, as in the NumPy pass, so that
@@ -100,27 +106,33 @@ class Reads:
 
 
 def _scores(emit: Callable[[str], None], ind: str, rows: int, C: int, reads: Reads) -> None:
-    """Scores of `rows` rows from i over tile k, added into S."""
+    """Scores of `rows` rows from i over tile k, added into S, GROUP classes at a time."""
     for r in range(rows):
         emit(f"{ind}x{r} = {reads.floats(f'i + {r}', f'i - c0 + {r}')}")
-    for r in range(rows):
-        for c in range(C):
-            emit(f"{ind}s{r}_{c} = zero")
-    emit(f"{ind}for d in range(width):")
-    for r in range(rows):
-        emit(f"{ind}    a{r} = x{r}[u0 + d]")
-    for c in range(C):
-        emit(f"{ind}    w = wk[{c}, d]")
+    for group in _groups(C):
         for r in range(rows):
-            emit(f"{ind}    s{r}_{c} += a{r} * w")
-    for r in range(rows):
-        for c in range(C):
-            emit(f"{ind}S[i - c0 + {r}, {c}] += s{r}_{c}")
+            for c in group:
+                emit(f"{ind}s{r}_{c} = zero")
+        emit(f"{ind}for d in range(width):")
+        for r in range(rows):
+            emit(f"{ind}    a{r} = x{r}[u0 + d]")
+        for c in group:
+            emit(f"{ind}    w = wk[{c}, d]")
+            for r in range(rows):
+                emit(f"{ind}    s{r}_{c} += a{r} * w")
+        for r in range(rows):
+            for c in group:
+                emit(f"{ind}S[i - c0 + {r}, {c}] += s{r}_{c}")
+
+
+def _groups(C: int) -> list[range]:
+    """The classes in groups of at most GROUP."""
+    return [range(c, min(C, c + GROUP)) for c in range(0, C, GROUP)]
 
 
 def _gradient(emit: Callable[[str], None], ind: str, rows: int, C: int, reads: Reads) -> None:
-    """Tile k of the gradient += dS[r : r + rows]^T X[c0 + r : c0 + r + rows, tile k], and a
-    prefetch of the same columns of the next chunk's stored rows."""
+    """Tile k of the gradient += dS[r : r + rows]^T X[c0 + r : c0 + r + rows, tile k], GROUP
+    classes at a time, and a prefetch of the same columns of the next chunk's stored rows."""
     for r in range(rows):
         emit(f"{ind}x{r} = {reads.floats(f'c0 + r + {r}', f'r + {r}')}")
         for c in range(C):
@@ -130,12 +142,13 @@ def _gradient(emit: Callable[[str], None], ind: str, rows: int, C: int, reads: R
         emit(f"{ind}    ahead = {reads.stored(f'c1 + r + {r}')}")
         emit(f"{ind}    for q in range(u0, u0 + width, line):")
         emit(f"{ind}        prefetch(ahead, q)")
-    emit(f"{ind}for d in range(width):")
-    for r in range(rows):
-        emit(f"{ind}    a{r} = x{r}[u0 + d]")
-    for c in range(C):
-        terms = " + ".join(f"g{r}_{c} * a{r}" for r in range(rows))
-        emit(f"{ind}    gk[{c}, d] += {terms}")
+    for group in _groups(C):
+        emit(f"{ind}for d in range(width):")
+        for r in range(rows):
+            emit(f"{ind}    a{r} = x{r}[u0 + d]")
+        for c in group:
+            terms = " + ".join(f"g{r}_{c} * a{r}" for r in range(rows))
+            emit(f"{ind}    gk[{c}, d] += {terms}")
 
 
 def _decode(emit: Callable[[str], None], ind: str, reads: Reads) -> None:
