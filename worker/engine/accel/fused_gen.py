@@ -26,6 +26,9 @@ Layout (accel.fused.pack): W and the gradient are tile-major and padded, Wp / Gp
 (tiles, C, TILE + PAD): tile k holds columns k*TILE .. k*TILE + TILE - 1 of the C rows. The pad
 keeps the row pitch off multiples of 4 KB, where all C rows of a tile would share L1 sets and the
 gradient's loads would alias its stores.
+
+One module, longer than most, because every kernel and its twins come from the same lines here:
+a change to one is read, and made, in all of them.
 """
 
 import sys
