@@ -1,10 +1,9 @@
 """Chaos: kill and restart workers at random while clients submit jobs; then count what broke.
 
-    python -m bench.chaos --minutes 2 --workers 3 [--database-url postgresql+psycopg://...]
-
 Real `python -m worker` processes with short leases, one killed (SIGKILL or SIGTERM) and replaced
 each round. Every job must then have succeeded, every step be stored once, and every history and
 W equal an uninterrupted run of the same spec (an in-process worker on a second database).
+`--database-url` (PostgreSQL) writes the report's "postgresql" section.
 """
 
 from __future__ import annotations
@@ -140,13 +139,10 @@ def main() -> None:
     result = run(args.minutes, args.workers, args.database_url)
     ok = all(result[key] == 0 for key in FAILURES)
     verdict = "All zero: nothing lost, nothing done twice." if ok else "FAILURES above."
-    command = f"python -m bench.chaos --minutes {args.minutes} --workers {args.workers}"
-    if args.database_url:
-        command += f" --database-url {common.POSTGRES_PLACEHOLDER}"
     body = common.table(list(result), [list(result.values())]) + "\n\n" + verdict
     variant = None if result["database"] == "SQLite" else "postgresql"
     title = f"Chaos: workers killed at random ({result['database']})"
-    common.write_report("chaos", title, command, body, variant=variant)
+    common.write_report("chaos", title, body, variant=variant)
     if not ok:
         raise SystemExit(1)
 

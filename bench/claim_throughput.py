@@ -1,10 +1,8 @@
-"""How fast the job queue drains on PostgreSQL: thousands of tiny jobs, eight workers.
+"""How fast the job queue drains on PostgreSQL (`--database-url`, an empty database): 2,000 tiny
+jobs, eight workers.
 
-    python -m bench.claim_throughput --database-url postgresql+psycopg://USER@HOST/EMPTY_DB
-        [--jobs 2000] [--workers 8]        (the URL's default: $DESCENT_BENCH_POSTGRES_URL)
-
-An API-only `descent serve --workers 0` takes the jobs, then `--workers` `descent worker --burst`
-processes drain the queue; the figures come from the jobs' own rows.
+An API-only `descent serve --workers 0` takes the jobs, then 8 `descent worker --burst` processes
+drain the queue; the figures come from the jobs' own rows.
 """
 
 from __future__ import annotations
@@ -19,12 +17,12 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-import httpx
 from sqlalchemy import create_engine, text
 
 from bench import common
 from bench.common import percentiles_ms, table
 
+JOBS, WORKERS = 2000, 8
 TINY_JOB: dict[str, Any] = {
     "dataset": {"name": "toy"},
     "model": {"loss": "softmax", "reg": 0.001},
@@ -33,26 +31,15 @@ TINY_JOB: dict[str, Any] = {
 }
 
 
-def submit(base: str, jobs: int) -> float:
-    """POST `jobs` tiny jobs; the seconds that took."""
-    start = time.perf_counter()
-    with httpx.Client(base_url=base, timeout=30) as api:
-        for index in range(jobs):
-            answer = api.post("/jobs", json={**TINY_JOB, "seed": index})
-            if answer.status_code != 202:
-                raise SystemExit(f"POST /jobs answered {answer.status_code}: {answer.text}")
-    return time.perf_counter() - start
-
-
-def drain(database_url: str, workers: int, home: Path) -> float:
-    """Start `workers` burst workers and wait for all of them to exit; the wall seconds."""
+def drain(database_url: str, home: Path) -> float:
+    """Start WORKERS burst workers and wait for all of them to exit; the wall seconds."""
     env = {**os.environ, "DESCENT_DATABASE_URL": database_url, "DESCENT_LOG_LEVEL": "WARNING",
            "DESCENT_DATA_DIR": str(home / "data"),
            "DESCENT_KERNEL_CACHE_DIR": str(common.filled_kernel_cache())}  # fmt: skip
     descent = str(Path(sys.executable).parent / "descent")
     start = time.perf_counter()
     processes = [subprocess.Popen([descent, "worker", "--burst"], env=env, cwd=home)
-                 for _ in range(workers)]  # fmt: skip
+                 for _ in range(WORKERS)]  # fmt: skip
     for process in processes:
         if process.wait(timeout=3600) != 0:
             raise SystemExit(f"a worker exited with {process.returncode}")
@@ -78,17 +65,21 @@ def read(database_url: str) -> tuple[dict[str, int], list[dict[str, Any]], list[
 
 
 def main() -> None:
-    args = common.options(__doc__.split("\n\n")[0], jobs=2000, workers=8,
-                          database_url=os.environ.get("DESCENT_BENCH_POSTGRES_URL"))  # fmt: skip
-    if not args.database_url or not args.database_url.startswith("postgresql"):
+    url = common.options(__doc__.split("\n\n")[0], database_url=None).database_url
+    if not url or not url.startswith("postgresql"):
         raise SystemExit("claim_throughput needs an empty PostgreSQL database: --database-url")
-    with tempfile.TemporaryDirectory() as workdir:
-        home = Path(workdir)
-        env = {"DESCENT_DATABASE_URL": args.database_url}
-        with common.serve(home, env, workers=0) as (base, _):
-            submit_s = submit(base, args.jobs)
-            drain_s = drain(args.database_url, args.workers, home)
-    statuses, timings, attempts = read(args.database_url)
+    with (
+        tempfile.TemporaryDirectory() as workdir,
+        common.serve(Path(workdir), {"DESCENT_DATABASE_URL": url}, workers=0) as (api, _),
+    ):
+        start = time.perf_counter()
+        for index in range(JOBS):
+            answer = api.post("/jobs", json={**TINY_JOB, "seed": index})
+            if answer.status_code != 202:
+                raise SystemExit(f"POST /jobs answered {answer.status_code}: {answer.text}")
+        submit_s = time.perf_counter() - start
+        drain_s = drain(url, Path(workdir))
+    statuses, timings, attempts = read(url)
     per_worker: dict[str, list[Any]] = defaultdict(list)
     for row in attempts:
         per_worker[row.worker].append(row)
@@ -99,11 +90,11 @@ def main() -> None:
     fewest, most = min(map(len, per_worker.values())), max(map(len, per_worker.values()))
     succeeded = statuses.get("succeeded", 0)
     rows = [
-        ["jobs", f"{args.jobs:,} (succeeded {succeeded:,}, attempts {len(attempts):,})"],
-        ["workers", f"{args.workers} `descent worker --burst` processes"],
+        ["jobs", f"{JOBS:,} (succeeded {succeeded:,}, attempts {len(attempts):,})"],
+        ["workers", f"{WORKERS} `descent worker --burst` processes"],
         ["submitting (POST /jobs, one client)", f"{submit_s:.1f} s"],
         ["draining, from the first start to the last finish", f"{active_s:.1f} s"],
-        ["**jobs per second**", f"**{args.jobs / active_s:.0f}**"],
+        ["**jobs per second**", f"**{JOBS / active_s:.0f}**"],
         ["claim latency p50 / p90 / p99 / max", ms(gaps, (50, 90, 99, 100))],
         ["an attempt, claim to finish: p50 / p90",
          ms([(a.ended_at - a.started_at).total_seconds() for a in attempts])],
@@ -123,11 +114,9 @@ PostgreSQL share the machine's cores.
 
 {len(gaps):,} gaps between attempts of the same worker.
 """
-    command = (f".venv/bin/python -m bench.claim_throughput --jobs {args.jobs} --workers "
-               f"{args.workers} --database-url {common.POSTGRES_PLACEHOLDER}")  # fmt: skip
-    common.write_report("claim_throughput",
-                        "Draining thousands of tiny jobs with eight workers on PostgreSQL",
-                        command, body)  # fmt: skip
+    common.write_report(
+        "claim_throughput", "Draining thousands of tiny jobs with eight workers on PostgreSQL", body
+    )
 
 
 if __name__ == "__main__":

@@ -1,8 +1,6 @@
 """Cold start: the first CIFAR-10 job after `descent serve` starts, with an empty kernel cache and
 again after restarts on the same data directory.
 
-    python -m bench.cold_start
-
 Round 1 starts `descent serve --workers 1` on a fresh data directory: its worker compiles the
 kernels into DESCENT_KERNEL_CACHE_DIR while it runs the job. Each restart starts another server on
 the same directory, whose worker loads them before it claims the job. Each round submits the
@@ -17,10 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import httpx
-
 from bench.common import (
-    LOCK,
     RECIPE,
     options,
     output_to,
@@ -45,11 +40,7 @@ POLL_SECONDS = 0.02
 def one_round(name: str, home: Path, env: dict[str, str]) -> tuple[list[str], float]:
     """The round's row of the report, and its job's run_s."""
     log = home / f"{name.split(',')[0].replace(' ', '-')}.log"
-    with (
-        output_to(log),
-        serve(home, env, workers=1) as (base, _),
-        httpx.Client(base_url=base, timeout=60) as api,
-    ):
+    with output_to(log), serve(home, env) as (api, _):
         submitted = time.perf_counter()
         job_id = api.post("/jobs", json=SPEC).json()["id"]
         job = wait_finished(api, f"/jobs/{job_id}", POLL_SECONDS)
@@ -63,11 +54,11 @@ def one_round(name: str, home: Path, env: dict[str, str]) -> tuple[list[str], fl
             time.sleep(0.5)
     if job["status"] != "succeeded":
         raise SystemExit(f"{name}: the job ended {job['status']}: {job['error']}")
-    found = WARM_UP.findall(log.read_text(errors="replace"))
-    warm = (f"{float(found[-1][0]):.2f}", " / ".join(found[-1][1:])) if found else ("–", "–")
+    warm_s, *kernels = WARM_UP.findall(log.read_text(errors="replace"))[-1]
     t = job["timings"]
-    row = [name, *warm, f"{t['queued_s']:.2f}", f"{t['load_s']:.2f}", f"{t['run_s']:.3f}",
-           f"{elapsed:.2f}", f"{job['metrics']['loss']:.2f}"]  # fmt: skip
+    row = [name, f"{float(warm_s):.2f}", " / ".join(kernels), f"{t['queued_s']:.2f}",
+           f"{t['load_s']:.2f}", f"{t['run_s']:.3f}", f"{elapsed:.2f}",
+           f"{job['metrics']['loss']:.2f}"]  # fmt: skip
     return row, t["run_s"]
 
 
@@ -103,8 +94,7 @@ Target: run_s < {TARGET_RUN_S:.0f} s for the first job after a restart: **{verdi
 the {RESTARTS} restarts: {run_s:.3f} s). After round 1 the kernel cache held {len(files)}
 files (numba's .nbi indexes and .nbc code).
 """  # fmt: skip
-    write_report("cold_start", "Cold start: the first job after a (re)start",
-                 f"{LOCK} .venv/bin/python -m bench.cold_start", body)  # fmt: skip
+    write_report("cold_start", "Cold start: the first job after a (re)start", body)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import httpx
 import numpy as np
 from numpy.typing import NDArray
 
@@ -45,6 +46,9 @@ RECIPE: dict[str, Any] = {  # the course's SGD recipe as docs/USAGE.md writes it
     "model": {"loss": "svm", "reg": 25000},
     "optimizer": {"type": "sgd", "learning_rate": 1e-7, "batch_size": 200, "iterations": 1500},
 }
+# The settings that change what a benchmark measures, shown in its report's command line if set.
+SETTINGS = ("DESCENT_HISTORY_WRITER", "DESCENT_FLUSH_SECONDS")
+_options: list[str] = []  # the running benchmark's options, as its report's command line shows
 
 
 def options(description: str | None, **defaults: Any) -> argparse.Namespace:
@@ -53,7 +57,10 @@ def options(description: str | None, **defaults: Any) -> argparse.Namespace:
     for name, default in defaults.items():
         kind = str if default is None else type(default)
         parser.add_argument(f"--{name.replace('_', '-')}", type=kind, default=default)
-    return parser.parse_args()
+    args = parser.parse_args()
+    _options[:] = [f"--{name.replace('_', '-')} {value}" for name, value in vars(args).items()
+                   if value is not None]  # fmt: skip
+    return args
 
 
 def free_port() -> int:
@@ -113,8 +120,6 @@ def stop(process: subprocess.Popen[bytes], how: signal.Signals = signal.SIGTERM)
 
 def answers(url: str, status: int = 200) -> bool:
     """Whether GET `url` answers `status` now."""
-    import httpx
-
     try:
         return httpx.get(url, timeout=1).status_code == status
     except httpx.TransportError:
@@ -122,9 +127,9 @@ def answers(url: str, status: int = 200) -> bool:
 
 
 @contextlib.contextmanager
-def serve(home: Path, env: dict[str, str], *, workers: int = 1) -> Iterator[tuple[str, int]]:
-    """(base URL, pid) of a ready `descent serve` in `home` on its own SQLite database; `env`
-    adds to the environment."""
+def serve(home: Path, env: dict[str, str], workers: int = 1) -> Iterator[tuple[httpx.Client, int]]:
+    """(a client of its API, its pid) of a ready `descent serve` with its SQLite database and
+    data in `home`; `env` adds to the environment."""
     port = free_port()
     full = {
         **os.environ,
@@ -140,8 +145,11 @@ def serve(home: Path, env: dict[str, str], *, workers: int = 1) -> Iterator[tupl
     descent = Path(sys.executable).parent / "descent"
     command = [str(descent), "serve", "--port", str(port), "--workers", str(workers)]
     base = f"http://127.0.0.1:{port}"
-    with started(command, lambda: answers(f"{base}/readyz"), env=full, cwd=home) as pid:
-        yield base, pid
+    with (
+        started(command, lambda: answers(f"{base}/readyz"), env=full, cwd=home) as pid,
+        httpx.Client(base_url=base, timeout=60) as api,
+    ):
+        yield api, pid
 
 
 @functools.cache
@@ -168,8 +176,8 @@ def output_to(path: Path) -> Iterator[None]:
                 os.close(copy)
 
 
-def wait_finished(api: Any, path: str, every: float = 0.5) -> dict[str, Any]:
-    """GET `path` (a job or a sweep) on the httpx client `api` until its status is final."""
+def wait_finished(api: httpx.Client, path: str, every: float = 0.5) -> dict[str, Any]:
+    """GET `path` (a job or a sweep) until its status is final."""
     found: dict[str, Any]
     while (found := api.get(path).json())["status"] not in FINAL:
         time.sleep(every)
@@ -221,10 +229,9 @@ def expected_loss_steps(spec: dict[str, Any]) -> list[int]:
 
 
 def cifar10_dir() -> Path | None:
-    configured = os.environ.get("DESCENT_CIFAR10_DIR")
-    for candidate in (Path(configured) if configured else None, SHARED_CIFAR10):
-        if candidate is not None and (candidate / "data_batch_1").is_file():
-            return candidate
+    for candidate in (os.environ.get("DESCENT_CIFAR10_DIR"), SHARED_CIFAR10):
+        if candidate and (Path(candidate) / "data_batch_1").is_file():
+            return Path(candidate)
     return None
 
 
@@ -240,6 +247,7 @@ class Timing:
     name: str
     seconds: float  # the minimum over repeats
     runs: tuple[float, ...]
+    value: Any  # what the last run returned
 
 
 def interleaved(
@@ -249,22 +257,22 @@ def interleaved(
     warmup: int = 1,
     settle_seconds: float = 0.0,
 ) -> list[Timing]:
-    """Time each candidate `repeats` times, alternating between them; keep each one's minimum.
-
-    `settle_seconds` of idle before each timed run: OpenBLAS's threads keep spinning for a while
-    after a threaded call, and would take a core from whichever candidate runs next.
-    """
+    """Time each candidate `repeats` times, alternating between them, each run after
+    `settle_seconds` of idle; keep each one's minimum."""
     for _ in range(warmup):
         for _, fn in candidates:
             fn()
     runs: dict[str, list[float]] = {name: [] for name, _ in candidates}
+    values: dict[str, object] = {}
     for _ in range(repeats):
         for name, fn in candidates:
             time.sleep(settle_seconds)
             start = time.perf_counter()
-            fn()
+            values[name] = fn()
             runs[name].append(time.perf_counter() - start)
-    return [Timing(name, min(runs[name]), tuple(runs[name])) for name, _ in candidates]
+    return [
+        Timing(name, min(runs[name]), tuple(runs[name]), values[name]) for name, _ in candidates
+    ]
 
 
 def percentiles_ms(seconds: Sequence[float], quantiles: Sequence[float]) -> list[str]:
@@ -272,26 +280,19 @@ def percentiles_ms(seconds: Sequence[float], quantiles: Sequence[float]) -> list
     return [f"{1000 * value:.1f}" for value in np.percentile(seconds, quantiles)]
 
 
-def cpu_model() -> str:
-    """The processor's name, family and model: cloud machines sold under one name can be
-    different processors, so the report names the exact one."""
-    try:
-        first = Path("/proc/cpuinfo").read_text().split("\n\n")[0]
-    except OSError:
-        return platform.processor() or "unknown processor"
-    found = {key.strip(): value.strip() for key, _, value in
-             (line.partition(":") for line in first.splitlines())}  # fmt: skip
-    name = found.get("model name", "unknown processor")
-    return f"{name}, family {found.get('cpu family', '?')} model {found.get('model', '?')}"
-
-
 def machine() -> str:
+    """The processor's exact name, family and model (cloud machines sold under one name can be
+    different processors), the cores, and the versions that matter."""
     from threadpoolctl import threadpool_info
 
+    first = Path("/proc/cpuinfo").read_text().split("\n\n")[0]
+    cpu = {key.strip(): value.strip() for key, _, value in
+           (line.partition(":") for line in first.splitlines())}  # fmt: skip
     blas = "; ".join(f"{i.get('internal_api')} {i.get('version')} ({i.get('num_threads')} threads)"
                      for i in threadpool_info())  # fmt: skip
     return (
-        f"{platform.machine()} ({cpu_model()}), {os.cpu_count()} cores, "
+        f"{platform.machine()} ({cpu.get('model name', 'unknown processor')}, family "
+        f"{cpu.get('cpu family', '?')} model {cpu.get('model', '?')}), {os.cpu_count()} cores, "
         f"Python {platform.python_version()}, NumPy {np.__version__}{', ' + blas if blas else ''}"
     )
 
@@ -306,31 +307,26 @@ VARIANT_MARK = "<!-- variant: {} -->"
 VARIANT_LINE = re.compile(r"^<!-- variant: (\S+) -->$", re.MULTILINE)
 
 
-def write_report(
-    name: str, title: str, command: str, body: str, variant: str | None = None
-) -> Path:
+def write_report(name: str, title: str, body: str, variant: str | None = None) -> None:
     """Write docs/benchmarks/<name>.md with how it was measured, and print it.
 
     A comparison run (`variant`, e.g. "bare" for dashboard_load's floor or "postgresql" for
-    chaos) replaces its own section at the end of the report; the default run rewrites the
-    report above the variant sections and keeps them.
+    chaos) replaces its own section at the end of the report, every heading one level down; the
+    default run rewrites the report above the variant sections and keeps them.
     """
-    DOCS.mkdir(parents=True, exist_ok=True)
     path = DOCS / f"{name}.md"
     pieces = VARIANT_LINE.split(path.read_text() if path.exists() else "")
-    main = pieces[0]
     sections = {pieces[i]: pieces[i + 1].strip("\n") for i in range(1, len(pieces), 2)}
-    text = f"Measured on {machine()}.\n\nReproduce: `{command}`\n\n{body.strip()}\n"
+    settings = [f"{key}={os.environ[key]}" for key in SETTINGS if key in os.environ]
+    command = " ".join([LOCK, *settings, f".venv/bin/python -m bench.{name}", *_options])
+    command = re.sub(r"postgresql\S*", POSTGRES_PLACEHOLDER, command)  # no credentials
+    text = f"# {title}\n\nMeasured on {machine()}.\n\nReproduce: `{command}`\n\n{body.strip()}\n"
+    main = pieces[0]
     if variant is None:
-        main = f"# {title}\n\n{text}"
-    else:  # every heading one level down, outside code blocks
-        lines, fenced = [], False
-        for line in f"# {title}\n\n{text}".splitlines():
-            fenced = fenced != line.startswith("```")
-            lines.append("#" + line if line.startswith("#") and not fenced else line)
-        sections[variant] = "\n".join(lines)
+        main = text
+    else:
+        sections[variant] = re.sub("^#", "##", text, flags=re.MULTILINE)
     parts = [main.rstrip("\n") or f"# {name}"]
     parts += [f"{VARIANT_MARK.format(key)}\n{part.rstrip()}" for key, part in sections.items()]
     path.write_text("\n\n".join(parts) + "\n")
-    print(f"# {title}\n\n{text}")
-    return path
+    print(text)

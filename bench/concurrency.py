@@ -1,8 +1,6 @@
 """Two SGD-recipe trainings at once, in two processes, against one alone: steps/s with 1, 2 or
 every core's threads per job, so that the worker can choose its thread count.
 
-    python -m bench.concurrency
-
 Each job is a fresh (spawned) process that loads the prepared CIFAR-10 training set, caps
 OpenBLAS's and the engine's threads to the same n ("default": both at every core), waits at a
 barrier with its sibling, then times the recipe after one untimed run: the engine's train.run,
@@ -28,7 +26,7 @@ REPEATS, STEPS = 2, 1500
 
 
 def _job(kind: str, threads: int | None, data_dir: str, barrier: Any, results: Any) -> None:
-    """One training in this process; puts (kind, threads, steps/s) on `results`."""
+    """One training in this process; puts its steps/s on `results`."""
     from threadpoolctl import threadpool_limits
 
     from bench.sgd import recipe, train
@@ -44,27 +42,27 @@ def _job(kind: str, threads: int | None, data_dir: str, barrier: Any, results: A
         if kind == "course":
             course_train_svm(X, y, num_iters=STEPS)
         else:
-            train(recipe("float32"), data, prefetch=True)
+            train(recipe("float32"), data)
 
-    with contextlib.ExitStack() as capped:
-        if threads is not None:
-            capped.enter_context(threadpool_limits(threads))
-            capped.enter_context(limit_threads(threads))
+    with (
+        contextlib.nullcontext() if threads is None else threadpool_limits(threads),
+        contextlib.nullcontext() if threads is None else limit_threads(threads),
+    ):
         training()  # warm-up, alone
         barrier.wait()
         start = time.perf_counter()
         training()
-        rate = STEPS / (time.perf_counter() - start)
-    results.put((kind, threads, rate))
+        results.put(STEPS / (time.perf_counter() - start))
 
 
 def _case(ctx: Any, kind: str, threads: int | None, jobs: int, data_dir: str) -> list[float]:
+    """Each job's steps/s."""
     barrier, results = ctx.Barrier(jobs), ctx.Queue()
     procs = [ctx.Process(target=_job, args=(kind, threads, data_dir, barrier, results))
              for _ in range(jobs)]  # fmt: skip
     for proc in procs:
         proc.start()
-    rates = [results.get()[2] for _ in procs]
+    rates = [results.get() for _ in procs]
     for proc in procs:
         proc.join()
         if proc.exitcode:
@@ -97,18 +95,16 @@ def main() -> None:
         rows.append([kind, "default" if threads is None else threads, jobs,
                      " / ".join(f"{r:.0f}" for r in rates), f"{sum(rates):.0f}",
                      f"{alone / mean:.2f}"])  # fmt: skip
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     body = f"""
-{cores} cores. Each cell: the best of {REPEATS} repeats (by total steps/s). "threads" caps
-both OpenBLAS (threadpoolctl) and the engine's own threads (limit_threads: passes, prefetch);
-"default" leaves both at every core. slowdown = steps/s of one job alone / mean steps/s of a
-job in the pair, same threads.
+{len(os.sched_getaffinity(0))} cores. Each cell: the best of {REPEATS} repeats (by total
+steps/s). "threads" caps both OpenBLAS (threadpoolctl) and the engine's own threads
+(limit_threads: passes, prefetch); "default" leaves both at every core. slowdown = steps/s of one
+job alone / mean steps/s of a job in the pair, same threads.
 
 {table(["code", "threads per job", "jobs at once", "steps/s of each job", "total steps/s",
         "slowdown per job"], rows)}
 """  # fmt: skip
-    write_report("concurrency", "Two trainings at once: threads per job",
-                 ".venv/bin/python -m bench.concurrency", body)  # fmt: skip
+    write_report("concurrency", "Two trainings at once: threads per job", body)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,5 @@
 """The course's hyperparameter search on CIFAR-10, as two sweeps through the REST API.
 
-    .venv/bin/python -m bench.course_search
-
 A real `descent serve --workers 2` on a temporary SQLite database runs the SVM and the softmax
 learning-rate x regularization grids with the SGD recipe (batch 200, 1,500 iterations); the
 report gives each one's best validation and test accuracy and the request that produced them.
@@ -14,8 +12,6 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
-
-import httpx
 
 from bench.common import options, require_cifar10, serve, table, wait_finished, write_report
 
@@ -72,7 +68,7 @@ def main() -> None:
     options(__doc__)
     require_cifar10()
     workdir = Path(tempfile.mkdtemp(prefix="descent-course-search-"))
-    with serve(workdir, {}, workers=2) as (base, _), httpx.Client(base_url=base, timeout=60) as api:
+    with serve(workdir, {}, workers=2) as (api, _):
         started = time.perf_counter()
         ids = {}
         for loss in ("svm", "softmax"):
@@ -83,7 +79,7 @@ def main() -> None:
         elapsed = time.perf_counter() - started
     write_report("course_search",
                  "The course's learning-rate x regularization search on CIFAR-10, as two sweeps",
-                 ".venv/bin/python -m bench.course_search", report(results, elapsed))  # fmt: skip
+                 report(results, elapsed))  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -1,12 +1,10 @@
 """A dashboard's load on a training server: API latency and the jobs' steps per second.
 
-    python -m bench.dashboard_load [--seconds 20] [--rounds 3] [--clients 50] [--subscribers 5]
-
-`descent serve --workers 2` on SQLite trains two long jobs (the CIFAR-10 SVM recipe, else
-digits) through quiet and loaded windows in turn (bench.pollers' pollers and event streams),
-each loaded window compared with the quiet ones around it; a job's speed in a window is taken
-between its first and last flush inside it. Then the floor, in the same run: the same pollers
-against bench/bare_asgi.py, written to the report's "bare" section.
+`descent serve --workers 2` on SQLite trains two long CIFAR-10 jobs through quiet and loaded
+windows in turn (bench.pollers' pollers and event streams), each loaded window compared with the
+quiet ones around it; a job's speed in a window is taken between its first and last flush inside
+it. Then the floor, in the same run: the same pollers against bench/bare_asgi.py, written to the
+report's "bare" section.
 """
 
 from __future__ import annotations
@@ -18,40 +16,31 @@ import os
 import statistics
 import tempfile
 import time
-from argparse import Namespace
 from collections import defaultdict
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-import httpx
 import numpy as np
 from sqlalchemy import select
 
 from bench import common, pollers
-from bench.common import cpu_seconds, percentiles_ms, table
+from bench.common import RECIPE, cpu_seconds, percentiles_ms, table
 from bench.pollers import Samples, run
 from service.db.models import Job
 from service.db.session import Database
 
+SECONDS, ROUNDS, CLIENTS, SUBSCRIBERS = 20.0, 3, 50, 5  # a window, loaded windows, the load
 # The targets in docs/BENCHMARKS.md: the API's p99, and the slower job's drop at most this much
 # above the floor's.
 TARGET_P99_MS, TARGET_ABOVE_FLOOR = 50.0, 0.03
 T = TypeVar("T")
 DRIFT, STOLEN = 0.05, 0.02  # quiet windows this far apart, or this much steal, mark a disturbed run
 Flushes = list[tuple[int, float]]  # each job's step as of a flush, and its `updated_at`
-
-
-def job_spec(seed: int) -> tuple[str, dict[str, Any]]:
-    """The CIFAR-10 SVM recipe when the batches are here, else softmax on digits; both SGD."""
-    cifar = common.cifar10_dir() is not None
-    model = {"loss": "svm", "reg": 25000} if cifar else {"loss": "softmax", "reg": 1e-4}
-    spec = {"name": f"load-{seed}", "dataset": {"name": "cifar10" if cifar else "digits"},
-            "model": model, "seed": seed, "log_every": 1, "eval_every": 0,
-            "optimizer": {"type": "sgd", "learning_rate": 1e-7 if cifar else 1e-3,
-                          "batch_size": 200, "iterations": 1_000_000}}  # fmt: skip
-    return f"{'CIFAR-10 SVM' if cifar else 'digits softmax'} SGD, batch 200", spec
+# The jobs: the CIFAR-10 SVM recipe, a loss point every step, no evaluation, outlasting the run.
+SPEC = {**RECIPE, "log_every": 1, "eval_every": 0,
+        "optimizer": {**RECIPE["optimizer"], "iterations": 1_000_000}}  # fmt: skip
 
 
 def stolen_seconds() -> float:
@@ -156,7 +145,6 @@ class Run:
     """One run's measures: against Descent's API, or against the bare app (the floor)."""
 
     bare: bool
-    label: str
     single: Samples  # one client alone, before the windows
     samples: Samples  # what the loaded windows' clients saw
     errors: int
@@ -166,23 +154,21 @@ class Run:
     load: tuple[float, str]  # the 1-minute load average before the run, and a line on the load
 
 
-def measure(args: Namespace, *, bare: bool) -> Run:
+def measure(*, bare: bool) -> Run:
     """Quiet and loaded windows of two jobs training in Descent, the pollers (and, against
     Descent's API, the event streams) polling Descent's API or the bare app."""
-    subscribers = 0 if bare else args.subscribers  # the bare app has no event streams
     load_before = os.getloadavg()
-    label, _ = job_spec(0)
     with (
         tempfile.TemporaryDirectory() as tmp,
-        common.serve(Path(tmp), {}, workers=2) as (base, pid),
+        common.serve(Path(tmp), {}, workers=2) as (api, pid),
         contextlib.ExitStack() as stack,
     ):
-        target, server = base, pid  # what the clients poll, and its process
+        target, server = str(api.base_url), pid  # what the clients poll, and its process
         if bare:
-            target, server = stack.enter_context(pollers.bare_server(common.free_port()))
+            target, server = stack.enter_context(pollers.bare_server())
         database = Database(f"sqlite:///{Path(tmp) / 'descent.db'}")
-        api = httpx.Client(base_url=base, timeout=30)
-        ids = [api.post("/jobs", json=job_spec(seed)[1]).json()["id"] for seed in (1, 2)]
+        jobs = [{**SPEC, "name": f"load-{seed}", "seed": seed} for seed in (1, 2)]
+        ids = [api.post("/jobs", json=job).json()["id"] for job in jobs]
         deadline = time.monotonic() + 180
         while min(step for step, _ in flushes(database, ids)) < 200:  # past loading, warm
             if time.monotonic() > deadline:
@@ -194,16 +180,16 @@ def measure(args: Namespace, *, bare: bool) -> Run:
         errors, events, generator = 0, [], []
         marks = [read_mark(database, ids, pid, server)]
         firsts = []
-        for _ in range(args.rounds):
+        for _ in range(ROUNDS):
             firsts.append(first_flushes_after(database, ids, marks[-1].wall))
-            time.sleep(max(0.0, marks[-1].at + args.seconds - time.monotonic()))  # quiet
+            time.sleep(max(0.0, marks[-1].at + SECONDS - time.monotonic()))  # quiet
             marks.append(read_mark(database, ids, pid, server))
             cpu = time.process_time()  # the load generator's own CPU: it shares the cores
             positions = [step - 1 for step, _ in marks[-1].last]
-            clients = pollers.load(target, ids, positions, seconds=args.seconds,
-                                   clients=args.clients, subscribers=subscribers)  # fmt: skip
+            clients = pollers.load(target, ids, positions, seconds=SECONDS, clients=CLIENTS,
+                                   subscribers=0 if bare else SUBSCRIBERS)  # fmt: skip
             (samples, failed, streams), first = run(loaded(database, ids, marks[-1].wall, clients))
-            generator.append((time.process_time() - cpu) / args.seconds)
+            generator.append((time.process_time() - cpu) / SECONDS)
             marks.append(read_mark(database, ids, pid, server))
             firsts.append(first)
             for name, values in samples.items():
@@ -213,27 +199,20 @@ def measure(args: Namespace, *, bare: bool) -> Run:
         load_during = os.getloadavg()
         nice = [os.getpriority(os.PRIO_PROCESS, kid) for kid in common.children(pid)]
         firsts.append(first_flushes_after(database, ids, marks[-1].wall))
-        time.sleep(max(0.0, marks[-1].at + args.seconds - time.monotonic()))
+        time.sleep(max(0.0, marks[-1].at + SECONDS - time.monotonic()))
         marks.append(read_mark(database, ids, pid, server))
         windows = [window(a, f, b) for (a, b), f in
                    zip(itertools.pairwise(marks), firsts, strict=True)]  # fmt: skip
         for job_id in ids:
             api.post(f"/jobs/{job_id}/cancel")
-        api.close()
         database.dispose()
     machine = (
         f"- Load average before the run: {', '.join(f'{v:.2f}' for v in load_before)}; at the "
         f"end of the last loaded window: {', '.join(f'{v:.2f}' for v in load_during)} "
         f"({os.cpu_count()} cores). Worker processes' niceness: {nice}."
     )
-    return Run(bare, label, single, traffic, errors, events, generator, windows,
+    return Run(bare, single, traffic, errors, events, generator, windows,
                (load_before[0], machine))  # fmt: skip
-
-
-def percentiles(values: list[float]) -> list[str]:
-    if len(values) < 2:
-        return ["–"] * 4
-    return [*percentiles_ms(values, [50, 95, 99]), f"{1000 * max(values):.1f}"]
 
 
 def speed_tables(windows: list[Window], drops: list[list[float]], server: str) -> str:
@@ -272,24 +251,24 @@ def disturbance(windows: list[Window], load_at_start: float) -> list[str]:
     return lines
 
 
-def report(args: Namespace, run: Run, floor_drop: float | None = None) -> None:
+def report(run: Run, floor_drop: float | None = None) -> None:
     """Write the run's section of the report; Descent's run is judged against `floor_drop`."""
     bare, samples, windows = run.bare, run.samples, run.windows
-    subscribers = 0 if bare else args.subscribers
     server = "uvicorn (bare app)" if bare else "API"
     every = samples["job"] + samples["loss"]
     single = run.single["job"] + run.single["loss"]
-    rows = [[name, len(values), *percentiles(values)] for name, values in
-            (("GET /jobs/{id}", samples["job"]), ("GET /jobs/{id}/loss?after=", samples["loss"]),
-             ("all", every), ("one client alone, before", single))]  # fmt: skip
+    rows = [[name, len(values), *percentiles_ms(values, [50, 95, 99]), f"{1000 * max(values):.1f}"]
+            for name, values in (("GET /jobs/{id}", samples["job"]),
+                                 ("GET /jobs/{id}/loss?after=", samples["loss"]), ("all", every),
+                                 ("one client alone, before", single))]  # fmt: skip
     latency = table(["requests", "count", "p50 ms", "p95 ms", "p99 ms", "max ms"], rows)
     drops = round_drops(windows)
     drop = slower_drop(windows)
-    p99 = float(np.percentile(every, 99)) * 1000 if len(every) > 1 else float("nan")
+    p99 = float(np.percentile(every, 99)) * 1000
     # CPU the polled server spent on the loaded windows beyond the quiet windows around them
-    spent = args.seconds * sum(b.server - (a.server + c.server) / 2 for a, b, c in rounds(windows))
-    per_request = spent / max(1, len(every))
-    rate = args.clients * 2 / pollers.POLL_SECONDS
+    spent = SECONDS * sum(b.server - (a.server + c.server) / 2 for a, b, c in rounds(windows))
+    per_request = spent / len(every)
+    rate = CLIENTS * 2 / pollers.POLL_SECONDS
     unchanged = ", ".join(
         f"{len(samples[f'{name} 304'])} of {len(samples[name])} {path}"
         for name, path in (("job", "GET /jobs/{id}"), ("loss", "GET /jobs/{id}/loss"))
@@ -299,7 +278,7 @@ def report(args: Namespace, run: Run, floor_drop: float | None = None) -> None:
         # Against the bare app the targets are not its to meet: its figures are their floor.
         return "the floor under the target" if bare else "met" if ok else "MISSED"
 
-    streams = "; ".join(", ".join(events) for events in run.events) if subscribers else ""
+    streams = "" if bare else "; ".join(", ".join(events) for events in run.events)
     against_floor = ""
     if floor_drop is not None:
         above = drop - floor_drop
@@ -311,7 +290,7 @@ def report(args: Namespace, run: Run, floor_drop: float | None = None) -> None:
     verdict = [
         f"- {server} p99 {p99:.1f} ms (target < {TARGET_P99_MS:.0f} ms): "
         f"{met(p99 < TARGET_P99_MS)}.",
-        f"- Steps/s drop of the slower job, mean of {args.rounds} rounds: {100 * drop:.1f}%"
+        f"- Steps/s drop of the slower job, mean of {ROUNDS} rounds: {100 * drop:.1f}%"
         f"{against_floor}. Each round's worse job: "
         f"{', '.join(f'{100 * max(d):.1f}%' for d in drops)}.",
         f"- Poll errors: {run.errors}."
@@ -328,17 +307,16 @@ def report(args: Namespace, run: Run, floor_drop: float | None = None) -> None:
         "uvicorn serving an app that does nothing (bench/bare_asgi.py, a 304 for everything) "
         "while two jobs train in `descent serve --workers 2`"
         if bare
-        else "`descent serve --workers 2`"
+        else "`descent serve --workers 2` (SQLite, the default poll cache) while two jobs train"
     )
     body = f"""
-{args.clients} pollers (GET /jobs/{{id}} and /jobs/{{id}}/loss?after= every
+{CLIENTS} pollers (GET /jobs/{{id}} and /jobs/{{id}}/loss?after= every
 {pollers.POLL_SECONDS * 1000:.0f} ms each, following the cursor from the job's current step, as
 the dashboard does after its overview; their cycles spread evenly over one period) and
-{subscribers} SSE subscribers (GET /jobs/{{id}}/events) against {polled} (SQLite, the
-default poll cache) while two jobs train ({run.label}, a loss point every step). Windows of
-{args.seconds:g} s, quiet and loaded in turn ({args.rounds} loaded), starting and ending quiet.
-The load generator runs on the same two cores. "stolen": cores' worth of time the hypervisor
-gave other guests.
+{0 if bare else SUBSCRIBERS} SSE subscribers (GET /jobs/{{id}}/events) against {polled}
+(CIFAR-10 SVM SGD, batch 200, a loss point every step). Windows of {SECONDS:g} s, quiet and
+loaded in turn ({ROUNDS} loaded), starting and ending quiet. The load generator runs on the same
+two cores. "stolen": cores' worth of time the hypervisor gave other guests.
 
 ## {server} latency under load (every loaded window)
 
@@ -352,24 +330,17 @@ gave other guests.
 
 {chr(10).join(verdict)}
 """
-    command = (
-        f".venv/bin/python -m bench.dashboard_load --seconds {args.seconds:g} "
-        f"--rounds {args.rounds} --clients {args.clients} --subscribers {args.subscribers}"
-    )
-    if "DESCENT_FLUSH_SECONDS" in os.environ:  # the workers' write interval (inherited)
-        command = f"DESCENT_FLUSH_SECONDS={os.environ['DESCENT_FLUSH_SECONDS']} {command}"
     title = "The floor: dashboard load against an app doing nothing" if bare else "Dashboard load"
-    common.write_report("dashboard_load", title, command, body, variant="bare" if bare else None)
+    common.write_report("dashboard_load", title, body, variant="bare" if bare else None)
 
 
 def main() -> None:
-    args = common.options(__doc__, seconds=20.0, rounds=3, clients=50, subscribers=5)
-    if args.rounds < 1:
-        raise SystemExit("--rounds must be at least 1")
-    descent = measure(args, bare=False)
-    floor = measure(args, bare=True)
-    report(args, descent, floor_drop=slower_drop(floor.windows))
-    report(args, floor)
+    common.options(__doc__)
+    common.require_cifar10()
+    descent = measure(bare=False)
+    floor = measure(bare=True)
+    report(descent, floor_drop=slower_drop(floor.windows))
+    report(floor)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,5 @@
 """Numerical gradients on CIFAR-10: finite differences through the linear scores vs the loop.
 
-    python -m bench.numerical
-
 Float64, the 49,000 x 3,073 training set, W = 0.001 randn (seed 0), reg 0. The per-entry loop
 (worker.engine.gradients.numerical_gradient) is timed on a sample of entries and extrapolated;
 the structured version (worker.engine.numerical) computes every entry.
@@ -51,26 +49,24 @@ def main() -> None:
     rng = np.random.default_rng(0)
     W = 0.001 * rng.standard_normal((10, X.shape[1]))
     flat = sample_entries(rng, W.shape, SAMPLE)
-    results: dict[tuple[str, str], Array] = {}
 
-    def run(name: str, kind: str, loss: LossFunction) -> None:
+    def run(kind: str, loss: LossFunction) -> Array:
         if kind == "structured":
-            grad = loss_and_numerical_gradient(loss, W, X, y, h=H, difference="centered")[1]
-        else:
-            grad = sampled_loop(loss, W, X, y, flat)
-        results[(name, kind)] = grad
+            return loss_and_numerical_gradient(loss, W, X, y, h=H, difference="centered")[1]
+        return sampled_loop(loss, W, X, y, flat)
 
     # Centered differences only: the target's accuracy is theirs (forward ones are cheaper but
     # do not agree within 1e-8).
-    candidates = [(f"{name} {kind}", partial(run, name, kind, make_loss(name, 0.0)))
+    candidates = [(f"{name} {kind}", partial(run, kind, make_loss(name, 0.0)))
                   for name in ("svm", "softmax") for kind in ("structured", "loop")]  # fmt: skip
-    timings = {t.name: t.seconds for t in interleaved(candidates, repeats=REPEATS, warmup=0)}
+    timed = {t.name: t for t in interleaved(candidates, repeats=REPEATS, warmup=0)}
+    timings = {name: t.seconds for name, t in timed.items()}
     rows = []
     for name in ("svm", "softmax"):
         per_loss = timings[f"{name} loop"] / (2 * SAMPLE)  # two losses an entry
         full_loop = per_loss * 2 * W.size
-        s = results[(name, "structured")].reshape(-1)[flat]
-        n = results[(name, "loop")]
+        s = timed[f"{name} structured"].value.reshape(-1)[flat]
+        n = timed[f"{name} loop"].value
         relative = np.abs(s - n) / np.maximum(np.abs(s), np.abs(n))
         scaled = np.abs(s - n).max() / np.abs(n).max()
         # The loop's own rounding: its numerator is exact to about eps * L.
@@ -98,7 +94,7 @@ def main() -> None:
   margin across its kink; the structured differences include those crossings exactly.
 """
     write_report("numerical", "Numerical gradient: through the linear scores vs the per-entry loop",
-                 "python -m bench.numerical", body)  # fmt: skip
+                 body)  # fmt: skip
 
 
 if __name__ == "__main__":

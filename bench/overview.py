@@ -1,7 +1,5 @@
 """What reading a long curve costs: GET /jobs/{id}/loss with max_points, a zoomed window, a page.
 
-    python -m bench overview
-
 A job's loss history of n points (n = 10,000, 100,000, 1,000,000, 10,000,000; steps 0..n-1) is
 written straight into a fresh SQLite database with the worker's own insert (points and rollups),
 then read through the app (in process, starlette's TestClient): the whole curve downsampled to
@@ -26,17 +24,6 @@ SIZES = (10_000, 100_000, 1_000_000, 10_000_000)
 SPEC = {"dataset": {"name": "blobs"}, "optimizer": {"type": "sgd", "iterations": 1_000_000}}
 
 
-def best_ms(client: TestClient, url: str, repeats: int = 3) -> tuple[float, int]:
-    best, count = float("inf"), 0
-    for _ in range(repeats):
-        start = time.perf_counter()
-        response = client.get(url)
-        best = min(best, time.perf_counter() - start)
-        response.raise_for_status()
-        count = len(response.json()["points"])
-    return 1000 * best, count
-
-
 def main() -> None:
     options(__doc__)
     workdir = Path(tempfile.mkdtemp(prefix="descent-overview-"))
@@ -59,8 +46,14 @@ def main() -> None:
         }
         with TestClient(create_app(settings)) as client:
             for name, query in reads.items():
-                ms, count = best_ms(client, f"/jobs/{job_id}/loss?{query}")
-                rows.append([f"{n:,}", name, count, f"{ms:.1f}"])
+                seconds = []
+                for _ in range(3):
+                    start = time.perf_counter()
+                    response = client.get(f"/jobs/{job_id}/loss?{query}")
+                    seconds.append(time.perf_counter() - start)
+                    response.raise_for_status()
+                count = len(response.json()["points"])
+                rows.append([f"{n:,}", name, count, f"{1000 * min(seconds):.1f}"])
     database.dispose()
     body = f"""
 SQLite, in process (no HTTP server, no network): the cost of the read and the response alone.
@@ -74,7 +67,7 @@ up to 16 points a bucket is read point by point. Either way it reads at most abo
 bucket, however long the history: the whole-curve overview, a zoom and a page cost about the same
 at every length.
 """
-    write_report("overview", "Reading long curves", "python -m bench overview", body)
+    write_report("overview", "Reading long curves", body)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,6 @@
 """The engine against scikit-learn's SGDClassifier (hinge) on standardized CIFAR-10: the same test
 accuracy (the course's 1,000 test images) in at most half of scikit-learn's fit time.
 
-    python -m bench.peer
-
 Both on the course's split, standardized, bias column appended; scikit-learn in float64, the
 engine in float32. SKLEARN is the variant with the best validation accuracy among those tried
 (SGDClassifier's defaults oscillate around 0.35-0.36 and run for minutes here).
@@ -14,6 +12,7 @@ import json
 import time
 import warnings
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
 from bench import sgd
@@ -49,7 +48,6 @@ def main() -> None:
     options(__doc__)
     X, y = cifar10_prepared(("float32", "float64"), standardize=True)
     data = TrainData(X["float32"]["train"], y["train"], X["float32"]["val"], y["val"])
-    fitted: dict[str, Any] = {}
 
     def sklearn(params: Mapping[str, Any]) -> Any:
         clf = SGDClassifier(random_state=0, **params)
@@ -57,17 +55,13 @@ def main() -> None:
             warnings.simplefilter("ignore", ConvergenceWarning)
             return clf.fit(X["float64"]["train"], y["train"])
 
-    def sklearn_fit() -> None:
-        fitted["sklearn"] = sklearn(SKLEARN)
-
-    def engine_fit() -> None:
-        config = TrainConfig(dtype="float32", seed=0, **SPEC)
-        fitted["engine"] = sgd.train(config, data, prefetch=True)[0]
-
     print("timing scikit-learn and the engine ...", flush=True)
-    candidates = [("scikit-learn SKLEARN", sklearn_fit), ("engine train.run", engine_fit)]
-    sk_time, en_time = (timing.seconds for timing in interleaved(candidates, repeats=REPEATS))
-    clf, state = fitted["sklearn"], fitted["engine"]
+    config = TrainConfig(dtype="float32", seed=0, **SPEC)
+    candidates = [("scikit-learn SKLEARN", partial(sklearn, SKLEARN)),
+                  ("engine train.run", partial(sgd.train, config, data))]  # fmt: skip
+    (sk_time, clf), (en_time, (state, _)) = (
+        (timing.seconds, timing.value) for timing in interleaved(candidates, repeats=REPEATS)
+    )
     sk_acc = {s: float(clf.score(X["float64"][s], y[s])) for s in SPLITS}
     en_acc = {s: accuracy(state.W, X["float32"][s], y[s]) for s in SPLITS}
     rows = [
@@ -100,8 +94,7 @@ time: **{"reached" if reached else "NOT reached"}**.
 
 {table(["SGDClassifier(random_state=0, ...)", "fit s", "val acc", "test acc"], sk_others)}
 """  # fmt: skip
-    write_report("peer", "The engine vs scikit-learn's SGDClassifier",
-                 ".venv/bin/python -m bench.peer", body)  # fmt: skip
+    write_report("peer", "The engine vs scikit-learn's SGDClassifier", body)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from typing import Any, TypeVar, cast
 import httpx
 import uvloop
 
-from bench.common import REPO, answers, started
+from bench.common import REPO, answers, free_port, started
 
 POLL_SECONDS = 0.2
 T = TypeVar("T")
@@ -186,9 +186,10 @@ def run(main: Coroutine[Any, Any, T]) -> T:
 
 
 @contextmanager
-def bare_server(port: int) -> Iterator[tuple[str, int]]:
+def bare_server() -> Iterator[tuple[str, int]]:
     """(base URL, pid) of uvicorn serving bench.bare_asgi (a 304 for everything), as `descent
     serve` runs uvicorn (its default loop and parser: uvloop and httptools)."""
+    port = free_port()
     command = [sys.executable, "-m", "uvicorn", "bench.bare_asgi:app", "--port", str(port),
                "--no-access-log", "--log-level", "warning"]  # fmt: skip
     base = f"http://127.0.0.1:{port}"

@@ -1,10 +1,8 @@
 """A sweep trained as one population: the course's 8 x 8 learning-rate x regularization grid on
 CIFAR-10 (64 trials of the README's recipe, 1,500 steps), through POST /sweeps.
 
-    .venv/bin/python -m bench.population
-
-Candidates, each a real `descent serve` on a temporary SQLite database (its kernels loaded from
-bench.common's filled cache), warmed up first (CIFAR-10 prepared) with one tiny job per worker:
+Candidates, each a real `descent serve` on a temporary SQLite database, warmed up first
+(CIFAR-10 prepared) with one tiny job per worker:
 - population: `--workers 1`, default settings (up to DESCENT_POPULATION_SIZE trials together),
   and `--workers 2` (each worker takes half of the trials: its share of the cores);
 - separate jobs: `--workers 2`, DESCENT_POPULATION_SIZE=1: every trial a job of its own, two at
@@ -13,9 +11,7 @@ bench.common's filled cache), warmed up first (CIFAR-10 prepared) with one tiny 
   process (no API, no loss, no evaluation): the ceiling of the population's layout;
 - the course's loop: LinearClassifier.train (bench.step's copy) in this process, on one row of the
   grid (8 trials), scaled to 64.
-Each time runs from POST /sweeps to the sweep's final status. The machine's float32 GEMM rate is
-measured in the same run (a 4096 x 4096 product on every core, best of 5, before and after); the
-trainings' FLOPs are 64 x 1,500 steps x 4 B D C (two products of a B x D minibatch with C
+The trainings' FLOPs are 64 x 1,500 steps x 4 B D C (two products of a B x D minibatch with C
 columns, B = 200, D = 3,073, C = 10).
 """
 
@@ -28,18 +24,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
 
-from bench.common import (
-    RECIPE,
-    options,
-    require_cifar10,
-    serve,
-    table,
-    wait_finished,
-    write_report,
-)
+from bench.common import RECIPE, options, require_cifar10, serve, table, wait_finished, write_report
 from bench.step import cifar10_prepared, course_train_svm
 from worker.engine.accel.blas import gemm_at, gemm_routine
 from worker.engine.accel.parallel import run_parallel, single_threaded_blas
@@ -78,10 +65,7 @@ def gemm_rate() -> float:
 def through_the_api(workdir: Path, workers: int, env: dict[str, str]) -> dict[str, Any]:
     """The grid on a fresh `descent serve`: its wall time, and the sweep as it ended."""
     workdir.mkdir(parents=True)
-    with (
-        serve(workdir, env, workers=workers) as (base, _pid),
-        httpx.Client(base_url=base, timeout=60) as api,
-    ):
+    with serve(workdir, env, workers=workers) as (api, _):
         tiny = {**RECIPE, "optimizer": {**RECIPE["optimizer"], "iterations": 1}}
         warm = [api.post("/jobs", json=tiny).json()["id"] for _ in range(workers)]
         for job_id in warm:
@@ -139,21 +123,15 @@ def report(
     rate: float, results: dict[str, dict[str, Any]], products: float, course: tuple[float, float]
 ) -> str:
     separate = results["separate jobs"]["elapsed"]
-    rows = []
-    for name, found in results.items():
-        seconds, sweep = found["elapsed"], found["sweep"]
-        best_val = sweep["best"]["val_accuracy"]
-        rows.append([name, f"{seconds:.1f}", f"{FLOPS / seconds / 1e9:.0f}",
-                     f"{FLOPS / seconds / rate:.2f}", f"{separate / seconds:.2f}",
-                     sweep["counts"]["succeeded"], f"{best_val:.3f}"])  # fmt: skip
-    seconds = products
-    rows.append(["the products alone (engine, no API)", f"{seconds:.1f}",
-                 f"{FLOPS / seconds / 1e9:.0f}", f"{FLOPS / seconds / rate:.2f}",
-                 f"{separate / seconds:.2f}", "-", "-"])  # fmt: skip
-    seconds, best = course
-    rows.append([f"the course's loop ({COURSE_TRIALS} trials, x {TRIALS // COURSE_TRIALS})",
-                 f"{seconds:.1f}", f"{FLOPS / seconds / 1e9:.0f}", f"{FLOPS / seconds / rate:.2f}",
-                 f"{separate / seconds:.2f}", "-", f"{best:.3f}"])  # fmt: skip
+    found = [(name, run["elapsed"], run["sweep"]["counts"]["succeeded"],
+              f"{run['sweep']['best']['val_accuracy']:.3f}")
+             for name, run in results.items()]  # fmt: skip
+    found += [("the products alone (engine, no API)", products, "-", "-"),
+              (f"the course's loop ({COURSE_TRIALS} trials, x {TRIALS // COURSE_TRIALS})",
+               course[0], "-", f"{course[1]:.3f}")]  # fmt: skip
+    rows = [[name, f"{seconds:.1f}", f"{FLOPS / seconds / 1e9:.0f}",
+             f"{FLOPS / seconds / rate:.2f}", f"{separate / seconds:.2f}", succeeded, best]
+            for name, seconds, succeeded, best in found]  # fmt: skip
     header = ["candidate", "s", "training GFLOP/s", "share of GEMM rate", "separate jobs / x",
               "trials succeeded", "best val"]  # fmt: skip
     population = results["population"]
@@ -170,16 +148,13 @@ def report(
 
 def main() -> None:
     options(__doc__)
-    cifar10 = require_cifar10()
+    require_cifar10()
     workdir = Path(tempfile.mkdtemp(prefix="descent-population-"))
-    env = {"DESCENT_CIFAR10_DIR": str(cifar10)}
     before = gemm_rate()
     results = {
-        "population": through_the_api(workdir / "population", 1, env),
-        "population, 2 workers": through_the_api(workdir / "population-2", 2, env),
-        "separate jobs": through_the_api(
-            workdir / "separate", 2, {**env, "DESCENT_POPULATION_SIZE": "1"}
-        ),
+        "population": through_the_api(workdir / "population", 1, {}),
+        "population, 2 workers": through_the_api(workdir / "population-2", 2, {}),
+        "separate jobs": through_the_api(workdir / "separate", 2, {"DESCENT_POPULATION_SIZE": "1"}),
     }
     products = products_alone()
     course = course_loop()
@@ -187,7 +162,6 @@ def main() -> None:
     write_report(
         "population",
         "The course's 8 x 8 grid as one population, as separate jobs, and in the course's loop",
-        ".venv/bin/python -m bench.population",
         report(rate, results, products, course),
     )
 

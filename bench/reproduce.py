@@ -1,6 +1,5 @@
-"""Reproduce the notes on real CIFAR-10, through the REST API of a real `descent serve`.
-
-    python -m bench.reproduce        (or: make reproduce)
+"""Reproduce the notes on real CIFAR-10, through the REST API of a real `descent serve`
+(`make reproduce`).
 
 Runs random search, random local search, the course's SGD recipe (and its divergent learning
 rate), the step-size sweep, gradient checks for both losses and a loss landscape, then prints the
@@ -130,7 +129,7 @@ def main() -> None:
     options(__doc__)
     require_cifar10()
     workdir = Path(tempfile.mkdtemp(prefix="descent-reproduce-"))
-    with serve(workdir, {}) as (base, _), httpx.Client(base_url=base, timeout=60) as api:
+    with serve(workdir, {}) as (api, _):
         started = time.perf_counter()
         ids = {name: api.post("/jobs", json={**spec, "name": name}).json()["id"]
                for name, spec in RUNS.items()}  # fmt: skip
@@ -146,7 +145,7 @@ def main() -> None:
         + "\n\nTest accuracy is on the first 1,000 CIFAR-10 test images (the notes used all"
         " 10,000), so expect a couple of points of noise." + KINKS
     )
-    write_report("reproduce", "Reproducing the notes on CIFAR-10", "make reproduce", body)
+    write_report("reproduce", "Reproducing the notes on CIFAR-10", body)
 
 
 if __name__ == "__main__":

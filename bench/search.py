@@ -1,7 +1,5 @@
 """Random search and random local search on CIFAR-10: candidates in blocks vs one at a time.
 
-    python -m bench.search
-
 1,000 trials / iterations on the 49,000 x 3,073 float32 training set, SVM, the note's settings,
 run once each for the results (asserted equal); speed from shorter interleaved runs, min-of-k.
 "One at a time" is the note's loop on the engine's svm_loss; "the course's loss" the same loop
@@ -18,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.common import Array, interleaved, options, table, write_report
+from bench.common import Array, Timing, interleaved, options, table, write_report
 from bench.step import cifar10_prepared
 from worker.engine.losses import svm_loss
 from worker.engine.metrics import accuracy
@@ -102,10 +100,10 @@ RUNS: dict[str, tuple[Callable[[Array, Array, int], Any], str]] = {  # name: (ru
 }
 
 
-def timed(X: Array, y: Array, n: int, repeats: int, results: dict[str, Any]) -> str:
-    """The speed table of `repeats` interleaved runs of `n` candidates each."""
-    candidates = [(name, lambda name=name, fn=fn: results.__setitem__(name, fn(X, y, n)))
-                  for name, (fn, _) in RUNS.items()]  # fmt: skip
+def timed(X: Array, y: Array, n: int, repeats: int) -> tuple[str, dict[str, Timing]]:
+    """The speed table of `repeats` interleaved runs of `n` candidates each, and the timings
+    (their values: the last run's results)."""
+    candidates = [(name, partial(fn, X, y, n)) for name, (fn, _) in RUNS.items()]
     timings = {t.name: t for t in interleaved(candidates, repeats=repeats, warmup=0)}
     rows: list[list[object]] = []
     for name, (_, base) in RUNS.items():
@@ -115,7 +113,7 @@ def timed(X: Array, y: Array, n: int, repeats: int, results: dict[str, Any]) -> 
                      f"{timings[base].seconds / t.seconds:.2f}x",
                      f"{timings[COURSE].seconds / t.seconds:.2f}x"])  # fmt: skip
     header = ["run", "seconds (min)", "ms / candidate", "runs", "speed-up", "vs the course's loss"]
-    return table(header, rows)
+    return table(header, rows), timings
 
 
 def main() -> None:
@@ -123,29 +121,27 @@ def main() -> None:
     prepared, labels = cifar10_prepared(("float32",))
     X, y = prepared["float32"]["train"], labels["train"]
     X_test, y_test = prepared["float32"]["test"], labels["test"]
-    full: dict[str, Any] = {}
-    n_full = RANDOM.trials
-    full_table = timed(X, y, n_full, 1, full)
-    fast_losses, fast_best = full["random, blocked"]
-    slow_losses, slow_best = full["random, one at a time"]
+    full_table, full = timed(X, y, RANDOM.trials, 1)
+    fast_losses, fast_best = full["random, blocked"].value
+    slow_losses, slow_best = full[RANDOM_ONE].value
     assert np.argmin(fast_losses) == np.argmin(slow_losses)
     np.testing.assert_array_equal(fast_best, slow_best)
     random_diff = float(np.max(np.abs(fast_losses - slow_losses) / slow_losses))
-    course_losses, course_best = full[COURSE]
+    course_losses, course_best = full[COURSE].value
     course_same = bool(np.array_equal(course_best, fast_best))
     course_diff = float(np.max(np.abs(course_losses - slow_losses) / slow_losses))
-    fast_l, fast_acc, fast_W = full["local, blocked"]
-    slow_l, slow_acc, slow_W = full["local, sequential"]
+    fast_l, fast_acc, fast_W = full["local, blocked"].value
+    slow_l, slow_acc, slow_W = full[LOCAL_ONE].value
     np.testing.assert_array_equal(fast_acc, slow_acc)
     np.testing.assert_array_equal(fast_W, slow_W)
     local_diff = float(np.max(np.abs(fast_l - slow_l) / slow_l))
-    sliced_table = timed(X, y, SLICE, REPEATS, {})
+    sliced_table, _ = timed(X, y, SLICE, REPEATS)
     body = f"""
 ## Speed: {SLICE} candidates per run, min of {REPEATS} interleaved runs
 
 {sliced_table}
 
-## The full runs: {n_full:,} candidates each, one interleaved round
+## The full runs: {RANDOM.trials:,} candidates each, one interleaved round
 
 {full_table}
 
@@ -153,7 +149,7 @@ def main() -> None:
   test accuracy {accuracy(fast_best, X_test, y_test):.1%} (note: 15.5%); blocked and one at
   a time pick the same best W (asserted). The course's loss one at a time picks the same best
   W: {course_same}; its losses agree with the engine's to {course_diff:.1e} relative.
-- Local search: {int(fast_acc.sum())} of {n_full:,} proposals accepted, final loss
+- Local search: {int(fast_acc.sum())} of {RANDOM.trials:,} proposals accepted, final loss
   {fast_l[fast_acc][-1]:.4f}, test accuracy {accuracy(fast_W, X_test, y_test):.1%}
   (note: 21.4%); blocked and sequential accept the same steps and end at the same W
   (asserted).
@@ -163,8 +159,7 @@ def main() -> None:
   the note's loop as the course writes it. SVM, delta 1, reg 0, seed 0; test accuracy on the
   first 1,000 test images (the note used 10,000).
 """
-    write_report("search", "Random search and random local search: blocked vs one at a time",
-                 "python -m bench.search", body)  # fmt: skip
+    write_report("search", "Random search and random local search: blocked vs one at a time", body)
 
 
 if __name__ == "__main__":

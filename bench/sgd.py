@@ -1,8 +1,6 @@
 """The course's SGD recipe on CIFAR-10 (SVM, lr 1e-7, reg 2.5e4, batch 200, 1,500 steps, sampling
 with replacement): the engine against the course's training loop, and where a step's time goes.
 
-    python -m bench.sgd
-
 Whole trainings interleaved: the course's LinearClassifier.train (bench.step) in float32 and
 float64, and the engine's loop as the worker runs it (train.run: each step's rows read in place
 by the gather kernels), gathered into a batch (the path of runs the gather kernels do not cover)
@@ -17,12 +15,14 @@ import contextlib
 import math
 import time
 from collections.abc import Callable
+from functools import partial
+from typing import Any
 from unittest import mock
 
 import numpy as np
 
 from bench.common import SETTLE, Array, interleaved, options, table, write_report
-from bench.step import cifar10_prepared, cifar10_train_as_bytes, course_svm, course_train_svm
+from bench.step import cifar10_prepared, course_svm, course_train_svm
 from worker.engine import accel
 from worker.engine.accel.parallel import limit_threads, run_parallel
 from worker.engine.losses import LossFunction
@@ -31,7 +31,7 @@ from worker.engine.train import TrainData, TrainState, init_state, run
 from worker.engine.train_config import TrainConfig
 
 REPEATS = 5
-HEADER = ["candidate", "s (min)", "ms/step", "course f32 / x", "course f64 / x", "last loss", "val"]
+DTYPES = ("float32", "float64")
 VARIANTS = {  # name suffix -> (in place, prefetch, X kept as bytes)
     " (train.run)": (True, True, False),
     ", gathered + prefetch": (False, True, False),
@@ -46,7 +46,7 @@ def recipe(dtype: str) -> TrainConfig:
 
 
 def train(
-    config: TrainConfig, data: TrainData, prefetch: bool, in_place: bool = True
+    config: TrainConfig, data: TrainData, prefetch: bool = True, in_place: bool = True
 ) -> tuple[TrainState, float]:
     """One training as the worker runs it (one chunk); the state and the last loss.
 
@@ -63,15 +63,18 @@ def train(
     return state, float(chunks[-1].losses[-1])
 
 
-def per_step(fn: Callable[[int], object], steps: int, repeats: int = 3) -> str:
-    """Microseconds per call of fn(step), min over repeats."""
-    best = math.inf
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for step in range(steps):
-            fn(step)
-        best = min(best, time.perf_counter() - start)
-    return f"{best / steps * 1e6:.0f}"
+def per_step(parts: dict[str, Callable[[int], object]], steps: int) -> list[list[object]]:
+    """Each part's microseconds per call of fn(step), the minimum of 3 rounds of `steps` calls."""
+    found: list[list[object]] = []
+    for name, fn in parts.items():
+        best = math.inf
+        for _ in range(3):
+            start = time.perf_counter()
+            for step in range(steps):
+                fn(step)
+            best = min(best, time.perf_counter() - start)
+        found.append([name, f"{best / steps * 1e6:.0f}"])
+    return found
 
 
 def breakdown(X: Array, y: Array, steps: int = 1500) -> list[list[object]]:
@@ -81,8 +84,8 @@ def breakdown(X: Array, y: Array, steps: int = 1500) -> list[list[object]]:
     config = recipe(str(X.dtype))
     rng = np.random.default_rng(0)
     rows = [rng.choice(X.shape[0], 200, replace=True) for _ in range(steps)]
-    state = init_state(config, 10, X.shape[1])
-    W, loss_fn, rule = state.W, config.make_loss(), config.make_rule()
+    W = init_state(config, 10, X.shape[1]).W
+    loss_fn, rule = config.make_loss(), config.make_rule()
     y64 = np.ascontiguousarray(y, dtype=np.int64)
     batch = np.empty((200, X.shape[1]), X.dtype)
     hot_X, hot_y = X[rows[0]], y[rows[0]]
@@ -90,40 +93,39 @@ def breakdown(X: Array, y: Array, steps: int = 1500) -> list[list[object]]:
     W_updated = W.copy()
     draw = np.random.default_rng(0)
     packed = fused.pack(W)
-    parts: dict[str, Callable[[int], object]] = {
-        "draw rows: rng.choice(N, 200)": lambda s: draw.choice(X.shape[0], 200, replace=True),
-        "loss_grad_rows: 200 random rows read in place (gather kernel)":
-            lambda s: loss_fn.loss_grad_rows(W, X, y64, rows[s]),
-        "update W -= lr * grad": lambda s: rule.update(full_grad, {}, W_updated, 0.0),
-        "(gathered path) gather 200 random rows (np.take into a buffer)":
-            lambda s: np.take(X, rows[s], axis=0, out=batch, mode="clip"),
-        "(gathered path) loss_grad on a cached batch (slab kernel)":
-            lambda s: loss_fn.loss_grad(W, hot_X, hot_y),
-        "(inside loss_grad_rows) pack W tile-major (fused.pack)": lambda s: fused.pack(W),
-        "(inside loss_grad_rows) unpack the gradient (fused.unpack)":
-            lambda s: fused.unpack(packed, X.shape[1]),
-    }  # fmt: skip
     with limit_threads(1):
-        found: list[list[object]] = [[name, per_step(fn, steps)] for name, fn in parts.items()]
+        found = per_step({
+            "draw rows: rng.choice(N, 200)": lambda s: draw.choice(X.shape[0], 200, replace=True),
+            "loss_grad_rows: 200 random rows read in place (gather kernel)":
+                lambda s: loss_fn.loss_grad_rows(W, X, y64, rows[s]),
+            "update W -= lr * grad": lambda s: rule.update(full_grad, {}, W_updated, 0.0),
+            "(gathered path) gather 200 random rows (np.take into a buffer)":
+                lambda s: np.take(X, rows[s], axis=0, out=batch, mode="clip"),
+            "(gathered path) loss_grad on a cached batch (slab kernel)":
+                lambda s: loss_fn.loss_grad(W, hot_X, hot_y),
+            "(inside loss_grad_rows) pack W tile-major (fused.pack)": lambda s: fused.pack(W),
+            "(inside loss_grad_rows) unpack the gradient (fused.unpack)":
+                lambda s: fused.unpack(packed, X.shape[1]),
+        }, steps)  # fmt: skip
     # Two threads: the pass itself, and what handing the second slab to the other thread costs
     # with nothing to compute (numba's threads, and Python's where numba has no thread-safe layer).
+    two = "(2 threads) loss_grad_rows, slabs on numba's threads"
     with limit_threads(2):
-        two = per_step(lambda s: loss_fn.loss_grad_rows(W, X, y64, rows[s]), steps)
-    found.append(["(2 threads) loss_grad_rows, slabs on numba's threads", two])
+        found += per_step({two: lambda s: loss_fn.loss_grad_rows(W, X, y64, rows[s])}, steps)
+    empty: dict[str, Callable[[int], object]] = {}
     if jit.parallel_ready(2):
         spans, losses = np.zeros((2, 2), np.int64), np.empty(2)
         nothing, delta = np.empty((2, 0, 0, 0), X.dtype), X.dtype.type(1.0)
-        launch = per_step(
-            lambda s: fused_c10.svm_gather_slabs(
+        empty["(2 threads) launch: the driver on two empty slabs"] = lambda s: (
+            fused_c10.svm_gather_slabs(
                 X, y64, rows[s], packed, spans, nothing, fused.CHUNK, False, delta, losses
-            ),
-            steps,
+            )
         )
-        found.append(["(2 threads) launch: the driver on two empty slabs", launch])
-    empty = [lambda slot: None, lambda slot: None]
-    handoff = per_step(lambda s: run_parallel(empty, 2), steps)
-    name = "(2 threads) hand-off: run_parallel of two empty tasks (without numba's threads)"
-    return [*found, [name, handoff]]
+    tasks = [lambda slot: None, lambda slot: None]
+    empty["(2 threads) hand-off: run_parallel of two empty tasks (without numba's threads)"] = (
+        lambda s: run_parallel(tasks, 2)
+    )
+    return found + per_step(empty, steps)
 
 
 def course_breakdown(X: Array, y: Array, steps: int = 1500) -> list[list[object]]:
@@ -132,62 +134,47 @@ def course_breakdown(X: Array, y: Array, steps: int = 1500) -> list[list[object]
     W = (0.001 * rng.standard_normal((X.shape[1], 10))).astype(X.dtype)
     hot_X, hot_y = X[rows[0]], y[rows[0]]
     binary = rng.standard_normal((200, 10)).astype(X.dtype)
-    parts: dict[str, Callable[[int], object]] = {
+    return per_step({
         "draw rows: np.random.choice(N, 200)": lambda s: np.random.choice(X.shape[0], 200),
         "gather: X[idx]": lambda s: X[rows[s]],
         "scores X_batch.dot(W) (cached batch)": lambda s: hot_X.dot(W),
         "gradient X_batch.T.dot(binary) (cached batch)": lambda s: hot_X.T.dot(binary),
         "whole svm_loss_vectorized (cached batch)": lambda s: course_svm(W, hot_X, hot_y, 2.5e4),
-    }
-    return [[name, per_step(fn, steps)] for name, fn in parts.items()]
+    }, steps)  # fmt: skip
 
 
 def main() -> None:
     options(__doc__)
     accel.configure("compiled")  # the engine's kernels, as a worker runs them
-    X, labels = cifar10_prepared(("float32", "float64"))
+    X, labels = cifar10_prepared(DTYPES, as_bytes=True)
     y, y_val = labels["train"], labels["val"]
-    data = {dt: TrainData(X[dt]["train"], y, X[dt]["val"], y_val) for dt in X}
-    as_bytes = cifar10_train_as_bytes(("float32", "float64"))
-    data_bytes = {dt: TrainData(as_bytes[dt], y, X[dt]["val"], y_val) for dt in X}
-    results: dict[str, tuple[float, float, Array]] = {}  # name -> (last loss, val accuracy, W)
 
-    def course(dtype: str) -> Callable[[], object]:
-        def go() -> None:
-            W, loss = course_train_svm(X[dtype]["train"], y)  # its defaults are the recipe
-            W = np.ascontiguousarray(W.T)
-            results[f"course {dtype}"] = (loss, accuracy(W, X[dtype]["val"], y_val), W)
+    def course(dtype: str) -> tuple[Array, float, float]:
+        W, loss = course_train_svm(X[dtype]["train"], y)  # its defaults are the recipe
+        W = np.ascontiguousarray(W.T)
+        return W, loss, accuracy(W, X[dtype]["val"], y_val)
 
-        return go
+    def engine(dtype: str, in_place: bool, prefetch: bool, on_bytes: bool) -> tuple[Any, ...]:
+        rows = X[dtype]["bytes" if on_bytes else "train"]
+        state, loss = train(recipe(dtype), TrainData(rows, y, X[dtype]["val"], y_val), prefetch,
+                            in_place)  # fmt: skip
+        return state.W, loss, accuracy(state.W, X[dtype]["val"], y_val)
 
-    def engine(dtype: str, variant: str) -> Callable[[], object]:
-        name = f"engine {dtype}{variant}"
-        in_place, prefetch, on_bytes = VARIANTS[variant]
-        prepared = (data_bytes if on_bytes else data)[dtype]
-
-        def go() -> None:
-            state, loss = train(recipe(dtype), prepared, prefetch, in_place)
-            results[name] = (loss, accuracy(state.W, X[dtype]["val"], y_val), state.W)
-
-        return go
-
-    cands = [(f"course {dt}", course(dt)) for dt in ("float32", "float64")]
-    cands += [(f"engine {dt}{variant}", engine(dt, variant))
-              for dt in ("float32", "float64") for variant in VARIANTS]  # fmt: skip
+    cands = [(f"course {dt}", partial(course, dt)) for dt in DTYPES]
+    cands += [(f"engine {dt}{variant}", partial(engine, dt, *how))
+              for dt in DTYPES for variant, how in VARIANTS.items()]  # fmt: skip
     print("timing the recipe ...", flush=True)
     timings = interleaved(cands, repeats=REPEATS, settle_seconds=SETTLE)
-    t = {timing.name: timing.seconds for timing in timings}
+    t = {timing.name: timing for timing in timings}
+    f32, f64 = (t[f"course {dt}"].seconds for dt in DTYPES)
     rows = []
     for timing in timings:
-        loss, val, _ = results[timing.name]
+        _, loss, val = timing.value
         s = timing.seconds
-        rows.append([timing.name, f"{s:.2f}", f"{s / 1.5:.2f}", f"{t['course float32'] / s:.2f}",
-                     f"{t['course float64'] / s:.2f}", f"{loss:.2f}", f"{val:.3f}"])  # fmt: skip
-    same = all(
-        np.array_equal(results[f"engine {dt} (train.run)"][2], results[f"engine {dt}{variant}"][2])
-        for dt in ("float32", "float64")
-        for variant in VARIANTS
-    )
+        rows.append([timing.name, f"{s:.2f}", f"{s / 1.5:.2f}", f"{f32 / s:.2f}", f"{f64 / s:.2f}",
+                     f"{loss:.2f}", f"{val:.3f}"])  # fmt: skip
+    same = all(np.array_equal(t[f"engine {dt} (train.run)"].value[0], t[f"engine {dt}{v}"].value[0])
+               for dt in DTYPES for v in VARIANTS)  # fmt: skip
     print("breakdown ...", flush=True)
     engine_parts = breakdown(X["float32"]["train"], y)
     course_parts = course_breakdown(X["float32"]["train"], y)
@@ -197,7 +184,8 @@ SVM, {RECIPE}, sampling with replacement; val = the course's 1,000 validation im
 threads, the course's code on OpenBLAS's (every core). Final W bit-identical in the engine's
 variants: **{same}**.
 
-{table(HEADER, rows)}
+{table(["candidate", "s (min)", "ms/step", "course f32 / x", "course f64 / x", "last loss",
+        "val"], rows)}
 
 ### Where a float32 step goes (microseconds per step, one thread, each part alone)
 
@@ -210,8 +198,7 @@ Course (OpenBLAS default threads):
 
 {table(["part", "us / step"], course_parts)}
 """  # fmt: skip
-    write_report("sgd", "SGD recipe: engine vs the course's training loop",
-                 ".venv/bin/python -m bench.sgd", body)  # fmt: skip
+    write_report("sgd", "SGD recipe: engine vs the course's training loop", body)
 
 
 if __name__ == "__main__":

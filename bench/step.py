@@ -1,18 +1,15 @@
 """Full-batch loss + gradient on CIFAR-10 (49,000 x 3,073, 10 classes): the engine against the
 course's vectorized code, one read of X and the two bare BLAS products.
 
-    python -m bench.step
-
-The course's code (assignment 1, W (D, C)) lives here; bench.sgd reuses it. "BLAS default" is
-OpenBLAS's own thread count; the engine's passes use every core unless limit_threads(1).
+The course's code (assignment 1, W (D, C)) lives here, with the prepared CIFAR-10 split the other
+benchmarks share. "BLAS default" is OpenBLAS's own thread count.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -29,6 +26,7 @@ from worker.engine.preprocess import Preprocessor
 REPEATS = 7
 OFF = ", fused off"  # the engine's NumPy pass (DESCENT_FUSED_KERNELS=0)
 BYTES = ", bytes"  # X kept as bytes (ByteRows), as jobs on CIFAR-10 hold it
+T = TypeVar("T")
 
 
 # The course's code (CS231n assignment 1, linear_svm.py / softmax.py / linear_classifier.py).
@@ -82,55 +80,46 @@ def course_train_svm(X: Array, y: Array, *, learning_rate: float = 1e-7, reg: fl
 
 
 def cifar10_prepared(
-    dtypes: tuple[str, ...], *, standardize: bool = False
-) -> tuple[dict[str, dict[str, Array]], dict[str, Array]]:
+    dtypes: tuple[str, ...], *, standardize: bool = False, as_bytes: bool = False
+) -> tuple[dict[str, dict[str, Any]], dict[str, Array]]:
     """The course's split, mean-centred (optionally standardized), bias column appended:
-    ({dtype: {"train", "val", "test"}}, {"train", "val", "test"} labels)."""
+    ({dtype: {"train", "val", "test", and with `as_bytes` "bytes": the training rows kept as
+    bytes, as a worker holds them}}, {"train", "val", "test"} labels)."""
     dataset = load_builtin("cifar10", cifar10_dir=common.require_cifar10())
     pre = Preprocessor.fit(dataset.X_train, center=True, standardize=standardize, bias=True)
     splits = {"train": dataset.X_train, "val": dataset.X_val, "test": dataset.X_test}
-    X = {dt: {name: pre.transform(raw, dt) for name, raw in splits.items()} for dt in dtypes}
+    X: dict[str, dict[str, Any]] = {
+        dt: {name: pre.transform(raw, dt) for name, raw in splits.items()} for dt in dtypes
+    }
+    if as_bytes:
+        for dt in dtypes:
+            X[dt]["bytes"] = ByteRows.encode(dataset.X_train, pre.mean, pre.std, pre.bias, dt)
     y = {"train": dataset.y_train, "val": dataset.y_val, "test": dataset.y_test}
     return X, y
-
-
-def cifar10_train_as_bytes(dtypes: tuple[str, ...]) -> dict[str, ByteRows]:
-    """cifar10_prepared's training rows kept as bytes, as a worker holds them: {dtype: rows}."""
-    dataset = load_builtin("cifar10", cifar10_dir=common.require_cifar10())
-    pre = Preprocessor.fit(dataset.X_train, center=True, standardize=False, bias=True)
-    return {dt: ByteRows.encode(dataset.X_train, pre.mean, pre.std, pre.bias, dt) for dt in dtypes}
 
 
 LOSSES = (("SVM", course_svm, svm_loss_grad), ("softmax", course_softmax, softmax_loss_grad))
 
 
-def _threads(n: int | None, fn: Callable[[], object]) -> Callable[[], object]:
-    """fn with BLAS and engine threads capped at n (None: library defaults)."""
-    if n is None:
-        return fn
+def _one_thread(fn: Callable[[], T]) -> Callable[[], T]:
+    """fn with BLAS and the engine's threads capped at 1."""
 
-    def capped() -> object:
-        with threadpool_limits(n), limit_threads(n):
+    def capped() -> T:
+        with threadpool_limits(1), limit_threads(1):
             return fn()
 
     return capped
 
 
-@contextmanager
-def _numpy_pass() -> Iterator[None]:
-    """The engine with its compiled kernels off (the NumPy backend, DESCENT_FUSED_KERNELS=0)."""
-    before = accel.active()
-    accel.configure("numpy")
-    try:
-        yield
-    finally:
-        accel.configure(before.name)
+def _numpy_pass(fn: Callable[[], T]) -> Callable[[], T]:
+    """fn on the engine with its compiled kernels off (the NumPy backend)."""
 
-
-def _off(fn: Callable[[], object]) -> Callable[[], object]:
-    def off() -> object:
-        with _numpy_pass():
+    def off() -> T:
+        accel.configure("numpy")
+        try:
             return fn()
+        finally:
+            accel.configure("compiled")
 
     return off
 
@@ -149,14 +138,13 @@ def _candidates(
         ("copy X into a buffer", lambda: np.copyto(copy, X)),
         ("bare products X.dot(W), X.T.dot(dS)", lambda: (X.dot(Wc), X.T.dot(dS))),
     ]
-    for n in (None, 1):
-        tag = "" if n is None else ", 1 thread"
+    for tag, cap in (("", lambda fn: fn), (", 1 thread", _one_thread)):
         for name, course, engine in LOSSES:
             cands += [
-                (f"course {name}{tag}", _threads(n, partial(course, Wc, X, y, reg))),
-                (f"engine {name}{tag}", _threads(n, partial(engine, W, X, y, reg))),
-                (f"engine {name}{tag}{OFF}", _threads(n, _off(partial(engine, W, X, y, reg)))),
-                (f"engine {name}{tag}{BYTES}", _threads(n, partial(engine, W, X_bytes, y, reg))),
+                (f"course {name}{tag}", cap(partial(course, Wc, X, y, reg))),
+                (f"engine {name}{tag}", cap(partial(engine, W, X, y, reg))),
+                (f"engine {name}{tag}{OFF}", cap(_numpy_pass(partial(engine, W, X, y, reg)))),
+                (f"engine {name}{tag}{BYTES}", cap(partial(engine, W, X_bytes, y, reg))),
             ]
     return cands
 
@@ -171,8 +159,7 @@ def _agreement(X: Array, y: Array, reg: float) -> list[list[object]]:
         ref_loss, ref_grad = engine(W64, X64, y, reg)
         c_loss, c_grad = course(np.ascontiguousarray(W.T), X, y, reg)
         e_loss, e_grad = engine(W, X, y, reg)
-        with _numpy_pass():
-            n_loss, n_grad = engine(W, X, y, reg)
+        n_loss, n_grad = _numpy_pass(partial(engine, W, X, y, reg))()
         scale = float(np.abs(ref_grad).max())
         losses = [abs(float(loss) - ref_loss) / ref_loss for loss in (c_loss, e_loss, n_loss)]
         grads = [float(np.abs(g - ref_grad).max()) / scale for g in (c_grad.T, e_grad, n_grad)]
@@ -202,20 +189,18 @@ def main() -> None:
     options(__doc__)
     accel.configure("compiled")  # the engine's kernels, as a worker runs them
     reg = 2.5e4
-    dtypes = ("float32", "float64")
-    X_by_dtype, labels = cifar10_prepared(dtypes)
-    bytes_by_dtype = cifar10_train_as_bytes(dtypes)
+    X_by_dtype, labels = cifar10_prepared(("float32", "float64"), as_bytes=True)
     y = labels["train"]
     sections, agreement = [], []
-    for dtype in dtypes:
-        X, X_bytes = X_by_dtype[dtype]["train"], bytes_by_dtype[dtype]
+    for dtype in ("float32", "float64"):
+        X, X_bytes = X_by_dtype[dtype]["train"], X_by_dtype[dtype]["bytes"]
         print(f"timing {dtype} {X.shape} ...", flush=True)
-        cands = _candidates(X, X_bytes, y, reg)
-        timings = interleaved(cands, repeats=REPEATS, settle_seconds=SETTLE)
+        timings = interleaved(_candidates(X, X_bytes, y, reg), repeats=REPEATS,
+                              settle_seconds=SETTLE)  # fmt: skip
         sections.append(_section(dtype, timings))
         if dtype == "float32":
             agreement = _agreement(X, y, reg)
-        del X_by_dtype[dtype], bytes_by_dtype[dtype]
+        del X_by_dtype[dtype]
     body = f"""
 Loss + gradient over the whole training set (N = 49,000, D = 3,073, C = 10), reg = {reg:g},
 W = 0.001 * randn (every SVM margin active, as at the first step); min of {REPEATS}
@@ -223,9 +208,8 @@ interleaved runs after a warm-up, each after {SETTLE} s idle. **course**: assign
 `svm_loss_vectorized` / `softmax_loss_vectorized`; **engine**: `worker.engine.losses` on the
 compiled kernels; **fused off**: its NumPy pass; **bytes**: the engine on X kept as bytes
 (`ByteRows`, as a worker holds CIFAR-10; the same values), **floats / bytes** its speed-up over
-the float X; **read X**: `X.sum()`; **copy X**: read +
-write; **bare products**: the course's two BLAS calls alone; ", 1 thread": BLAS and the
-engine's threads capped at 1.
+the float X; **read X**: `X.sum()`; **copy X**: read + write; **bare products**: the course's two
+BLAS calls alone; ", 1 thread": BLAS and the engine's threads capped at 1.
 
 {sections[0]}
 
@@ -238,8 +222,7 @@ Relative error of the loss, and max |grad - ref| / max |ref|.
 {table(["loss", "float64 loss", "course loss err", "engine loss err", "fused off loss err",
         "course grad err", "engine grad err", "fused off grad err"], agreement)}
 """  # fmt: skip
-    write_report("step", "Full-batch step: engine vs the course's vectorized code",
-                 ".venv/bin/python -m bench.step", body)  # fmt: skip
+    write_report("step", "Full-batch step: engine vs the course's vectorized code", body)
 
 
 if __name__ == "__main__":

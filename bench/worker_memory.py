@@ -1,9 +1,8 @@
-"""The memory of N workers after each has run a CIFAR-10 job, and how fast a worker gets its data.
+"""The memory of two workers after each has run a CIFAR-10 job, and how fast a worker gets its
+data.
 
-    python -m bench.worker_memory [--workers 2]
-
-For each variant, `descent serve --workers N` on a fresh data directory (the kernel cache of
-`make serve`) runs N copies of the course's recipe as docs/USAGE.md writes it (seeds differ);
+For each variant, `descent serve --workers 2` on a fresh data directory (the kernel cache of
+`make serve`) runs 2 copies of the course's recipe as docs/USAGE.md writes it (seeds differ);
 then the PSS and RSS of its worker processes and their history writers (/proc/<pid>/smaps_rollup)
 are summed, and a new server on the same directory reports its first job's `load_s`. Variants:
 `per process` (DESCENT_PREPARED_CACHE_BYTES=0, every worker prepares its own copy) and
@@ -17,11 +16,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from bench import common
 from bench.common import RECIPE, serve, wait_finished
 
+WORKERS = 2
 VARIANTS = {"per process": {"DESCENT_PREPARED_CACHE_BYTES": "0"}, "per machine": {}}
 
 
@@ -35,26 +33,20 @@ def memory_kib(pid: int) -> tuple[int, int]:
     return int(fields.get("Pss", 0)), int(fields.get("Rss", 0))
 
 
-def run_variant(env: dict[str, str], workers: int) -> dict[str, Any]:
+def run_variant(env: dict[str, str]) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as workdir:
         home = Path(workdir)
-        with (
-            serve(home, env, workers=workers) as (base, pid),
-            httpx.Client(base_url=base, timeout=30) as api,
-        ):
+        with serve(home, env, workers=WORKERS) as (api, pid):
             ids = [
-                api.post("/jobs", json={**RECIPE, "seed": k}).json()["id"] for k in range(workers)
+                api.post("/jobs", json={**RECIPE, "seed": k}).json()["id"] for k in range(WORKERS)
             ]
             jobs = [wait_finished(api, f"/jobs/{job_id}") for job_id in ids]
             time.sleep(1.0)  # let the writers settle after the last flush
             kids = common.descendants(pid)
             sizes = [memory_kib(kid) for kid in kids]
         # A new server on the same data directory: its worker has prepared nothing yet.
-        with (
-            serve(home, env, workers=1) as (base, _),
-            httpx.Client(base_url=base, timeout=30) as api,
-        ):
-            later = api.post("/jobs", json={**RECIPE, "seed": workers}).json()["id"]
+        with serve(home, env) as (api, _):
+            later = api.post("/jobs", json={**RECIPE, "seed": WORKERS}).json()["id"]
             last = wait_finished(api, f"/jobs/{later}")
     for job in (*jobs, last):
         assert job["status"] == "succeeded", job
@@ -69,9 +61,9 @@ def run_variant(env: dict[str, str], workers: int) -> dict[str, Any]:
 
 
 def main() -> None:
-    workers = common.options(__doc__.split("\n\n")[0], workers=2).workers
+    common.options(__doc__.split("\n\n")[0])
     common.require_cifar10()
-    results = {name: run_variant(env, workers) for name, env in VARIANTS.items()}
+    results = {name: run_variant(env) for name, env in VARIANTS.items()}
     base = results["per process"]["pss_mib"]
     rows = [[name, f"{found['pss_mib']:.0f}", f"{found['pss_mib'] / base:.2f}x",
              f"{found['rss_mib']:.0f}", " / ".join(f"{s:.3f}" for s in found["first_load_s"]),
@@ -82,13 +74,12 @@ def main() -> None:
     processes = results["per machine"]["processes"]
     body = (
         common.table(header, rows)
-        + f"\n\n`descent serve --workers {workers}`; memory summed over its {processes} child"
+        + f"\n\n`descent serve --workers {WORKERS}`; memory summed over its {processes} child"
         " processes (the workers and their history writers) after each worker ran one job. After"
         " a restart: the first job of a new `descent serve --workers 1` on the same directory.\n"
     )
-    title = f"The memory of {workers} workers, and how fast a worker gets its data"
-    command = f".venv/bin/python -m bench.worker_memory --workers {workers}"
-    common.write_report("worker_memory", title, command, body)
+    title = f"The memory of {WORKERS} workers, and how fast a worker gets its data"
+    common.write_report("worker_memory", title, body)
 
 
 if __name__ == "__main__":
