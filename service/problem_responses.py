@@ -66,6 +66,10 @@ def _method_not_allowed(request: Request, fallback: str) -> JSONResponse:
     return response
 
 
+def _is_multipart(request: Request) -> bool:
+    return request.headers.get("content-type", "").lower().startswith("multipart/")
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain(_request: Request, exc: DomainError) -> JSONResponse:
@@ -83,6 +87,11 @@ def install_error_handlers(app: FastAPI) -> None:
             # FastAPI's answer to a body it cannot decode (not UTF-8, nested too deeply): the
             # same 422 as any other malformed JSON.
             errors = [{"loc": ["body"], "msg": "Invalid JSON body", "type": "json_invalid"}]
+            return problem(422, "Invalid request: body", slug="validation-error", errors=errors)
+        if exc.status_code == 400 and _is_multipart(request):
+            # Starlette's answer to a form it cannot parse (no boundary, a truncated part, too
+            # many parts): a malformed body, answered like malformed JSON, with the parser's words.
+            errors = [{"loc": ["body"], "msg": str(exc.detail), "type": "multipart_invalid"}]
             return problem(422, "Invalid request: body", slug="validation-error", errors=errors)
         if exc.status_code == 405:
             return _method_not_allowed(request, (exc.headers or {}).get("Allow", ""))

@@ -150,6 +150,13 @@ TABLE: dict[str, Bad] = {
     "sweep over the JSON limit": Bad("POST", "/sweeps", 413, None, b" " * (JSON_LIMIT + 1)),
     "predict over the JSON limit": Bad("POST", "/jobs/{job}/predict", 413, None,
                                        b'{"X": [[' + b"1.0," * JSON_LIMIT + b"1.0]]}"),
+    "multipart not parseable": Bad("POST", "/datasets", 422, ["body"], b"not multipart at all",
+                                   {"content-type": "multipart/form-data; boundary=x"}),
+    "multipart without boundary": Bad("POST", "/datasets", 422, ["body"], b"--x\r\n--x--\r\n",
+                                      {"content-type": "multipart/form-data"}),
+    "multipart part without a name": Bad("POST", "/datasets", 422, ["body"],
+                                         b"--x\r\nContent-Disposition: form-data\r\n\r\n--x--",
+                                         {"content-type": "multipart/form-data; boundary=x"}),
     "JSON-sized upload is fine": Bad("POST", "/datasets", 422, ["body", "file"], None, None,
                                      {"file": ("x.npz", b"PK" + b"0" * JSON_LIMIT)}),
     # Headers
