@@ -23,8 +23,11 @@ BLOCK_VALUES = 1 << 16
 ROW_NUMBER = re.compile(r"\bat row (\d+)")
 
 
-def read_csv(stream: IO[bytes], label_column: str | None) -> dict[str, np.ndarray]:
-    """X_train and y_train from a CSV with a header row; labels in `label_column` (default last).
+def read_csv(
+    stream: IO[bytes], label_column: str | None, delimiter: str = ","
+) -> dict[str, np.ndarray]:
+    """X_train and y_train from a CSV with a header row, its values separated by `delimiter` (a
+    comma, or a tab); labels in `label_column` (default the last column).
 
     The stream is read twice, so it must be seekable: once to count the data rows, then to parse
     blocks of rows straight into X and y of that length. Parsing the whole text at once would
@@ -32,7 +35,7 @@ def read_csv(stream: IO[bytes], label_column: str | None) -> dict[str, np.ndarra
     """
     try:
         with _text(stream) as text:
-            header = next(csv.reader([text.readline()]), [])
+            header = next(csv.reader([text.readline()], delimiter=delimiter), [])
             names = [name.strip() for name in header]
             if len(names) < 2:
                 msg = "needs a header row naming at least one feature and the label column"
@@ -47,14 +50,15 @@ def read_csv(stream: IO[bytes], label_column: str | None) -> dict[str, np.ndarra
             block_rows = max(1, BLOCK_VALUES // len(names))
             # One character of the first column is enough to count rows by np.loadtxt's own
             # rules (blank and comment lines skipped, quoted newlines joined) and never fails.
-            n_rows = sum(len(block) for _, block in _blocks(text, block_rows, "U1", usecols=0))
+            counted = _blocks(text, block_rows, delimiter, "U1", usecols=0)
+            n_rows = sum(len(block) for _, block in counted)
         if n_rows == 0:
             raise bad_file(None, "has a header but no data rows")
         X = np.empty((n_rows, len(names) - 1), dtype=np.float64)
         y = np.empty(n_rows, dtype=np.float64)
         with _text(stream) as text:
             text.readline()
-            for start, block in _blocks(text, block_rows, np.float64):
+            for start, block in _blocks(text, block_rows, delimiter, np.float64):
                 if block.shape[1] != len(names):
                     msg = f"rows have {block.shape[1]} values, the header names {len(names)}"
                     raise bad_file(None, msg)
@@ -86,7 +90,7 @@ def _text(stream: IO[bytes]) -> Iterator[io.TextIOWrapper]:
 
 
 def _blocks(
-    lines: Iterator[str], block_rows: int, dtype: Any, **options: Any
+    lines: Iterator[str], block_rows: int, delimiter: str, dtype: Any, **options: Any
 ) -> Iterator[tuple[int, np.ndarray]]:
     """Blocks of up to `block_rows` data rows (2-D), each with the number of rows before it.
 
@@ -103,7 +107,7 @@ def _blocks(
                 warnings.simplefilter("ignore", UserWarning)
                 block = np.loadtxt(
                     lines,
-                    delimiter=",",
+                    delimiter=delimiter,
                     dtype=dtype,
                     ndmin=2,
                     quotechar='"',

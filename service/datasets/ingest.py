@@ -33,7 +33,7 @@ FILE_LOC = ("body", "file")
 BLOCK_VALUES = 1 << 16
 
 Problem = tuple[tuple[str, ...], str]
-Kind = Literal["npz", "csv"]
+Kind = Literal["npz", "csv", "tsv"]  # tsv: a CSV whose values are separated by tabs
 
 
 class BadFile(Exception):
@@ -77,7 +77,9 @@ def detect(filename: str | None, content_type: str | None, head: bytes) -> Kind:
     if head.startswith(b"PK") or suffix == "npz":
         return "npz"
     media = (content_type or "").split(";")[0].strip().lower()
-    if suffix in ("csv", "tsv", "txt") or media in ("text/csv", "application/csv"):
+    if suffix == "tsv" or media == "text/tab-separated-values":
+        return "tsv"
+    if suffix in ("csv", "txt") or media in ("text/csv", "application/csv"):
         return "csv"
     hint = " (save arrays with numpy.savez)" if suffix in ("npy", "pkl", "pickle") else ""
     raise UnsupportedFile(

@@ -101,7 +101,7 @@ def _read(
                 )
             arrays = ingest.read_npz(stream, settings.max_upload_bytes)
         else:
-            arrays = csv_reader.read_csv(stream, label_column)
+            arrays = csv_reader.read_csv(stream, label_column, "\t" if kind == "tsv" else ",")
         return ingest.clean(arrays)
     except ingest.UnsupportedFile as exc:
         raise UnsupportedMediaType(str(exc)) from None

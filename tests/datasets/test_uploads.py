@@ -84,6 +84,29 @@ def test_a_csv_takes_its_labels_from_the_named_column_or_the_last(client: TestCl
     assert last.json()["errors"][0]["loc"] == ["body", "file", "y_train"]
 
 
+@pytest.mark.parametrize(
+    ("filename", "content_type"),
+    [("points.tsv", "application/octet-stream"), ("points", "text/tab-separated-values")],
+)
+def test_a_tsv_reads_like_the_same_csv(
+    client: TestClient, filename: str, content_type: str
+) -> None:
+    rows = [(i * 0.25, i % 3, -i) for i in range(30)]
+    as_text = {
+        sep: f"a{sep}label{sep}b\n" + "".join(f"{a}{sep}{label}{sep}{b}\n" for a, label, b in rows)
+        for sep in (",", "\t")
+    }
+
+    tsv = client.post("/datasets", files={"file": (filename, as_text["\t"].encode(), content_type)},
+                      data={"label_column": "label"})  # fmt: skip
+    csv = upload(client, as_text[","].encode(), "points.csv", label_column="label")
+
+    assert tsv.status_code == 201, tsv.json()
+    ignore = {"id": 0, "created_at": 0, "name": 0}
+    assert tsv.json() | ignore == csv.json() | ignore
+    assert tsv.json()["n_features"] == 2
+
+
 def _object_array_npz() -> bytes:
     import io
 
