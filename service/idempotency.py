@@ -5,6 +5,7 @@
 - The same key and body again: the first response is replayed (same status, same body).
 - The same key while the first request is still in flight: 409.
 - The same key with another body: 422.
+- Deleting the resource forgets its key (`forget`): the same key then creates it anew.
 Keys expire after DESCENT_IDEMPOTENCY_TTL_SECONDS. A key left in flight by a crashed request is
 taken over after IN_FLIGHT_TIMEOUT.
 
@@ -123,6 +124,20 @@ def abandon(database: Database, scope: str, key: str) -> None:
             )
         )
         session.commit()
+
+
+def forget(session: Session, scope: str, resource_id: str) -> None:
+    """Drop the keys whose stored response created `resource_id`, in the caller's transaction
+    (the one that deletes the resource): a replay of such a key then runs its request again
+    instead of answering with a resource that no longer exists."""
+    session.execute(
+        delete(IdempotencyKey)
+        .where(
+            IdempotencyKey.scope == scope,
+            IdempotencyKey.response_body["id"].as_string() == resource_id,
+        )
+        .execution_options(synchronize_session=False)
+    )
 
 
 def prune(session: Session) -> int:

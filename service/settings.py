@@ -105,6 +105,20 @@ class Settings(BaseSettings):
         description="Most entries of a task's result: gradient-check entries, landscape grid "
         "points, step sizes.",
     )
+    max_job_history_points: int = Field(
+        2_500_000,
+        gt=0,
+        description="Most points a job may store in its history: loss and learning rate (or best "
+        "loss) every log_every steps and at the last, accuracies every eval_every steps; enough "
+        "for max_iterations steps logged at every step and evaluated every 100. A larger job is "
+        "a 422 at submit.",
+    )
+    max_sweep_history_points: int = Field(
+        20_000_000,
+        gt=0,
+        description="Most history points the trials of one sweep may store together (each "
+        "counted as for max_job_history_points); a larger sweep is a 422 at submit.",
+    )
     dataset_cache_bytes: int = Field(
         3 * 1024**3, ge=0, description="Memory a worker may keep prepared data sets in."
     )

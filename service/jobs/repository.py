@@ -7,11 +7,12 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Row, bindparam, delete, select, update
+from sqlalchemy import Row, bindparam, delete, or_, select, update
 from sqlalchemy.orm import Session, load_only
 
 from service.db.base import utcnow
 from service.db.models import (
+    JOB_STATUSES,
     TERMINAL_STATUSES,
     Checkpoint,
     Job,
@@ -21,6 +22,9 @@ from service.db.models import (
 )
 from service.db.notify import job_queued
 from service.history import rollup_store
+from service.jobs.spec import JOB_REFERENCES
+
+LIVE_STATUSES = tuple(status for status in JOB_STATUSES if status not in TERMINAL_STATUSES)
 
 
 def add(session: Session, job: Job) -> None:
@@ -94,6 +98,29 @@ def view(session: Session, job_id: str) -> Row[Any] | None:
 
 def array(session: Session, job_id: str, name: str) -> JobArray | None:
     return session.get(JobArray, (job_id, name))
+
+
+def lock_referenced(session: Session, job_id: str) -> bool:
+    """Lock a job that a job being submitted names (spec.JOB_REFERENCES); whether it exists.
+
+    FOR KEY SHARE on PostgreSQL, against the FOR UPDATE of `DELETE /jobs/{id}`: a deletion waits
+    for this submission to commit and then sees its new dependent, or this submission waits for
+    the deletion and finds no job. It does not hold up the worker's updates of a running job. On
+    SQLite both are write transactions, which BEGIN IMMEDIATE already serializes."""
+    stmt = select(Job.id).where(Job.id == job_id).with_for_update(read=True, key_share=True)
+    return session.execute(stmt).first() is not None
+
+
+def dependents(session: Session, job_id: str, *, limit: int) -> list[str]:
+    """Up to `limit` queued or running jobs whose spec names this job, oldest first."""
+    names = [Job.spec[path].as_string() == job_id for path in JOB_REFERENCES]
+    stmt = (
+        select(Job.id)
+        .where(Job.status.in_(LIVE_STATUSES), or_(*names))
+        .order_by(Job.id)
+        .limit(limit)
+    )
+    return list(session.scalars(stmt).all())
 
 
 def remove(session: Session, job_id: str) -> None:

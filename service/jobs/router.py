@@ -64,7 +64,12 @@ def submit_job(
 
     body = spec.model_dump(mode="json", exclude_unset=True)
     return idempotent_create.create_once(
-        database, "POST /jobs", idempotency_key, body, settings.idempotency_ttl_seconds, create
+        database,
+        service.SUBMIT_SCOPE,
+        idempotency_key,
+        body,
+        settings.idempotency_ttl_seconds,
+        create,
     )
 
 
@@ -177,7 +182,14 @@ def cancel_job(job_id: JobId, session: WriteSession) -> JobOut:
 @router.delete(
     "/{job_id}",
     status_code=204,
-    responses={**NOT_FOUND, 409: {"description": "Still queued or running", **PROBLEM}},
+    responses={
+        **NOT_FOUND,
+        409: {
+            "description": "Still queued or running, or named by a queued or running job "
+            "(a landscape's around)",
+            **PROBLEM,
+        },
+    },
     summary="Delete a finished job with its history and weights",
 )
 def delete_job(job_id: JobId, session: WriteSession) -> Response:

@@ -14,6 +14,7 @@ import numpy as np
 from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
+from service import idempotency
 from service.db.base import utcnow
 from service.db.models import TERMINAL_STATUSES, Job, JobArray
 from service.errors import Conflict, InvalidInput, NotFound
@@ -38,6 +39,8 @@ from worker.engine.metrics import predict_scores
 from worker.engine.preprocess import Preprocessor
 
 T = TypeVar("T")
+SUBMIT_SCOPE = "POST /jobs"  # the Idempotency-Key scope of submissions
+NAMED_DEPENDENTS = 5  # how many of the jobs that block a deletion its 409 names
 
 
 def submit(session: Session, spec: JobSpec, settings: Settings) -> Job:
@@ -161,10 +164,21 @@ def cancel(session: Session, job_id: str) -> Job:
 
 
 def delete(session: Session, job_id: str) -> None:
+    """Delete a finished job that no queued or running job needs, with the Idempotency-Key that
+    created it: a replay of that key then submits the job again rather than naming a gone one."""
     job = _found(repository.get(session, job_id, for_update=True), job_id)
     if job.status not in TERMINAL_STATUSES:
         raise Conflict(f"Job {job_id} is {job.status}: cancel it before deleting it")
+    needed_by = repository.dependents(session, job_id, limit=NAMED_DEPENDENTS + 1)
+    if needed_by:
+        named = ", ".join(needed_by[:NAMED_DEPENDENTS])
+        more = ", ..." if len(needed_by) > NAMED_DEPENDENTS else ""
+        raise Conflict(
+            f"Job {job_id} is needed by queued or running job(s) {named}{more}: cancel them or "
+            "let them finish before deleting it"
+        )
     repository.remove(session, job_id)
+    idempotency.forget(session, SUBMIT_SCOPE, job_id)
     point_counts(session).forget(job_id)
 
 
@@ -190,7 +204,14 @@ def predict(session: Session, job: Job, rows: list[list[float]], settings: Setti
     stats = {name: repository.array(session, job.id, name) for name in ("mean", "std")}
     mean, std = (None if a is None else as_ndarray(a) for a in (stats["mean"], stats["std"]))
     preprocessor = Preprocessor(mean, std, bias=bias, n_features=n_features)
-    scores = predict_scores(W, preprocessor.transform(X, W.dtype))
+    with np.errstate(over="ignore", invalid="ignore"):
+        scores = predict_scores(W, preprocessor.transform(X, W.dtype))
+    if not np.isfinite(scores).all():
+        # Finite inputs too large for the job's dtype (or for W): no label can be told from
+        # infinite or NaN scores, and JSON has no place for them.
+        bad = int(np.flatnonzero(~np.isfinite(scores).all(axis=1))[0])
+        msg = f"values too large for the model: its scores overflow {W.dtype}"
+        raise InvalidInput("Scores overflow", [(("body", "X", bad), msg)])
     labels = np.argmax(scores, axis=1)
     return PredictOut(labels=labels.tolist(), scores=scores.tolist(), step=stored.step)
 

@@ -150,3 +150,8 @@ TASK_PARAMS: dict[str, type[_Strict]] = {
     "step_size_sweep": StepSizeSweepParams,
     "landscape": LandscapeParams,
 }
+
+# Every spec field that holds another job's id, as its path in the stored spec. A queued or
+# running job needs the job it names (a landscape reads its W when it runs), so that job cannot
+# be deleted meanwhile (service.jobs.service.delete): a field added here is protected too.
+JOB_REFERENCES: tuple[tuple[str, ...], ...] = (("landscape", "around"),)

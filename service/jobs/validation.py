@@ -138,7 +138,8 @@ def _landscape_problems(session: Session, spec: JobSpec, dataset: ResolvedDatase
         )
     if params.around is not None:
         loc = ("body", "landscape", "around")
-        W = repository.array(session, params.around, "W")
+        exists = repository.lock_referenced(session, params.around)
+        W = repository.array(session, params.around, "W") if exists else None
         if W is None:
             problems.append((loc, f"job {params.around!r} does not exist or has no weights yet"))
         elif W.shape != list(_weights_shape(spec, dataset)):

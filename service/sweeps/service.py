@@ -13,8 +13,8 @@ from service.db.base import utcnow
 from service.db.models import Job, Sweep
 from service.errors import Conflict, InvalidInput, NotFound
 from service.ids import new_id
+from service.jobs import budget, validation
 from service.jobs import repository as jobs_repository
-from service.jobs import validation
 from service.jobs.service import decode_cursor, encode_cursor
 from service.jobs.spec import JobSpec
 from service.settings import Settings
@@ -105,6 +105,15 @@ def submit(session: Session, request: SweepRequest, settings: Settings) -> Sweep
         problems = halving_problems(request.successive_halving, [spec for spec, _ in checked])
         if problems:
             raise InvalidInput("Successive halving cannot run on these trials", problems)
+    points = sum(budget.history_points(spec) for spec, _ in checked)
+    if points > settings.max_sweep_history_points:
+        loc = ("body", "trials") if request.method == "random" else ("body", "space")
+        message = (
+            f"its {len(checked)} trials would store {points} history points together, over the "
+            f"{settings.max_sweep_history_points} allowed (DESCENT_MAX_SWEEP_HISTORY_POINTS): ask "
+            "for fewer trials, or fewer points each (base.optimizer.iterations, base.log_every)"
+        )
+        raise InvalidInput("The sweep's trials would store too much history", [(loc, message)])
     now = utcnow()
     stored = request.model_dump(mode="json")
     stored["base"] = base

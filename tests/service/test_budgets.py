@@ -1,7 +1,7 @@
 """What a request can make the server spend is bounded, with the limit named in the answer:
-a job's data, W and task result are priced at submit (422 naming the field), an upload too wide
-to train on is refused, uploads share a storage quota and a full disk is a 507 with nothing kept,
-and a request body must arrive in time (408)."""
+a job's data, W, task result and history are priced at submit (422 naming the field), an upload
+too wide to train on is refused, uploads share a storage quota and a full disk is a 507 with
+nothing kept, and a request body must arrive in time (408)."""
 
 from __future__ import annotations
 
@@ -17,9 +17,21 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.app import create_app
+from service.jobs.budget import history_points
+from service.jobs.spec import JobSpec
 from service.request_bodies import RequestBodyLimits
 from tests.conftest import make_settings
 from tests.service.conftest import toy_spec
+from worker.engine.search import (
+    LocalSearchConfig,
+    init_local_search_state,
+    init_random_search_state,
+    run_local_search,
+    run_random_search,
+)
+from worker.engine.train import TrainData, init_state, run
+from worker.train_job import History
+from worker.training import search_config, train_config
 
 
 @pytest.fixture
@@ -30,6 +42,7 @@ def budget_client(database_url: str, tmp_path: Path) -> Iterator[TestClient]:
         max_job_data_bytes=1_000_000,
         max_weights_values=5_000,
         max_result_entries=1_000,
+        max_job_history_points=1_000,
         storage_quota_bytes=200_000,
     )
     with TestClient(create_app(settings)) as client:
@@ -93,6 +106,70 @@ def test_a_gradient_check_of_every_entry_of_a_wide_w_is_a_422_naming_num_checks(
     assert errors(response) == [["body", "gradient_check", "num_checks"]]
     spec["gradient_check"] = {"num_checks": 100}
     assert budget_client.post("/jobs", json=spec).status_code == 202
+
+
+def stored_points(spec: JobSpec) -> int:
+    """The points the worker's run of `spec` writes, on a small data set, in chunks of 7 steps."""
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((40, 4)).astype(np.float32), np.arange(40) % 3
+    if not spec.is_search:
+        config, history = train_config(spec), History()
+        chunks = run(init_state(config, 3, 4), config, TrainData(X, y, X, y), chunk_steps=7)
+        return sum(len(points.steps) for chunk in chunks for points in history.add(chunk))
+    search = search_config(spec)
+    if isinstance(search, LocalSearchConfig):
+        found = run_local_search(init_local_search_state(search, 3, 4), search, X, y, chunk_steps=7)
+    else:
+        found = run_random_search(init_random_search_state(search, 3, 4), search, X, y,
+                                  chunk_steps=7)  # fmt: skip
+    return sum(2 * int(chunk.steps.size) for chunk in found)  # loss and best_loss
+
+
+@pytest.mark.parametrize("iterations", [1, 2, 3, 10, 21, 22])
+@pytest.mark.parametrize(("log_every", "eval_every"), [(1, 0), (1, 1), (3, 5), (7, 2), (30, 10)])
+def test_the_history_budget_counts_the_points_a_train_job_stores(
+    iterations: int, log_every: int, eval_every: int
+) -> None:
+    optimizer = {"type": "sgd", "learning_rate": 0.1, "batch_size": 8, "iterations": iterations}
+    spec = JobSpec.model_validate(
+        toy_spec(optimizer=optimizer, log_every=log_every, eval_every=eval_every)
+    )
+
+    assert history_points(spec) == stored_points(spec)
+
+
+@pytest.mark.parametrize(
+    "optimizer",
+    [{"type": "random_search", "trials": 23}, {"type": "random_local_search", "iterations": 23}],
+)
+@pytest.mark.parametrize("log_every", [1, 4, 23, 50])
+def test_the_history_budget_counts_the_points_a_search_stores(
+    optimizer: dict[str, Any], log_every: int
+) -> None:
+    spec = JobSpec.model_validate(toy_spec(optimizer=optimizer, log_every=log_every))
+
+    assert history_points(spec) == stored_points(spec)
+
+
+def test_a_job_whose_history_is_over_the_budget_is_a_422_naming_its_steps_and_log_every(
+    budget_client: TestClient,
+) -> None:
+    # 1,000 points allowed: a loss and a learning rate at each of 500 steps, without evaluations.
+    at_budget = {"type": "sgd", "learning_rate": 0.1, "batch_size": 32, "iterations": 500}
+    over = toy_spec(optimizer={**at_budget, "iterations": 501}, eval_every=0)
+
+    response = budget_client.post("/jobs", json=over)
+
+    assert response.status_code == 422
+    assert errors(response) == [["body", "optimizer", "iterations"], ["body", "log_every"]]
+    assert "DESCENT_MAX_JOB_HISTORY_POINTS" in response.text
+    assert budget_client.get("/jobs").json()["items"] == []
+    # Every log_every-th step and the last: 501 points of each series at log_every 1, 251 at 2.
+    assert budget_client.post("/jobs", json={**over, "log_every": 2}).status_code == 202
+    at = toy_spec(optimizer=at_budget, eval_every=0)
+    assert budget_client.post("/jobs", json=at).status_code == 202
+    searched = toy_spec(optimizer={"type": "random_search", "trials": 501}, eval_every=0)
+    assert errors(budget_client.post("/jobs", json=searched))[0] == ["body", "optimizer", "trials"]
 
 
 def test_an_upload_too_wide_to_train_on_is_refused(budget_client: TestClient) -> None:

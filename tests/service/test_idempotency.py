@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -77,3 +78,33 @@ def test_concurrent_resubmissions_create_exactly_one_job(client: TestClient) -> 
     assert [job["id"] for job in client.get("/jobs").json()["items"]] == list(created)
     replay = client.post("/jobs", json=toy_spec(), headers={"Idempotency-Key": "race"})
     assert replay.json()["id"] in created
+
+
+def test_a_key_whose_job_was_deleted_submits_the_job_again(
+    client: TestClient, drain: Callable[[], int]
+) -> None:
+    headers = {"Idempotency-Key": "deleted"}
+    first = client.post("/jobs", json=toy_spec(), headers=headers).json()
+    drain()
+    assert client.delete(f"/jobs/{first['id']}").status_code == 204
+
+    again = client.post("/jobs", json=toy_spec(), headers=headers)
+
+    assert again.status_code == 202
+    assert again.json()["id"] != first["id"]
+    assert client.get(again.headers["location"]).json()["status"] == "queued"
+    replay = client.post("/jobs", json=toy_spec(), headers=headers)
+    assert replay.json() == again.json()
+
+
+def test_deleting_a_job_keeps_the_keys_of_other_jobs(
+    client: TestClient, drain: Callable[[], int]
+) -> None:
+    kept = client.post("/jobs", json=toy_spec(), headers={"Idempotency-Key": "kept"}).json()
+    gone = client.post("/jobs", json=toy_spec(seed=1), headers={"Idempotency-Key": "gone"}).json()
+    drain()
+    assert client.delete(f"/jobs/{gone['id']}").status_code == 204
+
+    replay = client.post("/jobs", json=toy_spec(), headers={"Idempotency-Key": "kept"})
+
+    assert replay.json()["id"] == kept["id"]

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
+import pytest
 from fastapi.testclient import TestClient
 
+from service.db.session import Database
+from service.jobs import queue
 from tests.service.conftest import toy_spec
 
 Drain = Callable[[], int]
@@ -161,6 +165,47 @@ def test_a_live_job_cannot_be_deleted(client: TestClient) -> None:
 
     assert response.status_code == 409
     assert client.get(f"/jobs/{job['id']}").status_code == 200
+
+
+def landscape_around(job_id: str) -> dict[str, Any]:
+    return {"task": "landscape", "dataset": {"name": "blobs"},
+            "landscape": {"around": job_id, "points": 3}}  # fmt: skip
+
+
+@pytest.mark.parametrize("dependent_status", ["queued", "running"])
+def test_a_job_that_a_live_job_is_around_cannot_be_deleted(
+    client: TestClient, drain: Drain, database: Database, dependent_status: str
+) -> None:
+    centre = client.post("/jobs", json=toy_spec()).json()
+    drain()
+    landscape = client.post("/jobs", json=landscape_around(centre["id"])).json()
+    if dependent_status == "running":
+        with database.transaction() as session:
+            claimed = queue.claim(session, "busy-worker", lease_seconds=60)
+        assert claimed is not None and claimed.id == landscape["id"]
+
+    response = client.delete(f"/jobs/{centre['id']}")
+
+    assert response.status_code == 409
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert landscape["id"] in response.json()["detail"]
+    assert client.get(f"/jobs/{centre['id']}/weights").status_code == 200
+    assert client.get(f"/jobs/{landscape['id']}").json()["status"] == dependent_status
+
+
+def test_a_job_only_finished_jobs_are_around_can_be_deleted(
+    client: TestClient, drain: Drain
+) -> None:
+    centre = client.post("/jobs", json=toy_spec()).json()
+    drain()
+    done = client.post("/jobs", json=landscape_around(centre["id"])).json()
+    drain()
+    cancelled = client.post("/jobs", json=landscape_around(centre["id"])).json()
+    client.post(f"/jobs/{cancelled['id']}/cancel")
+
+    assert client.get(f"/jobs/{done['id']}").json()["status"] == "succeeded"
+    assert client.delete(f"/jobs/{centre['id']}").status_code == 204
+    assert client.get(f"/jobs/{centre['id']}").status_code == 404
 
 
 def test_unknown_jobs_are_404_problems(client: TestClient) -> None:

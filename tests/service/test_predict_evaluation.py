@@ -78,11 +78,17 @@ def test_predict_checks_width_rows_and_values(client: TestClient, drain: Callabl
     nan = client.post(url, content=b'{"X": [[0, 1, 2, 3, 4], [0, NaN, 0, 0, 0]]}',
                       headers={"content-type": "application/json"})  # fmt: skip
     empty = client.post(url, json={"X": []})
+    # Finite, but past float32 (the job's dtype) or overflowing the scores in it.
+    huge = client.post(url, json={"X": [[0.0] * 5, [1e39] * 5, [3e38, -3e38, 3e38, 0, 0]]})
+    overflow = client.post(url, json={"X": [[0.0] * 5, [1.7e308, -1.7e308, 0, 0, 0]]})
 
     assert wide.status_code == many.status_code == nan.status_code == empty.status_code == 422
     assert wide.json()["errors"][0]["loc"] == ["body", "X", 1]
     assert many.json()["errors"][0]["loc"] == ["body", "X"]
     assert nan.json()["errors"][0]["loc"] == ["body", "X", 1]
+    assert huge.status_code == overflow.status_code == 422, huge.text
+    for refused in (huge, overflow):
+        assert refused.json()["errors"][0]["loc"] == ["body", "X", 1]
 
 
 def test_predict_and_evaluation_are_409_without_weights_and_404_for_unknown_jobs(

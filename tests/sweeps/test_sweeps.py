@@ -114,6 +114,30 @@ def test_a_bad_space_is_422_naming_the_path(
     assert client.get("/jobs").json()["items"] == []
 
 
+def test_a_sweep_whose_trials_together_store_too_much_history_is_a_422(
+    client: TestClient,
+) -> None:
+    # Each trial stores 2,020,002 points (a loss and a learning rate at each of 1,000,000 steps,
+    # accuracies every 100), within the job budget; ten of them are over the sweep's 20,000,000.
+    base = {"dataset": {"name": "blobs"}, "log_every": 1,
+            "optimizer": {"type": "sgd", "iterations": 1_000_000, "batch_size": 1}}  # fmt: skip
+    space = {"model.reg": {"uniform": [0, 1]}}
+    request = sweep_request(base=base, method="random", trials=10, space=space)
+
+    response = client.post("/sweeps", json=request)
+
+    assert response.status_code == 422, response.json()
+    assert [error["loc"] for error in response.json()["errors"]] == [["body", "trials"]]
+    assert "DESCENT_MAX_SWEEP_HISTORY_POINTS" in response.text
+    assert client.get("/sweeps").json()["items"] == []
+    assert client.get("/jobs").json()["items"] == []
+    grid = sweep_request(base=base, space={"model.reg": {"uniform": [0, 1], "num": 10}})
+    assert [e["loc"] for e in client.post("/sweeps", json=grid).json()["errors"]] == [
+        ["body", "space"]
+    ]
+    assert client.post("/sweeps", json={**request, "trials": 9}).status_code == 202
+
+
 def test_cancelling_a_sweep_cancels_queued_trials_now_and_flags_running_ones(
     client: TestClient, settings: Settings
 ) -> None:
