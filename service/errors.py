@@ -46,6 +46,16 @@ class InsufficientStorage(DomainError):
     status, slug = 507, "insufficient-storage"
 
 
+class Busy(DomainError):
+    """The server is doing this kind of work for another request: retry after `retry_after` s."""
+
+    status, slug = 503, "busy"
+
+    def __init__(self, detail: str, retry_after: int) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
 class InvalidInput(DomainError):
     """A 422 naming the fields at fault, in the same shape as pydantic's own errors."""
 

@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from service.errors import DomainError
+from service.errors import Busy, DomainError
 
 PROBLEM_JSON = "application/problem+json"
 # The logger keeps the name it had before the split, so log filters and dashboards still match.
@@ -73,7 +73,10 @@ def _is_multipart(request: Request) -> bool:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain(_request: Request, exc: DomainError) -> JSONResponse:
-        return problem(exc.status, exc.detail, slug=exc.slug, **exc.extra())
+        response = problem(exc.status, exc.detail, slug=exc.slug, **exc.extra())
+        if isinstance(exc, Busy):
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:

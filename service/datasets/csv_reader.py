@@ -16,7 +16,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from service.datasets.ingest import BadFile, bad_file
+from service.datasets.ingest import BadFile, bad_file, check_working_size
 
 # Values parsed at a time: the float64 scratch space beside X and y stays this small.
 BLOCK_VALUES = 1 << 16
@@ -24,10 +24,11 @@ ROW_NUMBER = re.compile(r"\bat row (\d+)")
 
 
 def read_csv(
-    stream: IO[bytes], label_column: str | None, delimiter: str = ","
+    stream: IO[bytes], label_column: str | None, max_bytes: int, delimiter: str = ","
 ) -> dict[str, np.ndarray]:
     """X_train and y_train from a CSV with a header row, its values separated by `delimiter` (a
-    comma, or a tab); labels in `label_column` (default the last column).
+    comma, or a tab); labels in `label_column` (default the last column). TooLarge if the arrays
+    and their checking would take more than `max_bytes` of memory.
 
     The stream is read twice, so it must be seekable: once to count the data rows, then to parse
     blocks of rows straight into X and y of that length. Parsing the whole text at once would
@@ -54,6 +55,8 @@ def read_csv(
             n_rows = sum(len(block) for _, block in counted)
         if n_rows == 0:
             raise bad_file(None, "has a header but no data rows")
+        # float64 features and labels as parsed, then what checking them costs
+        check_working_size(n_rows * len(names) * 8, n_rows, max_bytes)
         X = np.empty((n_rows, len(names) - 1), dtype=np.float64)
         y = np.empty(n_rows, dtype=np.float64)
         with _text(stream) as text:

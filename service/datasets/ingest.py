@@ -28,6 +28,12 @@ MAX_CLASSES = 1_000
 CARVE_FRACTION = 0.1
 CARVE_SEED = 0
 FILE_LOC = ("body", "file")
+# What checking and carving an upload costs per row beside its features: its labels as int64,
+# the carve's shuffled order of the rows and the index of the training rows, 8 bytes each. With
+# the features, priced from the arrays' shapes before they are read (`check_working_size`): a
+# small file of many rows (a compressed archive, a CSV of one short column) costs what it holds
+# once read, not what it weighs.
+ROW_WORKING_BYTES = 24
 # Values moved at a time when rows are carved in place: the scratch space beside the arrays
 # themselves stays this small, whatever the size of the upload.
 BLOCK_VALUES = 1 << 16
@@ -49,7 +55,20 @@ class UnsupportedFile(Exception):
 
 
 class TooLarge(Exception):
-    """The arrays would take more than the upload limit once decompressed."""
+    """The arrays would take more than the upload limit once decompressed, or checking them
+    more memory than that."""
+
+
+def check_working_size(feature_bytes: int, n_rows: int, max_bytes: int) -> None:
+    """Raise TooLarge if the features read (`feature_bytes`) and what checking and carving
+    `n_rows` rows costs besides would take more than `max_bytes` (the upload limit)."""
+    working = feature_bytes + ROW_WORKING_BYTES * n_rows
+    if working > max_bytes:
+        raise TooLarge(
+            f"reading this data set would take {working} bytes of memory (its features, and "
+            f"{ROW_WORKING_BYTES} bytes for each of its {n_rows} rows), over the {max_bytes}-byte "
+            "upload limit (DESCENT_MAX_UPLOAD_BYTES)"
+        )
 
 
 @dataclass(frozen=True)
@@ -95,14 +114,25 @@ def read_npz(stream: IO[bytes], max_bytes: int) -> dict[str, np.ndarray]:
     except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
         raise bad_file(None, f"not a valid .npz archive: {exc}") from None
     problems: list[Problem] = []
+    seen: set[str] = set()
     for member in members:
         if not member.filename.endswith(".npy") or member.filename[:-4] not in ARRAY_NAMES:
             expected = ", ".join(ARRAY_NAMES)
             problems.append(((*FILE_LOC, member.filename), f"unexpected; expected {expected}"))
+        elif member.filename in seen:
+            problems.append(((*FILE_LOC, member.filename[:-4]), "appears more than once"))
+        seen.add(member.filename)
     if problems:
         raise BadFile(problems)
     if sum(member.file_size for member in members) > max_bytes:
         raise TooLarge(f"the arrays take more than {max_bytes} bytes uncompressed")
+    stream.seek(0)
+    with zipfile.ZipFile(stream) as archive:
+        shapes = {m.filename[:-4]: _declared(archive, m) for m in members}
+    feature_bytes = sum(math.prod(shape) * size for name, (shape, size) in shapes.items()
+                        if name.startswith("X"))  # fmt: skip
+    rows = sum(shape[0] if shape else 1 for name, (shape, _) in shapes.items() if name[0] == "y")
+    check_working_size(feature_bytes, rows, max_bytes)
     stream.seek(0)
     arrays: dict[str, np.ndarray] = {}
     with np.load(stream, allow_pickle=False) as archive:
@@ -120,6 +150,25 @@ def read_npz(stream: IO[bytes], max_bytes: int) -> dict[str, np.ndarray]:
     if problems:
         raise BadFile(problems)
     return arrays
+
+
+def _declared(archive: zipfile.ZipFile, member: zipfile.ZipInfo) -> tuple[tuple[int, ...], int]:
+    """A member's shape and item size, from its .npy header alone (nothing else is read)."""
+    name = member.filename[:-4]
+    try:
+        with archive.open(member) as file:
+            version = np.lib.format.read_magic(file)
+            if version == (1, 0):
+                shape, _, dtype = np.lib.format.read_array_header_1_0(file)
+            elif version == (2, 0):
+                shape, _, dtype = np.lib.format.read_array_header_2_0(file)
+            else:
+                raise ValueError(f"unsupported .npy format version {version}")
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise bad_file(name, f"is not a readable .npy array: {exc}") from None
+    if dtype.hasobject:
+        raise bad_file(name, "holds Python objects (a pickled object array): only numeric arrays")
+    return tuple(shape), dtype.itemsize
 
 
 def _array_problems(name: str, array: np.ndarray) -> list[str]:
@@ -226,7 +275,7 @@ def clean(arrays: dict[str, np.ndarray]) -> CleanData:
             out[f"X_{split}"], out[f"y_{split}"] = X[parts[split]], y[parts[split]]
         out["X_train"] = _keep_rows(X, parts["train"])
         out["y_train"] = _keep_rows(y, parts["train"])
-    absent = np.setdiff1d(np.arange(n_classes), out["y_train"])
+    absent = np.flatnonzero(np.bincount(out["y_train"], minlength=n_classes) == 0)
     if absent.size:
         listed = ", ".join(str(c) for c in absent[:10].tolist())
         raise bad_file(

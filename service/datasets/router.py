@@ -37,9 +37,15 @@ def list_datasets(session: ReadSession, settings: SettingsDep) -> DatasetList:
     status_code=201,
     response_model=DatasetOut,
     responses={
-        413: {"description": "Larger than DESCENT_MAX_UPLOAD_BYTES", **PROBLEM},
+        413: {
+            "description": "Larger than DESCENT_MAX_UPLOAD_BYTES, or would take more memory "
+            "than that to read",
+            **PROBLEM,
+        },
         415: {"description": "Neither an .npz archive nor a CSV file", **PROBLEM},
         422: {"description": "Not a usable data set: the errors name each problem", **PROBLEM},
+        503: {"description": "Other uploads are being read: retry after Retry-After", **PROBLEM},
+        507: {"description": "Over DESCENT_STORAGE_QUOTA_BYTES, or the disk is full", **PROBLEM},
     },
     summary="Upload a data set (.npz with X_train, y_train[, X_val, y_val, X_test, y_test] or CSV)",
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from pathlib import Path
 from typing import IO
 
@@ -15,6 +16,7 @@ from service.db.base import utcnow
 from service.db.models import Dataset
 from service.db.session import Database
 from service.errors import (
+    Busy,
     Conflict,
     InsufficientStorage,
     InvalidInput,
@@ -27,6 +29,14 @@ from service.settings import Settings
 
 log = logging.getLogger("descent.datasets")
 SNIFF_BYTES = 8
+# Uploads are read, checked and stored one at a time (in this API process): reading one may take
+# memory up to a few times DESCENT_MAX_UPLOAD_BYTES, which must not be multiplied by the number of
+# clients uploading at once; and the storage quota, checked before the files are written, is then
+# checked against every upload already stored. An upload waits at most UPLOAD_WAIT_SECONDS for
+# its turn (holding one of the server's request threads), then gets a 503 with Retry-After.
+_ONE_UPLOAD_AT_A_TIME = threading.Lock()
+UPLOAD_WAIT_SECONDS = 30.0
+UPLOAD_RETRY_AFTER_SECONDS = 5
 
 
 def builtin_out(name: str, settings: Settings) -> DatasetOut:
@@ -101,7 +111,8 @@ def _read(
                 )
             arrays = ingest.read_npz(stream, settings.max_upload_bytes)
         else:
-            arrays = csv_reader.read_csv(stream, label_column, "\t" if kind == "tsv" else ",")
+            delimiter = "\t" if kind == "tsv" else ","
+            arrays = csv_reader.read_csv(stream, label_column, settings.max_upload_bytes, delimiter)
         return ingest.clean(arrays)
     except ingest.UnsupportedFile as exc:
         raise UnsupportedMediaType(str(exc)) from None
@@ -124,7 +135,27 @@ def upload(
     name: str | None,
     label_column: str | None,
 ) -> Dataset:
-    """Check the file, store its splits as .npy files, then record the data set."""
+    """Check the file, store its splits as .npy files, then record the data set; one upload at a
+    time."""
+    if not _ONE_UPLOAD_AT_A_TIME.acquire(timeout=UPLOAD_WAIT_SECONDS):
+        raise Busy(
+            "Other uploads are being read: retry in a few seconds", UPLOAD_RETRY_AFTER_SECONDS
+        )
+    try:
+        return _upload(database, settings, stream, filename, content_type, name, label_column)
+    finally:
+        _ONE_UPLOAD_AT_A_TIME.release()
+
+
+def _upload(
+    database: Database,
+    settings: Settings,
+    stream: IO[bytes],
+    filename: str | None,
+    content_type: str | None,
+    name: str | None,
+    label_column: str | None,
+) -> Dataset:
     data = _read(stream, filename, content_type, label_column, settings)
     _check_weights(data, settings)
     with database.read() as session:

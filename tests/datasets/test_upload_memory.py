@@ -14,6 +14,7 @@ import pytest
 from service.datasets import csv_reader, ingest
 
 SMALL_BLOCK_VALUES = 64  # 16 rows a block for the 4 columns of `mixed_csv`
+LIMIT = 512 * 1024**2  # the default DESCENT_MAX_UPLOAD_BYTES
 
 
 def digit_csv(n_rows: int, n_features: int) -> bytes:
@@ -54,12 +55,12 @@ def whole_text(content: bytes) -> np.ndarray:
 
 def test_a_csv_is_parsed_in_memory_proportional_to_the_arrays_it_stores() -> None:
     stream = io.BytesIO(digit_csv(10_000, 100))
-    # What a process pays once is paid first: numpy imports numpy.ma on the first setdiff1d.
-    ingest.clean(csv_reader.read_csv(io.BytesIO(digit_csv(30, 2)), None))
+    # What a process pays once (numpy's lazy imports) is paid first.
+    ingest.clean(csv_reader.read_csv(io.BytesIO(digit_csv(30, 2)), None, LIMIT))
 
     tracemalloc.start()
     try:
-        data = ingest.clean(csv_reader.read_csv(stream, None))
+        data = ingest.clean(csv_reader.read_csv(stream, None, LIMIT))
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -82,7 +83,7 @@ def test_a_csv_gives_what_one_loadtxt_over_the_whole_text_gives(
     table = whole_text(content)
     X, y = np.delete(table, 1, axis=1), table[:, 1].astype(np.int64)
 
-    data = ingest.clean(csv_reader.read_csv(io.BytesIO(content), "label"))
+    data = ingest.clean(csv_reader.read_csv(io.BytesIO(content), "label", LIMIT))
 
     assert (data.n_classes, data.carved, data.n_features) == (3, ("val", "test"), 3)
     for split, rows in ingest.carve(n_rows, ("val", "test")).items():
@@ -102,7 +103,7 @@ def test_a_bad_row_in_a_later_block_is_refused_with_the_whole_text_message() -> 
         whole_text(content)
 
     with pytest.raises(ingest.BadFile) as refused:
-        csv_reader.read_csv(io.BytesIO(content), None)
+        csv_reader.read_csv(io.BytesIO(content), None, LIMIT)
 
     assert refused.value.problems == [
         (ingest.FILE_LOC, f"data rows (counted after the header): {whole.value}")
@@ -122,7 +123,7 @@ def test_a_bad_row_is_named_by_its_place_in_the_whole_text(
         whole_text(content)
 
     with pytest.raises(ingest.BadFile) as refused:
-        csv_reader.read_csv(io.BytesIO(content), None)
+        csv_reader.read_csv(io.BytesIO(content), None, LIMIT)
 
     assert str(refused.value) == f"data rows (counted after the header): {whole.value}"
 
@@ -136,7 +137,7 @@ def test_a_later_block_whose_rows_all_lack_a_value_is_refused(
     content = ("a,b,c,label\n" + "\n".join(rows + short) + "\n").encode()
 
     with pytest.raises(ingest.BadFile) as refused:
-        csv_reader.read_csv(io.BytesIO(content), None)
+        csv_reader.read_csv(io.BytesIO(content), None, LIMIT)
 
     assert refused.value.problems == [(ingest.FILE_LOC, "rows have 3 values, the header names 4")]
 
@@ -145,7 +146,7 @@ def test_text_that_is_not_utf8_past_the_first_block_is_named_as_such() -> None:
     content = b"a,label\n" + b"1,0\n" * 40_000 + b"\xff,1\n"  # past what the header line read
 
     with pytest.raises(ingest.BadFile) as refused:
-        csv_reader.read_csv(io.BytesIO(content), None)
+        csv_reader.read_csv(io.BytesIO(content), None, LIMIT)
 
     assert refused.value.problems == [(ingest.FILE_LOC, "is not UTF-8 text")]
 

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import io
+import warnings
+import zipfile
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from service.datasets import ingest
+from service.app import create_app
+from service.datasets import csv_reader, ingest, storage
 from service.settings import Settings
+from tests.conftest import make_settings
 from tests.datasets.conftest import blobs, npz_bytes, upload
 
 pytestmark = pytest.mark.postgres
@@ -146,7 +153,7 @@ NAN[3, 1] = np.nan
         (b"a,b,label\n1,2,0\n3,oops,1\n", "data.csv", 422, ["body", "file"]),
         (b"a,b,label\n", "data.csv", 422, ["body", "file"]),
         (b"a,b,label\n1,2,0\n3,4\n", "data.csv", 422, ["body", "file"]),
-        (b"a,b,label\n" + b"1,2,0\n" * 30_000 + b"3,4\n", "data.csv", 422, ["body", "file"]),
+        (b"a,b,label\n" + b"1,2,0\n" * 100 + b"3,4\n", "data.csv", 422, ["body", "file"]),
     ],
     ids=["not-a-zip", "pickle-file", "empty", "object-array", "nan", "negative-label",
          "label-gap", "rows-mismatch", "feature-mismatch", "one-class", "val-without-y",
@@ -156,11 +163,13 @@ NAN[3, 1] = np.nan
 def test_a_bad_file_is_a_problem_naming_what_is_wrong(
     client: TestClient,
     settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
     content: bytes,
     filename: str,
     status: int,
     loc: list[str] | None,
 ) -> None:
+    monkeypatch.setattr(csv_reader, "BLOCK_VALUES", 64)  # a CSV's rows in blocks of 21 rows
     response = upload(client, content, filename)
 
     assert response.status_code == status, response.json()
@@ -209,6 +218,68 @@ def test_a_compressed_npz_is_measured_uncompressed(client: TestClient, settings:
     assert len(buffer.getvalue()) < settings.max_upload_bytes
 
     assert upload(client, buffer.getvalue()).status_code == 413
+
+
+def test_many_cheap_rows_are_priced_at_what_reading_them_costs(
+    client: TestClient, settings: Settings
+) -> None:
+    """A file small in bytes but long in rows (one bool feature, uint8 labels, compressed; or a
+    CSV of one short column) is a 413 before it is read: checking and carving it would take
+    ingest.ROW_WORKING_BYTES a row beside its features, several times what the file weighs."""
+    rows = settings.max_upload_bytes // ingest.ROW_WORKING_BYTES + 10
+    y = (np.arange(rows) % 2).astype(np.uint8)
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, X_train=np.zeros((rows, 1), bool), y_train=y)
+    assert len(buffer.getvalue()) < settings.max_upload_bytes // 4
+    csv = b"a,label\n" + b"0,0\n1,1\n" * (rows // 2 + 1)
+    assert len(csv) < settings.max_upload_bytes
+
+    for content, filename in ((buffer.getvalue(), "bomb.npz"), (csv, "bomb.csv")):
+        response = upload(client, content, filename)
+        assert response.status_code == 413, response.text
+        assert "rows" in response.json()["detail"]
+    assert not settings.data_dir.exists() or list(settings.data_dir.iterdir()) == []
+
+
+def npy_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+def test_an_npz_member_twice_or_with_an_oversized_header_is_named(client: TestClient) -> None:
+    twice = io.BytesIO()
+    with zipfile.ZipFile(twice, "w") as archive:
+        for name, array in (("X_train", X4), ("y_train", Y4), ("X_train", X4[:, :1])):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # zipfile: "Duplicate name"
+                archive.writestr(f"{name}.npy", npy_bytes(array))
+    header = io.BytesIO()
+    with zipfile.ZipFile(header, "w") as archive:
+        archive.writestr("X_train.npy", npy_bytes(X4)[:8] + b"\xff\xff" + b" " * 65535)
+        archive.writestr("y_train.npy", npy_bytes(Y4))
+
+    for content, message in ((twice, "more than once"), (header, "not a readable .npy array")):
+        response = upload(client, content.getvalue())
+        assert response.status_code == 422, response.text
+        errors = response.json()["errors"]
+        assert errors[0]["loc"] == ["body", "file", "X_train"] and message in errors[0]["msg"]
+
+
+def test_concurrent_uploads_stay_within_the_storage_quota(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Uploads are read and stored one at a time, so a quota checked before writing holds for
+    uploads sent at once."""
+    content = npz_bytes(X_train=X4, y_train=Y4)
+    one = storage.size_of(ingest.clean(ingest.read_npz(io.BytesIO(content), 1 << 20)).arrays)
+    settings = make_settings(database_url, tmp_path, storage_quota_bytes=2 * one + one // 2)
+    with TestClient(create_app(settings)) as client, ThreadPoolExecutor(8) as pool:
+        statuses = list(pool.map(lambda _: upload(client, content).status_code, range(8)))
+        stored = [d for d in client.get("/datasets").json()["items"] if not d["builtin"]]
+
+    assert sorted(statuses) == [201, 201, 507, 507, 507, 507, 507, 507]
+    assert sum(d["size_bytes"] for d in stored) <= settings.storage_quota_bytes
 
 
 def test_carving_keeps_train_rows_in_order_and_needs_enough_rows() -> None:
