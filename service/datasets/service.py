@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
@@ -125,6 +127,19 @@ def _read(
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
+@contextmanager
+def _upload_turn() -> Iterator[None]:
+    """This upload's turn to be read and stored: Busy (503) after UPLOAD_WAIT_SECONDS."""
+    if not _ONE_UPLOAD_AT_A_TIME.acquire(timeout=UPLOAD_WAIT_SECONDS):
+        raise Busy(
+            "Other uploads are being read: retry in a few seconds", UPLOAD_RETRY_AFTER_SECONDS
+        )
+    try:
+        yield
+    finally:
+        _ONE_UPLOAD_AT_A_TIME.release()
+
+
 def upload(
     database: Database,
     settings: Settings,
@@ -137,67 +152,49 @@ def upload(
 ) -> Dataset:
     """Check the file, store its splits as .npy files, then record the data set; one upload at a
     time."""
-    if not _ONE_UPLOAD_AT_A_TIME.acquire(timeout=UPLOAD_WAIT_SECONDS):
-        raise Busy(
-            "Other uploads are being read: retry in a few seconds", UPLOAD_RETRY_AFTER_SECONDS
+    with _upload_turn():
+        data = _read(stream, filename, content_type, label_column, settings)
+        _check_weights(data, settings)
+        with database.read() as session:
+            stored = repository.stored_bytes(session)
+        needed = storage.size_of(data.arrays)
+        if stored + needed > settings.storage_quota_bytes:
+            raise InsufficientStorage(
+                f"The data set takes {needed} bytes; the uploads already take {stored} of the "
+                f"{settings.storage_quota_bytes}-byte quota (DESCENT_STORAGE_QUOTA_BYTES)"
+            )
+        dataset_id = new_id()
+        try:
+            size = storage.write(settings.data_dir, dataset_id, data.arrays)
+        except storage.DiskFull as exc:
+            raise InsufficientStorage(
+                f"The server's disk has no room for this data set: {exc}"
+            ) from None
+        # The file's name is the client's to choose, control characters included (a multipart
+        # filename is not validated like the form fields): they are dropped, as PostgreSQL would
+        # refuse a NUL that SQLite stores.
+        stem = CONTROL.sub("", Path(filename).stem) if filename else ""
+        row = Dataset(
+            id=dataset_id,
+            name=(name or stem or dataset_id)[:200],
+            path=dataset_id,  # relative to DESCENT_DATA_DIR, which each host sets for itself
+            n_train=data.rows("train"),
+            n_val=data.rows("val"),
+            n_test=data.rows("test"),
+            n_features=data.n_features,
+            n_classes=data.n_classes,
+            size_bytes=size,
+            dtype=str(data.arrays["X_train"].dtype),
+            created_at=utcnow(),
         )
-    try:
-        return _upload(database, settings, stream, filename, content_type, name, label_column)
-    finally:
-        _ONE_UPLOAD_AT_A_TIME.release()
-
-
-def _upload(
-    database: Database,
-    settings: Settings,
-    stream: IO[bytes],
-    filename: str | None,
-    content_type: str | None,
-    name: str | None,
-    label_column: str | None,
-) -> Dataset:
-    data = _read(stream, filename, content_type, label_column, settings)
-    _check_weights(data, settings)
-    with database.read() as session:
-        stored = repository.stored_bytes(session)
-    needed = storage.size_of(data.arrays)
-    if stored + needed > settings.storage_quota_bytes:
-        raise InsufficientStorage(
-            f"The data set takes {needed} bytes; the uploads already take {stored} of the "
-            f"{settings.storage_quota_bytes}-byte quota (DESCENT_STORAGE_QUOTA_BYTES)"
-        )
-    dataset_id = new_id()
-    try:
-        size = storage.write(settings.data_dir, dataset_id, data.arrays)
-    except storage.DiskFull as exc:
-        raise InsufficientStorage(
-            f"The server's disk has no room for this data set: {exc}"
-        ) from None
-    # The file's name is the client's to choose, control characters included (a multipart
-    # filename is not validated like the form fields): they are dropped, as PostgreSQL would
-    # refuse a NUL that SQLite stores.
-    stem = CONTROL.sub("", Path(filename).stem) if filename else ""
-    row = Dataset(
-        id=dataset_id,
-        name=(name or stem or dataset_id)[:200],
-        path=dataset_id,  # relative to DESCENT_DATA_DIR, which each host sets for itself
-        n_train=data.rows("train"),
-        n_val=data.rows("val"),
-        n_test=data.rows("test"),
-        n_features=data.n_features,
-        n_classes=data.n_classes,
-        size_bytes=size,
-        dtype=str(data.arrays["X_train"].dtype),
-        created_at=utcnow(),
-    )
-    try:
-        with database.write() as session:
-            repository.add(session, row)
-            session.commit()
-    except BaseException:
-        storage.remove(settings.data_dir, dataset_id)
-        raise
-    return row
+        try:
+            with database.write() as session:
+                repository.add(session, row)
+                session.commit()
+        except BaseException:
+            storage.remove(settings.data_dir, dataset_id)
+            raise
+        return row
 
 
 def _check_weights(data: ingest.CleanData, settings: Settings) -> None:

@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 
 from service.app import create_app
 from service.datasets import csv_reader, ingest, storage
+from service.datasets import service as datasets_service
 from service.settings import Settings
 from tests.conftest import make_settings
 from tests.datasets.conftest import blobs, npz_bytes, upload
@@ -280,6 +281,19 @@ def test_concurrent_uploads_stay_within_the_storage_quota(
 
     assert sorted(statuses) == [201, 201, 507, 507, 507, 507, 507, 507]
     assert sum(d["size_bytes"] for d in stored) <= settings.storage_quota_bytes
+
+
+def test_an_upload_that_waits_too_long_for_its_turn_is_a_503_with_retry_after(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(datasets_service, "UPLOAD_WAIT_SECONDS", 0.05)
+    with datasets_service._ONE_UPLOAD_AT_A_TIME:  # another upload is being read
+        response = upload(client, npz_bytes(X_train=X4, y_train=Y4))
+
+    assert response.status_code == 503
+    assert response.headers["content-type"] == "application/problem+json"
+    assert int(response.headers["retry-after"]) > 0
+    assert upload(client, npz_bytes(X_train=X4, y_train=Y4)).status_code == 201
 
 
 def test_carving_keeps_train_rows_in_order_and_needs_enough_rows() -> None:
