@@ -6,6 +6,7 @@ responses here, registered once on the app.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from http import HTTPStatus
@@ -25,6 +26,16 @@ PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger("descent.errors")
 
 
+class ProblemResponse(JSONResponse):
+    """application/problem+json, every character outside ASCII escaped: a problem may quote what
+    the client sent, and a lone surrogate (valid in a JSON string, "\\ud800") has no UTF-8 form."""
+
+    media_type = PROBLEM_JSON
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, allow_nan=False, separators=(",", ":")).encode("ascii")
+
+
 def problem(status: int, detail: str, *, slug: str | None = None, **extra: Any) -> JSONResponse:
     title = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
     body = {
@@ -34,7 +45,7 @@ def problem(status: int, detail: str, *, slug: str | None = None, **extra: Any) 
         "detail": detail,
         **extra,
     }
-    return JSONResponse(jsonable_encoder(body), status_code=status, media_type=PROBLEM_JSON)
+    return ProblemResponse(jsonable_encoder(body), status_code=status)
 
 
 def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:

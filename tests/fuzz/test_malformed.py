@@ -150,6 +150,10 @@ TABLE: dict[str, Bad] = {
     "sweep over the JSON limit": Bad("POST", "/sweeps", 413, None, b" " * (JSON_LIMIT + 1)),
     "predict over the JSON limit": Bad("POST", "/jobs/{job}/predict", 413, None,
                                        b'{"X": [[' + b"1.0," * JSON_LIMIT + b"1.0]]}"),
+    "sweep space key a lone surrogate": Bad("POST", "/sweeps", 422, None, b'{"base": {"dataset": '
+                                            b'{"name": "toy"}, "optimizer": {"type": "sgd"}}, '
+                                            b'"method": "random", "trials": 1, '
+                                            b'"space": {"\\ud800": {"values": [1]}}}'),
     "multipart not parseable": Bad("POST", "/datasets", 422, ["body"], b"not multipart at all",
                                    {"content-type": "multipart/form-data; boundary=x"}),
     "multipart without boundary": Bad("POST", "/datasets", 422, ["body"], b"--x\r\n--x--\r\n",
