@@ -9,6 +9,7 @@ from numpy.typing import NDArray
 from worker.engine.datasets import load_builtin
 from worker.engine.gradcheck import GradientCheckResult, gradient_check
 from worker.engine.losses import make_loss
+from worker.engine.nonfinite import NonFinite
 from worker.engine.preprocess import Preprocessor
 
 Array = NDArray[Any]
@@ -117,6 +118,19 @@ def test_bad_arguments_are_rejected() -> None:
         gradient_check(X, y, 4, W=np.zeros((3, 6)))
     with pytest.raises(ValueError, match="h must be positive"):
         gradient_check(X, y, 4, h=0.0)
+
+
+@pytest.mark.parametrize(
+    ("loss", "reg", "delta", "init_scale"),
+    [("svm", 0.0, 1e308, 0.001), ("softmax", 1e308, 1.0, 10.0)],
+)
+def test_a_loss_that_overflows_is_non_finite_not_a_pass(
+    loss: str, reg: float, delta: float, init_scale: float
+) -> None:
+    """Its margins (and so its SVM gradient) can stay finite while the summed loss is inf."""
+    X, y = problem()
+    with pytest.raises(NonFinite, match="the loss is inf"):
+        gradient_check(X, y, 4, loss=loss, reg=reg, delta=delta, init_scale=init_scale)
 
 
 class Stop(Exception):

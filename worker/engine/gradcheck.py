@@ -111,7 +111,13 @@ def gradient_check(
         report(0.1 + 0.9 * done)
 
     with np.errstate(over="ignore", invalid="ignore"):
-        _, grad = (analytic or loss_fn.loss_grad)(W64, X64, y)
+        loss_value, grad = (analytic or loss_fn.loss_grad)(W64, X64, y)
+        if not math.isfinite(loss_value):
+            # The gradient of a loss that overflowed checks nothing the job could train on.
+            raise NonFinite(
+                f"the loss is {loss_value} at this W: it overflows (init_scale {init_scale}, "
+                f"reg {reg}, delta {delta})"
+            )
         report(0.1)
         if loss_fn.name == "svm":
             numerical, kinks = svm_centered_with_kinks(
