@@ -23,9 +23,11 @@ def is_public(path: str) -> bool:
 
 
 def token_matches(header: bytes, token: str) -> bool:
-    scheme, _, credentials = header.decode("latin-1").partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(
-        credentials.strip().encode(), token.encode()
+    """Whether an Authorization header is "Bearer <token>", compared as bytes: the token as its
+    UTF-8 encoding, which is what a client sends for a token outside ASCII."""
+    scheme, _, credentials = header.partition(b" ")
+    return scheme.lower() == b"bearer" and hmac.compare_digest(
+        credentials.strip(), token.encode()
     )
 
 

@@ -64,6 +64,17 @@ def test_the_right_token_opens_the_api(guarded: TestClient) -> None:
     assert guarded.get("/jobs", headers={"Authorization": f"bearer {TOKEN}"}).status_code == 200
 
 
+def test_a_token_outside_ascii_matches_its_utf8_encoding(sqlite_url: str, tmp_path: Path) -> None:
+    token = "clé-secrète-😀"
+    settings = make_settings(sqlite_url, tmp_path, api_token=token)
+    with TestClient(create_app(settings)) as client:
+        sent = {b"Authorization": b"Bearer " + token.encode()}
+        as_latin1 = {b"Authorization": b"Bearer " + token.encode().decode("latin-1").encode()}
+
+        assert client.get("/jobs", headers=sent).status_code == 200
+        assert client.get("/jobs", headers=as_latin1).status_code == 401
+
+
 @pytest.mark.parametrize("path", ["/healthz", "/readyz", "/openapi.json", "/docs", "/"])
 def test_probes_docs_and_the_dashboard_page_stay_public(guarded: TestClient, path: str) -> None:
     assert guarded.get(path).status_code == 200
