@@ -124,7 +124,7 @@ def _read(
         raise InvalidInput(f"Not a usable data set: {exc}", exc.problems) from None
 
 
-CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 @contextmanager

@@ -101,6 +101,7 @@ TABLE: dict[str, Bad] = {
                                   spec(gradient_check={"num_checks": 3})),
     "long name": Bad("POST", "/jobs", 422, ["body", "name"], spec(name="x" * 201)),
     "NUL in a name": Bad("POST", "/jobs", 422, ["body", "name"], spec(name="a\x00b")),
+    "C1 control in a name": Bad("POST", "/jobs", 422, ["body", "name"], spec(name="a\x85b")),
     "newline in a name": Bad("POST", "/jobs", 422, ["body", "name"], spec(name="a\nb")),
     "NUL in a data set id": Bad("POST", "/jobs", 422, ["body", "dataset", "id"],
                                 spec(dataset={"id": "\x00"})),
