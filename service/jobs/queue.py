@@ -170,17 +170,21 @@ def claim_companions(
     how_many: Callable[[int, int], int],
     joins: Callable[[dict[str, Any]], bool],
 ) -> list[ClaimedJob]:
-    """Claim queued trials of the leader's sweep that can train with it: the spec passes
-    `joins`, and the trial is at the leader's step (the same checkpoint step, or none for both).
-    `how_many(found, running)` of the `found` ones, the first ones, where `running` counts the
-    sweep's other running trials that pass `joins`. In the leader's claim transaction; rows
-    other workers hold are skipped."""
+    """Claim claimable trials of the leader's sweep (queued, or running with an expired lease:
+    a population whose worker was lost is taken again as one) that can train with it: the spec
+    passes `joins`, and the trial is at the leader's step (the same checkpoint step, or none for
+    both). `how_many(found, running)` of the `found` ones, the first ones, where `running` counts
+    the sweep's other trials running on a live lease that pass `joins`. In the leader's claim
+    transaction; rows other workers hold are skipped."""
     if leader.sweep_id is None:
         return []
     now = database_now(session)
     others = session.execute(
         select(Job.spec).where(
-            Job.sweep_id == leader.sweep_id, Job.status == "running", Job.id != leader.id
+            Job.sweep_id == leader.sweep_id,
+            Job.status == "running",
+            Job.lease_expires_at >= now,
+            Job.id != leader.id,
         )
     ).scalars()
     running = sum(1 for spec in others if joins(spec))
@@ -189,7 +193,7 @@ def claim_companions(
     rows = session.execute(
         select(Job.id, Job.spec, Checkpoint.step)
         .outerjoin(Checkpoint, Checkpoint.job_id == Job.id)
-        .where(Job.sweep_id == leader.sweep_id, Job.status == "queued", Job.id != leader.id)
+        .where(Job.sweep_id == leader.sweep_id, _claimable(now), Job.id != leader.id)
         .order_by(Job.id)
         .with_for_update(skip_locked=True, of=Job)
     ).all()
@@ -199,7 +203,7 @@ def claim_companions(
         return []
     stmt = (
         update(Job)
-        .where(Job.id.in_(chosen), Job.status == "queued")
+        .where(Job.id.in_(chosen), _claimable(now))
         .values(**_claimed(now, owner, lease_seconds))
         .returning(*_RETURNED)
         .execution_options(synchronize_session=False)

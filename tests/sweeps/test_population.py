@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import os
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
+from service.db.base import utcnow
 from service.db.models import Job
 from service.db.session import Database
 from service.jobs import queue
@@ -145,8 +147,9 @@ def test_a_cancelled_trial_stops_while_the_others_finish(
         assert (job["status"], job["progress"]["step"]) == ("succeeded", 3000)
 
 
+@pytest.mark.parametrize("worker_lost", [False, True])
 def test_a_population_handed_back_resumes_as_one_with_the_same_results(
-    client: TestClient, settings: Settings, database: Database, tmp_path: Path
+    client: TestClient, settings: Settings, database: Database, tmp_path: Path, worker_lost: bool
 ) -> None:
     base = _long_base()
     straight = _post(client, base=base)
@@ -156,6 +159,13 @@ def test_a_population_handed_back_resumes_as_one_with_the_same_results(
     settings = make_settings(settings.database_url, tmp_path / "s", flush_seconds=0.01,
                              checkpoint_seconds=0.05)  # fmt: skip
     hand_back_after_a_checkpoint(database, settings, *resumed)
+    if worker_lost:  # as a killed worker leaves its trials: running, on leases that lapsed
+        with database.transaction() as session:
+            session.execute(
+                update(Job).where(Job.id.in_(resumed)).values(
+                    status="running", lease_owner="lost", lease_expires_at=utcnow() - timedelta(1)
+                )
+            )
     with database.read() as session:
         checkpoints = {queue.get_checkpoint(session, job_id).step for job_id in resumed}  # type: ignore[union-attr]
     assert len(checkpoints) == 1 and 0 < checkpoints.pop() < 3000  # all at one step
