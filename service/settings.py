@@ -152,6 +152,18 @@ class Settings(BaseSettings):
         1_000, gt=0, description="Most trials a sweep may create (grid size or random trials)."
     )
     max_predict_rows: int = Field(10_000, gt=0, description="Most rows one /predict call takes.")
+    max_queued_jobs: int = Field(
+        10_000,
+        gt=0,
+        description="Most jobs that may wait in the queue; a job or sweep that would take it "
+        "past this is a 503 (Retry-After) and creates nothing.",
+    )
+    max_event_streams: int = Field(
+        100,
+        gt=0,
+        description="Most event streams (GET /jobs/{id}/events) the API process serves at "
+        "once; one more is a 503 (Retry-After) before it starts.",
+    )
     sqlite_busy_timeout_ms: int = Field(
         30_000, ge=0, description="SQLite lock wait before failing."
     )

@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Path, Query
+from fastapi import APIRouter, Depends, FastAPI, Header, Path, Query, Request
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
+from service.deps import SettingsDep
+from service.errors import Busy
 from service.events import stream
 from service.history import point_store
 from service.jobs.live_reads import LiveReadsDep
@@ -39,7 +41,8 @@ any). Reconnect with `Last-Event-ID: <id>` (or `?last_event_id=`; the header win
 right after it. A batch's events share the previous id except the last one, so a stream cut in
 the middle of a batch repeats it rather than skipping it. Comment lines (`: ping`) keep idle
 connections alive. Values that are not finite are `null`, never NaN or Infinity.
-An unknown job is a 404 problem, answered before any streaming starts.
+An unknown job is a 404 problem, answered before any streaming starts. So is a 503 (with
+`Retry-After`) when the API already serves `DESCENT_MAX_EVENT_STREAMS` streams.
 """
 
 EXAMPLE = (
@@ -52,7 +55,44 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"content": {"text/event-stream": {"example": EXAMPLE}}},
     404: {"description": "Unknown job", "content": {"application/problem+json": {}}},
     422: {"description": "A bad Last-Event-ID", "content": {"application/problem+json": {}}},
+    503: {
+        "description": "DESCENT_MAX_EVENT_STREAMS streams are open: retry after Retry-After",
+        "content": {"application/problem+json": {}},
+    },
 }
+STREAMS_FULL_RETRY_AFTER = 10  # seconds
+
+
+class StreamCount:
+    """The event streams one API process serves. Changed on the event loop only (async
+    dependency), so a plain counter needs no lock."""
+
+    def __init__(self) -> None:
+        self.open = 0
+
+
+def stream_count(app: FastAPI) -> StreamCount:
+    count: StreamCount | None = getattr(app.state, "event_streams", None)
+    if count is None:
+        count = app.state.event_streams = StreamCount()
+    return count
+
+
+async def stream_slot(request: Request, settings: SettingsDep) -> AsyncIterator[None]:
+    """Hold one of DESCENT_MAX_EVENT_STREAMS while the stream runs, or answer 503 before it
+    starts. Its exit runs once the response is over, however it ends (a client gone included)."""
+    count = stream_count(request.app)
+    if count.open >= settings.max_event_streams:
+        raise Busy(
+            f"{count.open} event streams are open, the most this server serves at once "
+            "(DESCENT_MAX_EVENT_STREAMS); retry later, or poll GET /jobs/{id}",
+            STREAMS_FULL_RETRY_AFTER,
+        )
+    count.open += 1
+    try:
+        yield
+    finally:
+        count.open -= 1
 
 
 async def existing_job(
@@ -70,6 +110,7 @@ async def existing_job(
     "/{job_id}/events",
     response_class=EventSourceResponse,
     responses=RESPONSES,
+    dependencies=[Depends(stream_slot)],
     summary="Live events of a job (Server-Sent Events)",
     description=DESCRIPTION,
 )

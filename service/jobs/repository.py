@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Row, bindparam, delete, or_, select, update
+from sqlalchemy import Row, bindparam, delete, func, or_, select, update
 from sqlalchemy.orm import Session, load_only
 
 from service.db.base import utcnow
@@ -98,6 +98,13 @@ def view(session: Session, job_id: str) -> Row[Any] | None:
 
 def array(session: Session, job_id: str, name: str) -> JobArray | None:
     return session.get(JobArray, (job_id, name))
+
+
+def queued_count(session: Session) -> int:
+    """The jobs waiting in the queue (one count on the status index)."""
+    return int(
+        session.scalar(select(func.count()).select_from(Job).where(Job.status == "queued")) or 0
+    )
 
 
 def lock_referenced(session: Session, job_id: str) -> bool:

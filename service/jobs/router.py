@@ -33,18 +33,32 @@ from service.jobs.spec import SPEC_EXAMPLE, JobSpec, Task
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
+# Shared with POST /sweeps, the other way onto the queue.
+TOO_LARGE: dict[int | str, dict[str, Any]] = {
+    413: {"description": "The body exceeds DESCENT_MAX_JSON_BYTES", **PROBLEM}
+}
+QUEUE_FULL: dict[int | str, dict[str, Any]] = {
+    503: {
+        "description": "The queue is full (DESCENT_MAX_QUEUED_JOBS): nothing was created; "
+        "retry after Retry-After",
+        **PROBLEM,
+    }
+}
+
 
 @router.post(
     "",
     status_code=202,
     response_model=JobOut,
     responses={
+        **TOO_LARGE,
         **UNSUPPORTED_MEDIA_TYPE,
         409: {"description": "The same Idempotency-Key is still in flight", **PROBLEM},
         422: {
             "description": "Invalid spec, or an Idempotency-Key reused with another body",
             **PROBLEM,
         },
+        **QUEUE_FULL,
     },
     summary="Submit a job",
     dependencies=JSON_BODY,
@@ -203,6 +217,7 @@ def delete_job(job_id: JobId, session: WriteSession) -> Response:
     response_model=PredictOut,
     responses={
         **NOT_FOUND,
+        **TOO_LARGE,
         **UNSUPPORTED_MEDIA_TYPE,
         409: {"description": "The job has no weights yet", **PROBLEM},
         422: {"description": "Wrong width, too many rows, or non-finite values", **PROBLEM},

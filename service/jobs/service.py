@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from service import idempotency
 from service.db.base import utcnow
 from service.db.models import TERMINAL_STATUSES, Job, JobArray
-from service.errors import Conflict, InvalidInput, NotFound
+from service.errors import Busy, Conflict, InvalidInput, NotFound
 from service.history.answers import Answer
 from service.history.point_counts import point_counts
 from service.ids import new_id
@@ -41,10 +41,30 @@ from worker.engine.preprocess import Preprocessor
 T = TypeVar("T")
 SUBMIT_SCOPE = "POST /jobs"  # the Idempotency-Key scope of submissions
 NAMED_DEPENDENTS = 5  # how many of the jobs that block a deletion its 409 names
+QUEUE_FULL_RETRY_AFTER = 30  # seconds: long enough for workers to take some of the queue
+
+
+def ensure_queue_room(session: Session, adding: int, settings: Settings) -> None:
+    """503 (Busy) unless `adding` more queued jobs keep the queue within max_queued_jobs; checked
+    after the spec's own validation, so that a bad spec is a 422 whatever the queue holds.
+
+    One count on ix_jobs_status_id per submit. Run inside the create's write transaction, so on
+    SQLite (BEGIN IMMEDIATE) concurrent submits cannot both pass it; on PostgreSQL they may
+    overshoot the bound by the submits in flight.
+    """
+    queued = repository.queued_count(session)
+    limit = settings.max_queued_jobs
+    if queued + adding > limit:
+        raise Busy(
+            f"The queue is full: {queued} jobs are waiting and at most {limit} may "
+            f"(DESCENT_MAX_QUEUED_JOBS); {adding} more do not fit. Retry later.",
+            QUEUE_FULL_RETRY_AFTER,
+        )
 
 
 def submit(session: Session, spec: JobSpec, settings: Settings) -> Job:
     checked = validation.check(session, spec, settings)
+    ensure_queue_room(session, 1, settings)
     job = Job(
         id=new_id(),
         name=spec.name,

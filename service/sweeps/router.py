@@ -16,6 +16,7 @@ from service.deps import (
     SettingsDep,
     WriteSession,
 )
+from service.jobs.router import QUEUE_FULL, TOO_LARGE
 from service.jobs.spec_base import PLAIN_TEXT
 from service.sweeps import service
 from service.sweeps.schemas import SWEEP_EXAMPLE, SweepOut, SweepPage, SweepRequest
@@ -35,13 +36,15 @@ SCOPE = "POST /sweeps"
     status_code=202,
     response_model=SweepOut,
     responses={
+        **TOO_LARGE,
         **UNSUPPORTED_MEDIA_TYPE,
         409: {"description": "The same Idempotency-Key is still in flight", **PROBLEM},
         422: {
             "description": "Invalid base spec or space (the errors name the path), too many "
-            "trials, or an Idempotency-Key reused with another body",
+            "trials (more than the queue holds), or an Idempotency-Key reused with another body",
             **PROBLEM,
         },
+        **QUEUE_FULL,
     },
     summary="Start a sweep: one job per trial, on the normal queue",
     dependencies=JSON_BODY,

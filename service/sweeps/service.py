@@ -15,7 +15,7 @@ from service.errors import Conflict, InvalidInput, NotFound
 from service.ids import new_id
 from service.jobs import budget, validation
 from service.jobs import repository as jobs_repository
-from service.jobs.service import decode_cursor, encode_cursor
+from service.jobs.service import decode_cursor, encode_cursor, ensure_queue_room
 from service.jobs.spec import JobSpec
 from service.settings import Settings
 from service.sweeps import repository, space
@@ -100,6 +100,10 @@ def trial_name(prefix: str | None, params: dict[str, Any]) -> str:
 def submit(session: Session, request: SweepRequest, settings: Settings) -> Sweep:
     base = request.base.model_dump(mode="json", exclude_unset=True)
     draws = _trial_params(request, settings)
+    if len(draws) > settings.max_queued_jobs:  # would never fit: not worth a retry
+        loc = ("body", "trials") if request.method == "random" else ("body", "space")
+        message = f"{len(draws)} trials; the queue holds at most {settings.max_queued_jobs} jobs"
+        raise InvalidInput("The sweep is larger than the queue", [(loc, message)])
     checked = [_check_trial(session, base, p, i, settings) for i, p in enumerate(draws)]
     if request.successive_halving is not None:
         problems = halving_problems(request.successive_halving, [spec for spec, _ in checked])
@@ -114,6 +118,7 @@ def submit(session: Session, request: SweepRequest, settings: Settings) -> Sweep
             "for fewer trials, or fewer points each (base.optimizer.iterations, base.log_every)"
         )
         raise InvalidInput("The sweep's trials would store too much history", [(loc, message)])
+    ensure_queue_room(session, len(checked), settings)
     now = utcnow()
     stored = request.model_dump(mode="json")
     stored["base"] = base
