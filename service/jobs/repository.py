@@ -107,15 +107,16 @@ def queued_count(session: Session) -> int:
     )
 
 
-def lock_referenced(session: Session, job_id: str) -> bool:
-    """Lock a job that a job being submitted names (spec.JOB_REFERENCES); whether it exists.
+def lock_referenced(session: Session, job_id: str) -> str | None:
+    """Lock a job that a job being submitted names (spec.JOB_REFERENCES); its status, None if
+    there is no such job.
 
     FOR KEY SHARE on PostgreSQL, against the FOR UPDATE of `DELETE /jobs/{id}`: a deletion waits
     for this submission to commit and then sees its new dependent, or this submission waits for
     the deletion and finds no job. It does not hold up the worker's updates of a running job. On
     SQLite both are write transactions, which BEGIN IMMEDIATE already serializes."""
-    stmt = select(Job.id).where(Job.id == job_id).with_for_update(read=True, key_share=True)
-    return session.execute(stmt).first() is not None
+    stmt = select(Job.status).where(Job.id == job_id).with_for_update(read=True, key_share=True)
+    return session.scalar(stmt)
 
 
 def dependents(session: Session, job_id: str, *, limit: int) -> list[str]:

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from service.datasets import catalog
 from service.datasets import repository as datasets
+from service.db.models import TERMINAL_STATUSES
 from service.errors import InvalidInput
 from service.jobs import budget, repository
 from service.jobs.spec import JobSpec
@@ -138,9 +139,12 @@ def _landscape_problems(session: Session, spec: JobSpec, dataset: ResolvedDatase
         )
     if params.around is not None:
         loc = ("body", "landscape", "around")
-        exists = repository.lock_referenced(session, params.around)
-        W = repository.array(session, params.around, "W") if exists else None
-        if W is None:
+        status = repository.lock_referenced(session, params.around)
+        W = repository.array(session, params.around, "W") if status else None
+        if status is not None and status not in TERMINAL_STATUSES:
+            # Its W would be whichever checkpoint it has reached when the landscape runs.
+            problems.append((loc, f"job {params.around!r} is {status}: wait until it finishes"))
+        elif W is None:
             problems.append((loc, f"job {params.around!r} does not exist or has no weights yet"))
         elif W.shape != list(_weights_shape(spec, dataset)):
             expected = _weights_shape(spec, dataset)

@@ -166,6 +166,18 @@ def test_a_landscape_around_an_unknown_job_is_a_422(client: TestClient) -> None:
     assert problem["errors"][0]["loc"] == ["body", "landscape", "around"]
 
 
+def test_a_landscape_around_an_unfinished_job_is_a_422(client: TestClient) -> None:
+    queued = client.post("/jobs", json={"dataset": {"name": "toy"}, "optimizer": {"type": "sgd"}})
+    spec = {"task": "landscape", "dataset": {"name": "toy"},
+            "landscape": {"around": queued.json()["id"]}}  # fmt: skip
+
+    problem = client.post("/jobs", json=spec).json()
+
+    assert problem["status"] == 422
+    assert problem["errors"][0]["loc"] == ["body", "landscape", "around"]
+    assert "queued" in problem["errors"][0]["msg"]
+
+
 def test_results_are_409_for_train_jobs_and_unfinished_tasks(
     client: TestClient, drain: Drain
 ) -> None:
