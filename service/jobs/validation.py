@@ -163,7 +163,8 @@ def _total_steps(spec: JobSpec, dataset: ResolvedDataset) -> int:
         return steps_of(spec.optimizer)
     if spec.gradient_check is not None:
         n_classes, n_features = _weights_shape(spec, dataset)
-        return spec.gradient_check.num_checks or n_classes * n_features
+        entries = n_classes * n_features  # the check takes each entry at most once
+        return min(spec.gradient_check.num_checks or entries, entries)
     if spec.step_size_sweep is not None:
         return len(spec.step_size_sweep.exponents)
     assert spec.landscape is not None

@@ -117,6 +117,18 @@ def test_a_gradient_check_on_the_toy_points_passes(client: TestClient, drain: Dr
         assert set(check) >= {"index", "analytic", "numerical", "relative_error"}
 
 
+def test_a_gradient_check_of_more_entries_than_w_has_counts_those_it_checks(
+    client: TestClient, drain: Drain
+) -> None:
+    spec = {"task": "gradient_check", "dataset": {"name": "toy"},
+            "gradient_check": {"num_checks": 1000}}  # fmt: skip
+    job = run_job(client, drain, spec)
+
+    checked = len(client.get(f"/jobs/{job['id']}/result").json()["checks"])
+    assert checked < 1000
+    assert job["progress"]["total"] == job["progress"]["step"] == checked
+
+
 def test_the_step_size_sweep_has_the_notes_table(client: TestClient, drain: Drain) -> None:
     job = run_job(client, drain, {"task": "step_size_sweep", "dataset": {"name": "digits"}})
 
