@@ -15,6 +15,7 @@ from service.client_disconnects import ClientDisconnects
 from service.dashboard.router import router as dashboard_router
 from service.datasets.router import router as datasets_router
 from service.db.session import Database
+from service.events.router import StreamCount
 from service.events.router import router as events_router
 from service.head_requests import HeadAsGet
 from service.health.router import router as health_router
@@ -66,6 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.workers = None  # the worker processes served beside the API, if any (/readyz)
     app.state.metrics_registry = registry
     app.state.live_reads = live_reads  # the polled reads and the event streams' reads
+    app.state.event_streams = StreamCount()  # against DESCENT_MAX_EVENT_STREAMS
     install_error_handlers(app)
     app.add_middleware(ClientDisconnects)  # innermost: the others never see a client's leaving
     app.add_middleware(

@@ -21,6 +21,11 @@ class DomainError(Exception):
         self.detail = detail
 
     def extra(self) -> dict[str, Any]:
+        """Members the problem document carries besides type, title, status and detail."""
+        return {}
+
+    def headers(self) -> dict[str, str]:
+        """Headers the answer carries."""
         return {}
 
 
@@ -54,6 +59,9 @@ class Busy(DomainError):
     def __init__(self, detail: str, retry_after: int) -> None:
         super().__init__(detail)
         self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
 
 
 class InvalidInput(DomainError):

@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from service.errors import Busy, DomainError
+from service.errors import DomainError
 
 PROBLEM_JSON = "application/problem+json"
 # The logger keeps the name it had before the split, so log filters and dashboards still match.
@@ -85,8 +85,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain(_request: Request, exc: DomainError) -> JSONResponse:
         response = problem(exc.status, exc.detail, slug=exc.slug, **exc.extra())
-        if isinstance(exc, Busy):
-            response.headers["Retry-After"] = str(exc.retry_after)
+        response.headers.update(exc.headers())
         return response
 
     @app.exception_handler(RequestValidationError)

@@ -107,12 +107,32 @@ def detect(filename: str | None, content_type: str | None, head: bytes) -> Kind:
 
 
 def read_npz(stream: IO[bytes], max_bytes: int) -> dict[str, np.ndarray]:
-    """The archive's arrays, checked for size before anything is decompressed."""
+    """The archive's arrays, checked for size, from the archive's directory and the arrays'
+    headers, before anything is decompressed."""
     try:
-        with zipfile.ZipFile(stream) as archive:
-            members = archive.infolist()
+        archive = zipfile.ZipFile(stream)
     except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
         raise bad_file(None, f"not a valid .npz archive: {exc}") from None
+    with archive:
+        _check_members(archive, max_bytes)
+    stream.seek(0)
+    arrays: dict[str, np.ndarray] = {}
+    problems: list[Problem] = []
+    with np.load(stream, allow_pickle=False) as loaded:
+        for name in loaded.files:
+            try:
+                arrays[name] = np.asarray(loaded[name])
+            except Exception as exc:  # object arrays were refused from their headers
+                problems.append(((*FILE_LOC, name), f"cannot be read as a numeric array: {exc}"))
+    if problems:
+        raise BadFile(problems)
+    return arrays
+
+
+def _check_members(archive: zipfile.ZipFile, max_bytes: int) -> None:
+    """BadFile unless the members are distinct arrays of ARRAY_NAMES, none of Python objects;
+    TooLarge if they, or reading them (`check_working_size`), would take more than max_bytes."""
+    members = archive.infolist()
     problems: list[Problem] = []
     seen: set[str] = set()
     for member in members:
@@ -126,30 +146,12 @@ def read_npz(stream: IO[bytes], max_bytes: int) -> dict[str, np.ndarray]:
         raise BadFile(problems)
     if sum(member.file_size for member in members) > max_bytes:
         raise TooLarge(f"the arrays take more than {max_bytes} bytes uncompressed")
-    stream.seek(0)
-    with zipfile.ZipFile(stream) as archive:
-        shapes = {m.filename[:-4]: _declared(archive, m) for m in members}
+    shapes = {m.filename[:-4]: _declared(archive, m) for m in members}
     feature_bytes = sum(math.prod(shape) * size for name, (shape, size) in shapes.items()
                         if name.startswith("X"))  # fmt: skip
-    rows = sum(shape[0] if shape else 1 for name, (shape, _) in shapes.items() if name[0] == "y")
+    rows = sum(shape[0] if shape else 1 for name, (shape, _) in shapes.items()
+               if name.startswith("y"))  # fmt: skip
     check_working_size(feature_bytes, rows, max_bytes)
-    stream.seek(0)
-    arrays: dict[str, np.ndarray] = {}
-    with np.load(stream, allow_pickle=False) as archive:
-        for name in archive.files:
-            try:
-                arrays[name] = np.asarray(archive[name])
-            except ValueError as exc:
-                if "allow_pickle" in str(exc):
-                    msg = "holds Python objects (a pickled object array): only numeric arrays"
-                else:
-                    msg = f"cannot be read as a numeric array: {exc}"
-                problems.append(((*FILE_LOC, name), msg))
-            except Exception as exc:
-                problems.append(((*FILE_LOC, name), f"cannot be read: {exc}"))
-    if problems:
-        raise BadFile(problems)
-    return arrays
 
 
 def _declared(archive: zipfile.ZipFile, member: zipfile.ZipInfo) -> tuple[tuple[int, ...], int]:

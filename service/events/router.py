@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Header, Path, Query, Request
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from service.deps import SettingsDep
@@ -64,24 +64,17 @@ STREAMS_FULL_RETRY_AFTER = 10  # seconds
 
 
 class StreamCount:
-    """The event streams one API process serves. Changed on the event loop only (async
-    dependency), so a plain counter needs no lock."""
+    """The event streams one app serves (app.state.event_streams, made by create_app). Changed
+    on the event loop only (async dependency), so a plain counter needs no lock."""
 
     def __init__(self) -> None:
         self.open = 0
 
 
-def stream_count(app: FastAPI) -> StreamCount:
-    count: StreamCount | None = getattr(app.state, "event_streams", None)
-    if count is None:
-        count = app.state.event_streams = StreamCount()
-    return count
-
-
 async def stream_slot(request: Request, settings: SettingsDep) -> AsyncIterator[None]:
     """Hold one of DESCENT_MAX_EVENT_STREAMS while the stream runs, or answer 503 before it
     starts. Its exit runs once the response is over, however it ends (a client gone included)."""
-    count = stream_count(request.app)
+    count: StreamCount = request.app.state.event_streams
     if count.open >= settings.max_event_streams:
         raise Busy(
             f"{count.open} event streams are open, the most this server serves at once "

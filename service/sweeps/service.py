@@ -97,11 +97,16 @@ def trial_name(prefix: str | None, params: dict[str, Any]) -> str:
     return name if len(name) <= NAME_MAX else name[: NAME_MAX - 1] + "…"
 
 
+def _size_field(request: SweepRequest) -> tuple[str, str]:
+    """The field that sets how many trials a sweep has."""
+    return ("body", "trials") if request.method == "random" else ("body", "space")
+
+
 def submit(session: Session, request: SweepRequest, settings: Settings) -> Sweep:
     base = request.base.model_dump(mode="json", exclude_unset=True)
     draws = _trial_params(request, settings)
     if len(draws) > settings.max_queued_jobs:  # would never fit: not worth a retry
-        loc = ("body", "trials") if request.method == "random" else ("body", "space")
+        loc = _size_field(request)
         message = f"{len(draws)} trials; the queue holds at most {settings.max_queued_jobs} jobs"
         raise InvalidInput("The sweep is larger than the queue", [(loc, message)])
     checked = [_check_trial(session, base, p, i, settings) for i, p in enumerate(draws)]
@@ -111,7 +116,7 @@ def submit(session: Session, request: SweepRequest, settings: Settings) -> Sweep
             raise InvalidInput("Successive halving cannot run on these trials", problems)
     points = sum(budget.history_points(spec) for spec, _ in checked)
     if points > settings.max_sweep_history_points:
-        loc = ("body", "trials") if request.method == "random" else ("body", "space")
+        loc = _size_field(request)
         message = (
             f"its {len(checked)} trials would store {points} history points together, over the "
             f"{settings.max_sweep_history_points} allowed (DESCENT_MAX_SWEEP_HISTORY_POINTS): ask "
