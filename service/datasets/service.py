@@ -12,7 +12,7 @@ from typing import IO
 
 from sqlalchemy.orm import Session
 
-from service.datasets import catalog, csv_reader, ingest, repository, storage
+from service.datasets import catalog, csv_reader, ingest, npz_reader, repository, storage
 from service.datasets.schemas import DatasetOut
 from service.db.base import utcnow
 from service.db.models import Dataset
@@ -111,7 +111,7 @@ def _read(
                     "label_column is for CSV files",
                     [(("body", "label_column"), "an .npz names its arrays y_train, y_val, y_test")],
                 )
-            arrays = ingest.read_npz(stream, settings.max_upload_bytes)
+            arrays = npz_reader.read_npz(stream, settings.max_upload_bytes)
         else:
             delimiter = "\t" if kind == "tsv" else ","
             arrays = csv_reader.read_csv(stream, label_column, settings.max_upload_bytes, delimiter)

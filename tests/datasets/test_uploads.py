@@ -14,7 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.app import create_app
-from service.datasets import csv_reader, ingest, storage
+from service.datasets import csv_reader, ingest, npz_reader, storage
 from service.datasets import service as datasets_service
 from service.settings import Settings
 from tests.conftest import make_settings
@@ -273,7 +273,7 @@ def test_concurrent_uploads_stay_within_the_storage_quota(
     """Uploads are read and stored one at a time, so a quota checked before writing holds for
     uploads sent at once."""
     content = npz_bytes(X_train=X4, y_train=Y4)
-    one = storage.size_of(ingest.clean(ingest.read_npz(io.BytesIO(content), 1 << 20)).arrays)
+    one = storage.size_of(ingest.clean(npz_reader.read_npz(io.BytesIO(content), 1 << 20)).arrays)
     settings = make_settings(database_url, tmp_path, storage_quota_bytes=2 * one + one // 2)
     with TestClient(create_app(settings)) as client, ThreadPoolExecutor(8) as pool:
         statuses = list(pool.map(lambda _: upload(client, content).status_code, range(8)))
