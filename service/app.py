@@ -11,7 +11,6 @@ from prometheus_client import CollectorRegistry
 
 from service import api_docs, openapi, processes
 from service.auth import BearerAuth
-from service.client_disconnects import ClientDisconnects
 from service.dashboard.router import router as dashboard_router
 from service.datasets.router import router as datasets_router
 from service.db.session import Database
@@ -69,7 +68,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.live_reads = live_reads  # the polled reads and the event streams' reads
     app.state.event_streams = StreamCount()  # against DESCENT_MAX_EVENT_STREAMS
     install_error_handlers(app)
-    app.add_middleware(ClientDisconnects)  # innermost: the others never see a client's leaving
     app.add_middleware(
         RequestBodyLimits,
         upload_bytes=settings.max_upload_bytes,

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
+from service.client_disconnects import EventStreamRoute
 from service.deps import SettingsDep
 from service.errors import Busy
 from service.events import stream
@@ -15,7 +16,7 @@ from service.history import point_store
 from service.jobs.live_reads import LiveReadsDep
 from service.jobs.spec_base import PLAIN_TEXT
 
-router = APIRouter(prefix="/jobs", tags=["events"])
+router = APIRouter(prefix="/jobs", tags=["events"], route_class=EventStreamRoute)
 
 # The stream's pace; tests swap in a faster one.
 TIMING = stream.Timing()

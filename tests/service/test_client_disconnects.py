@@ -1,4 +1,4 @@
-"""ClientDisconnects drops a stream's BrokenResourceError after its client left, nothing else."""
+"""serve_stream drops a stream's BrokenResourceError after its client left, nothing else."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import anyio
 import pytest
 from starlette.types import Message, Receive, Scope, Send
 
-from service.client_disconnects import ClientDisconnects, client_gone
+from service.client_disconnects import client_gone, serve_stream
 
 SCOPE: Scope = {"type": "http", "method": "GET", "path": "/jobs/x/events"}
 
@@ -30,7 +30,7 @@ async def _run(exc: BaseException, *, after_start: bool) -> list[Message]:
     async def send(message: Message) -> None:
         sent.append(message)
 
-    await ClientDisconnects(app_raising(exc, after_start=after_start))(SCOPE, _receive, send)
+    await serve_stream(app_raising(exc, after_start=after_start), SCOPE, _receive, send)
     return sent
 
 
