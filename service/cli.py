@@ -14,6 +14,7 @@ from typing import Annotated, NoReturn
 import typer
 
 from service.client.commands import register
+from service.observability import logs
 from service.settings import get_settings
 
 log = logging.getLogger("descent.cli")
@@ -28,10 +29,8 @@ app = typer.Typer(
 
 
 def _configure_logging() -> None:
-    logging.basicConfig(
-        level=get_settings().log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+    settings = get_settings()
+    logs.configure(settings.log_level, settings.log_format)
 
 
 def _migrate() -> int:
@@ -88,6 +87,8 @@ def _serve(host: str, port: int, workers: int) -> int:
             host=host,
             port=port,
             log_level=settings.log_level.lower(),
+            log_config=None,  # uvicorn's records go to the root handler, in DESCENT_LOG_FORMAT
+            access_log=settings.access_log,
         )
     finally:
         processes.stop()

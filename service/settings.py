@@ -207,6 +207,12 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = Field(
         "text", description="text, or json: one JSON object per line (with job_id where known)."
     )
+    access_log: bool = Field(
+        False,
+        description="Log one line per HTTP request, in DESCENT_LOG_FORMAT. Off by default: a "
+        "dashboard's polls alone make hundreds a second, and /metrics counts and times every "
+        "route.",
+    )
 
     @field_validator(
         "cifar10_dir", "api_token", "retention_days", "blas_threads", "kernel_cache_dir",

@@ -3,15 +3,18 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.cli.conftest import descent
+from tests.e2e.conftest import free_port, start_serve, stop_serve
 
 pytestmark = pytest.mark.e2e
 
@@ -68,3 +71,30 @@ def test_the_served_app_hides_its_start_up_objects_from_the_garbage_collector(
     )
     assert done.returncode == 0, done.stderr
     assert int(done.stdout) > 50_000  # the app's modules, routes and models
+
+
+@pytest.mark.parametrize("access_log", [None, "true"])
+def test_serve_logs_in_the_configured_format_and_requests_only_when_asked(
+    tmp_path: Path, access_log: str | None
+) -> None:
+    """uvicorn's own records use DESCENT_LOG_FORMAT; one line per request only with
+    DESCENT_ACCESS_LOG."""
+    env = {**os.environ, **server_env(tmp_path), "DESCENT_LOG_FORMAT": "json"}
+    env["DESCENT_LOG_LEVEL"] = "INFO"
+    env.pop("DESCENT_ACCESS_LOG", None)
+    if access_log is not None:
+        env["DESCENT_ACCESS_LOG"] = access_log
+    log_path = tmp_path / "serve.log"
+    with log_path.open("wb") as log_file:
+        process, base = start_serve(free_port(), env, workers=0, cwd=tmp_path, stderr=log_file)
+        try:
+            assert httpx.get(f"{base}/healthz").status_code == 200
+        finally:
+            stop_serve(process)
+    records = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
+    assert any(r["logger"] == "uvicorn.error" for r in records)  # "Started server process"
+    requests = [r for r in records if r["logger"] == "uvicorn.access"]
+    if access_log is None:
+        assert requests == []
+    else:
+        assert any("GET /healthz" in r["message"] for r in requests)

@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import httpx
 import pytest
@@ -21,12 +22,17 @@ def free_port() -> int:
 
 
 def start_serve(
-    port: int, env: dict[str, str], *, workers: int, cwd: Path | None = None
+    port: int,
+    env: dict[str, str],
+    *,
+    workers: int,
+    cwd: Path | None = None,
+    stderr: IO[bytes] | None = None,
 ) -> tuple[subprocess.Popen[bytes], str]:
     """Start `descent serve` and wait until /readyz answers; kill it if it never does."""
     descent = Path(sys.executable).parent / "descent"
     command = [str(descent), "serve", "--port", str(port), "--workers", str(workers)]
-    process = subprocess.Popen(command, env=env, cwd=cwd)
+    process = subprocess.Popen(command, env=env, cwd=cwd, stderr=stderr)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:
