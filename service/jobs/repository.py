@@ -111,17 +111,33 @@ def lock_referenced(session: Session, job_id: str) -> str | None:
     """Lock a job that a job being submitted names (spec.JOB_REFERENCES); its status, None if
     there is no such job.
 
-    FOR KEY SHARE on PostgreSQL, against the FOR UPDATE of `DELETE /jobs/{id}`: a deletion waits
-    for this submission to commit and then sees its new dependent, or this submission waits for
-    the deletion and finds no job. It does not hold up the worker's updates of a running job. On
-    SQLite both are write transactions, which BEGIN IMMEDIATE already serializes."""
+    FOR KEY SHARE on PostgreSQL, against the FOR UPDATE of `lock_for_delete` (`DELETE /jobs/{id}`
+    and `DELETE /sweeps/{id}`): a deletion waits for this submission to commit and then sees its
+    new dependent, or this submission waits for the deletion and finds no job. It does not hold up
+    the worker's updates of a running job. On SQLite both are write transactions, which BEGIN
+    IMMEDIATE already serializes."""
     stmt = select(Job.status).where(Job.id == job_id).with_for_update(read=True, key_share=True)
     return session.scalar(stmt)
 
 
-def dependents(session: Session, job_id: str, *, limit: int) -> list[str]:
-    """Up to `limit` queued or running jobs whose spec names this job, oldest first."""
-    names = [Job.spec[path].as_string() == job_id for path in JOB_REFERENCES]
+class Held(NamedTuple):
+    """A job locked for its deletion."""
+
+    id: str
+    status: str
+    sweep_id: str | None
+
+
+def lock_for_delete(session: Session, *where: Any) -> list[Held]:
+    """Lock the jobs matching `where` FOR UPDATE (against the FOR KEY SHARE of a submission that
+    names one of them, see `lock_referenced`), oldest first."""
+    stmt = select(Job.id, Job.status, Job.sweep_id).where(*where).order_by(Job.id).with_for_update()
+    return [Held(row.id, row.status, row.sweep_id) for row in session.execute(stmt)]
+
+
+def dependents(session: Session, job_ids: Sequence[str], *, limit: int) -> list[str]:
+    """Up to `limit` queued or running jobs whose spec names one of these jobs, oldest first."""
+    names = [Job.spec[path].as_string().in_(job_ids) for path in JOB_REFERENCES]
     stmt = (
         select(Job.id)
         .where(Job.status.in_(LIVE_STATUSES), or_(*names))
@@ -131,14 +147,15 @@ def dependents(session: Session, job_id: str, *, limit: int) -> list[str]:
     return list(session.scalars(stmt).all())
 
 
-def remove(session: Session, job_id: str) -> None:
-    """Delete a job with everything it owns (explicitly, not trusting FK cascades on SQLite)."""
-    session.execute(delete(MetricPoint).where(MetricPoint.job_id == job_id))
-    rollup_store.delete(session, job_id)
-    session.execute(delete(JobArray).where(JobArray.job_id == job_id))
-    session.execute(delete(Checkpoint).where(Checkpoint.job_id == job_id))
-    session.execute(delete(JobAttempt).where(JobAttempt.job_id == job_id))
-    session.execute(delete(Job).where(Job.id == job_id))
+def remove(session: Session, job_ids: Sequence[str]) -> None:
+    """Delete jobs with everything they own (explicitly, not trusting FK cascades on SQLite)."""
+    session.execute(delete(MetricPoint).where(MetricPoint.job_id.in_(job_ids)))
+    for job_id in job_ids:
+        rollup_store.delete(session, job_id)
+    session.execute(delete(JobArray).where(JobArray.job_id.in_(job_ids)))
+    session.execute(delete(Checkpoint).where(Checkpoint.job_id.in_(job_ids)))
+    session.execute(delete(JobAttempt).where(JobAttempt.job_id.in_(job_ids)))
+    session.execute(delete(Job).where(Job.id.in_(job_ids)))
 
 
 def cancel(session: Session, *where: Any) -> int:

@@ -199,8 +199,8 @@ def cancel_job(job_id: JobId, session: WriteSession) -> JobOut:
     responses={
         **NOT_FOUND,
         409: {
-            "description": "Still queued or running, or named by a queued or running job "
-            "(a landscape's around)",
+            "description": "Still queued or running, named by a queued or running job "
+            "(a landscape's around), or a sweep's trial (deleted only with its sweep)",
             **PROBLEM,
         },
     },

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Sequence
 from typing import Any, TypeVar
 
 import numpy as np
@@ -22,7 +23,7 @@ from service.history.answers import Answer
 from service.history.point_counts import point_counts
 from service.ids import new_id
 from service.jobs import repository, validation
-from service.jobs.repository import JobState
+from service.jobs.repository import Held, JobState
 from service.jobs.schemas import (
     EvaluationOut,
     JobError,
@@ -184,22 +185,40 @@ def cancel(session: Session, job_id: str) -> Job:
 
 
 def delete(session: Session, job_id: str) -> None:
-    """Delete a finished job that no queued or running job needs, with the Idempotency-Key that
-    created it: a replay of that key then submits the job again rather than naming a gone one."""
-    job = _found(repository.get(session, job_id, for_update=True), job_id)
-    if job.status not in TERMINAL_STATUSES:
-        raise Conflict(f"Job {job_id} is {job.status}: cancel it before deleting it")
-    needed_by = repository.dependents(session, job_id, limit=NAMED_DEPENDENTS + 1)
+    """Delete a finished job that no queued or running job needs (a sweep's trial goes only with
+    its sweep: DELETE /sweeps/{id})."""
+    held = repository.lock_for_delete(session, Job.id == job_id)
+    job = _found(held[0] if held else None, job_id)
+    if job.sweep_id is not None:
+        raise Conflict(
+            f"Job {job_id} is a trial of sweep {job.sweep_id}: delete the sweep instead "
+            f"(DELETE /sweeps/{job.sweep_id}), which deletes its trials with it"
+        )
+    delete_finished(session, held, f"Job {job_id}")
+
+
+def delete_finished(session: Session, jobs: Sequence[Held], owner: str) -> None:
+    """Delete these jobs, locked by repository.lock_for_delete, if every one has finished and no
+    queued or running job needs one of them (409 naming `owner` otherwise), with the
+    Idempotency-Keys that created them: a replay of such a key then submits the job again rather
+    than naming a gone one."""
+    for job in jobs:
+        if job.status not in TERMINAL_STATUSES:
+            raise Conflict(f"Job {job.id} is {job.status}: cancel it before deleting it")
+    job_ids = [job.id for job in jobs]
+    needed_by = repository.dependents(session, job_ids, limit=NAMED_DEPENDENTS + 1)
     if needed_by:
         named = ", ".join(needed_by[:NAMED_DEPENDENTS])
         more = ", ..." if len(needed_by) > NAMED_DEPENDENTS else ""
         raise Conflict(
-            f"Job {job_id} is needed by queued or running job(s) {named}{more}: cancel them or "
+            f"{owner} is needed by queued or running job(s) {named}{more}: cancel them or "
             "let them finish before deleting it"
         )
-    repository.remove(session, job_id)
-    idempotency.forget(session, SUBMIT_SCOPE, job_id)
-    point_counts(session).forget(job_id)
+    repository.remove(session, job_ids)
+    counts = point_counts(session)
+    for job_id in job_ids:
+        idempotency.forget(session, SUBMIT_SCOPE, job_id)
+        counts.forget(job_id)
 
 
 def predict(session: Session, job: Job, rows: list[list[float]], settings: Settings) -> PredictOut:

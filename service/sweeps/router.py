@@ -1,10 +1,10 @@
-"""HTTP endpoints of the sweeps resource: thin wrappers around sweeps.service."""
+"""HTTP endpoints of the sweeps resource: thin wrappers around sweeps.service and sweeps.reads."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Header, Path, Query
+from fastapi import APIRouter, Body, Header, Path, Query, Response
 from sqlalchemy.orm import Session
 
 from service import idempotent_create
@@ -18,7 +18,7 @@ from service.deps import (
 )
 from service.jobs.router import QUEUE_FULL, TOO_LARGE
 from service.jobs.spec_base import PLAIN_TEXT
-from service.sweeps import service
+from service.sweeps import reads, service
 from service.sweeps.schemas import SWEEP_EXAMPLE, SweepOut, SweepPage, SweepRequest
 
 router = APIRouter(prefix="/sweeps", tags=["sweeps"])
@@ -28,7 +28,6 @@ SweepId = Annotated[
 ]
 PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "Unknown sweep", **PROBLEM}}
-SCOPE = "POST /sweeps"
 
 
 @router.post(
@@ -60,12 +59,17 @@ def submit_sweep(
 ) -> Any:
     def create(session: Session) -> idempotent_create.Created:
         sweep = service.submit(session, request, settings)
-        out = service.to_out(session, sweep).model_dump(mode="json")
+        out = reads.to_out(session, sweep).model_dump(mode="json")
         return out, {"Location": f"/sweeps/{sweep.id}"}
 
     body = request.model_dump(mode="json", exclude_unset=True)
     return idempotent_create.create_once(
-        database, SCOPE, idempotency_key, body, settings.idempotency_ttl_seconds, create
+        database,
+        service.SUBMIT_SCOPE,
+        idempotency_key,
+        body,
+        settings.idempotency_ttl_seconds,
+        create,
     )
 
 
@@ -76,7 +80,7 @@ def list_sweeps(
     limit: Annotated[int, Query(ge=1, le=10_000)] = 50,
     cursor: Annotated[str | None, Query(max_length=64)] = None,
 ) -> SweepPage:
-    return service.list_page(session, cursor=cursor, limit=min(limit, settings.max_page_limit))
+    return reads.list_page(session, cursor=cursor, limit=min(limit, settings.max_page_limit))
 
 
 @router.get(
@@ -86,7 +90,7 @@ def list_sweeps(
     summary="One sweep: status, its trials, the leaderboard and the best trial",
 )
 def get_sweep(sweep_id: SweepId, session: ReadSession) -> SweepOut:
-    return service.to_out(session, service.get(session, sweep_id))
+    return reads.to_out(session, service.get(session, sweep_id))
 
 
 @router.post(
@@ -99,4 +103,23 @@ def get_sweep(sweep_id: SweepId, session: ReadSession) -> SweepOut:
 def cancel_sweep(sweep_id: SweepId, session: WriteSession) -> SweepOut:
     sweep = service.cancel(session, sweep_id)
     session.commit()
-    return service.to_out(session, sweep)
+    return reads.to_out(session, sweep)
+
+
+@router.delete(
+    "/{sweep_id}",
+    status_code=204,
+    responses={
+        **NOT_FOUND,
+        409: {
+            "description": "A trial is still queued or running, or is named by a queued or "
+            "running job (a landscape's around)",
+            **PROBLEM,
+        },
+    },
+    summary="Delete a finished sweep with its trials, their histories and weights",
+)
+def delete_sweep(sweep_id: SweepId, session: WriteSession) -> Response:
+    service.delete(session, sweep_id)
+    session.commit()
+    return Response(status_code=204)

@@ -14,7 +14,7 @@ from service.db.models import Job
 from service.db.session import Database
 from service.jobs import queue
 from service.settings import Settings
-from service.sweeps.service import trial_name
+from service.sweeps.trials import trial_name
 from tests.sweeps.conftest import sweep_request
 from worker.engine.datasets import load_builtin
 from worker.engine.preprocess import Preprocessor
