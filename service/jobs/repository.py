@@ -100,8 +100,18 @@ def array(session: Session, job_id: str, name: str) -> JobArray | None:
     return session.get(JobArray, (job_id, name))
 
 
+# The key of the PostgreSQL advisory lock that serializes queue-limit checks (any fixed number
+# no other lock of the database uses; this one spells "descent" in ASCII).
+QUEUE_ROOM_LOCK = 0x64657363656E74
+
+
 def queued_count(session: Session) -> int:
-    """The jobs waiting in the queue (one count on the status index)."""
+    """The jobs waiting in the queue (one count on the status index), counted under a lock that
+    no other submission's count can pass until this transaction ends: on PostgreSQL a
+    transaction-level advisory lock; on SQLite the write transaction's BEGIN IMMEDIATE already
+    is one. Two submissions in flight at once cannot both see the same room."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(func.pg_advisory_xact_lock(QUEUE_ROOM_LOCK)))
     return int(
         session.scalar(select(func.count()).select_from(Job).where(Job.status == "queued")) or 0
     )

@@ -49,9 +49,9 @@ def ensure_queue_room(session: Session, adding: int, settings: Settings) -> None
     """503 (Busy) unless `adding` more queued jobs keep the queue within max_queued_jobs; checked
     after the spec's own validation, so that a bad spec is a 422 whatever the queue holds.
 
-    One count on ix_jobs_status_id per submit. Run inside the create's write transaction, so on
-    SQLite (BEGIN IMMEDIATE) concurrent submits cannot both pass it; on PostgreSQL they may
-    overshoot the bound by the submits in flight.
+    One count on ix_jobs_status_id per submit, inside the create's write transaction and under
+    a lock held until it ends (repository.queued_count), so concurrent submits cannot both pass
+    it on either database.
     """
     queued = repository.queued_count(session)
     limit = settings.max_queued_jobs

@@ -3,12 +3,17 @@ nothing, while replays of jobs already created still replay."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
+from service.db.session import Database
+from service.errors import Busy
+from service.jobs import repository, service
+from service.jobs.spec import JobSpec
 from service.settings import Settings
 from tests.conftest import make_settings
 from tests.service.conftest import toy_spec
@@ -102,3 +107,38 @@ def test_the_limits_answers_are_documented(
     responses = client.get("/openapi.json").json()["paths"][path][method]["responses"]
 
     assert statuses <= set(responses)
+
+
+def test_two_submits_at_once_cannot_both_take_the_last_place(
+    settings: Settings, database: Database
+) -> None:
+    """The first submit's transaction holds the queue's last place until it ends: a second
+    submit counting meanwhile waits for it, then finds the queue full (on SQLite the write
+    transaction's BEGIN IMMEDIATE is the lock, on PostgreSQL an advisory lock)."""
+    for _ in range(LIMIT - 1):
+        with database.write() as session:
+            service.submit(session, JobSpec.model_validate(toy_spec()), settings)
+            session.commit()
+    second: list[BaseException | None] = []
+
+    def submit_meanwhile() -> None:
+        try:
+            with database.write() as session:
+                service.submit(session, JobSpec.model_validate(toy_spec()), settings)
+                session.commit()
+            second.append(None)
+        except BaseException as error:  # the outcome is what the test checks
+            second.append(error)
+
+    with database.write() as session:
+        service.submit(session, JobSpec.model_validate(toy_spec()), settings)
+        other = threading.Thread(target=submit_meanwhile)
+        other.start()
+        other.join(timeout=1.0)
+        assert other.is_alive(), "the second submit counted while the first had not committed"
+        session.commit()
+    other.join(timeout=30)
+
+    assert isinstance(second[0], Busy)
+    with database.read() as session:
+        assert repository.queued_count(session) == LIMIT
