@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import signal
+import socket
 import subprocess
 import time
 
@@ -85,3 +86,18 @@ def test_serve_shuts_down_cleanly_with_its_workers_on_sigterm(
     process.send_signal(signal.SIGTERM)
 
     assert process.wait(timeout=30) == 0
+
+
+def test_a_request_line_too_long_for_the_server_is_a_400_and_the_api_goes_on(
+    server: tuple[str, subprocess.Popen[bytes]],
+) -> None:
+    base, _ = server
+    url = httpx.URL(base)
+    with socket.create_connection((url.host, url.port or 80), timeout=10) as sock:
+        sock.sendall(b"GET /jobs?cursor=" + b"a" * 200_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+        answer = b""
+        while chunk := sock.recv(65536):  # the server closes the connection after answering
+            answer += chunk
+
+    assert answer.startswith(b"HTTP/1.1 400 ")
+    assert httpx.get(f"{base}/healthz").status_code == 200
