@@ -126,15 +126,15 @@ def abandon(database: Database, scope: str, key: str) -> None:
         session.commit()
 
 
-def forget(session: Session, scope: str, resource_id: str) -> None:
-    """Drop the keys whose stored response created `resource_id`, in the caller's transaction
-    (the one that deletes the resource): a replay of such a key then runs its request again
-    instead of answering with a resource that no longer exists."""
+def forget(session: Session, scope: str, *resource_ids: str) -> None:
+    """Drop the keys whose stored response created one of `resource_ids`, in the caller's
+    transaction (the one that deletes the resources): a replay of such a key then runs its
+    request again instead of answering with a resource that no longer exists."""
     session.execute(
         delete(IdempotencyKey)
         .where(
             IdempotencyKey.scope == scope,
-            IdempotencyKey.response_body["id"].as_string() == resource_id,
+            IdempotencyKey.response_body["id"].as_string().in_(resource_ids),
         )
         .execution_options(synchronize_session=False)
     )

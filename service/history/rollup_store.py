@@ -163,8 +163,9 @@ def _children(level: int, block: int) -> Span:
     return Span(level - 1, first, first + block_steps(1) - 1)
 
 
-def delete(session: Session, job_id: str) -> None:
-    session.execute(sql_delete(MetricRollup).where(MetricRollup.job_id == job_id))
+def delete(session: Session, *job_ids: str) -> None:
+    """Drop every rollup of these jobs."""
+    session.execute(sql_delete(MetricRollup).where(MetricRollup.job_id.in_(job_ids)))
 
 
 def rebuild(session: Session, job_id: str) -> None:

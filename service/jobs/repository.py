@@ -160,8 +160,7 @@ def dependents(session: Session, job_ids: Sequence[str], *, limit: int) -> list[
 def remove(session: Session, job_ids: Sequence[str]) -> None:
     """Delete jobs with everything they own (explicitly, not trusting FK cascades on SQLite)."""
     session.execute(delete(MetricPoint).where(MetricPoint.job_id.in_(job_ids)))
-    for job_id in job_ids:
-        rollup_store.delete(session, job_id)
+    rollup_store.delete(session, *job_ids)
     session.execute(delete(JobArray).where(JobArray.job_id.in_(job_ids)))
     session.execute(delete(Checkpoint).where(Checkpoint.job_id.in_(job_ids)))
     session.execute(delete(JobAttempt).where(JobAttempt.job_id.in_(job_ids)))

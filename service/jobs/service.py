@@ -215,9 +215,9 @@ def delete_finished(session: Session, jobs: Sequence[Held], owner: str) -> None:
             "let them finish before deleting it"
         )
     repository.remove(session, job_ids)
+    idempotency.forget(session, SUBMIT_SCOPE, *job_ids)
     counts = point_counts(session)
     for job_id in job_ids:
-        idempotency.forget(session, SUBMIT_SCOPE, job_id)
         counts.forget(job_id)
 
 
