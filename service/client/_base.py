@@ -19,6 +19,7 @@ import numpy as np
 
 from service.jobs.schemas import JobOut, LossPoint, SeriesPoint
 from service.jobs.spec import JobSpec
+from service.sweeps.schemas import SweepRequest
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 URL_ENV = "DESCENT_URL"
@@ -137,8 +138,13 @@ def job_path(job_id: str, *rest: str) -> str:
     return "/".join(["/jobs", quote(job_id, safe=""), *rest])
 
 
-def spec_body(spec: Mapping[str, Any] | JobSpec) -> dict[str, Any]:
-    if isinstance(spec, JobSpec):
+def sweep_path(sweep_id: str, *rest: str) -> str:
+    return "/".join(["/sweeps", quote(sweep_id, safe=""), *rest])
+
+
+def spec_body(spec: Mapping[str, Any] | JobSpec | SweepRequest) -> dict[str, Any]:
+    """A JobSpec or SweepRequest as its JSON body (a mapping is sent as it is)."""
+    if isinstance(spec, JobSpec | SweepRequest):
         return spec.model_dump(mode="json", exclude_unset=True)
     return dict(spec)
 

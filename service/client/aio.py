@@ -17,6 +17,7 @@ from service.client import _base
 from service.client._base import DescentConnectionError, DescentError, Event
 from service.jobs.schemas import JobOut, JobPage, LossPage, LossPoint, SeriesPoint
 from service.jobs.spec import JobSpec
+from service.sweeps.schemas import SweepOut, SweepRequest
 
 
 class AsyncDescentClient:
@@ -117,6 +118,42 @@ class AsyncDescentClient:
                 return job
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError(f"job {job_id} is still {job.status} after {timeout} s")
+            await anyio.sleep(poll)
+
+    # Sweeps
+
+    async def submit_sweep(
+        self, request: Mapping[str, Any] | SweepRequest, idempotency_key: str | None = None
+    ) -> SweepOut:
+        """POST /sweeps: queue one job per trial (202); the same key and request replay."""
+        headers = _base.submit_headers(idempotency_key)
+        body = _base.spec_body(request)
+        response = await self._send("POST", "/sweeps", json=body, headers=headers)
+        return SweepOut.model_validate_json(response.content)
+
+    async def get_sweep(self, sweep_id: str) -> SweepOut:
+        response = await self._send("GET", _base.sweep_path(sweep_id))
+        return SweepOut.model_validate_json(response.content)
+
+    async def cancel_sweep(self, sweep_id: str) -> SweepOut:
+        response = await self._send("POST", _base.sweep_path(sweep_id, "cancel"))
+        return SweepOut.model_validate_json(response.content)
+
+    async def delete_sweep(self, sweep_id: str) -> None:
+        """DELETE /sweeps/{id}: a finished sweep with its trials."""
+        await self._send("DELETE", _base.sweep_path(sweep_id))
+
+    async def wait_sweep(
+        self, sweep_id: str, timeout: float | None = None, poll: float = 0.5
+    ) -> SweepOut:
+        """Poll until every trial has finished; TimeoutError after `timeout`."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            sweep = await self.get_sweep(sweep_id)
+            if sweep.status in _base.TERMINAL:
+                return sweep
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"sweep {sweep_id} is still {sweep.status} after {timeout} s")
             await anyio.sleep(poll)
 
     # History and weights

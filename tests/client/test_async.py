@@ -14,6 +14,7 @@ from service.app import create_app
 from service.client import AsyncDescentClient, DescentError
 from service.settings import Settings
 from tests.client.conftest import toy_spec
+from tests.sweeps.conftest import sweep_request
 
 
 @asynccontextmanager
@@ -57,5 +58,24 @@ def test_the_async_client_runs_a_job_end_to_end(
             with pytest.raises(DescentError) as no_result:
                 await client.result(job.id)
             assert no_result.value.status == 409
+
+    anyio.run(scenario)
+
+
+def test_the_async_client_runs_a_sweep(settings: Settings, drain: Callable[[], int]) -> None:
+    async def scenario() -> None:
+        async with asgi_client(settings) as client:
+            sweep = await client.submit_sweep(sweep_request())
+            cancelled = await client.submit_sweep(sweep_request(name="other"))
+            assert (await client.cancel_sweep(cancelled.id)).status == "cancelled"
+            await anyio.to_thread.run_sync(drain)
+
+            done = await client.wait_sweep(sweep.id, timeout=10)
+            assert done.status == "succeeded"
+            assert (await client.get_sweep(sweep.id)) == done
+            await client.delete_sweep(cancelled.id)
+            with pytest.raises(DescentError) as caught:
+                await client.get_sweep(cancelled.id)
+            assert caught.value.status == 404
 
     anyio.run(scenario)

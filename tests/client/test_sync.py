@@ -9,7 +9,9 @@ import pytest
 
 from service.client import DescentClient, DescentError, Job, _base
 from service.jobs.spec import JobSpec
+from service.sweeps.schemas import SweepOut, SweepRequest
 from tests.client.conftest import toy_spec
+from tests.sweeps.conftest import sweep_request
 
 
 def test_submit_get_and_list_return_typed_jobs(client: DescentClient) -> None:
@@ -123,3 +125,32 @@ def test_cancel_and_delete(client: DescentClient, drain: Callable[[], int]) -> N
     with pytest.raises(DescentError) as no_stream:
         next(iter(client.events(queued.id)))
     assert no_stream.value.status == 404
+
+
+def test_a_sweep_submitted_waited_for_and_deleted(
+    client: DescentClient, drain: Callable[[], int]
+) -> None:
+    request = SweepRequest.model_validate(sweep_request())
+    sweep = client.submit_sweep(request, idempotency_key="sweep-1")
+    assert isinstance(sweep, SweepOut)
+    assert client.submit_sweep(sweep_request(), idempotency_key="sweep-1").id == sweep.id
+    assert len(sweep.jobs) == 4
+    with pytest.raises(DescentError) as live:
+        client.delete_sweep(sweep.id)
+    assert live.value.status == 409
+    drain()
+
+    done = client.wait_sweep(sweep.id, timeout=10)
+    assert done.status == "succeeded"
+    assert done.best is not None
+    assert client.get_sweep(sweep.id) == done
+    with pytest.raises(DescentError) as finished:
+        client.cancel_sweep(sweep.id)
+    assert finished.value.status == 409
+    client.delete_sweep(sweep.id)
+    with pytest.raises(DescentError) as gone:
+        client.get_sweep(sweep.id)
+    assert gone.value.status == 404
+    with pytest.raises(DescentError) as trial_gone:
+        client.get(sweep.jobs[0].id)
+    assert trial_gone.value.status == 404
