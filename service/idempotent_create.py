@@ -7,8 +7,9 @@ expired keys); this module adds the JSONResponse the routers return.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import Header
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
@@ -16,6 +17,12 @@ from service.db.session import Database
 from service.idempotency import abandon, claim, complete
 
 Created = tuple[Any, dict[str, str]]  # the response body and headers of a created resource
+
+# The header of a create that honours Idempotency-Key (POST /jobs, POST /sweeps).
+IdempotencyKey = Annotated[
+    str | None,
+    Header(description="Makes retries safe: the same key and body replay the first response."),
+]
 
 
 def create_once(

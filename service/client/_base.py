@@ -9,6 +9,7 @@ import io
 import json
 import os
 import sys
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -117,6 +118,22 @@ class Event:
     def points(self) -> list[LossPoint]:
         """The new points of a `loss` event."""
         return [LossPoint.model_validate(p) for p in self.data.get("points", [])]
+
+
+class Waiting:
+    """A wait for a job or sweep to finish: `done(status)` until it has, TimeoutError once
+    `timeout` seconds have passed (None: no limit)."""
+
+    def __init__(self, what: str, timeout: float | None) -> None:
+        self.what, self.timeout = what, timeout
+        self.deadline = None if timeout is None else time.monotonic() + timeout
+
+    def done(self, status: str) -> bool:
+        if status in TERMINAL:
+            return True
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise TimeoutError(f"{self.what} is still {status} after {self.timeout} s")
+        return False
 
 
 def base_url(url: str | None) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import builtins
-import time
 from collections.abc import AsyncIterator, Mapping
 from types import TracebackType
 from typing import Any
@@ -111,14 +110,11 @@ class AsyncDescentClient:
         return body
 
     async def wait(self, job_id: str, timeout: float | None = None, poll: float = 0.2) -> JobOut:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            job = await self.get(job_id)
-            if job.status in _base.TERMINAL:
-                return job
-            if deadline is not None and time.monotonic() > deadline:
-                raise TimeoutError(f"job {job_id} is still {job.status} after {timeout} s")
+        """Poll until the job is succeeded, failed or cancelled; TimeoutError after `timeout`."""
+        waiting = _base.Waiting(f"job {job_id}", timeout)
+        while not waiting.done((job := await self.get(job_id)).status):
             await anyio.sleep(poll)
+        return job
 
     # Sweeps
 
@@ -147,14 +143,10 @@ class AsyncDescentClient:
         self, sweep_id: str, timeout: float | None = None, poll: float = 0.5
     ) -> SweepOut:
         """Poll until every trial has finished; TimeoutError after `timeout`."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            sweep = await self.get_sweep(sweep_id)
-            if sweep.status in _base.TERMINAL:
-                return sweep
-            if deadline is not None and time.monotonic() > deadline:
-                raise TimeoutError(f"sweep {sweep_id} is still {sweep.status} after {timeout} s")
+        waiting = _base.Waiting(f"sweep {sweep_id}", timeout)
+        while not waiting.done((sweep := await self.get_sweep(sweep_id)).status):
             await anyio.sleep(poll)
+        return sweep
 
     # History and weights
 

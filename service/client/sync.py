@@ -113,14 +113,10 @@ class DescentClient:
 
     def wait(self, job_id: str, timeout: float | None = None, poll: float = 0.2) -> JobOut:
         """Poll until the job is succeeded, failed or cancelled; TimeoutError after `timeout`."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            job = self.get(job_id)
-            if job.status in _base.TERMINAL:
-                return job
-            if deadline is not None and time.monotonic() > deadline:
-                raise TimeoutError(f"job {job_id} is still {job.status} after {timeout} s")
+        waiting = _base.Waiting(f"job {job_id}", timeout)
+        while not waiting.done((job := self.get(job_id)).status):
             time.sleep(poll)
+        return job
 
     # Sweeps
 
@@ -148,14 +144,10 @@ class DescentClient:
         self, sweep_id: str, timeout: float | None = None, poll: float = 0.5
     ) -> SweepOut:
         """Poll until every trial has finished; TimeoutError after `timeout`."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            sweep = self.get_sweep(sweep_id)
-            if sweep.status in _base.TERMINAL:
-                return sweep
-            if deadline is not None and time.monotonic() > deadline:
-                raise TimeoutError(f"sweep {sweep_id} is still {sweep.status} after {timeout} s")
+        waiting = _base.Waiting(f"sweep {sweep_id}", timeout)
+        while not waiting.done((sweep := self.get_sweep(sweep_id)).status):
             time.sleep(poll)
+        return sweep
 
     # History and weights
 

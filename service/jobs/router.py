@@ -11,7 +11,7 @@ import math
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from fastapi import APIRouter, Body, Header, Query, Response
+from fastapi import APIRouter, Body, Query, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
@@ -67,10 +67,7 @@ def submit_job(
     spec: Annotated[JobSpec, Body(openapi_examples={"svm-sgd": {"value": SPEC_EXAMPLE}})],
     database: DatabaseDep,
     settings: SettingsDep,
-    idempotency_key: Annotated[
-        str | None,
-        Header(description="Makes retries safe: the same key and body replay the first response."),
-    ] = None,
+    idempotency_key: idempotent_create.IdempotencyKey = None,
 ) -> Any:
     def create(session: Session) -> idempotent_create.Created:
         job = service.submit(session, spec, settings)

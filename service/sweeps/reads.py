@@ -1,8 +1,8 @@
 """What the sweeps resource shows: a sweep's status, counts, best trial and leaderboard.
 
-One sweep (GET /sweeps/{id}) is summed up from its trials, which it lists anyway; a page of
-sweeps (GET /sweeps, polled by the dashboard) from per-sweep aggregates computed in SQL, so that
-its cost does not grow with the trials. Both follow the same rules, which the tests compare.
+The summary (status, counts, best trial) comes from per-sweep aggregates computed in SQL, for a
+page of sweeps (GET /sweeps, polled by the dashboard) as for one, so that its cost does not grow
+with the trials; one sweep's leaderboard ranks the trials it lists anyway.
 """
 
 from __future__ import annotations
@@ -31,18 +31,6 @@ from service.sweeps.schemas import (
 def _value(trial: Trial, metric: str) -> float | None:
     value = trial.metrics.get(metric)
     return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
-
-
-def _pruned(trial: Trial) -> bool:
-    return trial.status == "cancelled" and (trial.error or {}).get("type") == "pruned"
-
-
-def counts(trials: list[Trial]) -> Counts:
-    tally = Counts()
-    for trial in trials:
-        key = "pruned" if _pruned(trial) else trial.status
-        setattr(tally, key, getattr(tally, key) + 1)
-    return tally
 
 
 def status(sweep: Sweep, counts: Counts) -> str:
@@ -85,19 +73,16 @@ def _summary(
 
 
 def to_out(session: Session, sweep: Sweep) -> SweepOut:
-    trials = repository.trials(session, [sweep.id])
-    ranked = _ranked(sweep, trials)
-    finished = [t.finished_at for t in trials if t.finished_at is not None]
-    summary = _summary(
-        sweep, counts(trials), ranked[0] if ranked else None, max(finished, default=None)
-    )
+    trials = repository.trials(session, sweep.id)
     leaderboard = [
-        LeaderboardEntry(rank=i + 1, **entry.model_dump()) for i, entry in enumerate(ranked)
+        LeaderboardEntry(rank=i + 1, **entry.model_dump())
+        for i, entry in enumerate(_ranked(sweep, trials))
     ]
     jobs = [
         SweepJob(id=t.id, status=t.status, params=t.params, metrics=t.metrics, error=t.error)
         for t in trials
     ]
+    (summary,) = summaries(session, [sweep])
     return SweepOut(**summary.model_dump(), request=sweep.request, jobs=jobs,
                     leaderboard=leaderboard)  # fmt: skip
 

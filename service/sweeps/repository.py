@@ -19,12 +19,10 @@ from service.sweeps.schemas import MAXIMIZED, Metric
 @dataclass(frozen=True)
 class Trial:
     id: str
-    sweep_id: str
     status: str
     params: dict[str, Any]
     metrics: dict[str, Any]
     error: dict[str, Any] | None
-    finished_at: datetime | None
 
 
 def add(session: Session, sweep: Sweep, trials: Sequence[Job]) -> None:
@@ -52,27 +50,15 @@ def remove(session: Session, sweep_id: str) -> None:
     session.execute(delete(Sweep).where(Sweep.id == sweep_id))
 
 
-def trials(session: Session, sweep_ids: Sequence[str]) -> list[Trial]:
-    """The trials of these sweeps in creation order, without their specs."""
-    if not sweep_ids:
-        return []
+def trials(session: Session, sweep_id: str) -> list[Trial]:
+    """The sweep's trials in creation order, without their specs."""
     stmt = (
-        select(
-            Job.id, Job.sweep_id, Job.status, Job.params, Job.metrics, Job.error, Job.finished_at
-        )
-        .where(Job.sweep_id.in_(sweep_ids))
+        select(Job.id, Job.status, Job.params, Job.metrics, Job.error)
+        .where(Job.sweep_id == sweep_id)
         .order_by(Job.id)
     )
     return [
-        Trial(
-            row.id,
-            row.sweep_id,
-            row.status,
-            row.params or {},
-            row.metrics or {},
-            row.error,
-            row.finished_at,
-        )
+        Trial(row.id, row.status, row.params or {}, row.metrics or {}, row.error)
         for row in session.execute(stmt)
     ]
 

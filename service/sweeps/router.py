@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Header, Path, Query, Response
+from fastapi import APIRouter, Body, Path, Query, Response
 from sqlalchemy.orm import Session
 
 from service import idempotent_create
@@ -52,10 +52,7 @@ def submit_sweep(
     request: Annotated[SweepRequest, Body(openapi_examples={"random": {"value": SWEEP_EXAMPLE}})],
     database: DatabaseDep,
     settings: SettingsDep,
-    idempotency_key: Annotated[
-        str | None,
-        Header(description="Makes retries safe: the same key and body replay the first response."),
-    ] = None,
+    idempotency_key: idempotent_create.IdempotencyKey = None,
 ) -> Any:
     def create(session: Session) -> idempotent_create.Created:
         sweep = service.submit(session, request, settings)
