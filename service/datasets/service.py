@@ -154,47 +154,59 @@ def upload(
     time."""
     with _upload_turn():
         data = _read(stream, filename, content_type, label_column, settings)
-        _check_weights(data, settings)
-        with database.read() as session:
-            stored = repository.stored_bytes(session)
-        needed = storage.size_of(data.arrays)
-        if stored + needed > settings.storage_quota_bytes:
-            raise InsufficientStorage(
-                f"The data set takes {needed} bytes; the uploads already take {stored} of the "
-                f"{settings.storage_quota_bytes}-byte quota (DESCENT_STORAGE_QUOTA_BYTES)"
-            )
-        dataset_id = new_id()
-        try:
-            size = storage.write(settings.data_dir, dataset_id, data.arrays)
-        except storage.DiskFull as exc:
-            raise InsufficientStorage(
-                f"The server's disk has no room for this data set: {exc}"
-            ) from None
-        # The file's name is the client's to choose, control characters included (a multipart
-        # filename is not validated like the form fields): they are dropped, as PostgreSQL would
-        # refuse a NUL that SQLite stores.
-        stem = CONTROL.sub("", Path(filename).stem) if filename else ""
-        row = Dataset(
-            id=dataset_id,
-            name=(name or stem or dataset_id)[:200],
-            path=dataset_id,  # relative to DESCENT_DATA_DIR, which each host sets for itself
-            n_train=data.rows("train"),
-            n_val=data.rows("val"),
-            n_test=data.rows("test"),
-            n_features=data.n_features,
-            n_classes=data.n_classes,
-            size_bytes=size,
-            dtype=str(data.arrays["X_train"].dtype),
-            created_at=utcnow(),
+        return _store(database, settings, data, filename=filename, name=name)
+
+
+def _store(
+    database: Database,
+    settings: Settings,
+    data: ingest.CleanData,
+    *,
+    filename: str | None,
+    name: str | None,
+) -> Dataset:
+    """Write the checked data set's files within the quota, then its row."""
+    _check_weights(data, settings)
+    with database.read() as session:
+        stored = repository.stored_bytes(session)
+    needed = storage.size_of(data.arrays)
+    if stored + needed > settings.storage_quota_bytes:
+        raise InsufficientStorage(
+            f"The data set takes {needed} bytes; the uploads already take {stored} of the "
+            f"{settings.storage_quota_bytes}-byte quota (DESCENT_STORAGE_QUOTA_BYTES)"
         )
-        try:
-            with database.write() as session:
-                repository.add(session, row)
-                session.commit()
-        except BaseException:
-            storage.remove(settings.data_dir, dataset_id)
-            raise
-        return row
+    dataset_id = new_id()
+    try:
+        size = storage.write(settings.data_dir, dataset_id, data.arrays)
+    except storage.DiskFull as exc:
+        raise InsufficientStorage(
+            f"The server's disk has no room for this data set: {exc}"
+        ) from None
+    # The file's name is the client's to choose, control characters included (a multipart
+    # filename is not validated like the form fields): they are dropped, as PostgreSQL would
+    # refuse a NUL that SQLite stores.
+    stem = CONTROL.sub("", Path(filename).stem) if filename else ""
+    row = Dataset(
+        id=dataset_id,
+        name=(name or stem or dataset_id)[:200],
+        path=dataset_id,  # relative to DESCENT_DATA_DIR, which each host sets for itself
+        n_train=data.rows("train"),
+        n_val=data.rows("val"),
+        n_test=data.rows("test"),
+        n_features=data.n_features,
+        n_classes=data.n_classes,
+        size_bytes=size,
+        dtype=str(data.arrays["X_train"].dtype),
+        created_at=utcnow(),
+    )
+    try:
+        with database.write() as session:
+            repository.add(session, row)
+            session.commit()
+    except BaseException:
+        storage.remove(settings.data_dir, dataset_id)
+        raise
+    return row
 
 
 def _check_weights(data: ingest.CleanData, settings: Settings) -> None:

@@ -137,19 +137,28 @@ def _landscape_problems(session: Session, spec: JobSpec, dataset: ResolvedDatase
         problems.append(
             (("body", "landscape", "examples"), f"may not exceed the {dataset.n_train} rows")
         )
-    if params.around is not None:
-        loc = ("body", "landscape", "around")
-        status = repository.lock_referenced(session, params.around)
-        W = repository.array(session, params.around, "W") if status else None
-        if status is not None and status not in TERMINAL_STATUSES:
-            # Its W would be whichever checkpoint it has reached when the landscape runs.
-            problems.append((loc, f"job {params.around!r} is {status}: wait until it finishes"))
-        elif W is None:
-            problems.append((loc, f"job {params.around!r} does not exist or has no weights yet"))
-        elif W.shape != list(_weights_shape(spec, dataset)):
-            expected = _weights_shape(spec, dataset)
-            problems.append((loc, f"its W has shape {W.shape}, this data set needs {expected}"))
+    around = ("body", "landscape", "around")
+    problems.extend((around, message) for message in _around_problems(session, spec, dataset))
     return problems
+
+
+def _around_problems(session: Session, spec: JobSpec, dataset: ResolvedDataset) -> list[str]:
+    """Why the job a landscape is `around` cannot be its centre (its W is read only if it has
+    finished)."""
+    around = spec.landscape.around if spec.landscape is not None else None
+    if around is None:
+        return []
+    status = repository.lock_referenced(session, around)
+    if status is not None and status not in TERMINAL_STATUSES:
+        # Its W would be whichever checkpoint it has reached when the landscape runs.
+        return [f"job {around!r} is {status}: wait until it finishes"]
+    W = repository.array(session, around, "W") if status is not None else None
+    if W is None:
+        return [f"job {around!r} does not exist or has no weights yet"]
+    expected = _weights_shape(spec, dataset)
+    if W.shape != list(expected):
+        return [f"its W has shape {W.shape}, this data set needs {expected}"]
+    return []
 
 
 def _weights_shape(spec: JobSpec, dataset: ResolvedDataset) -> tuple[int, int]:
