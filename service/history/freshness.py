@@ -11,10 +11,14 @@ moves:
 - at once when this process commits a write (`moved`, called from the committing thread), so the
   API's own writes (submit, cancel, delete, sweeps, uploads) are seen by the next read.
 
-Kept answers may be served only while the last completed check started less than `max_staleness`
-ago (`fresh`), so an answer never misses a commit older than that; when the checks fall behind,
-the reads go to the database instead of waiting. The watcher rests while nobody reads (after
-IDLE_SECONDS without a poll) and wakes on the next poll, which the database answers meanwhile.
+Kept answers may be served to a request only after a completed check that started less than
+`max_staleness` before the request arrived (`current`), so an answer never misses a commit older
+than that. When the watcher's checks fall behind (a busy machine delays its thread and its wake-up)
+a request waits for a check that starts after it arrived, one at a time, shared by every request
+waiting: a burst of polls costs one check, not a read of the database each, which would only make
+the machine busier and the checks later still. Reads go to the database when a check fails, or
+when there is no watcher. The watcher rests while nobody reads (after IDLE_SECONDS without a poll)
+and wakes on the next poll, which waits for one check.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 
 import anyio
 import anyio.to_thread
@@ -63,8 +68,16 @@ def fingerprint_reader(
     return None
 
 
+@dataclass
+class _Check:
+    """A check of the fingerprint under way: whoever needs one meanwhile waits for it."""
+
+    done: anyio.Event = field(default_factory=anyio.Event)
+    succeeded: bool = False
+
+
 class Freshness:
-    """The generation, the watcher's last check, and whether it rests."""
+    """The generation, the last check, the check under way, and whether the watcher rests."""
 
     def __init__(self, max_staleness: float) -> None:
         self.max_staleness = max_staleness
@@ -73,6 +86,11 @@ class Freshness:
         self.waking: anyio.Event | None = None  # set by the next poll while the watcher rests
         self._generation = 0
         self._lock = threading.Lock()  # `moved` runs in the threads that commit
+        self._read: Callable[[], object] | None = None  # the fingerprint, while watching
+        self._fingerprint: object = None  # the last one read
+        self._checking: _Check | None = None
+        # A limiter of its own: the checks never queue behind the endpoints' reads.
+        self._limiter = anyio.CapacityLimiter(1)
 
     @property
     def generation(self) -> int:
@@ -85,6 +103,41 @@ class Freshness:
 
     def fresh(self) -> bool:
         return time.monotonic() - self.checked_at <= self.max_staleness
+
+    async def current(self) -> bool:
+        """Whether what is kept may be served to a request arriving now: once a check that
+        started at most `max_staleness` before now has completed, waiting for one if need be;
+        False if a check fails or nothing watches the database."""
+        arrived = time.monotonic()
+        while self.checked_at < arrived - self.max_staleness:
+            if self._read is None or not await self.check():
+                return False
+        return True
+
+    async def check(self) -> bool:
+        """Read the fingerprint (moving the generation if it changed), or wait for the read under
+        way; whether it succeeded."""
+        if self._checking is not None:
+            under_way = self._checking
+            await under_way.done.wait()
+            return under_way.succeeded
+        assert self._read is not None, "check() outside watching()"
+        check = self._checking = _Check()
+        started = time.monotonic()
+        try:
+            fingerprint = await anyio.to_thread.run_sync(self._read, limiter=self._limiter)
+        except Exception:  # nothing kept is served until a check succeeds again
+            log.warning("live reads: database check failed", exc_info=True)
+        else:
+            if fingerprint != self._fingerprint:
+                self.moved()
+                self._fingerprint = fingerprint
+            self.checked_at = max(self.checked_at, started)
+            check.succeeded = True
+        finally:
+            self._checking = None
+            check.done.set()
+        return check.succeeded
 
     def polled(self) -> None:
         """Note a poll (waking the watcher if it rests)."""
@@ -99,44 +152,31 @@ class Freshness:
         if reader is None:
             yield
             return
-        read, close = reader
+        self._read, close = reader
         try:
             async with anyio.create_task_group() as group:
-                group.start_soon(self._watch, read)
+                group.start_soon(self._watch)
                 try:
                     yield
                 finally:
                     group.cancel_scope.cancel()
         finally:
+            self._read, self._fingerprint = None, None
             self.checked_at = -1e9  # no more checks: nothing kept may be served
             close()
 
-    async def _watch(self, read: Callable[[], object]) -> None:
-        last: object = None
-        # A limiter of its own: the checks never queue behind the endpoints' reads (with the
-        # shared one, a burst of reads would delay the check, nothing kept could be served, and
-        # every poll would read the database).
-        own = anyio.CapacityLimiter(1)
+    async def _watch(self) -> None:
         while True:
             started = time.monotonic()
-            try:
-                current = await anyio.to_thread.run_sync(read, limiter=own)
-            except Exception:  # nothing kept is served until a check succeeds again
-                log.warning("live reads: database check failed", exc_info=True)
-            else:
-                if current != last:
-                    self.moved()
-                    last = current
-                self.checked_at = started
+            await self.check()
             if time.monotonic() - self.polled_at > IDLE_SECONDS:
                 await self._rest()
                 continue
             await anyio.sleep(max(0.0, started + self.max_staleness / 2 - time.monotonic()))
 
     async def _rest(self) -> None:
-        """Wait for the next poll. Once the last check is older than the staleness bound, that
-        poll is answered from the database; the check it wakes keeps what was read if the
-        fingerprint has not moved meanwhile."""
+        """Wait for the next poll (which itself waits for a check, and keeps what was read if the
+        fingerprint has not moved meanwhile)."""
         self.waking = anyio.Event()
         try:
             await self.waking.wait()

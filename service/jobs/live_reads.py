@@ -89,7 +89,7 @@ class LiveReads:
         """A page or window of a series, as a LossPage (key "loss") or a SeriesPage ("value")."""
         if window.is_page and self.enabled:
             self.freshness.polled()
-            if self.freshness.fresh():
+            if await self.freshness.current():
                 freshness = self.freshness
                 page = await self.tails.page(
                     self.database,
@@ -111,7 +111,7 @@ class LiveReads:
             return await self._read(read)
         freshness, answers = self.freshness, self.answers
         freshness.polled()
-        if not freshness.fresh():
+        if not await freshness.current():
             return await self._read(read)
         found = answers.get(key, freshness.generation)
         if found is None:  # another request may be reading it

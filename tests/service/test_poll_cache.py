@@ -191,6 +191,36 @@ def test_a_lagging_check_bypasses_what_is_kept_and_concurrent_reads_are_shared()
     assert not live.answers.pending
 
 
+def test_polls_that_find_the_checks_behind_wait_for_one_shared_check_not_a_read_each() -> None:
+    live = LiveReads(1 << 20, STALENESS)
+    checks: list[float] = []
+
+    def fingerprint() -> object:  # the watcher's read, late: the machine is busy
+        checks.append(time.monotonic())
+        time.sleep(2 * STALENESS)
+        return "unchanged"
+
+    live.freshness._read = fingerprint
+    assert len(run_reads(live, ["a"])) == 1  # read once, after the first check
+    assert len(checks) == 1
+    live.freshness.checked_at -= 2 * STALENESS  # the checks fell behind
+    arrived = time.monotonic()
+    assert len(run_reads(live, ["a"] * 30, together=True)) == 0  # still kept: nothing changed
+    assert len(checks) == 2 and checks[1] >= arrived  # one check for all, started after them
+    assert live.freshness._checking is None
+
+    live.freshness.checked_at -= 2 * STALENESS
+    live.freshness._read = lambda: "changed"
+    assert len(run_reads(live, ["a"] * 30, together=True)) == 1  # the check saw a commit
+
+    def failing() -> object:
+        raise OSError("database is locked")
+
+    live.freshness.checked_at -= 2 * STALENESS
+    live.freshness._read = failing
+    assert len(run_reads(live, ["a"] * 3)) == 3  # no check: what is kept is not served
+
+
 def test_memory_stays_under_the_cap(database_url: str, tmp_path: Path, database: Database) -> None:
     seed(database)
     cap = 8_000
