@@ -7,7 +7,7 @@ import pkgutil
 import sys
 from pathlib import Path
 
-SKIP = {"common", "bare_asgi", "pollers", "__main__"}  # helpers, not benchmarks
+SKIP = {"common", "pollers", "__main__"}  # helpers, not benchmarks
 
 
 def main(names: list[str]) -> int:

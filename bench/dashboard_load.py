@@ -3,8 +3,8 @@
 `descent serve --workers 2` on SQLite trains two long CIFAR-10 jobs through quiet and loaded
 windows in turn (bench.pollers' pollers and event streams), each loaded window compared with the
 quiet ones around it; a job's speed in a window is taken between its first and last flush inside
-it. Then the floor, in the same run: the same pollers against bench/bare_asgi.py, written to the
-report's "bare" section.
+it. Then the floor, in the same run: the same pollers against an app that does nothing
+(bench.pollers.bare_app), written to the report's "bare" section.
 """
 
 from __future__ import annotations
@@ -145,19 +145,16 @@ class Run:
     """One run's measures: against Descent's API, or against the bare app (the floor)."""
 
     bare: bool
-    single: Samples  # one client alone, before the windows
     samples: Samples  # what the loaded windows' clients saw
     errors: int
     events: list[list[str]]
     generator: list[float]  # the load generator's own CPU (cores, per window)
     windows: list[Window]
-    load: tuple[float, str]  # the 1-minute load average before the run, and a line on the load
 
 
 def measure(*, bare: bool) -> Run:
     """Quiet and loaded windows of two jobs training in Descent, the pollers (and, against
     Descent's API, the event streams) polling Descent's API or the bare app."""
-    load_before = os.getloadavg()
     with (
         tempfile.TemporaryDirectory() as tmp,
         common.serve(Path(tmp), {}, workers=2) as (api, pid),
@@ -174,8 +171,6 @@ def measure(*, bare: bool) -> Run:
             if time.monotonic() > deadline:
                 raise SystemExit("the jobs did not start")
             time.sleep(0.5)
-        single: Samples = defaultdict(list)
-        run(pollers.poller(target, ids[0], time.monotonic() + 5, single))
         traffic: Samples = defaultdict(list)
         errors, events, generator = 0, [], []
         marks = [read_mark(database, ids, pid, server)]
@@ -196,8 +191,6 @@ def measure(*, bare: bool) -> Run:
                 traffic[name] += values
             errors += failed
             events.append(streams)
-        load_during = os.getloadavg()
-        nice = [os.getpriority(os.PRIO_PROCESS, kid) for kid in common.children(pid)]
         firsts.append(first_flushes_after(database, ids, marks[-1].wall))
         time.sleep(max(0.0, marks[-1].at + SECONDS - time.monotonic()))
         marks.append(read_mark(database, ids, pid, server))
@@ -206,13 +199,7 @@ def measure(*, bare: bool) -> Run:
         for job_id in ids:
             api.post(f"/jobs/{job_id}/cancel")
         database.dispose()
-    machine = (
-        f"- Load average before the run: {', '.join(f'{v:.2f}' for v in load_before)}; at the "
-        f"end of the last loaded window: {', '.join(f'{v:.2f}' for v in load_during)} "
-        f"({os.cpu_count()} cores). Worker processes' niceness: {nice}."
-    )
-    return Run(bare, single, traffic, errors, events, generator, windows,
-               (load_before[0], machine))  # fmt: skip
+    return Run(bare, traffic, errors, events, generator, windows)
 
 
 def speed_tables(windows: list[Window], drops: list[list[float]], server: str) -> str:
@@ -232,7 +219,7 @@ def speed_tables(windows: list[Window], drops: list[list[float]], server: str) -
     )
 
 
-def disturbance(windows: list[Window], load_at_start: float) -> list[str]:
+def disturbance(windows: list[Window]) -> list[str]:
     """Lines on what else shared the machine, if anything did."""
     quiet = np.array([w.speeds for w in windows[0::2]])
     spread = float(((quiet.max(axis=0) - quiet.min(axis=0)) / quiet.max(axis=0)).max())
@@ -244,10 +231,6 @@ def disturbance(windows: list[Window], load_at_start: float) -> list[str]:
     if stolen > STOLEN:
         lines.append(f"- The hypervisor gave up to {stolen:.2f} cores to other guests in a window "
                      "(steal): the machine itself was shared.")  # fmt: skip
-    if not lines and load_at_start > 0.5:
-        lines.append(f"- The quiet windows agree within {100 * spread:.0f}%, but the 1-minute load "
-                     f"average was {load_at_start:.2f} at the start (other work, or the minute's "
-                     "average of a benchmark that had just ended).")  # fmt: skip
     return lines
 
 
@@ -256,11 +239,10 @@ def report(run: Run, floor_drop: float | None = None) -> None:
     bare, samples, windows = run.bare, run.samples, run.windows
     server = "uvicorn (bare app)" if bare else "API"
     every = samples["job"] + samples["loss"]
-    single = run.single["job"] + run.single["loss"]
     rows = [[name, len(values), *percentiles_ms(values, [50, 95, 99]), f"{1000 * max(values):.1f}"]
             for name, values in (("GET /jobs/{id}", samples["job"]),
-                                 ("GET /jobs/{id}/loss?after=", samples["loss"]), ("all", every),
-                                 ("one client alone, before", single))]  # fmt: skip
+                                 ("GET /jobs/{id}/loss?after=", samples["loss"]),
+                                 ("all", every))]  # fmt: skip
     latency = table(["requests", "count", "p50 ms", "p95 ms", "p99 ms", "max ms"], rows)
     drops = round_drops(windows)
     drop = slower_drop(windows)
@@ -300,11 +282,10 @@ def report(run: Run, floor_drop: float | None = None) -> None:
         f"{rate:.0f} requests/s asked for need {per_request * rate:.2f} cores. The load "
         f"generator used {statistics.fmean(run.generator):.2f} cores. Unchanged answers "
         f"(304): {unchanged}.",
-        run.load[1],
-        *disturbance(windows, run.load[0]),
+        *disturbance(windows),
     ]
     polled = (
-        "uvicorn serving an app that does nothing (bench/bare_asgi.py, a 304 for everything) "
+        "uvicorn serving an app that does nothing (bench.pollers.bare_app, a 304 for everything) "
         "while two jobs train in `descent serve --workers 2`"
         if bare
         else "`descent serve --workers 2` (SQLite, the default poll cache) while two jobs train"

@@ -1,4 +1,4 @@
-"""bench.dashboard_load's load generator, and the bare server of its floor.
+"""bench.dashboard_load's load generator, and the app of its floor.
 
 Pollers and SSE subscribers on one uvloop process: the pollers revalidate with If-None-Match, as
 a browser does, through a bare keep-alive HTTP/1.1 protocol (the generator shares the cores with
@@ -15,12 +15,15 @@ import time
 from collections import defaultdict
 from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import httpx
 import uvloop
 
 from bench.common import REPO, answers, free_port, started
+
+if TYPE_CHECKING:
+    from starlette.types import Receive, Scope, Send
 
 POLL_SECONDS = 0.2
 T = TypeVar("T")
@@ -185,12 +188,28 @@ def run(main: Coroutine[Any, Any, T]) -> T:
         return runner.run(main)
 
 
+BARE_HEADERS = [(b"etag", b'W/"0123456789abcdef01234567"'), (b"cache-control", b"no-cache")]
+
+
+async def bare_app(scope: Scope, receive: Receive, send: Send) -> None:
+    """An ASGI app that does nothing: every request gets the same 304. Served by the same uvicorn
+    as `descent serve`, it shows what the HTTP server and the load generator cost per poll before
+    any of Descent's code runs."""
+    if scope["type"] == "lifespan":
+        while (await receive())["type"] != "lifespan.shutdown":
+            await send({"type": "lifespan.startup.complete"})
+        await send({"type": "lifespan.shutdown.complete"})
+    elif scope["type"] == "http":
+        await send({"type": "http.response.start", "status": 304, "headers": BARE_HEADERS})
+        await send({"type": "http.response.body", "body": b""})
+
+
 @contextmanager
 def bare_server() -> Iterator[tuple[str, int]]:
-    """(base URL, pid) of uvicorn serving bench.bare_asgi (a 304 for everything), as `descent
-    serve` runs uvicorn (its default loop and parser: uvloop and httptools)."""
+    """(base URL, pid) of uvicorn serving `bare_app`, as `descent serve` runs uvicorn (its default
+    loop and parser: uvloop and httptools)."""
     port = free_port()
-    command = [sys.executable, "-m", "uvicorn", "bench.bare_asgi:app", "--port", str(port),
+    command = [sys.executable, "-m", "uvicorn", "bench.pollers:bare_app", "--port", str(port),
                "--no-access-log", "--log-level", "warning"]  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     with started(command, lambda: answers(base, 304), env=dict(os.environ), cwd=REPO) as pid:

@@ -1,32 +1,29 @@
 """Full-batch loss + gradient on CIFAR-10 (49,000 x 3,073, 10 classes): the engine against the
-course's vectorized code, one read of X and the two bare BLAS products.
+course's vectorized code in the same dtype (float32, float64), and the engine on X kept as bytes
+against the engine on float X; then the loss and gradient of both against a float64 reference.
 
 The course's code (assignment 1, W (D, C)) lives here, with the prepared CIFAR-10 split the other
-benchmarks share. "BLAS default" is OpenBLAS's own thread count.
+benchmarks share.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from bench import common
 from bench.common import SETTLE, Array, Timing, interleaved, options, table, write_report
 from worker.engine import accel
-from worker.engine.accel.parallel import limit_threads
 from worker.engine.byte_rows import ByteRows
 from worker.engine.datasets import load_builtin
 from worker.engine.losses import softmax_loss_grad, svm_loss_grad
 from worker.engine.preprocess import Preprocessor
 
 REPEATS = 7
-OFF = ", fused off"  # the engine's NumPy pass (DESCENT_FUSED_KERNELS=0)
 BYTES = ", bytes"  # X kept as bytes (ByteRows), as jobs on CIFAR-10 hold it
-T = TypeVar("T")
 
 
 # The course's code (CS231n assignment 1, linear_svm.py / softmax.py / linear_classifier.py).
@@ -101,56 +98,25 @@ def cifar10_prepared(
 LOSSES = (("SVM", course_svm, svm_loss_grad), ("softmax", course_softmax, softmax_loss_grad))
 
 
-def _one_thread(fn: Callable[[], T]) -> Callable[[], T]:
-    """fn with BLAS and the engine's threads capped at 1."""
-
-    def capped() -> T:
-        with threadpool_limits(1), limit_threads(1):
-            return fn()
-
-    return capped
-
-
-def _numpy_pass(fn: Callable[[], T]) -> Callable[[], T]:
-    """fn on the engine with its compiled kernels off (the NumPy backend)."""
-
-    def off() -> T:
-        accel.configure("numpy")
-        try:
-            return fn()
-        finally:
-            accel.configure("compiled")
-
-    return off
-
-
 def _candidates(
     X: Array, X_bytes: ByteRows, y: Array, reg: float
 ) -> list[tuple[str, Callable[[], object]]]:
     rng = np.random.default_rng(0)
     W = (0.001 * rng.standard_normal((10, X.shape[1]))).astype(X.dtype)  # engine layout (C, D)
     Wc = np.ascontiguousarray(W.T)  # the course's (D, C)
-    dS = rng.standard_normal((X.shape[0], 10)).astype(X.dtype)
-    copy = np.empty_like(X)
-    copy[...] = 0.0  # touch the pages once, outside the timing
-    cands: list[tuple[str, Callable[[], object]]] = [
-        ("read X: X.sum()", lambda: X.sum()),
-        ("copy X into a buffer", lambda: np.copyto(copy, X)),
-        ("bare products X.dot(W), X.T.dot(dS)", lambda: (X.dot(Wc), X.T.dot(dS))),
-    ]
-    for tag, cap in (("", lambda fn: fn), (", 1 thread", _one_thread)):
-        for name, course, engine in LOSSES:
-            cands += [
-                (f"course {name}{tag}", cap(partial(course, Wc, X, y, reg))),
-                (f"engine {name}{tag}", cap(partial(engine, W, X, y, reg))),
-                (f"engine {name}{tag}{OFF}", cap(_numpy_pass(partial(engine, W, X, y, reg)))),
-                (f"engine {name}{tag}{BYTES}", cap(partial(engine, W, X_bytes, y, reg))),
-            ]
+    cands: list[tuple[str, Callable[[], object]]] = []
+    for name, course, engine in LOSSES:
+        cands += [
+            (f"course {name}", partial(course, Wc, X, y, reg)),
+            (f"engine {name}", partial(engine, W, X, y, reg)),
+            (f"engine {name}{BYTES}", partial(engine, W, X_bytes, y, reg)),
+        ]
     return cands
 
 
 def _agreement(X: Array, y: Array, reg: float) -> list[list[object]]:
-    """Loss and gradient of course and engine against a float64 reference, same W."""
+    """Loss and gradient of course, engine and the engine's NumPy pass against a float64
+    reference, same W."""
     rng = np.random.default_rng(1)
     W = (0.001 * rng.standard_normal((10, X.shape[1]))).astype(X.dtype)
     X64, W64 = X.astype(np.float64), W.astype(np.float64)
@@ -159,7 +125,11 @@ def _agreement(X: Array, y: Array, reg: float) -> list[list[object]]:
         ref_loss, ref_grad = engine(W64, X64, y, reg)
         c_loss, c_grad = course(np.ascontiguousarray(W.T), X, y, reg)
         e_loss, e_grad = engine(W, X, y, reg)
-        n_loss, n_grad = _numpy_pass(partial(engine, W, X, y, reg))()
+        accel.configure("numpy")  # the engine's NumPy pass
+        try:
+            n_loss, n_grad = engine(W, X, y, reg)
+        finally:
+            accel.configure("compiled")
         scale = float(np.abs(ref_grad).max())
         losses = [abs(float(loss) - ref_loss) / ref_loss for loss in (c_loss, e_loss, n_loss)]
         grads = [float(np.abs(g - ref_grad).max()) / scale for g in (c_grad.T, e_grad, n_grad)]
@@ -169,19 +139,16 @@ def _agreement(X: Array, y: Array, reg: float) -> list[list[object]]:
 
 def _section(dtype: str, timings: list[Timing]) -> str:
     t = {timing.name: timing.seconds for timing in timings}
-    read, products = t["read X: X.sum()"], t["bare products X.dot(W), X.T.dot(dS)"]
     rows = []
     for timing in timings:
         s, course_ratio, float_ratio = timing.seconds, "", ""
         if timing.name.startswith("engine"):
-            course = timing.name.replace("engine", "course").replace(OFF, "").replace(BYTES, "")
+            course = timing.name.replace("engine", "course").replace(BYTES, "")
             course_ratio = f"**{t[course] / s:.2f}x**"
             if timing.name.endswith(BYTES):
                 float_ratio = f"**{t[timing.name.replace(BYTES, '')] / s:.2f}x**"
-        rows.append([timing.name, f"{s * 1e3:.1f}", course_ratio, float_ratio,
-                     f"{s / read:.2f}", f"{s / products:.2f}"])  # fmt: skip
-    header = ["candidate", "ms (min)", "course / engine", "floats / bytes", "/ one read of X",
-              "/ bare products"]  # fmt: skip
+        rows.append([timing.name, f"{s * 1e3:.1f}", course_ratio, float_ratio])
+    header = ["candidate", "ms (min)", "course / engine", "floats / bytes"]
     return f"### {dtype}\n\n" + table(header, rows)
 
 
@@ -206,10 +173,10 @@ Loss + gradient over the whole training set (N = 49,000, D = 3,073, C = 10), reg
 W = 0.001 * randn (every SVM margin active, as at the first step); min of {REPEATS}
 interleaved runs after a warm-up, each after {SETTLE} s idle. **course**: assignment 1's
 `svm_loss_vectorized` / `softmax_loss_vectorized`; **engine**: `worker.engine.losses` on the
-compiled kernels; **fused off**: its NumPy pass; **bytes**: the engine on X kept as bytes
-(`ByteRows`, as a worker holds CIFAR-10; the same values), **floats / bytes** its speed-up over
-the float X; **read X**: `X.sum()`; **copy X**: read + write; **bare products**: the course's two
-BLAS calls alone; ", 1 thread": BLAS and the engine's threads capped at 1.
+compiled kernels, **course / engine** its speed-up over the course's code in the same dtype;
+**bytes**: the engine on X kept as bytes (`ByteRows`, as a worker holds CIFAR-10; the same
+values), **floats / bytes** its speed-up over the engine on the float X. The engine runs on its
+default threads, the course's code on OpenBLAS's.
 
 {sections[0]}
 
@@ -217,10 +184,11 @@ BLAS calls alone; ", 1 thread": BLAS and the engine's threads capped at 1.
 
 ### Same numbers (float32 against a float64 reference computed by the engine)
 
-Relative error of the loss, and max |grad - ref| / max |ref|.
+Relative error of the loss, and max |grad - ref| / max |ref|. **NumPy pass**: the engine with
+its compiled kernels off (`DESCENT_FUSED_KERNELS=0`).
 
-{table(["loss", "float64 loss", "course loss err", "engine loss err", "fused off loss err",
-        "course grad err", "engine grad err", "fused off grad err"], agreement)}
+{table(["loss", "float64 loss", "course loss err", "engine loss err", "NumPy pass loss err",
+        "course grad err", "engine grad err", "NumPy pass grad err"], agreement)}
 """  # fmt: skip
     write_report("step", "Full-batch step: engine vs the course's vectorized code", body)
 
