@@ -13,6 +13,11 @@ job's first attempt: the worker appends in step order; a finished job: frozen). 
 attempt that has not finished may truncate its history on resume: it is never tailed. A changed
 attempt count or a pruned history rebuilds the tail. Cursors before `covered_from`, windows
 (`max_points`) and unknown jobs are read from the database instead.
+
+A tail read within a generation can see a commit that answers kept earlier in it do not (the
+watcher has not seen it yet): a tail that finds its job's status changed calls `changed` (the
+generation moves), so that a client told by a page that the job has ended is not then given a
+kept GET /jobs/{id} that says it is running.
 """
 
 from __future__ import annotations
@@ -102,8 +107,9 @@ def _read(session: Session, key: Key, old: Tail | None, generation: int) -> Tail
 class Tails:
     """The tails of the series being polled, least recently polled dropped first."""
 
-    def __init__(self) -> None:
+    def __init__(self, changed: Callable[[], None] = lambda: None) -> None:
         self.tails: OrderedDict[Key, Tail] = OrderedDict()
+        self.changed = changed
         self.pending: SingleFlight[Key] = SingleFlight()
 
     async def page(
@@ -127,6 +133,8 @@ class Tails:
         if tail is None:
             self.tails.pop(key, None)
             return None
+        if old is not None and old.job.status != tail.job.status:
+            self.changed()
         self.tails[key] = tail
         while len(self.tails) > MAX_TAILS:
             self.tails.popitem(last=False)

@@ -45,7 +45,7 @@ class LiveReads:
     def __init__(self, max_bytes: int, max_staleness: float) -> None:
         self.answers = AnswerCache(max_bytes)
         self.freshness = Freshness(max_staleness)
-        self.tails = Tails()
+        self.tails = Tails(self.freshness.moved)
         self.events = SharedReads()
         self._database: Database | None = None
 

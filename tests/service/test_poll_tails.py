@@ -134,3 +134,28 @@ def test_windows_and_bad_queries_are_never_tailed(
         assert answer(first) == answer(cached.get("/jobs/j/loss?after=2&limit=2"))
         assert [p["step"] for p in first.json()["points"]] == [3, 4]
         assert ("j", "loss", "loss") in cache_of(cached).tails.tails
+
+
+def test_a_page_that_says_the_job_ended_is_never_followed_by_a_kept_running_job(
+    database_url: str, tmp_path: Path, database: Database
+) -> None:
+    add_job(database, "j")
+    append(database, "j", "loss", list(range(10)))
+    with cached_client(database_url, tmp_path) as cached:
+        live = cache_of(cached)
+        live.freshness._read = lambda: "unchanged"  # the watcher sees no commit from now on
+        checked = live.freshness.checked_at
+        deadline = time.monotonic() + 5
+        while live.freshness.checked_at <= checked or not live.freshness.fresh():
+            assert time.monotonic() < deadline, "the watcher never checked"
+            time.sleep(0.02)
+        assert cached.get("/jobs/j/loss?after=-1").json()["next_after"] == 9  # tailed
+        live.freshness.moved()  # a commit seen: the tail is of the generation before
+        assert cached.get("/jobs/j").json()["status"] == "running"  # kept
+        append(database, "j", "loss", [10])
+        with database.transaction() as session:  # the job ends; the watcher does not see it
+            session.execute(update(Job).where(Job.id == "j").values(status="succeeded"))
+        page = cached.get("/jobs/j/loss?after=9").json()  # the tail is read again: it ended
+        assert page["next_after"] is None
+        assert [point["step"] for point in page["points"]] == [10]
+        assert cached.get("/jobs/j").json()["status"] == "succeeded"
