@@ -28,12 +28,12 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 
 import anyio
 import anyio.to_thread
 
 from service.db.session import Database
+from service.single_flight import SingleFlight
 
 log = logging.getLogger("descent.live_reads")
 
@@ -68,14 +68,6 @@ def fingerprint_reader(
     return None
 
 
-@dataclass
-class _Check:
-    """A check of the fingerprint under way: whoever needs one meanwhile waits for it."""
-
-    done: anyio.Event = field(default_factory=anyio.Event)
-    succeeded: bool = False
-
-
 class Freshness:
     """The generation, the last check, the check under way, and whether the watcher rests."""
 
@@ -88,7 +80,8 @@ class Freshness:
         self._lock = threading.Lock()  # `moved` runs in the threads that commit
         self._read: Callable[[], object] | None = None  # the fingerprint, while watching
         self._fingerprint: object = None  # the last one read
-        self._checking: _Check | None = None
+        self.checks: SingleFlight[None] = SingleFlight()  # the check under way, if any
+        self._check_succeeded = False  # whether the last completed check did
         # A limiter of its own: the checks never queue behind the endpoints' reads.
         self._limiter = anyio.CapacityLimiter(1)
 
@@ -117,27 +110,24 @@ class Freshness:
     async def check(self) -> bool:
         """Read the fingerprint (moving the generation if it changed), or wait for the read under
         way; whether it succeeded."""
-        if self._checking is not None:
-            under_way = self._checking
-            await under_way.done.wait()
-            return under_way.succeeded
+        if self.checks:
+            await self.checks.wait(None)
+            return self._check_succeeded
         assert self._read is not None, "check() outside watching()"
-        check = self._checking = _Check()
-        started = time.monotonic()
-        try:
-            fingerprint = await anyio.to_thread.run_sync(self._read, limiter=self._limiter)
-        except Exception:  # nothing kept is served until a check succeeds again
-            log.warning("live reads: database check failed", exc_info=True)
-        else:
+        with self.checks.lead(None):
+            started = time.monotonic()
+            try:
+                fingerprint = await anyio.to_thread.run_sync(self._read, limiter=self._limiter)
+            except Exception:  # nothing kept is served until a check succeeds again
+                log.warning("live reads: database check failed", exc_info=True)
+                self._check_succeeded = False
+                return False
             if fingerprint != self._fingerprint:
                 self.moved()
                 self._fingerprint = fingerprint
             self.checked_at = max(self.checked_at, started)
-            check.succeeded = True
-        finally:
-            self._checking = None
-            check.done.set()
-        return check.succeeded
+            self._check_succeeded = True
+            return True
 
     def polled(self) -> None:
         """Note a poll (waking the watcher if it rests)."""

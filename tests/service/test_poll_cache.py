@@ -207,7 +207,7 @@ def test_polls_that_find_the_checks_behind_wait_for_one_shared_check_not_a_read_
     arrived = time.monotonic()
     assert len(run_reads(live, ["a"] * 30, together=True)) == 0  # still kept: nothing changed
     assert len(checks) == 2 and checks[1] >= arrived  # one check for all, started after them
-    assert live.freshness._checking is None
+    assert not live.freshness.checks
 
     live.freshness.checked_at -= 2 * STALENESS
     live.freshness._read = lambda: "changed"
